@@ -1,0 +1,2 @@
+"""chaosgrid: reproducible grids of many small trainings."""
+__version__ = "0.1.0"

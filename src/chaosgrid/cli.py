@@ -1,0 +1,102 @@
+"""The `chaosgrid` command: the entry point Snakemake rules call, and the way to run a shard by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from chaosgrid.grid import GridError, Shard, cell_id
+
+
+def _spec_text(spec: str) -> str:
+    """A spec given inline as JSON, or as @path to a JSON file."""
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.exists():
+            raise click.BadParameter(f"spec file {path} does not exist", param_hint="--spec")
+        return path.read_text()
+    return spec
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chaosgrid")
+def main() -> None:
+    """chaosgrid: train grids of small classifiers reproducibly and turn them into tables and figures.
+
+    The Snakemake workflow (see the README) calls these commands; each also runs alone.
+    """
+
+
+@main.command("train-shard")
+@click.option(
+    "--spec",
+    required=True,
+    help='Shard as JSON or @file: {"base": {parameter: value}, "seeds": [0, 1, ...], '
+    '"shifts": [...], "severities": [...]}. Parameters left out take their defaults.',
+)
+@click.option("--runs", "runs_path", type=click.Path(dir_okay=False), required=True, help="Output runs parquet.")
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), required=True,
+              help="Output predictions parquet.")  # fmt: skip
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--engine", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
+              help="How the shard's models train together (auto: loop on CPU, vmap on GPU).")  # fmt: skip
+@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
+              show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
+def train_shard(spec, runs_path, predictions_path, threads, device, engine, data_root) -> None:
+    """Train one shard's runs together and write its runs and predictions tables atomically."""
+    try:
+        shard = Shard.from_json(_spec_text(spec))
+    except (GridError, json.JSONDecodeError) as err:
+        raise click.BadParameter(str(err), param_hint="--spec") from err
+    if os.environ.get("CHAOSGRID_FAIL_ONCE"):  # fault injection for retry tests: fail while the marker is absent
+        marker = Path(os.environ["CHAOSGRID_FAIL_ONCE"])
+        if not marker.exists():
+            marker.touch()
+            raise click.ClickException(f"injected failure (CHAOSGRID_FAIL_ONCE={marker})")
+
+    import torch
+
+    from chaosgrid import data, shifts, store, train
+
+    torch.set_num_threads(threads)
+    torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                ("cpu" if device == "auto" else device))  # fmt: skip
+    engine = train.choose_engine(engine, torch_device)
+    cells = shard.cells()
+    start = time.perf_counter()
+    try:
+        dataset = data.load(shard.base["dataset"], data_root).to(torch_device)
+        sets = shifts.eval_sets(dataset, shifts.eval_pairs(list(shard.shifts), list(shard.severities)), data_root)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"shard {shard.key or '(ad hoc)'}: {len(cells)} runs, {len(sets)} eval sets, "
+               f"{torch_device} ({engine}, {threads} threads); data ready in {time.perf_counter() - start:.1f} s")  # fmt: skip
+
+    done = []
+
+    def progress(result) -> None:
+        done.append(result)
+        status = f"DIVERGED at step {result.diverged_step}" if result.diverged_step >= 0 else (
+            f"test_acc {result.evals['clean', 0].acc:.4f}")  # fmt: skip
+        click.echo(f"  [{len(done)}/{len(cells)}] {cell_id(result.cell)} seeds "
+                   f"{result.cell['init_seed']}/{result.cell['order_seed']}/{result.cell['aug_seed']} "
+                   f"{status}  {result.wall_s:.1f} s", err=False)  # fmt: skip
+        sys.stdout.flush()
+
+    results = train.train_shard(cells, dataset, sets, engine=engine, progress=progress)
+    device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
+    prov = store.provenance(device_name, threads, engine)
+    store.write_table(store.predictions_table(results), predictions_path)
+    store.write_table(store.runs_table(results, shard.key, prov), runs_path)
+    click.echo(f"wrote {runs_path} and {predictions_path} in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

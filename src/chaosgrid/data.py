@@ -1,0 +1,264 @@
+"""Datasets as whole tensors, and batching as index arithmetic on them.
+
+Every dataset is held as float32 images in [0, 1] (N, C, H, W) with int64 labels, so a shard loads it once,
+keeps it on the training device, and draws batches by indexing. Randomness lives in explicit
+`torch.Generator`s on the CPU (one per run for batch order, one for augmentation), so a run's batches are
+the same on any device. Normalisation happens last, after augmentation or a distribution shift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+NUM_CLASSES = 10
+CIFAR_HELP = (
+    "Put the python version of CIFAR-10 there (the folder 'cifar-10-batches-py' from "
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz), or point --data-root / CHAOSGRID_DATA at it."
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification task held in memory: images in [0, 1] and per-channel statistics for normalising."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: torch.Tensor  # (C,), of the training images
+    std: torch.Tensor  # (C,)
+
+    def to(self, device: torch.device | str) -> Dataset:
+        moved = {
+            k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test", "mean", "std")
+        }
+        return replace(self, **moved)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
+
+def derive_seed(purpose: str, seed: int) -> int:
+    """A 63-bit seed for one purpose ('order', 'aug', ...), so equal integers never share a random stream."""
+    return int.from_bytes(hashlib.sha256(f"{purpose}:{seed}".encode()).digest()[:8], "little") >> 1
+
+
+def generator(purpose: str, seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(purpose, seed))
+
+
+def _make(name: str, x_train, y_train, x_test, y_test) -> Dataset:
+    x_train, x_test = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(x_test, dtype=torch.float32)
+    return Dataset(
+        name,
+        x_train,
+        torch.as_tensor(y_train, dtype=torch.int64),
+        x_test,
+        torch.as_tensor(y_test, dtype=torch.int64),
+        x_train.mean(dim=(0, 2, 3)),
+        x_train.std(dim=(0, 2, 3)).clamp_min(1e-3),
+    )
+
+
+def digits(test_fraction: float = 0.2) -> Dataset:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no network), split by a fixed permutation."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None] / 16.0
+    y = bunch.target
+    order = np.random.default_rng(0).permutation(len(y))
+    n_test = round(len(y) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return _make("digits", x[train], y[train], x[test], y[test])
+
+
+def _shape_masks(kind: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Foreground mask of each image's class shape, given pixel offsets from its centre and its radius."""
+    d = torch.sqrt(dx**2 + dy**2)
+    box = torch.maximum(dx.abs(), dy.abs())
+    masks = torch.stack(
+        [
+            d < r,  # disk
+            box < r * 0.85,  # square
+            (d - r).abs() < r * 0.3,  # ring
+            ((dx.abs() < r / 3) & (dy.abs() < r)) | ((dy.abs() < r / 3) & (dx.abs() < r)),  # cross
+            dx.abs() + dy.abs() < r,  # diamond
+            (box < r) & (torch.sin(dy * 1.6) > 0),  # horizontal stripes
+            (box < r) & (torch.sin(dx * 1.6) > 0),  # vertical stripes
+            (box < r) & (torch.sin(dx * 1.6) * torch.sin(dy * 1.6) > 0),  # checkerboard
+            (dy > -r) & (dy < r) & (dx.abs() < (dy + r) / 2),  # triangle
+            ((dx - dy).abs() < r / 2.5) & (box < r),  # diagonal bar
+        ]
+    )
+    return masks.gather(0, kind[None, :, None, None].expand(1, *dx.shape)).squeeze(0)
+
+
+def synthetic_images(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CIFAR-shaped task: ten shape classes drawn at random position, size and colour on textured noise.
+
+    The class is carried by the shape alone; position, scale, colours, background texture and pixel noise
+    are nuisances, and a class-dependent colour tint gives a weak second cue. Hard enough that small nets
+    do not saturate it, so run-to-run variance is visible.
+    """
+    g = torch.Generator().manual_seed(derive_seed("synthetic", seed))
+    y = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+    coords = torch.arange(size, dtype=torch.float32)
+    centre = size / 2 + (torch.rand(n, 2, generator=g) - 0.5) * size * 0.4
+    radius = size * (0.16 + 0.16 * torch.rand(n, generator=g))
+    dx = coords[None, None, :] - centre[:, 0, None, None]
+    dy = coords[None, :, None] - centre[:, 1, None, None]
+    rotate = torch.rand(n, generator=g) < 0.5  # swap axes: rotates stripes and triangles by 90 degrees
+    dx, dy = torch.where(rotate[:, None, None], dy, dx), torch.where(rotate[:, None, None], dx, dy)
+    mask = _shape_masks(y, dx, dy, radius[:, None, None]).float()[:, None]
+    tint = torch.rand(NUM_CLASSES, 3, generator=torch.Generator().manual_seed(7))
+    foreground = 0.6 * torch.rand(n, 3, generator=g) + 0.4 * tint[y]
+    background = torch.rand(n, 3, generator=g)
+    texture = torch.nn.functional.interpolate(
+        torch.rand(n, 1, size // 4, size // 4, generator=g), size=size, mode="bilinear", align_corners=False
+    )
+    back = background[:, :, None, None] * (0.6 + 0.4 * texture)
+    x = mask * foreground[:, :, None, None] + (1 - mask) * back
+    x = x + 0.08 * torch.randn(x.shape, generator=g)
+    return x.clamp(0, 1), y
+
+
+def synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Dataset:
+    """The synthetic task; train and test come from disjoint random streams of the same distribution."""
+    x_train, y_train = synthetic_images(n_train, seed)
+    x_test, y_test = synthetic_images(n_test, seed + 1_000_003)
+    name = "synthetic" if n_train == 5000 else f"synthetic{n_train // 1000}k"
+    return _make(name, x_train, y_train, x_test, y_test)
+
+
+def _cifar_folder(root: Path) -> Path:
+    folder = root / "cifar-10-batches-py"
+    if not (folder / "data_batch_1").exists():
+        raise FileNotFoundError(f"CIFAR-10 not found: looked for {folder / 'data_batch_1'}. {CIFAR_HELP}")
+    return folder
+
+
+def cifar10(root: Path) -> Dataset:
+    """CIFAR-10 from torchvision's on-disk format (download=False: this machine has no network)."""
+    from torchvision.datasets import CIFAR10
+
+    class UncheckedCIFAR10(CIFAR10):
+        """torchvision's reader without its MD5 checks, which reject subsets and re-encoded copies."""
+
+        def _check_integrity(self) -> bool:
+            return _cifar_folder(Path(self.root)).exists()
+
+        def _load_meta(self) -> None:
+            self.classes = [f"class{i}" for i in range(NUM_CLASSES)]
+
+    _cifar_folder(root)  # torchvision's own message does not say where it looked
+    train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
+    to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets)
+
+
+def _npy_images(path: Path) -> torch.Tensor:
+    return torch.from_numpy(np.load(path)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def cifar10_1(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10.1 (v6) from its .npy files in `root/cifar10.1`: 2,000 new test images."""
+    folder = root / "cifar10.1"
+    data, labels = folder / "cifar10.1_v6_data.npy", folder / "cifar10.1_v6_labels.npy"
+    if not data.exists():
+        raise FileNotFoundError(f"CIFAR-10.1 not found: looked for {data} and {labels}")
+    return _npy_images(data), torch.from_numpy(np.load(labels)).long()
+
+
+def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One corruption and severity of CIFAR-10-C: rows (severity-1)*10000 ... of `root/CIFAR-10-C/<c>.npy`."""
+    folder = root / "CIFAR-10-C"
+    path = folder / f"{corruption}.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"CIFAR-10-C corruption not found: looked for {path}")
+    images, labels = np.load(path, mmap_mode="r"), np.load(folder / "labels.npy", mmap_mode="r")
+    n = len(images) // 5
+    rows = slice((severity - 1) * n, severity * n)
+    x = torch.from_numpy(np.ascontiguousarray(images[rows])).permute(0, 3, 1, 2).float() / 255.0
+    return x, torch.from_numpy(np.ascontiguousarray(labels[rows])).long()
+
+
+def load(name: str, root: Path | str = "data") -> Dataset:
+    """The named dataset, on the CPU. Offline sets are built in memory; cifar10 is read from `root`."""
+    if name == "digits":
+        return digits()
+    if name == "synthetic":
+        return synthetic()
+    if name == "synthetic50k":
+        return synthetic(50_000, 10_000)
+    if name == "cifar10":
+        return cifar10(Path(root))
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def balanced_subset(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+    """Indices of a deterministic class-balanced subset: the first ceil(fraction*n_c) of a fixed shuffle per class."""
+    if fraction >= 1:
+        return torch.arange(len(y))
+    g = generator("subset", seed)
+    keep = []
+    for c in torch.unique(y):
+        members = torch.nonzero(y == c).flatten()
+        members = members[torch.randperm(len(members), generator=g)]
+        keep.append(members[: math.ceil(fraction * len(members))])
+    return torch.sort(torch.cat(keep)).values
+
+
+def noisy_labels(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class."""
+    if fraction <= 0:
+        return y
+    g = generator("label_noise", seed)
+    flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
+    shift = torch.randint(1, NUM_CLASSES, (len(flip),), generator=g)
+    noisy = y.clone()
+    noisy[flip] = (y[flip] + shift.to(y.device)) % NUM_CLASSES
+    return noisy
+
+
+def epoch_orders(n: int, g: torch.Generator):
+    """Endless stream of epoch permutations of range(n), drawn from the run's order generator."""
+    while True:
+        yield torch.randperm(n, generator=g)
+
+
+def batch_indices(n: int, batch_size: int, g: torch.Generator):
+    """Endless stream of index batches: each epoch a fresh permutation cut into ceil(n/batch_size) batches."""
+    for order in epoch_orders(n, g):
+        yield from order.split(batch_size)
+
+
+def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """Batched random flips and translations (crop of a zero-padded image), drawn from the run's generator.
+
+    The pad is H/8 pixels (4 on CIFAR's 32, 1 on the 8x8 digits). The draws are made in the same order
+    whatever the device, so runs are reproducible across devices up to float arithmetic.
+    """
+    if kind == "none":
+        return x
+    n, _, h, w = x.shape
+    if "crop" in kind:
+        pad = max(1, h // 8)
+        shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=g).to(x.device)
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        rows = torch.arange(h, device=x.device)[None, :] + shifts[:, :1]
+        cols = torch.arange(w, device=x.device)[None, :] + shifts[:, 1:]
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if "flip" in kind:
+        flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+

@@ -1,0 +1,112 @@
+"""Model families, each with a width knob and the same constructor for any input shape and class count.
+
+- `cnn`: a small VGG-style net (widths w, 2w, 4w), the default for CPU-scale grids.
+- `resnet18`: ResNet-18 with stage widths k, 2k, 4k, 8k as in the double-descent literature (k=64 is the
+  standard net).
+- `fast`: an airbench-style net: a frozen 2x2 patch-whitening convolution initialised from the training
+  images, then three conv-pool-BN-GELU blocks (widths w, 4w, 4w; w=64 is airbench94's 64/256/256) and a
+  scaled linear head. Pools use ceil_mode so 8x8 inputs work too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)]
+
+
+class CNN(nn.Sequential):
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        w = width
+        super().__init__(
+            *conv_bn(in_channels, w), nn.ReLU(),
+            *conv_bn(w, 2 * w), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            *conv_bn(2 * w, 4 * w), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes),
+        )  # fmt: skip
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(*conv_bn(c_in, c_out, stride), nn.ReLU(), *conv_bn(c_out, c_out))
+        self.skip = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class ResNet18(nn.Sequential):
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        k = width
+        stages, c_in = [], k
+        for i, c in enumerate((k, 2 * k, 4 * k, 8 * k)):
+            stride = 1 if i == 0 else 2
+            stages += [BasicBlock(c_in, c, stride), BasicBlock(c, c, 1)]
+            c_in = c
+        super().__init__(
+            *conv_bn(in_channels, k), nn.ReLU(), *stages,
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8 * k, num_classes),
+        )  # fmt: skip
+
+
+class Whitening(nn.Module):
+    """Frozen 2x2 convolution whose filters are the (+/-) eigenvectors of the patch covariance, scaled.
+
+    A buffer, not a parameter: airbench found learning it gains nothing, and freezing it keeps the first
+    layer identical across the runs of a shard.
+    """
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(2 * in_channels * 4, in_channels, 2, 2))
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        c = images.shape[1]
+        patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()
+        patches = patches - patches.mean(0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).reshape(-1, c, 2, 2).float()
+        self.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x, self.weight)
+
+
+class FastNet(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        super().__init__()
+        widths = (width, 4 * width, 4 * width)
+        self.whiten = Whitening(in_channels)
+        layers: list[nn.Module] = [nn.GELU()]
+        c_in = 2 * in_channels * 4
+        for c in widths:
+            layers += [
+                nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True),
+                nn.BatchNorm2d(c), nn.GELU(),
+                *conv_bn(c, c), nn.GELU(),
+            ]  # fmt: skip
+            c_in = c
+        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.whiten(x)) / 9.0  # airbench's logit scale
+
+
+MODELS = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}
+
+
+def build(name: str, in_channels: int, num_classes: int, width: int) -> nn.Module:
+    """A fresh model of family `name` with the current global RNG state (seed it first)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name](in_channels, num_classes, width)

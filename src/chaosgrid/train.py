@@ -1,0 +1,232 @@
+"""Train the runs of one shard together: one data load, K models, per-run seeds for init, order, augmentation.
+
+Two engines share every line of the recipe and differ only in how K models take a step:
+- `loop`: one model at a time (K=1 stacks in sequence), fastest on a CPU;
+- `vmap`: the K models' parameters stacked and called through `torch.func.functional_call` under `vmap`,
+  so a GPU runs K tiny networks as one wide one. BatchNorm running statistics are stacked buffers too.
+For the same cells both engines give the same predictions up to float rounding (tested).
+
+A run whose loss goes NaN/inf is marked diverged at that step; the others are unaffected.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from chaosgrid import models
+from chaosgrid.data import NUM_CLASSES, Dataset, augment, balanced_subset, batch_indices, generator, noisy_labels
+from chaosgrid.data import derive_seed
+
+EVAL_CHUNK = 2048  # eval examples per forward pass
+
+
+@dataclass
+class EvalResult:
+    pred: np.ndarray  # uint8, predicted class per example
+    p_true: np.ndarray  # float16, softmax probability of the true class per example
+    acc: float
+
+
+@dataclass
+class RunResult:
+    cell: dict
+    train_loss: float  # mean over the last epoch's batches (augmented, as trained)
+    train_acc: float
+    diverged_step: int  # first step with a non-finite loss; -1 if none
+    wall_s: float  # seconds of this run's training and evaluation (a shard's time split evenly under vmap)
+    evals: dict[tuple[str, int], EvalResult]
+
+
+def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised training images and (possibly noisy) labels that a cell trains on."""
+    keep = balanced_subset(data.y_train.cpu(), cell["data_fraction"]).to(data.x_train.device)
+    x, y = data.normalize(data.x_train[keep]), data.y_train[keep]
+    return x, noisy_labels(y, cell["label_noise"])
+
+
+def lr_factor(schedule: str, warmup: float, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak lr at each step: linear warm-up, then constant, linear/cosine decay or steps."""
+    warm = max(1, round(warmup * total_steps)) if warmup > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        if schedule == "linear":
+            return 1 - progress
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        if schedule == "step":
+            return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+        return 1.0
+
+    return factor
+
+
+def init_model(cell: dict, x_train: torch.Tensor) -> nn.Module:
+    """The cell's model at initialisation, built on the CPU from its init seed (device-independent)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed("init", cell["init_seed"]))
+        model = models.build(cell["model"], x_train.shape[1], NUM_CLASSES, cell["width"])
+    if isinstance(model, models.FastNet):
+        model.whiten.fit(x_train[:5000].cpu())
+    if cell["perturbation"] == "weight":
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.dim() > 1).view(-1)[0] *= 1.001
+    return model
+
+
+class LoopStack:
+    """K independent modules; a step runs them one after another."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.modules = modules
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for m in self.modules for p in m.parameters()]
+
+    def train(self, mode: bool) -> None:
+        for m in self.modules:
+            m.train(mode)
+
+    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        return torch.stack([m(x if shared else x[k]) for k, m in enumerate(self.modules)])
+
+
+class VmapStack:
+    """K modules of one architecture as stacked tensors, called through `functional_call` under `vmap`."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.params, self.buffers = stack_module_state(modules)
+        self.base = copy.deepcopy(modules[0]).to("meta")
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def train(self, mode: bool) -> None:
+        self.base.train(mode)
+
+    def _one(self, params, buffers, x):
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        return vmap(self._one, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
+
+
+def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: torch.Tensor):
+    """Train the stack's K models, each on its own batch order and augmentation; returns per-run statistics.
+
+    Returns (train_loss, train_acc, diverged_step) as CPU tensors of length K. Nothing here synchronises
+    with the device inside the loop: divergence is tracked as a tensor.
+    """
+    cell = cells[0]
+    n, k, device = len(y), len(cells), x.device
+    steps_per_epoch = math.ceil(n / cell["batch_size"])
+    total = max(1, round(cell["epochs"] * steps_per_epoch))
+    optimizer = torch.optim.SGD(
+        stack.parameters(),
+        lr=cell["lr"],
+        momentum=cell["momentum"],
+        nesterov=cell["nesterov"] and cell["momentum"] > 0,
+        weight_decay=cell["weight_decay"],
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cell["schedule"], cell["warmup"], total))
+    orders = [batch_indices(n, cell["batch_size"], generator("order", c["order_seed"])) for c in cells]
+    aug_generators = [generator("aug", c["aug_seed"]) for c in cells]
+    diverged = torch.full((k,), -1, dtype=torch.long, device=device)
+    loss_sum = torch.zeros(k, device=device)
+    correct = torch.zeros(k, device=device)
+    seen = 0
+    stack.train(True)
+    for step in range(total):
+        idx = [next(order).to(device) for order in orders]
+        xb = torch.stack([augment(x[i], cell["augmentation"], g) for i, g in zip(idx, aug_generators)])
+        yb = torch.stack([y[i] for i in idx])
+        fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
+        with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
+            logits = stack(xb)
+        losses = F.cross_entropy(
+            logits.flatten(0, 1).float(), yb.flatten(), label_smoothing=cell["label_smoothing"], reduction="none"
+        ).view(k, -1)
+        per_run = losses.mean(1)
+        optimizer.zero_grad(set_to_none=True)
+        per_run.sum().backward()
+        optimizer.step()
+        scheduler.step()
+        diverged = torch.where((diverged < 0) & ~torch.isfinite(per_run.detach()), step, diverged)
+        if step >= total - steps_per_epoch:  # statistics over the last epoch
+            loss_sum += losses.detach().sum(1)
+            correct += (logits.detach().argmax(-1) == yb).sum(1)
+            seen += yb.shape[1]
+    return (loss_sum / seen).cpu(), (correct / seen).cpu(), diverged.cpu()
+
+
+@torch.no_grad()
+def evaluate(stack: LoopStack | VmapStack, sets: dict) -> list[dict[tuple[str, int], EvalResult]]:
+    """Per-example predictions and true-class probabilities of the K models on every evaluation set."""
+    stack.train(False)
+    out = None
+    for key, (x, y) in sets.items():
+        probs = torch.cat([stack(xc, shared=True).float().softmax(-1) for xc in x.split(EVAL_CHUNK)], dim=1)
+        pred = probs.argmax(-1)
+        p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
+        acc = (pred == y).float().mean(1)
+        pred, p_true, acc = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), acc.cpu().tolist()
+        out = out or [{} for _ in range(len(probs))]
+        for r in range(len(probs)):
+            out[r][key] = EvalResult(pred[r], p_true[r], acc[r])
+    return out
+
+
+def choose_engine(engine: str, device: torch.device) -> str:
+    """'auto' picks by measurement (benchmarks/throughput.py): the loop on CPU, vmap on CUDA."""
+    if engine == "auto":
+        return "vmap" if device.type == "cuda" else "loop"
+    if engine not in ("loop", "vmap"):
+        raise ValueError(f"unknown engine {engine!r}; choose auto, loop or vmap")
+    return engine
+
+
+def train_shard(
+    cells: list[dict],
+    data: Dataset,
+    sets: dict,
+    engine: str = "auto",
+    progress: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device."""
+    shared = {k: v for k, v in cells[0].items() if not k.endswith("_seed")}
+    for c in cells:
+        if {k: v for k, v in c.items() if not k.endswith("_seed")} != shared:
+            raise ValueError("a shard's cells must differ only in their seeds")
+    device = data.x_train.device
+    x, y = training_set(data, cells[0])
+    engine = choose_engine(engine, device)
+    groups = [cells] if engine == "vmap" else [[c] for c in cells]
+    results = []
+    for group in groups:
+        start = time.perf_counter()
+        modules = [init_model(c, x).to(device) for c in group]
+        stack = VmapStack(modules) if engine == "vmap" else LoopStack(modules)
+        loss, acc, diverged = fit(stack, group, x, y)
+        evals = evaluate(stack, sets)
+        seconds = (time.perf_counter() - start) / len(group)
+        for r, c in enumerate(group):
+            step = int(diverged[r])
+            if step >= 0:  # a diverged run has no meaningful accuracy; its predictions are kept as made
+                evals[r] = {key: EvalResult(e.pred, e.p_true, float("nan")) for key, e in evals[r].items()}
+            result = RunResult(c, float(loss[r]), float(acc[r]), step, seconds, evals[r])
+            results.append(result)
+            if progress:
+                progress(result)
+    return results
