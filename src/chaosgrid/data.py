@@ -186,8 +186,8 @@ def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor,
     images, labels = np.load(path, mmap_mode="r"), np.load(folder / "labels.npy", mmap_mode="r")
     n = len(images) // 5
     rows = slice((severity - 1) * n, severity * n)
-    x = torch.from_numpy(np.ascontiguousarray(images[rows])).permute(0, 3, 1, 2).float() / 255.0
-    return x, torch.from_numpy(np.ascontiguousarray(labels[rows])).long()
+    x = torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).float() / 255.0
+    return x, torch.from_numpy(np.array(labels[rows])).long()
 
 
 def load(name: str, root: Path | str = "data") -> Dataset:

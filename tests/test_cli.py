@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from chaosgrid.cli import main
+
+
+def test_help_lists_subcommands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "train-shard" in result.output
+
+
+@pytest.mark.parametrize(
+    "base, named",
+    [
+        ('{"model": "transformer"}', "model"),
+        ('{"lr": -0.1}', "lr"),
+        ('{"data_fraction": 1.5}', "data_fraction"),
+        ('{"data_fraction": 0}', "data_fraction"),
+    ],
+)
+def test_bad_parameters_fail_before_training(tmp_path, base, named):
+    spec = f'{{"base": {base}, "seeds": [0]}}'
+    result = CliRunner().invoke(
+        main, ["train-shard", "--spec", spec, "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")]
+    )
+    assert result.exit_code == 2 and named in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_shift_and_missing_spec_file_are_named(tmp_path):
+    args = ["--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")]
+    bad_shift = '{"base": {}, "seeds": [0], "shifts": ["snow"], "severities": [1]}'
+    result = CliRunner().invoke(main, ["train-shard", "--spec", bad_shift, *args])
+    assert result.exit_code == 2 and "'snow'" in result.output
+    result = CliRunner().invoke(main, ["train-shard", "--spec", "@/nonexistent.json", *args])
+    assert result.exit_code == 2 and "/nonexistent.json" in result.output
+
+
+def test_missing_cifar_is_a_clear_error(tmp_path):
+    spec = '{"base": {"dataset": "cifar10"}, "seeds": [0]}'
+    result = subprocess.run(
+        [sys.executable, "-m", "chaosgrid.cli", "train-shard", "--spec", spec, "--data-root", str(tmp_path),
+         "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1 and "cifar-10-batches-py" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,110 @@
+import numpy as np
+import pickle
+import pytest
+import torch
+
+from chaosgrid import data
+
+
+def test_digits_split_is_fixed(digits):
+    assert digits.x_train.shape[1:] == (1, 8, 8) and len(digits.x_train) + len(digits.x_test) == 1797
+    assert torch.equal(data.digits().y_test, digits.y_test)
+    assert 0 <= digits.x_train.min() and digits.x_train.max() <= 1
+
+
+def test_synthetic_is_cifar_shaped_deterministic_and_balanced():
+    x, y = data.synthetic_images(2000, seed=0)
+    x2, y2 = data.synthetic_images(2000, seed=0)
+    assert x.shape == (2000, 3, 32, 32) and torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(x, data.synthetic_images(2000, seed=1)[0])
+    counts = torch.bincount(y, minlength=10)
+    assert counts.min() > 150  # all ten classes present in similar numbers
+
+
+def test_balanced_subset_is_deterministic_and_balanced(digits):
+    idx = data.balanced_subset(digits.y_train, 0.5)
+    assert torch.equal(idx, data.balanced_subset(digits.y_train, 0.5))
+    full = torch.bincount(digits.y_train, minlength=10)
+    half = torch.bincount(digits.y_train[idx], minlength=10)
+    assert torch.all((half - full / 2).abs() <= 1)
+    assert len(data.balanced_subset(digits.y_train, 1.0)) == len(digits.y_train)
+
+
+def test_label_noise_replaces_exact_fraction_with_other_classes(digits):
+    y = digits.y_train
+    noisy = data.noisy_labels(y, 0.2)
+    assert (noisy != y).sum() == round(0.2 * len(y))
+    assert torch.equal(noisy, data.noisy_labels(y, 0.2))
+    assert noisy.max() < 10
+
+
+def test_batches_cover_each_epoch_once():
+    stream = data.batch_indices(10, 4, data.generator("order", 0))
+    epoch = [next(stream) for _ in range(3)]
+    assert [len(b) for b in epoch] == [4, 4, 2]
+    assert sorted(torch.cat(epoch).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize("kind", ["flip", "crop", "flip_crop"])
+def test_augment_is_seeded_and_shape_preserving(kind):
+    x = torch.rand(16, 3, 32, 32)
+    a = data.augment(x, kind, data.generator("aug", 1))
+    assert a.shape == x.shape
+    assert torch.equal(a, data.augment(x, kind, data.generator("aug", 1)))
+    assert not torch.equal(a, x)
+    assert torch.equal(data.augment(x, "none", data.generator("aug", 1)), x)
+
+
+def test_crop_translates_by_at_most_the_pad():
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 16, 16] = 1
+    moved = data.augment(x, "crop", data.generator("aug", 0))
+    where = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 32, where % 32
+    assert (rows - 16).abs().max() <= 4 and (cols - 16).abs().max() <= 4
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10
+
+
+def _write_cifar(root, n=20):
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        batch = {"data": images.transpose(0, 3, 1, 2).reshape(n, -1), "labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    return images, batch["labels"]
+
+
+def test_cifar10_reads_torchvision_format(tmp_path):
+    test_images, test_labels = _write_cifar(tmp_path)
+    ds = data.load("cifar10", tmp_path)
+    assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
+    assert torch.allclose(ds.x_test[3], torch.from_numpy(test_images[3]).permute(2, 0, 1).float() / 255)
+    assert ds.y_test.tolist() == test_labels
+
+
+def test_missing_cifar10_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "cifar-10-batches-py")):
+        data.load("cifar10", tmp_path)
+
+
+def test_cifar10_1_and_cifar10_c_readers(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "cifar10.1").mkdir()
+    np.save(tmp_path / "cifar10.1/cifar10.1_v6_data.npy", rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8))
+    np.save(tmp_path / "cifar10.1/cifar10.1_v6_labels.npy", np.arange(7) % 10)
+    x, y = data.cifar10_1(tmp_path)
+    assert x.shape == (7, 3, 32, 32) and y.tolist() == list(range(7))
+    (tmp_path / "CIFAR-10-C").mkdir()
+    images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    np.save(tmp_path / "CIFAR-10-C/fog.npy", images)
+    np.save(tmp_path / "CIFAR-10-C/labels.npy", np.arange(20) % 10)
+    x, y = data.cifar10_c(tmp_path, "fog", 3)
+    assert x.shape == (4, 3, 32, 32) and torch.allclose(x * 255, torch.full_like(x, 2.0))
+    assert y.tolist() == [8, 9, 0, 1]
+    with pytest.raises(FileNotFoundError, match="snow.npy"):
+        data.cifar10_c(tmp_path, "snow", 1)

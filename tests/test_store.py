@@ -1,0 +1,96 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from chaosgrid import store, train
+from chaosgrid.grid import cell_id, expand_study
+
+CLI = [sys.executable, "-m", "chaosgrid.cli"]
+
+
+@pytest.fixture(scope="module")
+def shard_tables(tmp_path_factory):
+    """A shard of 8 default runs trained through the real CLI, as a user would."""
+    out = tmp_path_factory.mktemp("shard")
+    shard = expand_study("t", {"seeds": 8, "epochs": 3, "shifts": ["gaussian_noise", "contrast"], "severities": [1, 3]})[0]
+    done = subprocess.run(
+        [*CLI, "train-shard", "--spec", shard.to_json(), "--runs", out / "runs.parquet",
+         "--predictions", out / "predictions.parquet"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return shard, done.stdout, pq.read_table(out / "runs.parquet"), pq.read_table(out / "predictions.parquet"), out
+
+
+def test_shard_of_8_gives_8_runs_and_8_x_eval_sets_predictions(shard_tables, digits):
+    shard, stdout, runs, predictions, out = shard_tables
+    assert runs.num_rows == 8 and runs.schema.equals(store.RUNS_SCHEMA)
+    assert predictions.num_rows == 8 * 5 and predictions.schema.equals(store.PREDICTIONS_SCHEMA)
+    assert set(runs["cell_id"].to_pylist()) == {cell_id(c) for c in shard.cells()}
+    assert {len(p) for p in predictions["pred"].to_pylist()} == {len(digits.y_test)}
+    ids, preds = store.matrix(predictions, "pred", "gaussian_noise", 3)
+    assert preds.shape == (8, len(digits.y_test)) and preds.dtype == np.uint8
+    _, p_true = store.matrix(predictions, "p_true")
+    assert p_true.dtype == np.float16
+    clean_acc = (store.matrix(predictions)[1] == digits.y_test.numpy()).mean(1)
+    np.testing.assert_allclose(clean_acc, runs["test_acc"].to_numpy())
+    bytes_per = os.path.getsize(out / "predictions.parquet") / predictions.num_rows
+    print(f"predictions: {bytes_per:.0f} bytes per run per eval set of {len(digits.y_test)} examples")
+
+
+def test_progress_and_provenance(shard_tables):
+    _, stdout, runs, _, _ = shard_tables
+    assert stdout.count("test_acc") == 8 and "[8/8]" in stdout
+    row = runs.slice(0, 1).to_pylist()[0]
+    assert row["torch_version"].startswith("2.") and row["device"] == "cpu" and row["threads"] == 1
+    assert row["chaosgrid_version"] and row["git_commit"] and row["engine"] == "loop"
+    assert row["shard"] == "seeds~0-7"
+    assert pq.read_metadata(shard_tables[4] / "runs.parquet").row_group(0).column(0).compression == "ZSTD"
+
+
+def test_write_is_atomic_when_writing_fails(tmp_path):
+    table = store.runs_table([], "s", store.provenance("cpu", 1, "loop"))
+
+    class Boom(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom
+
+    original = store.pq.write_table
+    store.pq.write_table = explode
+    try:
+        with pytest.raises(Boom):
+            store.write_table(table, tmp_path / "runs.parquet")
+    finally:
+        store.pq.write_table = original
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_training_process_leaves_no_result_file(tmp_path):
+    spec = json.dumps({"base": {"epochs": 400}, "seeds": [0, 1]})
+    runs, predictions = tmp_path / "runs.parquet", tmp_path / "predictions.parquet"
+    proc = subprocess.Popen(
+        [*CLI, "train-shard", "--spec", spec, "--runs", runs, "--predictions", predictions],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert "runs" in proc.stdout.readline()  # data loaded, training under way
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_diverged_runs_are_rows_not_crashes(digits, digits_sets):
+    cells = expand_study("d", {"lr": 1e20, "epochs": 1, "weight_decay": 0, "seeds": 2})[0].cells()
+    results = train.train_shard(cells, digits, digits_sets)
+    runs = store.runs_table(results, "k", store.provenance("cpu", 1, "loop"))
+    assert runs["diverged"].to_pylist() == [True, True]
+    assert all(s >= 0 for s in runs["diverged_step"].to_pylist())

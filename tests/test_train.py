@@ -1,0 +1,124 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from chaosgrid import data, shifts, train
+from chaosgrid.grid import validate_cell
+
+
+def cells(n=2, **params):
+    return [validate_cell({**params, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(n)]
+
+
+def predictions(results):
+    return np.stack([r.evals["clean", 0].pred for r in results])
+
+
+def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
+    (result,) = train.train_shard(cells(1), digits, digits_sets)
+    print(f"default cnn on digits: test_acc {result.evals['clean', 0].acc:.4f} in {result.wall_s:.2f} s (1 thread)")
+    assert result.evals["clean", 0].acc >= 0.97
+    assert result.diverged_step == -1 and result.train_acc > 0.97
+
+
+def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets):
+    spec = cells(2, epochs=2, augmentation="flip_crop")
+    first, second = (train.train_shard(spec, digits, digits_sets) for _ in range(2))
+    for a, b in zip(first, second):
+        assert a.train_loss == b.train_loss
+        for key in a.evals:
+            assert np.array_equal(a.evals[key].p_true, b.evals[key].p_true)
+
+
+@pytest.mark.parametrize("source", ["init", "order", "aug"])
+def test_each_seed_source_changes_the_run(digits, digits_sets, source):
+    base = validate_cell({"epochs": 1, "augmentation": "flip_crop"})
+    other = {**base, f"{source}_seed": 1}
+    a, b = train.train_shard([base], digits, digits_sets) + train.train_shard([other], digits, digits_sets)
+    assert a.train_loss != b.train_loss
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet18", "fast"])
+def test_vmap_and_loop_engines_agree(digits, digits_sets, model):
+    """Same seeds, both engines: equal predictions and close probabilities after a few steps (BatchNorm included)."""
+    spec = cells(3, model=model, width=4, epochs=0.2, augmentation="flip_crop")
+    loop = train.train_shard(spec, digits, digits_sets, engine="loop")
+    vmapped = train.train_shard(spec, digits, digits_sets, engine="vmap")
+    for a, b in zip(loop, vmapped):
+        assert abs(a.train_loss - b.train_loss) < 1e-4
+        for key in a.evals:
+            np.testing.assert_allclose(a.evals[key].p_true, b.evals[key].p_true, atol=2e-3)
+            assert (a.evals[key].pred != b.evals[key].pred).mean() < 0.05  # near-ties of a barely trained net
+
+
+def test_eval_uses_batchnorm_running_statistics(digits):
+    """Eval-mode predictions must not depend on which other examples share the batch."""
+    cell = cells(1, epochs=1)[0]
+    x, y = train.training_set(digits, cell)
+    stack = train.LoopStack([train.init_model(cell, x)])
+    train.fit(stack, [cell], x, y)
+    x_test = digits.normalize(digits.x_test)
+    whole = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})[0]["clean", 0]
+    first = train.evaluate(stack, {("clean", 0): (x_test[:7], digits.y_test[:7])})[0]["clean", 0]
+    np.testing.assert_allclose(whole.p_true[:7].astype(float), first.p_true.astype(float), atol=1e-3)
+
+
+def test_a_diverged_run_is_marked_and_others_continue(digits):
+    spec = cells(2, epochs=1)
+    x, y = train.training_set(digits, spec[0])
+    modules = [train.init_model(c, x) for c in spec]
+    with torch.no_grad():
+        next(modules[1].parameters()).view(-1)[0] = float("nan")
+    loss, acc, diverged = train.fit(train.VmapStack(modules), spec, x, y)
+    assert diverged.tolist() == [-1, 0]
+    alone_loss, _, alone_diverged = train.fit(train.VmapStack([train.init_model(spec[0], x)]), spec[:1], x, y)
+    assert alone_diverged.tolist() == [-1]
+    assert abs(loss[0].item() - alone_loss[0].item()) < 1e-4
+
+
+def test_huge_learning_rate_is_recorded_as_diverged(digits, digits_sets):
+    """(BatchNorm makes a net scale-invariant: lr 1e6 only stalls it; 1e20 overflows the head to inf.)"""
+    results = train.train_shard(cells(2, lr=1e20, epochs=1, weight_decay=0), digits, digits_sets)
+    for r in results:
+        assert r.diverged_step >= 0
+        assert math.isnan(r.evals["clean", 0].acc)
+
+
+@pytest.mark.parametrize("perturbation", ["weight", "fp16_first_batch"])
+def test_tiny_perturbations_change_the_run_slightly(digits, digits_sets, perturbation):
+    (base,) = train.train_shard(cells(1, epochs=0.1), digits, digits_sets)
+    (twin,) = train.train_shard(cells(1, epochs=0.1, perturbation=perturbation), digits, digits_sets)
+    assert base.train_loss != twin.train_loss
+    assert abs(base.train_loss - twin.train_loss) < 0.05
+
+
+def test_lr_schedules():
+    linear = train.lr_factor("linear", 0.1, 100)
+    assert linear(0) == pytest.approx(0.1) and linear(9) == 1 and linear(99) < 0.02
+    cosine = train.lr_factor("cosine", 0.0, 100)
+    assert cosine(0) == 1 and cosine(50) == pytest.approx(0.5) and cosine(99) < 0.01
+    step = train.lr_factor("step", 0.0, 100)
+    assert [step(10), step(60), step(80)] == pytest.approx([1, 0.1, 0.01])
+    assert train.lr_factor("constant", 0.0, 100)(99) == 1
+
+
+def test_label_noise_and_fraction_shape_the_training_set(digits):
+    x, y = train.training_set(digits, validate_cell({"data_fraction": 0.5, "label_noise": 0.2}))
+    keep = data.balanced_subset(digits.y_train, 0.5)
+    assert len(y) == len(keep)
+    assert (y != digits.y_train[keep]).sum() == round(0.2 * len(keep))
+
+
+def test_synthetic_task_is_learnable():
+    ds = data.synthetic(2000, 500)
+    sets = shifts.eval_sets(ds, shifts.eval_pairs([], []))
+    (result,) = train.train_shard(cells(1, dataset="synthetic", width=8, epochs=4, batch_size=128, lr=0.1), ds, sets)
+    assert result.evals["clean", 0].acc > 0.25  # chance is 0.10
+
+
+def test_shard_cells_must_differ_only_in_seeds(digits, digits_sets):
+    mixed = [validate_cell({"lr": 0.1}), validate_cell({"lr": 0.2})]
+    with pytest.raises(ValueError, match="only in their seeds"):
+        train.train_shard(mixed, digits, digits_sets)
