@@ -98,5 +98,29 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, data
     click.echo(f"wrote {runs_path} and {predictions_path} in {time.perf_counter() - start:.1f} s")
 
 
+@main.command()
+@click.option("--evals", type=click.Path(exists=True, dir_okay=False), required=True, help="evals.parquet table.")
+@click.option("--summary", type=click.Path(exists=True, dir_okay=False), required=True, help="summary.parquet table.")
+@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
+@click.option("--study", default="study", help="Study name for titles.")
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
+def figures(evals, summary, axes, study, outdir) -> None:
+    """Draw a study's figures (accuracy distribution, mean/std along axes, shifts) from its tables."""
+    import pandas as pd
+
+    from chaosgrid import figures as fig
+
+    evals_df, summary_df = pd.read_parquet(evals), pd.read_parquet(summary)
+    axis_list = [a for a in axes.split(",") if a]
+    missing = [a for a in axis_list if a not in evals_df.columns]
+    if missing:
+        raise click.BadParameter(f"axis {missing[0]!r} is not a column of {evals}", param_hint="--axes")
+    out = Path(outdir)
+    fig.accuracy_distribution(evals_df, axis_list, out / "accuracy_distribution.png", study)
+    fig.mean_std_by_axis(summary_df, axis_list, out / "mean_std_by_axis.png", study)
+    fig.shifts(evals_df, summary_df, out / "shifts.png", study)
+    click.echo(f"wrote 3 figures to {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -186,6 +186,11 @@ def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else sorted(set(seeds))
 
 
+def study_axes(study: dict) -> list[str]:
+    """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order."""
+    return [k for k in CELL_DEFAULTS if isinstance(study.get(k), list)]
+
+
 def expand_study(name: str, study: dict) -> list[Shard]:
     """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed.
 
@@ -195,7 +200,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     for seed_key in SEED_KEYS:
         if seed_key in params:
             raise GridError(f"study {name!r}: set 'seeds' and 'seed_source', not {seed_key!r}")
-    axes = [k for k in CELL_DEFAULTS if isinstance(params.get(k), list)]
+    axes = study_axes(params)
     for axis in axes:
         if not params[axis]:
             raise GridError(f"study {name!r}: axis {axis!r} is empty")

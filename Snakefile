@@ -1,0 +1,23 @@
+# chaosgrid workflow: config -> grid of shards -> per-shard training -> tables -> figures.
+# `snakemake --cores 2` runs config/config.yaml; `--configfile config/<study>.yaml` runs a paper-scale study.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,64 @@
+"""Combine a study's shard files into its tables, reading only the columns each table needs.
+
+- `runs`: every shard's runs, one row per run.
+- `evals`: one row per run x evaluation set with its accuracy (tidy; read from the predictions files
+  without touching their per-example arrays).
+- `summary`: one row per grid point (the study's axis values) x evaluation set: runs, mean, std, min,
+  max accuracy and the fraction diverged. A grid point's runs differ only in their seeds, so `std` is
+  the run-to-run standard deviation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from chaosgrid.store import write_table
+
+EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
+
+
+def read_columns(files: list[str | Path], columns: list[str] | None = None) -> pa.Table:
+    """One table from many parquet files, streamed through a pyarrow dataset with column projection."""
+    return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns)
+
+
+def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Per run x evaluation set accuracy with the run's axis values and divergence attached."""
+    return evals.merge(runs[["cell_id", *axes, "diverged"]], on="cell_id", validate="many_to_one")
+
+
+def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Per grid point and evaluation set: n runs, mean/std/min/max accuracy over converged runs, diverged fraction."""
+    keys = [*axes, "shift", "severity"]
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+    acc = grouped["acc"]
+    return pd.DataFrame(
+        {
+            "n_runs": grouped.size(),
+            "n_converged": acc.count(),
+            "mean_acc": acc.mean(),
+            "std_acc": acc.std(ddof=1),
+            "min_acc": acc.min(),
+            "max_acc": acc.max(),
+            "frac_diverged": grouped["diverged"].mean(),
+        }
+    ).reset_index()
+
+
+def aggregate(
+    run_files: list, prediction_files: list, axes: list[str], out_runs: Path, out_evals: Path, out_summary: Path
+) -> None:
+    runs = read_columns(run_files)
+    evals = read_columns(prediction_files, EVAL_COLUMNS)
+    runs_df = runs.to_pandas()
+    duplicated = runs_df["cell_id"].duplicated()
+    if duplicated.any():
+        raise ValueError(f"cell {runs_df['cell_id'][duplicated].iloc[0]} appears in more than one shard file")
+    frame = evals_frame(runs_df, evals.to_pandas(), axes)
+    write_table(runs, out_runs)
+    write_table(pa.Table.from_pandas(frame, preserve_index=False), out_evals)
+    write_table(pa.Table.from_pandas(summarize(frame, axes), preserve_index=False), out_summary)

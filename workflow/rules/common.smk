@@ -1,0 +1,49 @@
+# Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid only (no torch).
+from snakemake.exceptions import WorkflowError
+
+from chaosgrid.grid import GridError, expand_study, study_axes
+
+RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
+FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts"]
+
+
+def _expand_all(studies):
+    shards = {}
+    for name, study in studies.items():
+        try:
+            for shard in expand_study(name, study):
+                shards[name, shard.key] = shard
+        except GridError as err:
+            raise WorkflowError(f"config studies.{name}: {err}") from err
+    return shards
+
+
+SHARDS = _expand_all(config["studies"])
+
+
+wildcard_constraints:
+    study=r"[A-Za-z0-9_]+",
+    shard=r"([a-z_]+~[^/~]+/)*seeds~\d+-\d+",
+
+
+def shard_files(kind):
+    """Input function: the `kind` (runs or predictions) file of every shard of the wildcard's study."""
+
+    def files(wildcards):
+        return [f"results/{s}/{kind}/{key}.parquet" for s, key in SHARDS if s == wildcards.study]
+
+    return files
+
+
+def study_resource(name):
+    """Input function: a resource of the wildcard's study, from its `resources` block or the default."""
+
+    def value(wildcards, attempt=1):
+        declared = config["studies"][wildcards.study].get("resources", {})
+        return declared.get(name, RESOURCE_DEFAULTS[name])
+
+    return value
+
+
+def all_targets():
+    return [f"results/{study}/figures/{name}.png" for study in config["studies"] for name in FIGURES]

@@ -1,0 +1,25 @@
+# Per study: figures of the tables, registered for `snakemake --report results/report.html`.
+
+
+rule figures:
+    input:
+        evals="results/{study}/tables/evals.parquet",
+        summary="results/{study}/tables/summary.parquet",
+    output:
+        **{
+            name: report(
+                f"results/{{study}}/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="{study}",
+            )
+            for name in FIGURES
+        },
+    params:
+        axes=lambda wildcards: ",".join(study_axes(config["studies"][wildcards.study])),
+    log:
+        "results/{study}/logs/figures.log",
+    conda:
+        "../../envs/chaosgrid.yaml"
+    shell:
+        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --axes {params.axes:q}"
+        " --study {wildcards.study} --outdir results/{wildcards.study}/figures > {log:q} 2>&1"
