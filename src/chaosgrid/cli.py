@@ -51,6 +51,7 @@ def main() -> None:
               show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
 def train_shard(spec, runs_path, predictions_path, threads, device, engine, data_root) -> None:
     """Train one shard's runs together and write its runs and predictions tables atomically."""
+    sys.stdout.reconfigure(line_buffering=True)  # progress reaches log files as it happens
     try:
         shard = Shard.from_json(_spec_text(spec))
     except (GridError, json.JSONDecodeError) as err:
@@ -87,8 +88,7 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, data
             f"test_acc {result.evals['clean', 0].acc:.4f}")  # fmt: skip
         click.echo(f"  [{len(done)}/{len(cells)}] {cell_id(result.cell)} seeds "
                    f"{result.cell['init_seed']}/{result.cell['order_seed']}/{result.cell['aug_seed']} "
-                   f"{status}  {result.wall_s:.1f} s", err=False)  # fmt: skip
-        sys.stdout.flush()
+                   f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
     results = train.train_shard(cells, dataset, sets, engine=engine, progress=progress)
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"

@@ -9,11 +9,11 @@ rule aggregate:
         runs="results/{study}/tables/runs.parquet",
         evals="results/{study}/tables/evals.parquet",
         summary="results/{study}/tables/summary.parquet",
-    params:
-        axes=lambda wildcards: study_axes(config["studies"][wildcards.study]),
     log:
         "results/{study}/logs/aggregate.log",
     conda:
         "../../envs/chaosgrid.yaml"
+    params:
+        axes=lambda wildcards: study_axes(config["studies"][wildcards.study]),
     script:
         "../scripts/aggregate.py"

@@ -30,7 +30,11 @@ def shard_files(kind):
     """Input function: the `kind` (runs or predictions) file of every shard of the wildcard's study."""
 
     def files(wildcards):
-        return [f"results/{s}/{kind}/{key}.parquet" for s, key in SHARDS if s == wildcards.study]
+        return [
+            f"results/{s}/{kind}/{key}.parquet"
+            for s, key in SHARDS
+            if s == wildcards.study
+        ]
 
     return files
 
@@ -46,4 +50,17 @@ def study_resource(name):
 
 
 def all_targets():
-    return [f"results/{study}/figures/{name}.png" for study in config["studies"] for name in FIGURES]
+    """Every shard file and every figure. Shard files are targets too: Snakemake treats a missing
+    intermediate file whose consumers are up to date as done, so a deleted shard would not rerun.
+    """
+    shards = [
+        f"results/{s}/{kind}/{key}.parquet"
+        for s, key in SHARDS
+        for kind in ("runs", "predictions")
+    ]
+    figures = [
+        f"results/{study}/figures/{name}.png"
+        for study in config["studies"]
+        for name in FIGURES
+    ]
+    return shards + figures

@@ -14,12 +14,12 @@ rule figures:
             )
             for name in FIGURES
         },
-    params:
-        axes=lambda wildcards: ",".join(study_axes(config["studies"][wildcards.study])),
     log:
         "results/{study}/logs/figures.log",
     conda:
         "../../envs/chaosgrid.yaml"
+    params:
+        axes=lambda wildcards: ",".join(study_axes(config["studies"][wildcards.study])),
     shell:
-        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --axes {params.axes:q}"
+        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --axes={params.axes}"
         " --study {wildcards.study} --outdir results/{wildcards.study}/figures > {log:q} 2>&1"

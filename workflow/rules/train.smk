@@ -5,22 +5,22 @@ rule train_shard:
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
-    params:
-        spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
-        device=config.get("device", "auto"),
-        data_root=config.get("data_root", "data"),
     log:
         "results/{study}/logs/{shard}.log",
     benchmark:
         "results/{study}/benchmarks/{shard}.tsv"
+    retries: config.get("retries", 1)
+    conda:
+        "../../envs/chaosgrid.yaml"
     threads: study_resource("threads")
     resources:
         mem_mb=study_resource("mem_mb"),
         runtime=study_resource("runtime"),
         gpu=study_resource("gpus"),
-    retries: config.get("retries", 1)
-    conda:
-        "../../envs/chaosgrid.yaml"
+    params:
+        spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
+        device=config.get("device", "auto"),
+        data_root=config.get("data_root", "data"),
     shell:
         "chaosgrid train-shard --spec {params.spec:q} --runs {output.runs:q}"
         " --predictions {output.predictions:q} --threads {threads} --device {params.device}"

@@ -1,0 +1,137 @@
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, tiny_study, write_config
+
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_dry_run_of_every_config(tmp_path, config):
+    start = time.perf_counter()
+    done = snakemake(tmp_path, config, "-n")
+    print(f"{config.name}: dry-run planned {sum(planned_jobs(done.stdout).values())} jobs "
+          f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    assert planned_jobs(done.stdout)["train_shard"] >= 1
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    snakefmt = str(Path(SNAKEMAKE).with_name("snakefmt"))
+    files = ["Snakefile", *map(str, sorted((REPO / "workflow/rules").glob("*.smk")))]
+    fmt = subprocess.run([snakefmt, "--check", *files], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
+
+
+def test_schema_knows_every_cell_parameter():
+    import yaml
+
+    from chaosgrid.grid import CELL_DEFAULTS, CHOICES, SEED_KEYS
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    study = schema["$defs"]["study"]["properties"]
+    assert set(CELL_DEFAULTS) - set(SEED_KEYS) <= set(study)
+    for name, choices in CHOICES.items():
+        assert set(study[name]["oneOf"][0]["enum"]) == set(choices)
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    """The tiny grid, run once end to end."""
+    work = tmp_path_factory.mktemp("grid")
+    config = write_config(work, tiny=tiny_study())
+    snakemake(work, config)
+    return work, config
+
+
+def test_end_to_end_tables_and_figures(grid_run):
+    work, _ = grid_run
+    tables = work / "results/tiny/tables"
+    runs, evals, summary = (pd.read_parquet(tables / f"{t}.parquet") for t in ("runs", "evals", "summary"))
+    assert len(runs) == 4 and runs["cell_id"].is_unique
+    assert len(evals) == 4 * 2 and set(evals["shift"]) == {"clean", "jpeg"}
+    assert len(summary) == 2 * 2 and (summary["n_runs"] == 2).all()
+    assert sorted(summary["lr"].unique()) == [0.05, 0.1]
+    for name in ("accuracy_distribution", "mean_std_by_axis", "shifts"):
+        assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
+    assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
+
+
+def test_rerun_has_nothing_to_do(grid_run):
+    work, config = grid_run
+    assert "Nothing to be done" in snakemake(work, config, "-n").stdout
+
+
+def test_deleting_one_shard_reruns_exactly_it(grid_run):
+    work, config = grid_run
+    shard_files = sorted((work / "results/tiny/runs").rglob("*.parquet"))
+    kept, deleted = shard_files
+    before = kept.stat().st_mtime_ns
+    deleted.unlink()
+    plan = planned_jobs(snakemake(work, config, "-n").stdout)
+    assert plan == {"aggregate": 1, "all": 1, "figures": 1, "train_shard": 1}
+    snakemake(work, config)
+    assert deleted.exists() and kept.stat().st_mtime_ns == before
+
+
+def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
+    work, _ = grid_run
+    config = write_config(work, "more.yaml", tiny=tiny_study(lr=[0.05, 0.1, 0.2]))
+    plan = planned_jobs(snakemake(work, config, "-n").stdout)
+    assert plan["train_shard"] == 1
+    snakemake(work, config)
+    assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 6
+    assert (work / "results/tiny/runs/lr~0.2/seeds~0-1.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "study, named",
+    [
+        ({"lr": -1}, "lr"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+        ({"width": "wide"}, "width"),
+        ({"augmentation": ["none", "mixup"]}, "mixup"),
+        ({"shifts": ["snow"], "severities": [1]}, "snow"),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, study, named):
+    config = write_config(tmp_path, bad=study)
+    done = snakemake(tmp_path, config, check=False)
+    assert done.returncode != 0
+    assert named in done.stdout + done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
+    config = write_config(tmp_path, tiny=tiny_study(lr=0.05))
+    marker = tmp_path / "failed-once"
+    snakemake(tmp_path, config, env={"CHAOSGRID_FAIL_ONCE": str(marker)})
+    assert marker.exists()  # the first attempt failed ...
+    assert len(pd.read_parquet(tmp_path / "results/tiny/tables/runs.parquet")) == 2  # ... the retry completed
+
+
+def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
+    config = write_config(tmp_path, slow=tiny_study(lr=0.05, epochs=60, shifts=[], severities=[]))
+    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(config), "--cores", "1"]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    log = tmp_path / "results/slow/logs/seeds~0-1.log"
+    deadline = time.time() + 120
+    while not (log.exists() and "runs," in log.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert log.exists(), "training never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list((tmp_path / "results/slow").rglob("*.parquet"))
+    snakemake(tmp_path, config, "--unlock")
+    assert planned_jobs(snakemake(tmp_path, config, "-n").stdout)["train_shard"] == 1
+    snakemake(tmp_path, config)
+    assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == 2 + 3  # shard files + tables

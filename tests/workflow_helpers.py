@@ -1,0 +1,51 @@
+"""Run the real workflow on tiny grids in a scratch folder (shared by the workflow and cluster tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def tiny_study(**overrides) -> dict:
+    """A grid of 2 shards x 2 runs on digits that trains in about a second per run."""
+    study = {"width": 4, "epochs": 1, "seeds": 2, "shard_size": 2, "lr": [0.05, 0.1],
+             "shifts": ["jpeg"], "severities": [1]}  # fmt: skip
+    return {**study, **overrides}
+
+
+def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump({"studies": studies}))
+    return path
+
+
+def snakemake(workdir: Path, config: Path, *args: str, env: dict | None = None, check: bool = True):
+    """`snakemake` on the repository's Snakefile, working in `workdir`; returns the CompletedProcess."""
+    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(config), "--cores", "2", *args]  # fmt: skip
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **(env or {})}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts per rule from a dry-run's 'Job stats' table."""
+    counts, in_table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
