@@ -1,0 +1,92 @@
+"""`snakemake --profile slurm` end to end against a real single-node SLURM cluster started by slurm.sh.
+
+Runs where the cluster can be set up (root, with apt-get): in CI it does. The SLURM executor plugin is
+installed into a folder of its own and put on PYTHONPATH for these calls only: with SLURM's commands
+installed but no controller up, the plugin makes every other `snakemake` call ~10 s slower.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from workflow_helpers import REPO, SNAKEMAKE, snakemake, tiny_study, write_config  # noqa: E402
+
+HERE = Path(__file__).parent
+PLUGINS = ["snakemake-executor-plugin-slurm==2.8.0", "snakemake-executor-plugin-slurm-jobstep==0.6.1"]
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="starting a SLURM cluster needs root"),
+    pytest.mark.skipif(shutil.which("apt-get") is None, reason="installing SLURM needs apt-get (Debian)"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster_env(tmp_path_factory):
+    """Environment for calls that talk to the cluster: its slurm.conf and the executor plugin."""
+    state = tmp_path_factory.mktemp("slurm")
+    plugin = state / "plugin"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", plugin, *PLUGINS],
+                   check=True)  # fmt: skip
+    started = subprocess.run(["bash", HERE / "slurm.sh", "start", state], capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        print(started.stdout)
+        yield {"SLURM_CONF": str(state / "slurm.conf"), "PYTHONPATH": str(plugin)}
+    finally:
+        subprocess.run(["bash", HERE / "slurm.sh", "stop", state])
+
+
+def snakemake_slurm(workdir: Path, config: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake --profile slurm` as a user types it in the repository root (plus where to work)."""
+    cmd = ["timeout", "-k", "10", "400", SNAKEMAKE, "--profile", "slurm", "--directory", str(workdir),
+           "--configfile", str(config), *args]  # fmt: skip
+    full_env = {**os.environ, "PATH": f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}", **env}
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, cluster_env):
+    config = write_config(tmp_path, tiny=tiny_study())
+    on_cluster, local = tmp_path / "cluster", tmp_path / "local"
+    done = snakemake_slurm(on_cluster, config, cluster_env)
+    output = done.stdout + done.stderr
+    ids = [int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", output)]
+    assert len(ids) == 2 + 1 + 1  # two shards, aggregate, figures: every job went through sbatch
+    history = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T"], capture_output=True, text=True,
+                             env={**os.environ, **cluster_env}, check=True).stdout  # fmt: skip
+    for jobid in ids:
+        assert re.search(rf"^{jobid} \S+ COMPLETED$", history, re.M), history
+
+    snakemake(local, config)
+    tables = ("runs", "evals", "summary")
+    columns = {"runs": ["cell_id", "train_loss", "test_acc"], "evals": None, "summary": None}
+    for table in tables:
+        a, b = (pd.read_parquet(d / f"results/tiny/tables/{table}.parquet", columns=columns[table]) for d in
+                (on_cluster, local))  # fmt: skip
+        sort = list(a.columns[:3])
+        pd.testing.assert_frame_equal(a.sort_values(sort, ignore_index=True), b.sort_values(sort, ignore_index=True))
+
+    again = snakemake_slurm(on_cluster, config, cluster_env)
+    assert "submitted with SLURM jobid" not in again.stdout + again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_job_that_fails_once_is_retried_on_the_cluster(tmp_path, cluster_env):
+    config = write_config(tmp_path, tiny=tiny_study(lr=0.05))
+    marker = tmp_path / "failed-once"
+    done = snakemake_slurm(tmp_path / "work", config, {**cluster_env, "CHAOSGRID_FAIL_ONCE": str(marker)})
+    assert marker.exists()  # the first attempt failed ...
+    # ... and was retried: the SLURM job's own Snakemake (the jobstep executor) honours `retries`, so the
+    # retry runs inside the same allocation rather than as a new submission.
+    output = done.stdout + done.stderr
+    assert re.search(r"submitted with SLURM jobid \d+ \(log: \S*rule_train_shard", output)
+    assert len(pd.read_parquet(tmp_path / "work/results/tiny/tables/runs.parquet")) == 2
+    assert (tmp_path / "work/results/tiny/figures/shifts.png").exists()
