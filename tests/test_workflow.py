@@ -64,6 +64,13 @@ def test_end_to_end_tables_and_figures(grid_run):
     assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
 
 
+def test_report_builds(grid_run):
+    work, config = grid_run
+    snakemake(work, config, "--report", str(work / "report.html"))
+    html = (work / "report.html").read_text(errors="replace")
+    assert all(name in html for name in ("accuracy_distribution", "mean_std_by_axis", "shifts.png"))
+
+
 def test_rerun_has_nothing_to_do(grid_run):
     work, config = grid_run
     assert "Nothing to be done" in snakemake(work, config, "-n").stdout
