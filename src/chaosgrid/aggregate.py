@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -62,3 +63,21 @@ def aggregate(
     write_table(runs, out_runs)
     write_table(pa.Table.from_pandas(frame, preserve_index=False), out_evals)
     write_table(pa.Table.from_pandas(summarize(frame, axes), preserve_index=False), out_summary)
+
+
+def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str]):
+    """Yield (axis values, shift, severity, runs rows, {column: runs x examples matrix}) per grid point.
+
+    Reads one grid point's shard files at a time, so memory holds one point's predictions, not a study's.
+    Rows are ordered by the runs' seeds, so twins (same seeds, one parameter changed) line up.
+    """
+    by_key = {Path(f).as_posix(): f for f in prediction_files}
+    seeds = ["init_seed", "order_seed", "aug_seed"]
+    for values, point in runs.groupby(axes, sort=True) if axes else [((), runs)]:
+        values = dict(zip(axes, values if isinstance(values, tuple) else (values,)))
+        files = [f for key, f in by_key.items() if any(key.endswith(f"/{s}.parquet") for s in point["shard"].unique())]
+        table = read_columns(files, ["cell_id", "shift", "severity", *columns]).to_pandas()
+        point = point.sort_values(seeds)
+        for (shift, severity), rows in table.groupby(["shift", "severity"], sort=False):
+            rows = rows.set_index("cell_id").loc[point["cell_id"]]
+            yield values, shift, int(severity), point, {c: np.stack(rows[c].to_numpy()) for c in columns}

@@ -122,5 +122,28 @@ def figures(evals, summary, axes, study, outdir) -> None:
     click.echo(f"wrote 3 figures to {out}")
 
 
+@main.command("variance-figures")
+@click.option("--tables", type=click.Path(exists=True, file_okay=False), required=True,
+              help="A study's tables folder (variance, churn, independence parquet).")  # fmt: skip
+@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
+@click.option("--study", default="study", help="Study name for titles.")
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
+def variance_figures(tables, axes, study, outdir) -> None:
+    """Draw the run-to-run variance figures of a study from its variance tables."""
+    import pandas as pd
+
+    from chaosgrid import figures as fig
+
+    folder, out = Path(tables), Path(outdir)
+    variance, churn, independence = (pd.read_parquet(folder / f"{t}.parquet") for t in
+                                     ("variance", "churn", "independence"))  # fmt: skip
+    axis_list = [a for a in axes.split(",") if a]
+    fig.variance_by_axis(variance, axis_list, out / "variance_by_axis.png", study)
+    fig.independence(independence, axis_list, out / "independence.png", study)
+    fig.churn(churn, axis_list, out / "churn.png", study)
+    fig.variance_vs_shift(variance, out / "variance_vs_shift.png", study)
+    click.echo(f"wrote 4 figures to {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -3,8 +3,8 @@
 - `runs`: one row per run: every cell parameter, the cell id, final train loss/accuracy, clean test
   accuracy, divergence, seconds, provenance.
 - `predictions`: one row per run x evaluation set (clean, or a shift at a severity), holding that set's
-  accuracy and fixed-length arrays over its examples: predicted class (uint8) and true-class probability
-  (float16). Analysis reads a runs x examples matrix straight from the list columns.
+  accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class probability
+  (float16) and correctness (bool). Analysis reads a runs x examples matrix straight from the list columns.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("acc", pa.float64()),  # NaN for a diverged run
         pa.field("pred", pa.list_(pa.uint8())),
         pa.field("p_true", pa.list_(pa.float16())),
+        pa.field("correct", pa.list_(pa.bool_())),  # parquet packs booleans to one bit each
     ]
 )
 COMPRESSION = "zstd"
@@ -104,7 +105,7 @@ def runs_table(results: list, shard: str, prov: dict) -> pa.Table:
 
 
 def predictions_table(results: list) -> pa.Table:
-    ids, shifts, severities, accs, preds, probs = [], [], [], [], [], []
+    ids, shifts, severities, accs, preds, probs, correct = [], [], [], [], [], [], []
     for r in results:
         cid = cell_id(r.cell)
         for (shift, severity), e in r.evals.items():
@@ -114,7 +115,9 @@ def predictions_table(results: list) -> pa.Table:
             accs.append(e.acc)
             preds.append(e.pred)
             probs.append(e.p_true)
-    columns = [ids, shifts, severities, accs, _list_array(preds, pa.uint8()), _list_array(probs, pa.float16())]
+            correct.append(e.correct)
+    columns = [ids, shifts, severities, accs, _list_array(preds, pa.uint8()), _list_array(probs, pa.float16()),
+               _list_array(correct, pa.bool_())]  # fmt: skip
     return pa.Table.from_arrays(columns, schema=PREDICTIONS_SCHEMA)
 
 

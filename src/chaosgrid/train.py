@@ -15,7 +15,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ EVAL_CHUNK = 2048  # eval examples per forward pass
 class EvalResult:
     pred: np.ndarray  # uint8, predicted class per example
     p_true: np.ndarray  # float16, softmax probability of the true class per example
+    correct: np.ndarray  # bool, pred == label per example (what every variance statistic reads)
     acc: float
 
 
@@ -180,11 +181,12 @@ def evaluate(stack: LoopStack | VmapStack, sets: dict) -> list[dict[tuple[str, i
         probs = torch.cat([stack(xc, shared=True).float().softmax(-1) for xc in x.split(EVAL_CHUNK)], dim=1)
         pred = probs.argmax(-1)
         p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
-        acc = (pred == y).float().mean(1)
-        pred, p_true, acc = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), acc.cpu().tolist()
+        correct = pred == y
+        acc = correct.float().mean(1).cpu().tolist()
+        pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
         out = out or [{} for _ in range(len(probs))]
         for r in range(len(probs)):
-            out[r][key] = EvalResult(pred[r], p_true[r], acc[r])
+            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r])
     return out
 
 
@@ -224,7 +226,7 @@ def train_shard(
         for r, c in enumerate(group):
             step = int(diverged[r])
             if step >= 0:  # a diverged run has no meaningful accuracy; its predictions are kept as made
-                evals[r] = {key: EvalResult(e.pred, e.p_true, float("nan")) for key, e in evals[r].items()}
+                evals[r] = {key: replace(e, acc=float("nan")) for key, e in evals[r].items()}
             result = RunResult(c, float(loss[r]), float(acc[r]), step, seconds, evals[r])
             results.append(result)
             if progress:

@@ -5,6 +5,8 @@ from chaosgrid.grid import GridError, expand_study, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts"]
+VARIANCE_TABLES = ["variance", "churn", "better_seeds", "independence"]
+VARIANCE_FIGURES = ["variance_by_axis", "independence", "churn", "variance_vs_shift"]
 
 
 def _expand_all(studies):
@@ -61,6 +63,6 @@ def all_targets():
     figures = [
         f"results/{study}/figures/{name}.png"
         for study in config["studies"]
-        for name in FIGURES
+        for name in FIGURES + VARIANCE_FIGURES
     ]
     return shards + figures

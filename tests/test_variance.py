@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from chaosgrid.analysis import variance as v
+
+HAND = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=bool)
+
+
+def test_hand_computed_case():
+    # accuracies 0.5, 0.5, 0.75: Var (ddof=1) = 1/48; p = 1, 2/3, 2/3, 0: sum p(1-p) = 4/9, x R/(R-1) = 2/3
+    assert v.observed_variance(HAND) == pytest.approx(1 / 48)
+    assert v.binomial_variance(HAND) == pytest.approx((2 / 3) / 16)
+    assert v.distribution_variance(HAND) == pytest.approx(4 / 3 * (1 / 48 - 1 / 24))
+    assert v.STATISTICS["ratio"](HAND) == pytest.approx(0.5)
+
+
+def simulate(runs, n, run_sd, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.3, 0.9, n)
+    skill = rng.normal(0, run_sd, (runs, 1))
+    return rng.random((runs, n)) < p + skill
+
+
+def test_independent_errors_give_ratio_one_and_no_distribution_variance():
+    correct = simulate(400, 2000, run_sd=0.0)
+    stats = v.variance_stats(correct, n_boot=50)
+    assert stats["ratio"] == pytest.approx(1, abs=0.25)
+    assert abs(stats["var_distribution"]) < 0.3 * stats["var_binomial"]
+    assert stats["ratio_lo"] < 1 < stats["ratio_hi"]
+
+
+def test_run_level_skill_is_recovered_as_distribution_variance():
+    correct = simulate(400, 2000, run_sd=0.02)
+    stats = v.variance_stats(correct, n_boot=50)
+    assert stats["var_distribution"] == pytest.approx(0.02**2, rel=0.25)
+    assert stats["var_distribution_lo"] < 0.02**2 < stats["var_distribution_hi"]
+    assert stats["ratio"] > 3
+
+
+def test_unbiased_binomial_variance_over_many_small_experiments():
+    """With only 5 runs, the R/(R-1) correction keeps the binomial estimate centred on the truth."""
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.2, 0.95, 300)
+    truth = (p * (1 - p)).sum() / 300**2
+    estimates = [v.binomial_variance(rng.random((5, 300)) < p) for _ in range(400)]
+    assert np.mean(estimates) == pytest.approx(truth, rel=0.03)
+
+
+def test_churn_and_better_seeds():
+    assert v.churn([1, 2, 3, 4], [1, 2, 0, 0]) == 0.5
+    correct = simulate(64, 1000, run_sd=0.0, seed=3)
+    result = v.better_seeds(correct)
+    assert result["best_acc_a"] >= result["mean_acc_a"]
+    assert abs(result["best_acc_b"] - result["mean_acc_b"]) < 4 * result["std_acc_b"]
+    assert abs(result["spearman_ab"]) < 0.4  # no real seed quality in independent runs
+    skilled = v.better_seeds(simulate(64, 1000, run_sd=0.05, seed=3))
+    assert skilled["spearman_ab"] > 0.5  # real run-level skill transfers between halves
+
+
+def test_poisson_binomial_matches_binomial_variance():
+    p = np.random.default_rng(0).uniform(0.5, 1.0, 500)
+    samples = v.poisson_binomial_accuracies(p, 20000)
+    assert samples.mean() == pytest.approx(p.mean(), abs=1e-3)
+    assert samples.var() == pytest.approx((p * (1 - p)).sum() / 500**2, rel=0.05)
