@@ -9,7 +9,15 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script, header", [("throughput.py", "vmap/loop")])
+@pytest.mark.parametrize(
+    "script, header",
+    [
+        ("throughput.py", "vmap/loop"),
+        ("runs_per_hour.py", "job/naive"),
+        ("dag_scaling.py", "peak MB"),
+        ("storage.py", "B per run per eval set"),
+    ],
+)
 def test_benchmark_smoke(tmp_path, script, header):
     done = subprocess.run([sys.executable, BENCHMARKS / script, "--smoke", "--out", tmp_path / "out.csv"],
                           capture_output=True, text=True, timeout=300)  # fmt: skip

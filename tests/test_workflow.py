@@ -55,11 +55,20 @@ def test_end_to_end_tables_and_figures(grid_run):
     work, _ = grid_run
     tables = work / "results/tiny/tables"
     runs, evals, summary = (pd.read_parquet(tables / f"{t}.parquet") for t in ("runs", "evals", "summary"))
-    assert len(runs) == 4 and runs["cell_id"].is_unique
-    assert len(evals) == 4 * 2 and set(evals["shift"]) == {"clean", "jpeg"}
-    assert len(summary) == 2 * 2 and (summary["n_runs"] == 2).all()
+    assert len(runs) == 8 and runs["cell_id"].is_unique
+    assert len(evals) == 8 * 2 and set(evals["shift"]) == {"clean", "jpeg"}
+    assert len(summary) == 2 * 2 and (summary["n_runs"] == 4).all()
     assert sorted(summary["lr"].unique()) == [0.05, 0.1]
-    for name in ("accuracy_distribution", "mean_std_by_axis", "shifts"):
+    variance = pd.read_parquet(tables / "variance.parquet")
+    assert len(variance) == 2 * 2 and (variance["n_runs"] == 4).all()
+    clean = summary[summary["shift"] == "clean"].merge(variance, on=["lr", "shift", "severity"])
+    assert (clean["std_acc_x"] - clean["std_acc_y"]).abs().max() < 1e-9  # two tables, one statistic
+    churn = pd.read_parquet(tables / "churn.parquet")
+    assert list(churn["n_pairs"]) == [2, 2] and churn["mean_churn"].between(0, 1).all()
+    assert len(pd.read_parquet(tables / "better_seeds.parquet")) == 2
+    names = ["accuracy_distribution", "mean_std_by_axis", "shifts", "variance_by_axis", "independence", "churn",
+             "variance_vs_shift"]  # fmt: skip
+    for name in names:
         assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
     assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
 
@@ -78,23 +87,23 @@ def test_rerun_has_nothing_to_do(grid_run):
 
 def test_deleting_one_shard_reruns_exactly_it(grid_run):
     work, config = grid_run
-    shard_files = sorted((work / "results/tiny/runs").rglob("*.parquet"))
-    kept, deleted = shard_files
-    before = kept.stat().st_mtime_ns
+    deleted, *kept = sorted((work / "results/tiny/runs").rglob("*.parquet"))
+    before = [k.stat().st_mtime_ns for k in kept]
     deleted.unlink()
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
-    assert plan == {"aggregate": 1, "all": 1, "figures": 1, "train_shard": 1}
+    downstream = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "all": 1}
+    assert plan == {"train_shard": 1, **downstream}
     snakemake(work, config)
-    assert deleted.exists() and kept.stat().st_mtime_ns == before
+    assert deleted.exists() and [k.stat().st_mtime_ns for k in kept] == before
 
 
 def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
     work, _ = grid_run
     config = write_config(work, "more.yaml", tiny=tiny_study(lr=[0.05, 0.1, 0.2]))
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
-    assert plan["train_shard"] == 1
+    assert plan["train_shard"] == 2  # the new lr's two seed blocks, nothing else
     snakemake(work, config)
-    assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 6
+    assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 12
     assert (work / "results/tiny/runs/lr~0.2/seeds~0-1.parquet").exists()
 
 
@@ -117,7 +126,7 @@ def test_bad_config_fails_before_any_job(tmp_path, study, named):
 
 
 def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
-    config = write_config(tmp_path, tiny=tiny_study(lr=0.05))
+    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2))
     marker = tmp_path / "failed-once"
     snakemake(tmp_path, config, env={"CHAOSGRID_FAIL_ONCE": str(marker)})
     assert marker.exists()  # the first attempt failed ...
@@ -125,7 +134,7 @@ def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
 
 
 def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
-    config = write_config(tmp_path, slow=tiny_study(lr=0.05, epochs=60, shifts=[], severities=[]))
+    config = write_config(tmp_path, slow=tiny_study(lr=0.05, seeds=2, epochs=60, shifts=[], severities=[]))
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(config), "--cores", "1"]  # fmt: skip
     env = {**os.environ, "PATH": f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}"}
@@ -141,4 +150,4 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     snakemake(tmp_path, config, "--unlock")
     assert planned_jobs(snakemake(tmp_path, config, "-n").stdout)["train_shard"] == 1
     snakemake(tmp_path, config)
-    assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == 2 + 3  # shard files + tables
+    assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == 2 + 7  # shard files + tables

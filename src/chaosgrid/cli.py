@@ -138,6 +138,11 @@ def variance_figures(tables, axes, study, outdir) -> None:
     variance, churn, independence = (pd.read_parquet(folder / f"{t}.parquet") for t in
                                      ("variance", "churn", "independence"))  # fmt: skip
     axis_list = [a for a in axes.split(",") if a]
+    if variance.empty:
+        for name in ("variance_by_axis", "independence", "churn", "variance_vs_shift"):
+            fig.placeholder(out / f"{name}.png", f"{study}: no grid point has 3 or more converged runs")
+        click.echo(f"wrote 4 placeholder figures to {out} (too few runs)")
+        return
     fig.variance_by_axis(variance, axis_list, out / "variance_by_axis.png", study)
     fig.independence(independence, axis_list, out / "independence.png", study)
     fig.churn(churn, axis_list, out / "churn.png", study)

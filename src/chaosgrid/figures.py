@@ -36,6 +36,14 @@ def save(fig: plt.Figure, path: Path | str) -> None:
             os.unlink(tmp)
 
 
+def placeholder(path: Path | str, message: str) -> None:
+    """A figure that says why there is nothing to show (e.g. too few runs for a variance)."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    save(fig, path)
+
+
 def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
 

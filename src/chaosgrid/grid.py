@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass
 
 # Every training parameter with its default. The defaults train the `cnn` on `digits` to ~98% in ~2 s.
@@ -53,7 +52,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
 # Seeds that do not follow the seed index stay at this value.
 FIXED_SEED = 0
-_KEY_PART = re.compile(r"^([a-z_]+)~([^/~]+)$")
 
 
 class GridError(ValueError):
@@ -219,13 +217,3 @@ def expand_study(name: str, study: dict) -> list[Shard]:
             shards.append(Shard(name, key, base, block, shifts, severities))
     return shards
 
-
-def parse_key(key: str) -> dict[str, str]:
-    """The axis values spelled out in a shard key, as text (for tables and error messages)."""
-    parts = {}
-    for part in key.split("/"):
-        match = _KEY_PART.match(part)
-        if not match:
-            raise GridError(f"malformed shard key part {part!r} in {key!r}")
-        parts[match.group(1)] = match.group(2)
-    return parts

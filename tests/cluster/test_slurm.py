@@ -59,7 +59,7 @@ def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, clust
     done = snakemake_slurm(on_cluster, config, cluster_env)
     output = done.stdout + done.stderr
     ids = [int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", output)]
-    assert len(ids) == 2 + 1 + 1  # two shards, aggregate, figures: every job went through sbatch
+    assert len(ids) == 4 + 4  # four shards, aggregate, figures, variance, variance figures: all via sbatch
     history = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T"], capture_output=True, text=True,
                              env={**os.environ, **cluster_env}, check=True).stdout  # fmt: skip
     for jobid in ids:
@@ -80,7 +80,7 @@ def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, clust
 
 
 def test_a_job_that_fails_once_is_retried_on_the_cluster(tmp_path, cluster_env):
-    config = write_config(tmp_path, tiny=tiny_study(lr=0.05))
+    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2))
     marker = tmp_path / "failed-once"
     done = snakemake_slurm(tmp_path / "work", config, {**cluster_env, "CHAOSGRID_FAIL_ONCE": str(marker)})
     assert marker.exists()  # the first attempt failed ...

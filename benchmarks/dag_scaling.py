@@ -1,0 +1,113 @@
+"""Planning cost: seconds and peak memory of `snakemake -n` for grids of 6,000 / 60,000 / 600,000 runs.
+
+    python benchmarks/dag_scaling.py            # the three grid sizes, shards of 100 runs
+    python benchmarks/dag_scaling.py --smoke    # one tiny grid, seconds; what CI runs
+
+Each size is planned from scratch (no outputs), with half of the shard files present, and with every
+output present (nothing to do). The grids are the shape of the paper configs: a few axes and many seeds,
+packed into shards of --shard-size runs. Output files are empty placeholders: a dry-run only looks at
+their presence and times. Results also go to results/benchmarks/dag_scaling.csv.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+seconds = time.perf_counter() - start
+if done.returncode:
+    sys.exit(done.stdout[-2000:] + done.stderr[-2000:])
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "Nothing to be done" in done.stdout)
+"""
+
+
+def grid_config(runs: int, shard_size: int) -> dict:
+    """A study of `runs` runs: 4 lr x 3 augmentations x 5 widths grid points, seeds filling the rest."""
+    points = 4 * 3 * 5
+    seeds = runs // points
+    study = {"dataset": "cifar10", "model": "fast", "lr": [0.05, 0.1, 0.2, 0.4],
+             "augmentation": ["none", "flip", "flip_crop"], "width": [16, 32, 64, 128, 256],
+             "seeds": seeds, "shard_size": shard_size, "shifts": ["cifar10_1", "jpeg"], "severities": [1, 3, 5]}  # fmt: skip
+    return {"studies": {"scale": study}}
+
+
+def shard_outputs(work: Path, config: dict) -> list[Path]:
+    sys.path.insert(0, str(REPO / "src"))
+    from chaosgrid.grid import expand_study
+
+    shards = expand_study("scale", config["studies"]["scale"])
+    return [work / f"results/scale/{kind}/{s.key}.parquet" for s in shards for kind in ("runs", "predictions")]
+
+
+def touch(paths: list[Path]) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def plan(work: Path, config_path: Path) -> tuple[float, float, bool]:
+    """(seconds, peak MB, nothing-to-do) of one `snakemake -n` in a fresh process."""
+    cmd = [SNAKEMAKE, "-n", "--quiet", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--configfile", str(config_path), "--cores", "1"]  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    seconds, peak_kb, nothing = out.stdout.split()
+    return float(seconds), int(peak_kb) / 1024, nothing == "True"
+
+
+@click.command()
+@click.option("--sizes", default="6000,60000,600000", show_default=True)
+@click.option("--shard-size", default=100, show_default=True)
+@click.option("--smoke", is_flag=True, help="One 600-run grid: checks the benchmark runs, in seconds.")
+@click.option("--out", default="results/benchmarks/dag_scaling.csv", show_default=True)
+def main(sizes, shard_size, smoke, out) -> None:
+    if smoke:
+        sizes, shard_size = "600", 10
+    rows = []
+    print(f"{'runs':>8} {'shards':>7} {'state':>10} {'seconds':>8} {'peak MB':>8} {'s / 1k runs':>12}")
+    for runs in (int(s) for s in sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            config = grid_config(runs, shard_size)
+            config_path = work / "config.yaml"
+            config_path.write_text(yaml.safe_dump(config))
+            outputs = shard_outputs(work, config)
+            runs_total = len(outputs) // 2 * shard_size
+            for state in ("scratch", "half", "all"):
+                if state == "half":
+                    touch(outputs[: len(outputs) // 2])
+                if state == "all":
+                    touch(outputs[len(outputs) // 2 :])
+                    time.sleep(0.01)  # tables and figures newer than every shard
+                    figures = ["accuracy_distribution", "mean_std_by_axis", "shifts", "variance_by_axis",
+                               "independence", "churn", "variance_vs_shift"]  # fmt: skip
+                    tables = ["runs", "evals", "summary", "variance", "churn", "better_seeds", "independence"]
+                    touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
+                    time.sleep(0.01)
+                    touch([work / f"results/scale/figures/{f}.png" for f in figures])
+                seconds, peak, nothing = plan(work, config_path)
+                assert nothing == (state == "all"), f"{state}: unexpected plan"
+                rows.append({"runs": runs_total, "shards": len(outputs) // 2, "state": state,
+                             "seconds": seconds, "peak_mb": peak})  # fmt: skip
+                print(f"{runs_total:>8} {len(outputs) // 2:>7} {state:>10} {seconds:>8.1f} {peak:>8.0f} "
+                      f"{1000 * seconds / runs_total:>12.3f}")  # fmt: skip
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out, index=False)
+
+
+if __name__ == "__main__":
+    main()

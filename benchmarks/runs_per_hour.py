@@ -1,0 +1,106 @@
+"""Runs per hour of the pipeline's shard job vs the ways a researcher might otherwise run the same runs.
+
+    python benchmarks/runs_per_hour.py                 # CPU-sized: cnn width 8 on digits, 2 epochs
+    python benchmarks/runs_per_hour.py --model fast --dataset synthetic50k --width 64 --epochs 10 \\
+        --ks 1,4,16,64 --naive-max 2                   # GPU, real sizes
+    python benchmarks/runs_per_hour.py --smoke         # seconds; what CI runs
+
+For each K (runs in one shard), side by side in this one invocation:
+- shard job: one `chaosgrid train-shard` process for the K runs (what the workflow runs; engine auto);
+- in-process loop / vmap: the same K runs through chaosgrid.train in this process (no start-up cost);
+- process per run: one `chaosgrid train-shard` process per run (the naive pipeline), timed on
+  min(K, --naive-max) runs and scaled, since every such process costs the same.
+The shard job's overhead (interpreter, imports, data, shifted sets, writing) is its wall time minus its
+runs' own training+evaluation time, shown as a fraction of the job. Results: results/benchmarks/runs_per_hour.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+import torch
+
+from chaosgrid import data, shifts, train
+from chaosgrid.grid import validate_cell
+
+CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
+SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
+
+
+def shard_job(base: dict, seeds: list[int], threads: int, folder: Path) -> tuple[float, float]:
+    """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process."""
+    spec = json.dumps({"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES})
+    runs = folder / f"runs-{seeds[0]}-{len(seeds)}.parquet"
+    start = time.perf_counter()
+    subprocess.run([*CLI, "--spec", spec, "--runs", runs, "--predictions", folder / "p.parquet",
+                    "--threads", str(threads)], check=True, capture_output=True)  # fmt: skip
+    wall = time.perf_counter() - start
+    return wall, float(pd.read_parquet(runs, columns=["wall_s"])["wall_s"].sum())
+
+
+def in_process(engine: str, base: dict, seeds: list[int], dataset, sets) -> float:
+    cells = [validate_cell({**base, "init_seed": s, "order_seed": s, "aug_seed": s}) for s in seeds]
+    start = time.perf_counter()
+    train.train_shard(cells, dataset, sets, engine=engine)
+    if dataset.x_train.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+@click.command()
+@click.option("--model", default="cnn", show_default=True)
+@click.option("--dataset", "dataset_name", default="digits", show_default=True)
+@click.option("--width", default=8, show_default=True)
+@click.option("--epochs", default=2.0, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--ks", default="1,4,16,64", show_default=True)
+@click.option("--naive-max", default=4, show_default=True, help="Process-per-run timed on at most this many runs.")
+@click.option("--threads", default=1, show_default=True)
+@click.option("--smoke", is_flag=True, help="Tiny sizes: checks the benchmark runs, in seconds.")
+@click.option("--out", default="results/benchmarks/runs_per_hour.csv", show_default=True)
+def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads, smoke, out) -> None:
+    if smoke:
+        width, epochs, ks, naive_max = 4, 0.2, "1,2", 1
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    base = {"dataset": dataset_name, "model": model, "width": width, "epochs": epochs, "batch_size": batch_size,
+            "augmentation": "flip_crop"}  # fmt: skip
+    dataset = data.load(dataset_name).to(device)
+    sets = shifts.eval_sets(dataset, shifts.eval_pairs(SHIFTS, SEVERITIES))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
+    print(f"{model} width {width} on {dataset_name}, {epochs} epochs, {len(sets)} eval sets, {name}")
+    header = ("K", "shard job", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead")
+    print("{:>4} {:>11} {:>13} {:>13} {:>13} {:>10} {:>9}".format(*header) + "   (runs/hour)")
+    for engine in ("loop", "vmap"):  # warm-up: lazy initialisation would otherwise land on the first K
+        in_process(engine, {**base, "epochs": 0.05}, [0, 1], dataset, sets)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in (int(v) for v in ks.split(",")):
+            seeds = list(range(k))
+            job_wall, job_runs = shard_job(base, seeds, threads, Path(tmp))
+            loop = in_process("loop", base, seeds, dataset, sets)
+            vmapped = in_process("vmap", base, seeds, dataset, sets)
+            naive_runs = seeds[:naive_max]
+            naive = sum(shard_job(base, [s], threads, Path(tmp))[0] for s in naive_runs) / len(naive_runs) * k
+            per_hour = {name: 3600 * k / t for name, t in
+                        (("shard_job", job_wall), ("loop", loop), ("vmap", vmapped), ("process_per_run", naive))}  # fmt: skip
+            overhead = (job_wall - job_runs) / job_wall
+            rows.append({"k": k, **{f"{n}_runs_per_hour": v for n, v in per_hour.items()}, "device": name,
+                         "shard_job_s": job_wall, "shard_overhead_s": job_wall - job_runs,
+                         "overhead_fraction": overhead})  # fmt: skip
+            print(f"{k:>4} {per_hour['shard_job']:>11.0f} {per_hour['loop']:>13.0f} {per_hour['vmap']:>13.0f} "
+                  f"{per_hour['process_per_run']:>13.0f} {per_hour['shard_job'] / per_hour['process_per_run']:>9.1f}x "
+                  f"{100 * overhead:>8.0f}%")  # fmt: skip
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out, index=False)
+
+
+if __name__ == "__main__":
+    main()
