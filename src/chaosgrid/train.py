@@ -182,7 +182,7 @@ def evaluate(stack: LoopStack | VmapStack, sets: dict) -> list[dict[tuple[str, i
         pred = probs.argmax(-1)
         p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
         correct = pred == y
-        acc = correct.float().mean(1).cpu().tolist()
+        acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
         pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
         out = out or [{} for _ in range(len(probs))]
         for r in range(len(probs)):
