@@ -240,25 +240,36 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator):
         yield from order.split(batch_size)
 
 
-def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
-    """Batched random flips and translations (crop of a zero-padded image), drawn from the run's generator.
+def draw_augmentation(n: int, height: int, kind: str, g: torch.Generator):
+    """The random part of augmenting n images: (crop offsets (n, 2) or None, flip mask (n,) or None).
 
-    The pad is H/8 pixels (4 on CIFAR's 32, 1 on the 8x8 digits). The draws are made in the same order
-    whatever the device, so runs are reproducible across devices up to float arithmetic.
+    Drawn on the CPU from the run's generator, in the same order whatever the device, so a run's
+    augmentations are reproducible across devices and engines.
     """
-    if kind == "none":
-        return x
+    shifts = torch.randint(0, 2 * max(1, height // 8) + 1, (n, 2), generator=g) if "crop" in kind else None
+    flips = torch.rand(n, generator=g) < 0.5 if "flip" in kind else None
+    return shifts, flips
+
+
+def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
+    """Translate (crop of a zero-padded image; pad H/8 px: 4 on CIFAR's 32, 1 on 8x8 digits) and flip, batched.
+
+    One call serves the batches of all K runs of a shard at once: the draws are simply concatenated.
+    """
     n, _, h, w = x.shape
-    if "crop" in kind:
+    if shifts is not None:
         pad = max(1, h // 8)
-        shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=g).to(x.device)
+        shifts = shifts.to(x.device)
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
         rows = torch.arange(h, device=x.device)[None, :] + shifts[:, :1]
         cols = torch.arange(w, device=x.device)[None, :] + shifts[:, 1:]
         batch = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    if "flip" in kind:
-        flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if flips is not None:
+        x = torch.where(flips.to(x.device)[:, None, None, None], x.flip(-1), x)
     return x
 
+
+def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """Random flips and translations of a batch, drawn from the run's augmentation generator."""
+    return apply_augmentation(x, *draw_augmentation(len(x), x.shape[-2], kind, g))

@@ -24,8 +24,17 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from chaosgrid import models
-from chaosgrid.data import NUM_CLASSES, Dataset, augment, balanced_subset, batch_indices, generator, noisy_labels
-from chaosgrid.data import derive_seed
+from chaosgrid.data import (
+    NUM_CLASSES,
+    Dataset,
+    apply_augmentation,
+    balanced_subset,
+    batch_indices,
+    derive_seed,
+    draw_augmentation,
+    generator,
+    noisy_labels,
+)
 
 EVAL_CHUNK = 2048  # eval examples per forward pass
 
@@ -150,9 +159,14 @@ def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: tor
     seen = 0
     stack.train(True)
     for step in range(total):
-        idx = [next(order).to(device) for order in orders]
-        xb = torch.stack([augment(x[i], cell["augmentation"], g) for i, g in zip(idx, aug_generators)])
-        yb = torch.stack([y[i] for i in idx])
+        # the K runs' batches as one (K*B) batch: one gather and one augmentation call whatever K is
+        idx = torch.cat([next(order) for order in orders])
+        batch = len(idx) // k
+        draws = [draw_augmentation(batch, x.shape[-2], cell["augmentation"], g) for g in aug_generators]
+        shifts, flips = (torch.cat(d) if d[0] is not None else None for d in zip(*draws))
+        idx = idx.to(device)
+        xb = apply_augmentation(x[idx], shifts, flips).view(k, batch, *x.shape[1:])
+        yb = y[idx].view(k, batch)
         fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
         with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
             logits = stack(xb)
