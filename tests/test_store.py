@@ -49,7 +49,7 @@ def test_progress_and_provenance(shard_tables):
     assert stdout.count("test_acc") == 8 and "[8/8]" in stdout
     row = runs.slice(0, 1).to_pylist()[0]
     assert row["torch_version"].startswith("2.") and row["device"] == "cpu" and row["threads"] == 1
-    assert row["chaosgrid_version"] and row["git_commit"] and row["engine"] == "loop"
+    assert row["chaosgrid_version"] and row["git_commit"] and row["engine"] == "vmap"  # 8 runs, 8x8 images
     assert row["shard"] == "seeds~0-7"
     assert pq.read_metadata(shard_tables[4] / "runs.parquet").row_group(0).column(0).compression == "ZSTD"
 

@@ -23,9 +23,10 @@ def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
     assert result.diverged_step == -1 and result.train_acc > 0.97
 
 
-def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets):
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets, engine):
     spec = cells(2, epochs=2, augmentation="flip_crop")
-    first, second = (train.train_shard(spec, digits, digits_sets) for _ in range(2))
+    first, second = (train.train_shard(spec, digits, digits_sets, engine=engine) for _ in range(2))
     for a, b in zip(first, second):
         assert a.train_loss == b.train_loss
         for key in a.evals:
@@ -92,6 +93,17 @@ def test_tiny_perturbations_change_the_run_slightly(digits, digits_sets, perturb
     (twin,) = train.train_shard(cells(1, epochs=0.1, perturbation=perturbation), digits, digits_sets)
     assert base.train_loss != twin.train_loss
     assert abs(base.train_loss - twin.train_loss) < 0.05
+
+
+def test_auto_engine_follows_the_measurements():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.choose_engine("auto", cpu, pixels=8 * 8, k=8) == "vmap"
+    assert train.choose_engine("auto", cpu, pixels=8 * 8, k=2) == "loop"
+    assert train.choose_engine("auto", cpu, pixels=32 * 32, k=64) == "loop"
+    assert train.choose_engine("auto", cuda, pixels=32 * 32, k=1) == "vmap"
+    assert train.choose_engine("loop", cuda) == "loop"
+    with pytest.raises(ValueError, match="'jit'"):
+        train.choose_engine("jit", cpu)
 
 
 def test_lr_schedules():

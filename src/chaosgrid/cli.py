@@ -46,7 +46,7 @@ def main() -> None:
               help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--engine", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
-              help="How the shard's models train together (auto: loop on CPU, vmap on GPU).")  # fmt: skip
+              help="How the shard's models train together (auto: vmap on GPU, and on CPU for 8+ runs on small images).")  # fmt: skip
 @click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
               show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
 def train_shard(spec, runs_path, predictions_path, threads, device, engine, data_root) -> None:
@@ -69,11 +69,11 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, data
     torch.set_num_threads(threads)
     torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                 ("cpu" if device == "auto" else device))  # fmt: skip
-    engine = train.choose_engine(engine, torch_device)
     cells = shard.cells()
     start = time.perf_counter()
     try:
         dataset = data.load(shard.base["dataset"], data_root).to(torch_device)
+        engine = train.choose_engine(engine, torch_device, dataset.x_train[0, 0].numel(), len(cells))
         sets = shifts.eval_sets(dataset, shifts.eval_pairs(list(shard.shifts), list(shard.severities)), data_root)
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err

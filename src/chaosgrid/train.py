@@ -204,10 +204,18 @@ def evaluate(stack: LoopStack | VmapStack, sets: dict) -> list[dict[tuple[str, i
     return out
 
 
-def choose_engine(engine: str, device: torch.device) -> str:
-    """'auto' picks by measurement (benchmarks/throughput.py): the loop on CPU, vmap on CUDA."""
+# Largest image (H*W) for which vmap beats the loop on a CPU. Measured with benchmarks/throughput.py, cnn
+# width 8, 1 thread: 8x8 digits, vmap/loop = 1.71 at K=8 and 1.47 at K=32 (per-step Python overhead
+# dominates tiny nets); 32x32 images, 0.23 at K=8 and 0.17 at K=32 (the batched convolutions lose).
+CPU_VMAP_MAX_PIXELS = 16 * 16
+
+
+def choose_engine(engine: str, device: torch.device, pixels: int = 32 * 32, k: int = 1) -> str:
+    """'auto' picks by measurement, never by a timing taken now (that would make results depend on load):
+    vmap on CUDA; on a CPU, vmap for shards of 8+ runs on small images and the loop otherwise."""
     if engine == "auto":
-        return "vmap" if device.type == "cuda" else "loop"
+        small_on_cpu = pixels <= CPU_VMAP_MAX_PIXELS and k >= 8
+        return "vmap" if device.type == "cuda" or small_on_cpu else "loop"
     if engine not in ("loop", "vmap"):
         raise ValueError(f"unknown engine {engine!r}; choose auto, loop or vmap")
     return engine
@@ -227,7 +235,7 @@ def train_shard(
             raise ValueError("a shard's cells must differ only in their seeds")
     device = data.x_train.device
     x, y = training_set(data, cells[0])
-    engine = choose_engine(engine, device)
+    engine = choose_engine(engine, device, x.shape[-2] * x.shape[-1], len(cells))
     groups = [cells] if engine == "vmap" else [[c] for c in cells]
     results = []
     for group in groups:
