@@ -1,9 +1,10 @@
 """Train the runs of one shard together: one data load, K models, per-run seeds for init, order, augmentation.
 
 Two engines share every line of the recipe and differ only in how K models take a step:
-- `loop`: one model at a time (K=1 stacks in sequence), fastest on a CPU;
+- `loop`: one model at a time (K=1 stacks in sequence), fastest on a CPU for images of CIFAR's size;
 - `vmap`: the K models' parameters stacked and called through `torch.func.functional_call` under `vmap`,
-  so a GPU runs K tiny networks as one wide one. BatchNorm running statistics are stacked buffers too.
+  so a GPU runs K tiny networks as one wide one (and a CPU saves per-step Python overhead on tiny inputs).
+  BatchNorm running statistics are stacked buffers too.
 For the same cells both engines give the same predictions up to float rounding (tested).
 
 A run whose loss goes NaN/inf is marked diverged at that step; the others are unaffected.
