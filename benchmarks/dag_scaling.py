@@ -62,7 +62,7 @@ def plan(work: Path, config_path: Path) -> tuple[float, float, bool]:
     """(seconds, peak MB, nothing-to-do) of one `snakemake -n` in a fresh process."""
     cmd = [SNAKEMAKE, "-n", "--quiet", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(config_path), "--cores", "1"]  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(out.stderr)
     seconds, peak_kb, nothing = out.stdout.split()

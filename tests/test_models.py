@@ -15,7 +15,7 @@ def test_models_take_any_input_shape(name, shape):
 
 
 def test_width_scales_parameters():
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(models.build("resnet18", 3, 10, 8)) > 3 * count(models.build("resnet18", 3, 10, 4))
     standard = count(models.build("resnet18", 3, 10, 64))
     assert 11.0e6 < standard < 11.3e6  # the usual 11.2M-parameter CIFAR ResNet-18

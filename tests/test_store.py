@@ -29,12 +29,12 @@ def shard_tables(tmp_path_factory):
 
 
 def test_shard_of_8_gives_8_runs_and_8_x_eval_sets_predictions(shard_tables, digits):
-    shard, stdout, runs, predictions, out = shard_tables
+    shard, _, runs, predictions, out = shard_tables
     assert runs.num_rows == 8 and runs.schema.equals(store.RUNS_SCHEMA)
     assert predictions.num_rows == 8 * 5 and predictions.schema.equals(store.PREDICTIONS_SCHEMA)
     assert set(runs["cell_id"].to_pylist()) == {cell_id(c) for c in shard.cells()}
     assert {len(p) for p in predictions["pred"].to_pylist()} == {len(digits.y_test)}
-    ids, preds = store.matrix(predictions, "pred", "gaussian_noise", 3)
+    _, preds = store.matrix(predictions, "pred", "gaussian_noise", 3)
     assert preds.shape == (8, len(digits.y_test)) and preds.dtype == np.uint8
     _, p_true = store.matrix(predictions, "p_true")
     assert p_true.dtype == np.float16

@@ -72,7 +72,7 @@ def test_a_diverged_run_is_marked_and_others_continue(digits):
     modules = [train.init_model(c, x) for c in spec]
     with torch.no_grad():
         next(modules[1].parameters()).view(-1)[0] = float("nan")
-    loss, acc, diverged = train.fit(train.VmapStack(modules), spec, x, y)
+    loss, _, diverged = train.fit(train.VmapStack(modules), spec, x, y)
     assert diverged.tolist() == [-1, 0]
     alone_loss, _, alone_diverged = train.fit(train.VmapStack([train.init_model(spec[0], x)]), spec[:1], x, y)
     assert alone_diverged.tolist() == [-1]
@@ -117,7 +117,7 @@ def test_lr_schedules():
 
 
 def test_label_noise_and_fraction_shape_the_training_set(digits):
-    x, y = train.training_set(digits, validate_cell({"data_fraction": 0.5, "label_noise": 0.2}))
+    _, y = train.training_set(digits, validate_cell({"data_fraction": 0.5, "label_noise": 0.2}))
     keep = data.balanced_subset(digits.y_train, 0.5)
     assert len(y) == len(keep)
     assert (y != digits.y_train[keep]).sum() == round(0.2 * len(keep))

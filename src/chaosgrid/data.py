@@ -160,7 +160,7 @@ def cifar10(root: Path) -> Dataset:
 
     _cifar_folder(root)  # torchvision's own message does not say where it looked
     train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
-    to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0
     return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets)
 
 

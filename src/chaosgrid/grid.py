@@ -151,7 +151,7 @@ class Shard:
         spec = json.loads(text)
         missing = {"base", "seeds"} - set(spec)
         if missing:
-            raise GridError(f"shard spec lacks {sorted(missing)[0]!r}")
+            raise GridError(f"shard spec lacks {min(missing)!r}")
         base = validate_cell(spec["base"])
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from workflow_helpers import REPO, SNAKEMAKE, snakemake, tiny_study, write_config  # noqa: E402
+from workflow_helpers import REPO, SNAKEMAKE, snakemake, tiny_study, write_config
 
 HERE = Path(__file__).parent
 PLUGINS = ["snakemake-executor-plugin-slurm==2.8.0", "snakemake-executor-plugin-slurm-jobstep==0.6.1"]
@@ -34,13 +34,13 @@ def cluster_env(tmp_path_factory):
     plugin = state / "plugin"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", plugin, *PLUGINS],
                    check=True)  # fmt: skip
-    started = subprocess.run(["bash", HERE / "slurm.sh", "start", state], capture_output=True, text=True)
+    started = subprocess.run(["bash", HERE / "slurm.sh", "start", state], capture_output=True, text=True, check=False)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         print(started.stdout)
         yield {"SLURM_CONF": str(state / "slurm.conf"), "PYTHONPATH": str(plugin)}
     finally:
-        subprocess.run(["bash", HERE / "slurm.sh", "stop", state])
+        subprocess.run(["bash", HERE / "slurm.sh", "stop", state], check=False)
 
 
 def snakemake_slurm(workdir: Path, config: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -48,7 +48,7 @@ def snakemake_slurm(workdir: Path, config: Path, env: dict, *args: str) -> subpr
     cmd = ["timeout", "-k", "10", "400", SNAKEMAKE, "--profile", "slurm", "--directory", str(workdir),
            "--configfile", str(config), *args]  # fmt: skip
     full_env = {**os.environ, "PATH": f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}", **env}
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env, check=False)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done
 
@@ -63,7 +63,7 @@ def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, clust
     history = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T"], capture_output=True, text=True,
                              env={**os.environ, **cluster_env}, check=True).stdout  # fmt: skip
     for jobid in ids:
-        assert re.search(rf"^{jobid} \S+ COMPLETED$", history, re.M), history
+        assert re.search(rf"^{jobid} \S+ COMPLETED$", history, re.MULTILINE), history
 
     snakemake(local, config)
     tables = ("runs", "evals", "summary")
