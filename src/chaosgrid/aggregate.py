@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from chaosgrid.grid import SEED_KEYS
 from chaosgrid.store import write_table
 
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
@@ -71,13 +72,16 @@ def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[s
     Reads one grid point's shard files at a time, so memory holds one point's predictions, not a study's.
     Rows are ordered by the runs' seeds, so twins (same seeds, one parameter changed) line up.
     """
-    by_key = {Path(f).as_posix(): f for f in prediction_files}
-    seeds = ["init_seed", "order_seed", "aug_seed"]
+    # a shard file is results/<study>/predictions/<shard key>.parquet
+    by_key = {Path(f).as_posix().split("/predictions/", 1)[-1].removesuffix(".parquet"): f for f in prediction_files}
     for values, point in runs.groupby(axes, sort=True) if axes else [((), runs)]:
         values = dict(zip(axes, values if isinstance(values, tuple) else (values,)))
-        files = [f for key, f in by_key.items() if any(key.endswith(f"/{s}.parquet") for s in point["shard"].unique())]
+        missing = set(point["shard"]) - set(by_key)
+        if missing:
+            raise FileNotFoundError(f"no predictions file for shard {min(missing)!r}")
+        files = [by_key[key] for key in sorted(set(point["shard"]))]
         table = read_columns(files, ["cell_id", "shift", "severity", *columns]).to_pandas()
-        point = point.sort_values(seeds)
+        point = point.sort_values(list(SEED_KEYS))
         for (shift, severity), rows in table.groupby(["shift", "severity"], sort=False):
             rows = rows.set_index("cell_id").loc[point["cell_id"]]
             yield values, shift, int(severity), point, {c: np.stack(rows[c].to_numpy()) for c in columns}

@@ -36,6 +36,7 @@ from chaosgrid.data import (
     generator,
     noisy_labels,
 )
+from chaosgrid.grid import SEED_KEYS
 
 EVAL_CHUNK = 2048  # eval examples per forward pass
 
@@ -230,9 +231,9 @@ def train_shard(
     progress: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device."""
-    shared = {k: v for k, v in cells[0].items() if not k.endswith("_seed")}
+    shared = {k: v for k, v in cells[0].items() if k not in SEED_KEYS}
     for c in cells:
-        if {k: v for k, v in c.items() if not k.endswith("_seed")} != shared:
+        if {k: v for k, v in c.items() if k not in SEED_KEYS} != shared:
             raise ValueError("a shard's cells must differ only in their seeds")
     device = data.x_train.device
     x, y = training_set(data, cells[0])

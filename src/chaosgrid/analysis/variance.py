@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
+from chaosgrid.grid import SEED_KEYS
+
 
 def accuracies(correct: np.ndarray) -> np.ndarray:
     return correct.mean(axis=1)
@@ -113,8 +115,8 @@ def study_tables(runs, prediction_files: list, axes: list[str], n_boot: int = 20
     - churn: per grid point, the mean churn between consecutive independent seeds, and for perturbed points
       the churn against the unperturbed twin (same seeds, same other axes) on the clean test set;
     - better_seeds: per grid point, `better_seeds` on the clean test set;
-    - independence: per grid point, the clean accuracies of its runs ("observed") and of as many simulated
-      runs with independent per-example errors ("predicted", Poisson-binomial with the observed p_i).
+    - independence: per grid point, the clean accuracies of its runs ("observed") and of at least 1,000
+      simulated runs with independent per-example errors ("predicted", Poisson-binomial with the observed p_i).
     Diverged runs are left out of every statistic.
     """
     import pandas as pd
@@ -134,7 +136,7 @@ def study_tables(runs, prediction_files: list, axes: list[str], n_boot: int = 20
                 predicted = poisson_binomial_accuracies(m["correct"].mean(0), max(len(observed), 1000))
                 for kind, accs in (("observed", observed), ("predicted", predicted)):
                     independence += [{**values, "kind": kind, "acc": float(a)} for a in accs]
-            seeds = point[["init_seed", "order_seed", "aug_seed"]].itertuples(index=False, name=None)
+            seeds = point[list(SEED_KEYS)].itertuples(index=False, name=None)
             clean_preds[tuple(values.items())] = dict(zip(seeds, m["pred"]))
     churn_rows = []
     for key, preds in clean_preds.items():
