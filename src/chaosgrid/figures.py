@@ -105,10 +105,13 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
 
 def shifts(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: str) -> None:
     """Accuracy (left) and run-to-run std (right) under each shift vs severity; severity 0 is the clean set."""
+    names = [s for s in evals["shift"].unique() if s != CLEAN[0]]
+    if not names:
+        placeholder(path, f"{study}: no shifted evaluation sets (add `shifts` and `severities` to the study)")
+        return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     clean_acc = _clean(evals)["acc"]
     clean_std = _clean(summary)["std_acc"].mean()
-    names = [s for s in evals["shift"].unique() if s != CLEAN[0]]
     for name in names:
         rows = evals[evals["shift"] == name].groupby("severity")["acc"]
         sev = [0, *rows.mean().index]
@@ -116,16 +119,13 @@ def shifts(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: 
                       yerr=100 * np.array([clean_acc.std(), *rows.std()]), marker="o", capsize=3, label=name)  # fmt: skip
         stds = summary[summary["shift"] == name].groupby("severity")["std_acc"].mean()
         right.plot(sev, 100 * np.array([clean_std, *stds]), marker="o", label=name)
-    if not names:
-        left.bar([0], [100 * clean_acc.mean()], yerr=[100 * clean_acc.std()])
     left.set_ylabel("test accuracy (%, mean ± std over all runs)")
     right.set_ylabel("std over seeds (pp, mean over grid points)")
     severities = sorted({0, *evals["severity"].unique()})
     for ax in (left, right):
         ax.set_xlabel("shift severity (0 = clean test set)")
         ax.set_xticks(severities)
-    if names:
-        left.legend(fontsize=8)
+    left.legend(fontsize=8)
     fig.suptitle(f"{study}: accuracy and its run-to-run spread under distribution shift")
     fig.tight_layout()
     save(fig, path)
@@ -193,9 +193,12 @@ def churn(churn_df: pd.DataFrame, axes: list[str], path: Path | str, study: str)
 
 def variance_vs_shift(variance: pd.DataFrame, path: Path | str, study: str) -> None:
     """Observed/predicted variance ratio (left) and distribution-wise std (right) vs shift severity."""
+    names = [s for s in variance["shift"].unique() if s != CLEAN[0]]
+    if not names:
+        placeholder(path, f"{study}: no shifted evaluation sets (add `shifts` and `severities` to the study)")
+        return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     clean = _clean(variance)[["ratio", "std_distribution"]].mean()
-    names = [s for s in variance["shift"].unique() if s != CLEAN[0]] or [CLEAN[0]]
     for name in names:
         rows = variance[variance["shift"] == name].groupby("severity")[["ratio", "std_distribution"]].mean()
         rows = rows.drop(index=0, errors="ignore")
