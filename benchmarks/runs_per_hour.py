@@ -48,7 +48,7 @@ def shard_job(base: dict, seeds: list[int], threads: int, folder: Path) -> tuple
 def in_process(engine: str, base: dict, seeds: list[int], dataset, sets) -> float:
     cells = [validate_cell({**base, "init_seed": s, "order_seed": s, "aug_seed": s}) for s in seeds]
     start = time.perf_counter()
-    train.train_shard(cells, dataset, sets, engine=engine)
+    train.train_shard(cells, dataset, sets, train.Execution(engine))
     if dataset.x_train.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start

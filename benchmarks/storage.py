@@ -27,7 +27,7 @@ import pandas as pd
 
 from chaosgrid import store
 from chaosgrid.grid import validate_cell
-from chaosgrid.train import EvalResult, RunResult
+from chaosgrid.train import EvalResult, Execution, RunResult
 
 EVAL_SETS = [("clean", 0, 10_000), ("cifar10_1", 0, 2_000)] + [
     (f"cifar10c_{c}", s, 10_000) for c in ("gaussian_noise", "contrast", "fog", "pixelate") for s in (1, 3, 5)
@@ -73,7 +73,7 @@ def main(n_runs, shard_size, smoke, out) -> None:
     eval_sets = EVAL_SETS
     if smoke:
         n_runs, shard_size, eval_sets = 40, 10, [(n, s, 500) for n, s, _ in EVAL_SETS[:3]]
-    prov = store.provenance("cpu", 1, "loop")
+    prov = store.provenance("cpu", 1, Execution("loop"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

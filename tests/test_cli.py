@@ -47,3 +47,17 @@ def test_missing_cifar_is_a_clear_error(tmp_path):
         capture_output=True, text=True,
     check=False)  # fmt: skip
     assert result.returncode == 1 and "cifar-10-batches-py" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_execution_options_reach_the_runs_table(tmp_path):
+    """--engine and --channels-last change how a shard runs; each runs row says so."""
+    import pyarrow.parquet as pq
+
+    spec = '{"base": {"width": 4, "epochs": 0.2, "precision": "bf16", "tta": "flip"}, "seeds": [0, 1]}'
+    result = CliRunner().invoke(main, ["train-shard", "--spec", spec, "--engine", "vmap", "--channels-last",
+                                       "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(vmap, channels-last, 1 threads)" in result.output
+    rows = pq.read_table(tmp_path / "r").to_pylist()
+    assert [(r["engine"], r["channels_last"], r["compiled"]) for r in rows] == [("vmap", True, False)] * 2
+    assert {(r["precision"], r["tta"]) for r in rows} == {("bf16", "flip")}

@@ -50,12 +50,13 @@ def test_progress_and_provenance(shard_tables):
     row = runs.slice(0, 1).to_pylist()[0]
     assert row["torch_version"].startswith("2.") and row["device"] == "cpu" and row["threads"] == 1
     assert row["chaosgrid_version"] and row["git_commit"] and row["engine"] == "vmap"  # 8 runs, 8x8 images
+    assert row["channels_last"] is False and row["compiled"] is False
     assert row["shard"] == "seeds~0-7"
     assert pq.read_metadata(shard_tables[4] / "runs.parquet").row_group(0).column(0).compression == "ZSTD"
 
 
 def test_write_is_atomic_when_writing_fails(tmp_path):
-    table = store.runs_table([], "s", store.provenance("cpu", 1, "loop"))
+    table = store.runs_table([], "s", store.provenance("cpu", 1, train.Execution("loop")))
 
     class Boom(Exception):
         pass
@@ -91,6 +92,6 @@ def test_killed_training_process_leaves_no_result_file(tmp_path):
 def test_diverged_runs_are_rows_not_crashes(digits, digits_sets):
     cells = expand_study("d", {"lr": 1e20, "epochs": 1, "weight_decay": 0, "seeds": 2})[0].cells()
     results = train.train_shard(cells, digits, digits_sets)
-    runs = store.runs_table(results, "k", store.provenance("cpu", 1, "loop"))
+    runs = store.runs_table(results, "k", store.provenance("cpu", 1, train.Execution("loop")))
     assert runs["diverged"].to_pylist() == [True, True]
     assert all(s >= 0 for s in runs["diverged_step"].to_pylist())

@@ -26,7 +26,7 @@ def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
 @pytest.mark.parametrize("engine", ["loop", "vmap"])
 def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets, engine):
     spec = cells(2, epochs=2, augmentation="flip_crop")
-    first, second = (train.train_shard(spec, digits, digits_sets, engine=engine) for _ in range(2))
+    first, second = (train.train_shard(spec, digits, digits_sets, train.Execution(engine)) for _ in range(2))
     for a, b in zip(first, second):
         assert a.train_loss == b.train_loss
         for key in a.evals:
@@ -43,12 +43,17 @@ def test_each_seed_source_changes_the_run(digits, digits_sets, source):
 
 @pytest.mark.parametrize("model", ["cnn", "resnet18", "fast"])
 def test_vmap_and_loop_engines_agree(digits, digits_sets, model):
-    """Same seeds, both engines: equal predictions and close probabilities after a few steps (BatchNorm included)."""
+    """Same seeds, both engines: equal predictions and close probabilities after a few steps (BatchNorm included).
+
+    The engines round differently (first forward pass: logits differ by ~7e-6), and five steps of a width-4
+    ResNet amplified that for one seed to 2.3e-3 in loss on an AMD EPYC (1e-7 on the machine this test was
+    first written on), hence the loss tolerance; p_true stays within 5e-4 (between seeds: 3e-2).
+    """
     spec = cells(3, model=model, width=4, epochs=0.2, augmentation="flip_crop")
-    loop = train.train_shard(spec, digits, digits_sets, engine="loop")
-    vmapped = train.train_shard(spec, digits, digits_sets, engine="vmap")
+    loop = train.train_shard(spec, digits, digits_sets, train.Execution("loop"))
+    vmapped = train.train_shard(spec, digits, digits_sets, train.Execution("vmap"))
     for a, b in zip(loop, vmapped):
-        assert abs(a.train_loss - b.train_loss) < 1e-4
+        assert abs(a.train_loss - b.train_loss) < 1e-2
         for key in a.evals:
             np.testing.assert_allclose(a.evals[key].p_true, b.evals[key].p_true, atol=2e-3)
             assert (a.evals[key].pred != b.evals[key].pred).mean() < 0.05  # near-ties of a barely trained net
@@ -134,3 +139,53 @@ def test_shard_cells_must_differ_only_in_seeds(digits, digits_sets):
     mixed = [validate_cell({"lr": 0.1}), validate_cell({"lr": 0.2})]
     with pytest.raises(ValueError, match="only in their seeds"):
         train.train_shard(mixed, digits, digits_sets)
+
+
+def test_bf16_precision_trains_to_nearly_the_same_accuracy(digits, digits_sets):
+    """bf16 autocast is a recipe choice (part of the cell): a different run, not a different result quality."""
+    (fp32,) = train.train_shard(cells(1, epochs=3), digits, digits_sets)
+    (bf16,) = train.train_shard(cells(1, epochs=3, precision="bf16"), digits, digits_sets)
+    assert fp32.train_loss != bf16.train_loss
+    assert abs(fp32.evals["clean", 0].acc - bf16.evals["clean", 0].acc) < 0.03
+
+
+def test_flip_tta_averages_the_logits_of_image_and_mirror(digits):
+    cell = cells(1, epochs=1)[0]
+    x, y = train.training_set(digits, cell)
+    stack = train.LoopStack([train.init_model(cell, x)])
+    train.fit(stack, [cell], x, y)
+    x_test = digits.normalize(digits.x_test)
+    (plain,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})
+    (tta,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)}, tta="flip")
+    stack.train(False)
+    with torch.no_grad():
+        expected = ((stack(x_test, shared=True) + stack(x_test.flip(-1), shared=True)) / 2).softmax(-1)[0]
+    expected_p = expected[torch.arange(len(digits.y_test)), digits.y_test].numpy()
+    np.testing.assert_allclose(tta["clean", 0].p_true.astype(float), expected_p, atol=1e-3)
+    assert not np.array_equal(tta["clean", 0].p_true, plain["clean", 0].p_true)
+    mirrored = (x_test + x_test.flip(-1)) / 2  # images equal to their mirror: flipping changes nothing
+    (sym,) = train.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)})
+    (sym_tta,) = train.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)}, tta="flip")
+    np.testing.assert_allclose(sym["clean", 0].p_true.astype(float), sym_tta["clean", 0].p_true.astype(float),
+                               atol=1e-3)  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_channels_last_changes_only_rounding(digits, digits_sets, engine):
+    spec = cells(2, model="fast", width=4, epochs=0.5, augmentation="flip_crop")
+    plain = train.train_shard(spec, digits, digits_sets, train.Execution(engine))
+    nhwc = train.train_shard(spec, digits, digits_sets, train.Execution(engine, channels_last=True))
+    for a, b in zip(plain, nhwc):
+        assert abs(a.train_loss - b.train_loss) < 1e-4
+        np.testing.assert_allclose(a.evals["clean", 0].p_true, b.evals["clean", 0].p_true, atol=2e-3)
+
+
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_compiled_training_matches_eager(digits, digits_sets, engine):
+    """One compilation serves the whole shard (~25-50 s here); BatchNorm buffers update as in eager mode."""
+    spec = cells(2, width=4, epochs=0.5)
+    eager = train.train_shard(spec, digits, digits_sets, train.Execution(engine))
+    compiled = train.train_shard(spec, digits, digits_sets, train.Execution(engine, compile=True))
+    for a, b in zip(eager, compiled):
+        assert abs(a.train_loss - b.train_loss) < 1e-4
+        np.testing.assert_allclose(a.evals["clean", 0].p_true, b.evals["clean", 0].p_true, atol=2e-3)

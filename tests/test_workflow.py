@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, tiny_study, write_config
 
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
@@ -157,3 +158,14 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     assert planned_jobs(snakemake(tmp_path, config, "-n").stdout)["train_shard"] == 1
     snakemake(tmp_path, config)
     assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == 2 + 7  # shard files + tables
+
+
+def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
+    config = tmp_path / "config.yaml"
+    study = {"tiny": tiny_study(lr=0.05, seeds=2)}
+    config.write_text(yaml.safe_dump({"execution": {"engine": "vmap", "channels_last": True}, "studies": study}))
+    shell = snakemake(tmp_path, config, "-n", "-p").stdout
+    assert "--engine vmap --channels-last --no-compile" in shell
+    config.write_text(yaml.safe_dump({"execution": {"engine": "jit"}, "studies": study}))
+    done = snakemake(tmp_path, config, "-n", check=False)
+    assert done.returncode != 0 and "jit" in done.stdout + done.stderr

@@ -34,6 +34,8 @@ CELL_DEFAULTS: dict[str, object] = {
     "data_fraction": 1.0,  # class-balanced deterministic subset of the training set, in (0, 1]
     "label_noise": 0.0,  # fraction of training labels replaced by a random other class, in [0, 1)
     "perturbation": "none",  # none | weight | fp16_first_batch (calibrated-chaos tiny perturbations)
+    "precision": "fp32",  # fp32 | bf16 (autocast of forward passes; a recipe choice, so part of the cell)
+    "tta": "none",  # none | flip: test-time augmentation, logits averaged over the image and its mirror
     "seed_source": "all",  # which seeds follow the seed index: all | init | order | aug
     "init_seed": 0,
     "order_seed": 0,
@@ -46,6 +48,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("constant", "linear", "cosine", "step"),
     "augmentation": ("none", "flip", "crop", "flip_crop"),
     "perturbation": ("none", "weight", "fp16_first_batch"),
+    "precision": ("fp32", "bf16"),
+    "tta": ("none", "flip"),
     "seed_source": ("all", "init", "order", "aug"),
 }
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).

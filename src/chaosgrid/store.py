@@ -14,6 +14,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ import pyarrow.parquet as pq
 
 from chaosgrid import __version__
 from chaosgrid.grid import CELL_DEFAULTS, cell_id
+
+if TYPE_CHECKING:
+    from chaosgrid.train import Execution
 
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 CELL_FIELDS = [pa.field(name, _ARROW_TYPES[type(default)]) for name, default in CELL_DEFAULTS.items()]
@@ -32,6 +36,8 @@ PROVENANCE_FIELDS = [
     pa.field("device", pa.string()),
     pa.field("threads", pa.int32()),
     pa.field("engine", pa.string()),
+    pa.field("channels_last", pa.bool_()),
+    pa.field("compiled", pa.bool_()),
     pa.field("host", pa.string()),
 ]
 RUNS_SCHEMA = pa.schema(
@@ -72,7 +78,8 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def provenance(device: str, threads: int, engine: str) -> dict:
+def provenance(device: str, threads: int, execution: Execution) -> dict:
+    """Where and how a shard ran (`execution` with its engine resolved)."""
     import torch
 
     return {
@@ -81,7 +88,9 @@ def provenance(device: str, threads: int, engine: str) -> dict:
         "torch_version": torch.__version__,
         "device": device,
         "threads": threads,
-        "engine": engine,
+        "engine": execution.engine,
+        "channels_last": execution.channels_last,
+        "compiled": execution.compile,
         "host": platform.node(),
     }
 

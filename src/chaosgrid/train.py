@@ -8,6 +8,10 @@ Two engines share every line of the recipe and differ only in how K models take 
 For the same cells both engines give the same predictions up to float rounding (tested).
 
 A run whose loss goes NaN/inf is marked diverged at that step; the others are unaffected.
+
+What a run computes is its cell (precision and test-time flips included); *how* it runs — engine,
+channels-last memory format, `torch.compile` — is an `Execution`, which changes speed and float rounding only
+and is recorded in every runs row.
 """
 
 from __future__ import annotations
@@ -135,11 +139,38 @@ class VmapStack:
         return vmap(self._one, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
 
 
-def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: torch.Tensor):
+@dataclass(frozen=True)
+class Execution:
+    """How a shard runs, as opposed to what it computes: changes speed and float rounding, never the recipe."""
+
+    engine: str = "auto"  # auto | loop | vmap (see choose_engine)
+    channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
+    compile: bool = False  # torch.compile the training forward pass; costs ~45 s per job on a CPU
+
+    def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
+        return replace(self, engine=choose_engine(self.engine, device, pixels, k))
+
+    def __str__(self) -> str:
+        return ", ".join([self.engine] + ["channels-last"] * self.channels_last + ["compiled"] * self.compile)
+
+
+def autocast(device: torch.device, precision: str, fp16: bool = False) -> torch.autocast:
+    """Autocast context of a forward pass: bf16 when the cell asks for it, fp16 for the one perturbed batch."""
+    dtype = torch.float16 if fp16 else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=fp16 or precision == "bf16")
+
+
+def memory_format(execution: Execution) -> torch.memory_format:
+    return torch.channels_last if execution.channels_last else torch.contiguous_format
+
+
+def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
+        execution: Execution = Execution()):  # fmt: skip
     """Train the stack's K models, each on its own batch order and augmentation; returns per-run statistics.
 
     Returns (train_loss, train_acc, diverged_step) as CPU tensors of length K. Nothing here synchronises
-    with the device inside the loop: divergence is tracked as a tensor.
+    with the device inside the loop: divergence is tracked as a tensor. Only the training forward pass is
+    compiled: evaluation changes mode and batch shape, and each would cost another compilation.
     """
     cell = cells[0]
     n, k, device = len(y), len(cells), x.device
@@ -159,6 +190,8 @@ def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: tor
     loss_sum = torch.zeros(k, device=device)
     correct = torch.zeros(k, device=device)
     seen = 0
+    forward = torch.compile(stack.__call__) if execution.compile else stack
+    layout = memory_format(execution)
     stack.train(True)
     for step in range(total):
         # the K runs' batches as one (K*B) batch: one gather and one augmentation call whatever K is
@@ -167,11 +200,11 @@ def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: tor
         draws = [draw_augmentation(batch, x.shape[-2], cell["augmentation"], g) for g in aug_generators]
         shifts, flips = (torch.cat(d) if d[0] is not None else None for d in zip(*draws))
         idx = idx.to(device)
-        xb = apply_augmentation(x[idx], shifts, flips).view(k, batch, *x.shape[1:])
+        xb = apply_augmentation(x[idx], shifts, flips)
+        xb = (xb.contiguous(memory_format=layout) if execution.channels_last else xb).view(k, batch, *x.shape[1:])
         yb = y[idx].view(k, batch)
-        fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
-        with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
-            logits = stack(xb)
+        with autocast(device, cell["precision"], fp16=step == 0 and cell["perturbation"] == "fp16_first_batch"):
+            logits = forward(xb)
         losses = F.cross_entropy(
             logits.flatten(0, 1).float(), yb.flatten(), label_smoothing=cell["label_smoothing"], reduction="none"
         ).view(k, -1)
@@ -189,12 +222,22 @@ def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: tor
 
 
 @torch.no_grad()
-def evaluate(stack: LoopStack | VmapStack, sets: dict) -> list[dict[tuple[str, int], EvalResult]]:
-    """Per-example predictions and true-class probabilities of the K models on every evaluation set."""
+def evaluate(stack: LoopStack | VmapStack, sets: dict, precision: str = "fp32",
+             tta: str = "none") -> list[dict[tuple[str, int], EvalResult]]:  # fmt: skip
+    """Per-example predictions and true-class probabilities of the K models on every evaluation set.
+
+    With tta="flip" the logits are the mean over each image and its mirror (airbench's test-time flip).
+    """
     stack.train(False)
+
+    def logits(xc: torch.Tensor) -> torch.Tensor:
+        with autocast(xc.device, precision):
+            out = stack(xc, shared=True).float()
+            return (out + stack(xc.flip(-1), shared=True).float()) / 2 if tta == "flip" else out
+
     out = None
     for key, (x, y) in sets.items():
-        probs = torch.cat([stack(xc, shared=True).float().softmax(-1) for xc in x.split(EVAL_CHUNK)], dim=1)
+        probs = torch.cat([logits(xc).softmax(-1) for xc in x.split(EVAL_CHUNK)], dim=1)
         pred = probs.argmax(-1)
         p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
         correct = pred == y
@@ -227,7 +270,7 @@ def train_shard(
     cells: list[dict],
     data: Dataset,
     sets: dict,
-    engine: str = "auto",
+    execution: Execution = Execution(),
     progress: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device."""
@@ -237,15 +280,18 @@ def train_shard(
             raise ValueError("a shard's cells must differ only in their seeds")
     device = data.x_train.device
     x, y = training_set(data, cells[0])
-    engine = choose_engine(engine, device, x.shape[-2] * x.shape[-1], len(cells))
-    groups = [cells] if engine == "vmap" else [[c] for c in cells]
+    execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
+    layout = memory_format(execution)
+    x = x.contiguous(memory_format=layout)
+    sets = {key: (xs.contiguous(memory_format=layout), ys) for key, (xs, ys) in sets.items()}
+    groups = [cells] if execution.engine == "vmap" else [[c] for c in cells]
     results = []
     for group in groups:
         start = time.perf_counter()
-        modules = [init_model(c, x).to(device) for c in group]
-        stack = VmapStack(modules) if engine == "vmap" else LoopStack(modules)
-        loss, acc, diverged = fit(stack, group, x, y)
-        evals = evaluate(stack, sets)
+        modules = [init_model(c, x).to(device, memory_format=layout) for c in group]
+        stack = VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules)
+        loss, acc, diverged = fit(stack, group, x, y, execution)
+        evals = evaluate(stack, sets, shared["precision"], shared["tta"])
         seconds = (time.perf_counter() - start) / len(group)
         for r, c in enumerate(group):
             step = int(diverged[r])

@@ -51,6 +51,15 @@ def study_resource(name):
     return value
 
 
+def execution_flags(execution):
+    """`chaosgrid train-shard` options for the config's `execution` block (how jobs run, not what they compute)."""
+    channels_last = (
+        "--channels-last" if execution.get("channels_last", False) else "--contiguous"
+    )
+    compile_ = "--compile" if execution.get("compile", False) else "--no-compile"
+    return f"--engine {execution.get('engine', 'auto')} {channels_last} {compile_}"
+
+
 def all_targets():
     """Every shard file and every figure. Shard files are targets too: Snakemake treats a missing
     intermediate file whose consumers are up to date as done, so a deleted shard would not rerun.

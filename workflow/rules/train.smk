@@ -20,8 +20,9 @@ rule train_shard:
     params:
         spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
         device=config.get("device", "auto"),
+        execution=execution_flags(config.get("execution", {})),
         data_root=config.get("data_root", "data"),
     shell:
         "chaosgrid train-shard --spec {params.spec:q} --runs {output.runs:q}"
-        " --predictions {output.predictions:q} --threads {threads} --device {params.device}"
+        " --predictions {output.predictions:q} --threads {threads} --device {params.device} {params.execution}"
         " --data-root {params.data_root:q} > {log:q} 2>&1"
