@@ -12,10 +12,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize(
     "script, header",
     [
-        ("throughput.py", "vmap/loop"),
+        ("throughput.py", "vmap+cl+bf16"),
         ("runs_per_hour.py", "job/naive"),
         ("dag_scaling.py", "peak MB"),
         ("storage.py", "B per run per eval set"),
+        ("job_overhead.py", "projected paper shard"),
     ],
 )
 def test_benchmark_smoke(tmp_path, script, header):

@@ -164,6 +164,12 @@ def memory_format(execution: Execution) -> torch.memory_format:
     return torch.channels_last if execution.channels_last else torch.contiguous_format
 
 
+def build_stack(cells: list[dict], x: torch.Tensor, execution: Execution) -> LoopStack | VmapStack:
+    """The cells' models at initialisation on x's device, stacked for the (resolved) engine, in its layout."""
+    modules = [init_model(c, x).to(x.device, memory_format=memory_format(execution)) for c in cells]
+    return VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules)
+
+
 def fit(stack: LoopStack | VmapStack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
         execution: Execution = Execution()):  # fmt: skip
     """Train the stack's K models, each on its own batch order and augmentation; returns per-run statistics.
@@ -282,14 +288,12 @@ def train_shard(
     x, y = training_set(data, cells[0])
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
     layout = memory_format(execution)
-    x = x.contiguous(memory_format=layout)
     sets = {key: (xs.contiguous(memory_format=layout), ys) for key, (xs, ys) in sets.items()}
     groups = [cells] if execution.engine == "vmap" else [[c] for c in cells]
     results = []
     for group in groups:
         start = time.perf_counter()
-        modules = [init_model(c, x).to(device, memory_format=layout) for c in group]
-        stack = VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules)
+        stack = build_stack(group, x, execution)
         loss, acc, diverged = fit(stack, group, x, y, execution)
         evals = evaluate(stack, sets, shared["precision"], shared["tta"])
         seconds = (time.perf_counter() - start) / len(group)
