@@ -16,6 +16,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/variance.smk"
+include: "workflow/rules/regions.smk"
 
 
 rule all:

@@ -6,6 +6,7 @@
 - `summary`: one row per grid point (the study's axis values) x evaluation set: runs, mean, std, min,
   max accuracy and the fraction diverged. A grid point's runs differ only in their seeds, so `std` is
   the run-to-run standard deviation.
+Probe sets (decision planes) are not test sets: `evals` and `summary` leave them out.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from chaosgrid.grid import SEED_KEYS
+from chaosgrid.grid import PROBE_SETS, SEED_KEYS
 from chaosgrid.store import write_table
 
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 
 
-def read_columns(files: list[str | Path], columns: list[str] | None = None) -> pa.Table:
-    """One table from many parquet files, streamed through a pyarrow dataset with column projection."""
-    return ds.dataset([str(f) for f in files], format="parquet").to_table(columns=columns)
+def read_columns(files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None) -> pa.Table:
+    """One table from many parquet files, streamed through a pyarrow dataset with column projection.
+
+    probes=False keeps only test sets' rows, True only probe sets' rows, None all (for prediction files).
+    """
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    is_probe = ds.field("shift").isin(list(PROBE_SETS))
+    row_filter = None if probes is None else (is_probe if probes else ~is_probe)
+    return dataset.to_table(columns=columns, filter=row_filter)
 
 
 def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
@@ -55,7 +62,7 @@ def aggregate(
     run_files: list, prediction_files: list, axes: list[str], out_runs: Path, out_evals: Path, out_summary: Path
 ) -> None:
     runs = read_columns(run_files)
-    evals = read_columns(prediction_files, EVAL_COLUMNS)
+    evals = read_columns(prediction_files, EVAL_COLUMNS, probes=False)
     runs_df = runs.to_pandas()
     duplicated = runs_df["cell_id"].duplicated()
     if duplicated.any():
@@ -66,8 +73,10 @@ def aggregate(
     write_table(pa.Table.from_pandas(summarize(frame, axes), preserve_index=False), out_summary)
 
 
-def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str]):
-    """Yield (axis values, shift, severity, runs rows, {column: runs x examples matrix}) per grid point.
+def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str],
+                        probes: bool = False):  # fmt: skip
+    """Yield (axis values, shift, severity, runs rows, {column: runs x examples matrix}) per grid point
+    and evaluation set: test sets, or with probes=True the probe sets.
 
     Reads one grid point's shard files at a time, so memory holds one point's predictions, not a study's.
     Rows are ordered by the runs' seeds, so twins (same seeds, one parameter changed) line up.
@@ -80,7 +89,7 @@ def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[s
         if missing:
             raise FileNotFoundError(f"no predictions file for shard {min(missing)!r}")
         files = [by_key[key] for key in sorted(set(point["shard"]))]
-        table = read_columns(files, ["cell_id", "shift", "severity", *columns]).to_pandas()
+        table = read_columns(files, ["cell_id", "shift", "severity", *columns], probes).to_pandas()
         point = point.sort_values(list(SEED_KEYS))
         for (shift, severity), rows in table.groupby(["shift", "severity"], sort=False):
             rows = rows.set_index("cell_id").loc[point["cell_id"]]

@@ -166,5 +166,33 @@ def variance_figures(tables, axes, study, outdir) -> None:
     click.echo(f"wrote 4 figures to {out}")
 
 
+@main.command("region-figures")
+@click.option("--tables", type=click.Path(exists=True, file_okay=False), required=True,
+              help="A study's tables folder (regions and region_maps parquet).")  # fmt: skip
+@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
+@click.option("--study", default="study", help="Study name for titles.")
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
+def region_figures(tables, axes, study, outdir) -> None:
+    """Draw the decision-region figures of a study (needs the `planes` probe set) from its region tables."""
+    import pandas as pd
+
+    from chaosgrid import figures as fig
+
+    folder, out = Path(tables), Path(outdir)
+    regions, maps = (pd.read_parquet(folder / f"{t}.parquet") for t in ("regions", "region_maps"))
+    axis_list = [a for a in axes.split(",") if a]
+    if regions.empty:
+        for name in ("decision_regions", "double_descent"):
+            fig.placeholder(out / f"{name}.png", f"{study}: no converged run has predictions on the planes")
+        click.echo(f"wrote 2 placeholder figures to {out} (no plane predictions)")
+        return
+    fig.decision_regions(maps, axis_list, out / "decision_regions.png", study)
+    if axis_list:
+        fig.double_descent(regions, axis_list, out / "double_descent.png", study)
+    else:
+        fig.placeholder(out / "double_descent.png", f"{study}: no axis to draw error and regions against")
+    click.echo(f"wrote 2 figures to {out}")
+
+
 if __name__ == "__main__":
     main()

@@ -215,3 +215,56 @@ def variance_vs_shift(variance: pd.DataFrame, path: Path | str, study: str) -> N
     fig.suptitle(f"{study}: does the independent-errors prediction hold under shift? (mean over grid points)")
     fig.tight_layout()
     save(fig, path)
+
+
+def _point_label(row: pd.Series, axes: list[str]) -> str:
+    return "\n".join(f"{a} {row[a]}" for a in axes) or "all runs"
+
+
+def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
+    """Predicted class over the first plane (colour: class), per grid point (columns) and seed (rows)."""
+    from chaosgrid.planes import RESOLUTION
+
+    points = list(maps.groupby(axes, sort=True)) if axes else [((), maps)]
+    rows = max(len(g) for _, g in points)
+    fig, axs = plt.subplots(rows, len(points), figsize=(1.6 * len(points) + 0.6, 1.6 * rows + 0.8), squeeze=False)
+    for col, (_, group) in enumerate(points):
+        for row in range(rows):
+            ax = axs[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row < len(group):
+                grid = np.asarray(group.iloc[row]["pred"]).reshape(RESOLUTION, RESOLUTION)
+                ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
+        axs[0, col].set_title(_point_label(group.iloc[0], axes), fontsize=8)
+    for row in range(rows):
+        axs[row, 0].set_ylabel(f"seed {row + 1}", fontsize=8)
+    fig.suptitle(f"{study}: decision regions on a plane through three training images (colour = class)")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
+    """Test error, fragmentation and reproducibility vs the width axis (else the first axis), a line per other point."""
+    x_axis = "width" if "width" in axes else axes[0]
+    others = [a for a in axes if a != x_axis]
+    fig, axs = plt.subplots(1, 3, figsize=(12, 3.6))
+    panels = (("test_error", "clean test error (%)", 100), ("fragmentation", "class regions per plane", 1),
+              ("reproducibility", "points where two seeds agree (%)", 100))  # fmt: skip
+    lines = list(regions.groupby(others, sort=True)) if others else [((), regions)]
+    for key, rows in lines:
+        rows = rows.sort_values(x_axis)
+        label = ", ".join(f"{a} {v}" for a, v in zip(others, key if isinstance(key, tuple) else (key,))) or None
+        for ax, (column, ylabel, scale) in zip(axs, panels):
+            ax.plot(rows[x_axis], scale * rows[column], "-o", label=label)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel(x_axis)
+            if x_axis == "width":
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(sorted(regions[x_axis].unique()), [str(v) for v in sorted(regions[x_axis].unique())])
+                ax.minorticks_off()
+    if others:
+        axs[0].legend(fontsize=8)
+    fig.suptitle(f"{study}: error, fragmentation and reproducibility of decision regions vs {x_axis}")
+    fig.tight_layout()
+    save(fig, path)

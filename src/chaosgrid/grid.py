@@ -54,6 +54,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
+# Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
+# They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
+PROBE_SETS = ("planes",)
+SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
 # Seeds that do not follow the seed index stay at this value.
 FIXED_SEED = 0
 
@@ -167,16 +171,18 @@ class Shard:
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:
     """Raise GridError naming the first unknown shift, a published set on the wrong dataset, or a bad severity."""
     for name in shifts:
+        if name in PROBE_SETS:
+            continue
         if name == "cifar10_1" or name.startswith("cifar10c_"):
             if dataset != "cifar10":
                 raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
         elif name not in CORRUPTION_NAMES:
             known = ", ".join(CORRUPTION_NAMES)
-            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>")
+            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes")
     for severity in severities:
         if not 1 <= severity <= 5:
             raise GridError(f"severity must be 1..5, got {severity!r}")
-    if any(name != "cifar10_1" for name in shifts) and not severities:
+    if any(name not in SINGLE_LEVEL_SETS for name in shifts) and not severities:
         raise GridError("shifts are listed but 'severities' is empty")
 
 

@@ -4,6 +4,7 @@ Shifts are an evaluation axis: every run is trained once and evaluated on the cl
 shifted copy of it. Each corruption maps images in [0, 1] to images in [0, 1], is deterministic (its noise
 comes from a generator seeded by the shift's name and severity) and runs on whatever device holds the
 images. For cifar10, `cifar10_1` and `cifar10c_<corruption>` read the published shifted sets from disk.
+The probe set `planes` (chaosgrid.planes) is built from training images, unclamped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
+from chaosgrid.grid import SINGLE_LEVEL_SETS
+from chaosgrid.planes import plane_points
 
 CLEAN = ("clean", 0)
 
@@ -91,10 +94,10 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 
 
 def eval_pairs(shifts: list[str], severities: list[int]) -> list[tuple[str, int]]:
-    """The evaluation sets of a study: clean first, then each shift at each severity (cifar10_1 has one)."""
+    """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
     pairs = [CLEAN]
     for name in shifts:
-        pairs += [(name, 0)] if name == "cifar10_1" else [(name, s) for s in severities]
+        pairs += [(name, 0)] if name in SINGLE_LEVEL_SETS else [(name, s) for s in severities]
     return pairs
 
 
@@ -110,6 +113,8 @@ def eval_sets(
             x, y = cifar10_1(Path(root))
         elif name.startswith("cifar10c_"):
             x, y = cifar10_c(Path(root), name.removeprefix("cifar10c_"), severity)
+        elif name == "planes":
+            x, y = plane_points(data.x_train, data.y_train)
         else:
             x, y = CORRUPTIONS[name](data.x_test, severity).clamp(0, 1), data.y_test
         device = data.x_test.device

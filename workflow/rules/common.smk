@@ -7,6 +7,8 @@ RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts"]
 VARIANCE_TABLES = ["variance", "churn", "better_seeds", "independence"]
 VARIANCE_FIGURES = ["variance_by_axis", "independence", "churn", "variance_vs_shift"]
+REGION_TABLES = ["regions", "region_maps"]
+REGION_FIGURES = ["decision_regions", "double_descent"]
 
 
 def _expand_all(studies):
@@ -71,7 +73,9 @@ def all_targets():
     ]
     figures = [
         f"results/{study}/figures/{name}.png"
-        for study in config["studies"]
-        for name in FIGURES + VARIANCE_FIGURES
+        for study, declared in config["studies"].items()
+        for name in FIGURES
+        + VARIANCE_FIGURES
+        + (REGION_FIGURES if "planes" in declared.get("shifts", []) else [])
     ]
     return shards + figures
