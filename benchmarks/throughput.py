@@ -10,7 +10,7 @@ side by side in this one process; each is printed as images/s and as a ratio to 
 - loop / vmap: one model after another vs K models as one under `torch.func.vmap` (PyTorch's vmap rule for
   convolutions folds the K models into one grouped convolution, so vmap *is* the grouped-convolution way);
 - +cl: channels-last weights and batches; +bf16: bf16 autocast (the cell's `precision`);
-- +compile: `torch.compile` of the training forward (its one-off compile time is printed, not counted).
+- +compile: `torch.compile` of the training forward (its one-off compile time is in the warm-up, not counted).
 Results also go to results/benchmarks/throughput.csv.
 """
 
@@ -44,7 +44,9 @@ def measure(execution: train.Execution, k: int, dataset: data.Dataset, params: d
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    warm_up = run(1)  # allocations, kernel selection, compilation
+    # allocations, kernel selection, compilation: a compiled forward meets both batch shapes of an epoch
+    # (the last batch is smaller) and compiles each once, so its warm-up is a whole epoch
+    warm_up = run(steps_per_epoch + 1 if execution.compile else 1)
     return k * steps * params["batch_size"] / run(steps), warm_up
 
 

@@ -182,7 +182,7 @@ def test_channels_last_changes_only_rounding(digits, digits_sets, engine):
 
 @pytest.mark.parametrize("engine", ["loop", "vmap"])
 def test_compiled_training_matches_eager(digits, digits_sets, engine):
-    """One compilation serves the whole shard (~25-50 s here); BatchNorm buffers update as in eager mode."""
+    """One compilation per batch shape serves the whole shard; BatchNorm buffers update as in eager mode."""
     spec = cells(2, width=4, epochs=0.5)
     eager = train.train_shard(spec, digits, digits_sets, train.Execution(engine))
     compiled = train.train_shard(spec, digits, digits_sets, train.Execution(engine, compile=True))

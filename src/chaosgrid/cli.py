@@ -52,7 +52,7 @@ def main() -> None:
 @click.option("--channels-last/--contiguous", default=False, show_default=True,
               help="Memory layout of weights and images (channels-last suits GPU tensor cores and oneDNN).")  # fmt: skip
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
-              help="torch.compile the training forward pass (a one-off cost per job: ~45 s on a CPU).")  # fmt: skip
+              help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU).")  # fmt: skip
 @click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
               show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
 def train_shard(spec, runs_path, predictions_path, threads, device, engine, channels_last, compile_,

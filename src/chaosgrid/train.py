@@ -145,7 +145,7 @@ class Execution:
 
     engine: str = "auto"  # auto | loop | vmap (see choose_engine)
     channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
-    compile: bool = False  # torch.compile the training forward pass; costs ~45 s per job on a CPU
+    compile: bool = False  # torch.compile the training forward; one-off ~15-50 s per batch shape on a CPU
 
     def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
         return replace(self, engine=choose_engine(self.engine, device, pixels, k))
