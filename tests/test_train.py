@@ -59,13 +59,19 @@ def test_vmap_and_loop_engines_agree(digits, digits_sets, model):
             assert (a.evals[key].pred != b.evals[key].pred).mean() < 0.05  # near-ties of a barely trained net
 
 
-def test_eval_uses_batchnorm_running_statistics(digits):
-    """Eval-mode predictions must not depend on which other examples share the batch."""
+@pytest.fixture(scope="module")
+def trained(digits):
+    """A cnn trained for one epoch on digits, as a one-model stack, and the normalised test images."""
     cell = cells(1, epochs=1)[0]
     x, y = train.training_set(digits, cell)
     stack = train.LoopStack([train.init_model(cell, x)])
     train.fit(stack, [cell], x, y)
-    x_test = digits.normalize(digits.x_test)
+    return stack, digits.normalize(digits.x_test)
+
+
+def test_eval_uses_batchnorm_running_statistics(digits, trained):
+    """Eval-mode predictions must not depend on which other examples share the batch."""
+    stack, x_test = trained
     whole = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})[0]["clean", 0]
     first = train.evaluate(stack, {("clean", 0): (x_test[:7], digits.y_test[:7])})[0]["clean", 0]
     np.testing.assert_allclose(whole.p_true[:7].astype(float), first.p_true.astype(float), atol=1e-3)
@@ -149,12 +155,8 @@ def test_bf16_precision_trains_to_nearly_the_same_accuracy(digits, digits_sets):
     assert abs(fp32.evals["clean", 0].acc - bf16.evals["clean", 0].acc) < 0.03
 
 
-def test_flip_tta_averages_the_logits_of_image_and_mirror(digits):
-    cell = cells(1, epochs=1)[0]
-    x, y = train.training_set(digits, cell)
-    stack = train.LoopStack([train.init_model(cell, x)])
-    train.fit(stack, [cell], x, y)
-    x_test = digits.normalize(digits.x_test)
+def test_flip_tta_averages_the_logits_of_image_and_mirror(digits, trained):
+    stack, x_test = trained
     (plain,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})
     (tta,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)}, tta="flip")
     stack.train(False)

@@ -138,60 +138,64 @@ def figures(evals, summary, axes, study, outdir) -> None:
     click.echo(f"wrote 3 figures to {out}")
 
 
-@main.command("variance-figures")
-@click.option("--tables", type=click.Path(exists=True, file_okay=False), required=True,
-              help="A study's tables folder (variance, churn, independence parquet).")  # fmt: skip
-@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
-@click.option("--study", default="study", help="Study name for titles.")
-@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
-def variance_figures(tables, axes, study, outdir) -> None:
+def _study_figures_command(name: str, tables: tuple[str, ...]):
+    """A `<kind>-figures` command: options --tables/--axes/--study/--outdir, and the named tables read for it."""
+
+    def decorate(draw):
+        @main.command(name, help=draw.__doc__)
+        @click.option("--tables", "folder", type=click.Path(exists=True, file_okay=False), required=True,
+                      help=f"A study's tables folder ({', '.join(tables)} parquet).")  # fmt: skip
+        @click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
+        @click.option("--study", default="study", help="Study name for titles.")
+        @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
+        def command(folder, axes, study, outdir) -> None:
+            import pandas as pd
+
+            frames = [pd.read_parquet(Path(folder) / f"{t}.parquet") for t in tables]
+            drawn = draw(*frames, [a for a in axes.split(",") if a], study, Path(outdir))
+            click.echo(f"wrote {drawn} to {outdir}")
+
+        return command
+
+    return decorate
+
+
+def _placeholders(out: Path, names: tuple[str, ...], message: str) -> str:
+    from chaosgrid import figures as fig
+
+    for name in names:
+        fig.placeholder(out / f"{name}.png", message)
+    return f"{len(names)} placeholder figures ({message})"
+
+
+@_study_figures_command("variance-figures", ("variance", "churn", "independence"))
+def variance_figures(variance, churn, independence, axes, study, out) -> str:
     """Draw the run-to-run variance figures of a study from its variance tables."""
-    import pandas as pd
-
     from chaosgrid import figures as fig
 
-    folder, out = Path(tables), Path(outdir)
-    variance, churn, independence = (pd.read_parquet(folder / f"{t}.parquet") for t in
-                                     ("variance", "churn", "independence"))  # fmt: skip
-    axis_list = [a for a in axes.split(",") if a]
     if variance.empty:
-        for name in ("variance_by_axis", "independence", "churn", "variance_vs_shift"):
-            fig.placeholder(out / f"{name}.png", f"{study}: no grid point has 3 or more converged runs")
-        click.echo(f"wrote 4 placeholder figures to {out} (too few runs)")
-        return
-    fig.variance_by_axis(variance, axis_list, out / "variance_by_axis.png", study)
-    fig.independence(independence, axis_list, out / "independence.png", study)
-    fig.churn(churn, axis_list, out / "churn.png", study)
+        names = ("variance_by_axis", "independence", "churn", "variance_vs_shift")
+        return _placeholders(out, names, f"{study}: no grid point has 3 or more converged runs")
+    fig.variance_by_axis(variance, axes, out / "variance_by_axis.png", study)
+    fig.independence(independence, axes, out / "independence.png", study)
+    fig.churn(churn, axes, out / "churn.png", study)
     fig.variance_vs_shift(variance, out / "variance_vs_shift.png", study)
-    click.echo(f"wrote 4 figures to {out}")
+    return "4 figures"
 
 
-@main.command("region-figures")
-@click.option("--tables", type=click.Path(exists=True, file_okay=False), required=True,
-              help="A study's tables folder (regions and region_maps parquet).")  # fmt: skip
-@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
-@click.option("--study", default="study", help="Study name for titles.")
-@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
-def region_figures(tables, axes, study, outdir) -> None:
+@_study_figures_command("region-figures", ("regions", "region_maps"))
+def region_figures(regions, maps, axes, study, out) -> str:
     """Draw the decision-region figures of a study (needs the `planes` probe set) from its region tables."""
-    import pandas as pd
-
     from chaosgrid import figures as fig
 
-    folder, out = Path(tables), Path(outdir)
-    regions, maps = (pd.read_parquet(folder / f"{t}.parquet") for t in ("regions", "region_maps"))
-    axis_list = [a for a in axes.split(",") if a]
     if regions.empty:
-        for name in ("decision_regions", "double_descent"):
-            fig.placeholder(out / f"{name}.png", f"{study}: no converged run has predictions on the planes")
-        click.echo(f"wrote 2 placeholder figures to {out} (no plane predictions)")
-        return
-    fig.decision_regions(maps, axis_list, out / "decision_regions.png", study)
-    if axis_list:
-        fig.double_descent(regions, axis_list, out / "double_descent.png", study)
-    else:
-        fig.placeholder(out / "double_descent.png", f"{study}: no axis to draw error and regions against")
-    click.echo(f"wrote 2 figures to {out}")
+        names = ("decision_regions", "double_descent")
+        return _placeholders(out, names, f"{study}: no converged run has predictions on the planes")
+    fig.decision_regions(maps, axes, out / "decision_regions.png", study)
+    if not axes:
+        return "1 figure and " + _placeholders(out, ("double_descent",), f"{study}: no axis to draw against")
+    fig.double_descent(regions, axes, out / "double_descent.png", study)
+    return "2 figures"
 
 
 if __name__ == "__main__":
