@@ -217,37 +217,50 @@ def variance_vs_shift(variance: pd.DataFrame, path: Path | str, study: str) -> N
     save(fig, path)
 
 
-def _point_label(row: pd.Series, axes: list[str]) -> str:
-    return "\n".join(f"{a} {row[a]}" for a in axes) or "all runs"
+def _x_axis(axes: list[str]) -> tuple[str | None, list[str]]:
+    """The axis region figures draw along (width when the study varies it) and the other axes."""
+    x_axis = "width" if "width" in axes else (axes[0] if axes else None)
+    return x_axis, [a for a in axes if a != x_axis]
 
 
 def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Predicted class over the first plane (colour: class), per grid point (columns) and seed (rows)."""
+    """Predicted class over the first plane (colour: class): columns along the width (or first) axis,
+    rows for each value of the other axes times each of the first seeds."""
     from chaosgrid.planes import RESOLUTION
 
-    points = list(maps.groupby(axes, sort=True)) if axes else [((), maps)]
-    rows = max(len(g) for _, g in points)
-    fig, axs = plt.subplots(rows, len(points), figsize=(1.6 * len(points) + 0.6, 1.6 * rows + 0.8), squeeze=False)
-    for col, (_, group) in enumerate(points):
-        for row in range(rows):
-            ax = axs[row, col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row < len(group):
-                grid = np.asarray(group.iloc[row]["pred"]).reshape(RESOLUTION, RESOLUTION)
-                ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
-        axs[0, col].set_title(_point_label(group.iloc[0], axes), fontsize=8)
-    for row in range(rows):
-        axs[row, 0].set_ylabel(f"seed {row + 1}", fontsize=8)
-    fig.suptitle(f"{study}: decision regions on a plane through three training images (colour = class)")
-    fig.tight_layout()
+    x_axis, others = _x_axis(axes)
+    columns = sorted(maps[x_axis].unique()) if x_axis else [None]
+    row_groups = list(maps.groupby(others, sort=True)) if others else [((), maps)]
+    seeds = max(len(g) for _, g in maps.groupby(axes)) if axes else len(maps)
+    n_rows = len(row_groups) * seeds
+    fig, axs = plt.subplots(n_rows, len(columns), figsize=(1.3 * len(columns) + 1.2, 1.3 * n_rows + 0.8),
+                            squeeze=False)  # fmt: skip
+    image = None
+    for g, (key, group) in enumerate(row_groups):
+        key = key if isinstance(key, tuple) else (key,)
+        for c, value in enumerate(columns):
+            cell = group[group[x_axis] == value] if x_axis else group
+            for s in range(seeds):
+                ax = axs[g * seeds + s, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if s < len(cell):
+                    grid = np.asarray(cell.iloc[s]["pred"]).reshape(RESOLUTION, RESOLUTION)
+                    image = ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
+                if c == 0:
+                    label = "".join(f"{a} {v}\n" for a, v in zip(others, key))
+                    ax.set_ylabel(f"{label}seed {s + 1}", fontsize=7)
+        for c, value in enumerate(columns):
+            axs[0, c].set_title(f"{x_axis} {value}" if x_axis else "all runs", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axs, ticks=range(10), label="predicted class", shrink=0.6)
+    fig.suptitle(f"{study}: decision regions on a plane through three training images of three classes")
     save(fig, path)
 
 
 def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """Test error, fragmentation and reproducibility vs the width axis (else the first axis), a line per other point."""
-    x_axis = "width" if "width" in axes else axes[0]
-    others = [a for a in axes if a != x_axis]
+    x_axis, others = _x_axis(axes)
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = (("test_error", "clean test error (%)", 100), ("fragmentation", "class regions per plane", 1),
               ("reproducibility", "points where two seeds agree (%)", 100))  # fmt: skip
