@@ -42,7 +42,9 @@ from chaosgrid.data import (
 )
 from chaosgrid.grid import SEED_KEYS
 
-EVAL_CHUNK = 2048  # eval examples per forward pass
+# Eval examples per forward pass. Measured on a 2-core CPU (1 thread, fast net width 16, 32x32 images): about
+# 1,300 img/s in chunks of 128 vs 650 in chunks of 2048 (activations outgrow the cache); a GPU wants large ones.
+EVAL_CHUNK = {"cpu": 128, "cuda": 2048}
 
 
 @dataclass
@@ -243,7 +245,8 @@ def evaluate(stack: LoopStack | VmapStack, sets: dict, precision: str = "fp32",
 
     out = None
     for key, (x, y) in sets.items():
-        probs = torch.cat([logits(xc).softmax(-1) for xc in x.split(EVAL_CHUNK)], dim=1)
+        chunk = EVAL_CHUNK.get(x.device.type, EVAL_CHUNK["cuda"])
+        probs = torch.cat([logits(xc).softmax(-1) for xc in x.split(chunk)], dim=1)
         pred = probs.argmax(-1)
         p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
         correct = pred == y
