@@ -33,8 +33,7 @@ def measure(execution: train.Execution, k: int, dataset: data.Dataset, params: d
     steps_per_epoch = math.ceil(len(dataset.y_train) / params["batch_size"])
     cells = [validate_cell({**params, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(k)]
     x, y = train.training_set(dataset, cells[0])
-    groups = [cells] if execution.engine == "vmap" else [[c] for c in cells]
-    stacks = [(train.build_stack(g, x, execution), g) for g in groups]
+    stacks = [(train.build_stack(g, x, execution), g) for g in train.stack_groups(cells, execution)]
 
     def run(n_steps: int) -> float:
         start = time.perf_counter()

@@ -43,22 +43,22 @@ def plane_points(x: torch.Tensor, y: torch.Tensor, resolution: int = RESOLUTION,
     """
     trip = triplets(y).to(x.device)
     a, b, c = (x[trip[:, i]].flatten(1).double() for i in range(3))
-    e1 = b - a
-    e1 = e1 / e1.norm(dim=1, keepdim=True)
+    length = (b - a).norm(dim=1, keepdim=True)
+    e1 = (b - a) / length
     along = ((c - a) * e1).sum(1, keepdim=True)
     e2 = (c - a) - along * e1
-    e2 = e2 / e2.norm(dim=1, keepdim=True)
+    height = e2.norm(dim=1, keepdim=True)
+    e2 = e2 / height
     # plane coordinates (u, v) of the anchors: a at (0, 0), b on the u axis, c above it
-    anchors = torch.stack([torch.zeros_like(along[:, 0]), torch.zeros_like(along[:, 0]),
-                           ((b - a) * e1).sum(1), torch.zeros_like(along[:, 0]),
-                           along[:, 0], ((c - a) * e2).sum(1)], dim=1).view(-1, 3, 2)  # fmt: skip
-    low, high = anchors.amin(1), anchors.amax(1)
+    zero = torch.zeros_like(length)
+    anchors = torch.stack([torch.cat([zero, zero], 1), torch.cat([length, zero], 1), torch.cat([along, height], 1)], 1)
+    low, high = anchors.amin(1), anchors.amax(1)  # (n_planes, 2)
     pad = margin * (high - low)
     steps = torch.linspace(0, 1, resolution, dtype=torch.float64, device=x.device)
-    u = low[:, :1] - pad[:, :1] + steps * (high[:, :1] - low[:, :1] + 2 * pad[:, :1])  # (n_planes, R)
-    v = low[:, 1:] - pad[:, 1:] + steps * (high[:, 1:] - low[:, 1:] + 2 * pad[:, 1:])
-    uu, vv = u[:, None, :].expand(-1, resolution, -1), v[:, :, None].expand(-1, -1, resolution)  # rows: v
-    coords = torch.stack([uu, vv], dim=-1).reshape(len(trip), -1, 2)  # (n_planes, R*R, 2)
+    axis = (low - pad)[:, None, :] + steps[None, :, None] * (high - low + 2 * pad)[:, None, :]  # (n_planes, R, 2)
+    u = axis[:, None, :, 0].expand(-1, resolution, -1)  # rows run along v, columns along u
+    v = axis[:, :, None, 1].expand(-1, -1, resolution)
+    coords = torch.stack([u, v], dim=-1).reshape(len(trip), -1, 2)  # (n_planes, R*R, 2)
     points = a[:, None] + coords[..., :1] * e1[:, None] + coords[..., 1:] * e2[:, None]
     nearest = torch.cdist(coords, anchors).argmin(-1)  # (n_planes, R*R): which anchor is closest
     labels = y.to(x.device)[trip.gather(1, nearest)]

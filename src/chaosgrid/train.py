@@ -166,6 +166,11 @@ def memory_format(execution: Execution) -> torch.memory_format:
     return torch.channels_last if execution.channels_last else torch.contiguous_format
 
 
+def stack_groups(cells: list[dict], execution: Execution) -> list[list[dict]]:
+    """The cells trained together: all at once under vmap, one at a time in the loop."""
+    return [cells] if execution.engine == "vmap" else [[c] for c in cells]
+
+
 def build_stack(cells: list[dict], x: torch.Tensor, execution: Execution) -> LoopStack | VmapStack:
     """The cells' models at initialisation on x's device, stacked for the (resolved) engine, in its layout."""
     modules = [init_model(c, x).to(x.device, memory_format=memory_format(execution)) for c in cells]
@@ -292,9 +297,8 @@ def train_shard(
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
     layout = memory_format(execution)
     sets = {key: (xs.contiguous(memory_format=layout), ys) for key, (xs, ys) in sets.items()}
-    groups = [cells] if execution.engine == "vmap" else [[c] for c in cells]
     results = []
-    for group in groups:
+    for group in stack_groups(cells, execution):
         start = time.perf_counter()
         stack = build_stack(group, x, execution)
         loss, acc, diverged = fit(stack, group, x, y, execution)
