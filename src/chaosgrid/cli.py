@@ -77,15 +77,20 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, chan
     torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                 ("cpu" if device == "auto" else device))  # fmt: skip
     cells = shard.cells()
-    phases = {"imports": time.perf_counter() - STARTED}
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # seconds since the previous phase ended
+        phases[name] = time.perf_counter() - STARTED - sum(phases.values())
+
+    lap("imports")
     try:
         dataset = data.load(shard.base["dataset"], data_root).to(torch_device)
-        phases["data"] = time.perf_counter() - STARTED - sum(phases.values())
+        lap("data")
         execution = train.Execution(engine, channels_last, compile_).resolved(
             torch_device, dataset.x_train[0, 0].numel(), len(cells)
         )
         sets = shifts.eval_sets(dataset, shifts.eval_pairs(list(shard.shifts), list(shard.severities)), data_root)
-        phases["eval sets"] = time.perf_counter() - STARTED - sum(phases.values())
+        lap("eval sets")
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"shard {shard.key or '(ad hoc)'}: {len(cells)} runs, {len(sets)} eval sets, "
@@ -102,13 +107,14 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, chan
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
     results = train.train_shard(cells, dataset, sets, execution, progress=progress)
-    phases["runs"] = time.perf_counter() - STARTED - sum(phases.values())
+    lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
     prov = store.provenance(device_name, threads, execution)
     store.write_table(store.predictions_table(results), predictions_path)
     store.write_table(store.runs_table(results, shard.key, prov), runs_path)
-    phases["writing"] = time.perf_counter() - STARTED - sum(phases.values())
-    total, overhead = sum(phases.values()), sum(phases.values()) - phases["runs"]
+    lap("writing")
+    total = sum(phases.values())
+    overhead = total - phases["runs"]
     click.echo(f"wrote {runs_path} and {predictions_path}")
     click.echo("phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
                + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s")  # fmt: skip
