@@ -27,7 +27,7 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, shifts, train
+from chaosgrid import data, engine, shifts, train
 from chaosgrid.grid import validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
@@ -45,10 +45,10 @@ def shard_job(base: dict, seeds: list[int], threads: int, folder: Path) -> tuple
     return wall, float(pd.read_parquet(runs, columns=["wall_s"])["wall_s"].sum())
 
 
-def in_process(engine: str, base: dict, seeds: list[int], dataset, sets) -> float:
+def in_process(engine_name: str, base: dict, seeds: list[int], dataset, sets) -> float:
     cells = [validate_cell({**base, "init_seed": s, "order_seed": s, "aug_seed": s}) for s in seeds]
     start = time.perf_counter()
-    train.train_shard(cells, dataset, sets, train.Execution(engine))
+    train.train_shard(cells, dataset, sets, engine.Execution(engine_name))
     if dataset.x_train.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -78,8 +78,8 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     print(f"{model} width {width} on {dataset_name}, {epochs} epochs, {len(sets)} eval sets, {name}")
     header = ("K", "shard job", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead")
     print("{:>4} {:>11} {:>13} {:>13} {:>13} {:>10} {:>9}".format(*header) + "   (runs/hour)")
-    for engine in ("loop", "vmap"):  # warm-up: lazy initialisation would otherwise land on the first K
-        in_process(engine, {**base, "epochs": 0.05}, [0, 1], dataset, sets)
+    for engine_name in ("loop", "vmap"):  # warm-up: lazy initialisation would otherwise land on the first K
+        in_process(engine_name, {**base, "epochs": 0.05}, [0, 1], dataset, sets)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in (int(v) for v in ks.split(",")):

@@ -5,7 +5,7 @@
         --ks 1,8,32,64 --bf16 --compile                  # GPU, real sizes
     python benchmarks/throughput.py --smoke              # seconds; what CI runs
 
-Every variant runs the same recipe (chaosgrid.train.fit) on the same data for the same number of steps,
+Every variant runs the same recipe (chaosgrid.recipe.fit) on the same data for the same number of steps,
 side by side in this one process; each is printed as images/s and as a ratio to the plain loop:
 - loop / vmap: one model after another vs K models as one under `torch.func.vmap` (PyTorch's vmap rule for
   convolutions folds the K models into one grouped convolution, so vmap *is* the grouped-convolution way);
@@ -24,21 +24,21 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, train
+from chaosgrid import data, engine, recipe, train
 from chaosgrid.grid import validate_cell
 
 
-def measure(execution: train.Execution, k: int, dataset: data.Dataset, params: dict, steps: int):
+def measure(execution: engine.Execution, k: int, dataset: data.Dataset, params: dict, steps: int):
     """(images per second summed over k models for `steps` optimizer steps, seconds of the warm-up step)."""
     steps_per_epoch = math.ceil(len(dataset.y_train) / params["batch_size"])
     cells = [validate_cell({**params, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(k)]
     x, y = train.training_set(dataset, cells[0])
-    stacks = [(train.build_stack(g, x, execution), g) for g in train.stack_groups(cells, execution)]
+    stacks = [(train.build_stack(g, x, execution), g) for g in engine.stack_groups(cells, execution)]
 
     def run(n_steps: int) -> float:
         start = time.perf_counter()
         for stack, group in stacks:
-            train.fit(stack, [{**c, "epochs": n_steps / steps_per_epoch} for c in group], x, y, execution)
+            recipe.fit(stack, [{**c, "epochs": n_steps / steps_per_epoch} for c in group], x, y, execution)
         if x.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -49,15 +49,15 @@ def measure(execution: train.Execution, k: int, dataset: data.Dataset, params: d
     return k * steps * params["batch_size"] / run(steps), warm_up
 
 
-def variants(bf16: bool, compile_: bool) -> dict[str, tuple[train.Execution, str]]:
+def variants(bf16: bool, compile_: bool) -> dict[str, tuple[engine.Execution, str]]:
     """Label -> (execution, precision) of every variant asked for; 'loop' first, the baseline of the ratios."""
     out = {}
-    for engine in ("loop", "vmap"):
+    for engine_name in ("loop", "vmap"):
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
             for channels_last in (False, True):
                 for compiled in (False, True) if compile_ else (False,):
-                    label = engine + "+cl" * channels_last + "+bf16" * (precision == "bf16") + "+compile" * compiled
-                    out[label] = train.Execution(engine, channels_last, compiled), precision
+                    label = engine_name + "+cl" * channels_last + "+bf16" * (precision == "bf16") + "+compile" * compiled
+                    out[label] = engine.Execution(engine_name, channels_last, compiled), precision
     return out
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import planes, shifts, store, train
+from chaosgrid import engine, planes, shifts, store, train
 from chaosgrid.aggregate import aggregate
 from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
 from chaosgrid.cli import main
@@ -66,7 +66,7 @@ def region_study(digits, tmp_path_factory):
         key = f"width~{width}/seeds~0-2"
         run_files.append(folder / "runs" / f"{key}.parquet")
         prediction_files.append(folder / "predictions" / f"{key}.parquet")
-        store.write_table(store.runs_table(results, key, store.provenance("cpu", 1, train.Execution("loop"))),
+        store.write_table(store.runs_table(results, key, store.provenance("cpu", 1, engine.Execution("loop").provenance())),
                           run_files[-1])  # fmt: skip
         store.write_table(store.predictions_table(results), prediction_files[-1])
     tables = folder / "tables"

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from chaosgrid import store, train
+from chaosgrid import engine, store, train
 from chaosgrid.grid import cell_id, expand_study
 
 CLI = [sys.executable, "-m", "chaosgrid.cli"]
@@ -56,7 +56,7 @@ def test_progress_and_provenance(shard_tables):
 
 
 def test_write_is_atomic_when_writing_fails(tmp_path):
-    table = store.runs_table([], "s", store.provenance("cpu", 1, train.Execution("loop")))
+    table = store.runs_table([], "s", store.provenance("cpu", 1, engine.Execution("loop").provenance()))
 
     class Boom(Exception):
         pass
@@ -92,6 +92,6 @@ def test_killed_training_process_leaves_no_result_file(tmp_path):
 def test_diverged_runs_are_rows_not_crashes(digits, digits_sets):
     cells = expand_study("d", {"lr": 1e20, "epochs": 1, "weight_decay": 0, "seeds": 2})[0].cells()
     results = train.train_shard(cells, digits, digits_sets)
-    runs = store.runs_table(results, "k", store.provenance("cpu", 1, train.Execution("loop")))
+    runs = store.runs_table(results, "k", store.provenance("cpu", 1, engine.Execution("loop").provenance()))
     assert runs["diverged"].to_pylist() == [True, True]
     assert all(s >= 0 for s in runs["diverged_step"].to_pylist())

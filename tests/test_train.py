@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import data, shifts, train
+from chaosgrid import data, engine, recipe, schedules, shifts, train
 from chaosgrid.grid import validate_cell
 
 
@@ -23,10 +23,10 @@ def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
     assert result.diverged_step == -1 and result.train_acc > 0.97
 
 
-@pytest.mark.parametrize("engine", ["loop", "vmap"])
-def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets, engine):
+@pytest.mark.parametrize("engine_name", ["loop", "vmap"])
+def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets, engine_name):
     spec = cells(2, epochs=2, augmentation="flip_crop")
-    first, second = (train.train_shard(spec, digits, digits_sets, train.Execution(engine)) for _ in range(2))
+    first, second = (train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name)) for _ in range(2))
     for a, b in zip(first, second):
         assert a.train_loss == b.train_loss
         for key in a.evals:
@@ -50,8 +50,8 @@ def test_vmap_and_loop_engines_agree(digits, digits_sets, model):
     first written on), hence the loss tolerance; p_true stays within 5e-4 (between seeds: 3e-2).
     """
     spec = cells(3, model=model, width=4, epochs=0.2, augmentation="flip_crop")
-    loop = train.train_shard(spec, digits, digits_sets, train.Execution("loop"))
-    vmapped = train.train_shard(spec, digits, digits_sets, train.Execution("vmap"))
+    loop = train.train_shard(spec, digits, digits_sets, engine.Execution("loop"))
+    vmapped = train.train_shard(spec, digits, digits_sets, engine.Execution("vmap"))
     for a, b in zip(loop, vmapped):
         assert abs(a.train_loss - b.train_loss) < 1e-2
         for key in a.evals:
@@ -64,8 +64,8 @@ def trained(digits):
     """A cnn trained for one epoch on digits, as a one-model stack, and the normalised test images."""
     cell = cells(1, epochs=1)[0]
     x, y = train.training_set(digits, cell)
-    stack = train.LoopStack([train.init_model(cell, x)])
-    train.fit(stack, [cell], x, y)
+    stack = engine.LoopStack([train.init_model(cell, x)])
+    recipe.fit(stack, [cell], x, y)
     return stack, digits.normalize(digits.x_test)
 
 
@@ -83,11 +83,11 @@ def test_a_diverged_run_is_marked_and_others_continue(digits):
     modules = [train.init_model(c, x) for c in spec]
     with torch.no_grad():
         next(modules[1].parameters()).view(-1)[0] = float("nan")
-    loss, _, diverged = train.fit(train.VmapStack(modules), spec, x, y)
-    assert diverged.tolist() == [-1, 0]
-    alone_loss, _, alone_diverged = train.fit(train.VmapStack([train.init_model(spec[0], x)]), spec[:1], x, y)
-    assert alone_diverged.tolist() == [-1]
-    assert abs(loss[0].item() - alone_loss[0].item()) < 1e-4
+    together = recipe.fit(engine.VmapStack(modules), spec, x, y)
+    assert together.diverged_step.tolist() == [-1, 0]
+    alone = recipe.fit(engine.VmapStack([train.init_model(spec[0], x)]), spec[:1], x, y)
+    assert alone.diverged_step.tolist() == [-1]
+    assert abs(together.train_loss[0].item() - alone.train_loss[0].item()) < 1e-4
 
 
 def test_huge_learning_rate_is_recorded_as_diverged(digits, digits_sets):
@@ -108,23 +108,27 @@ def test_tiny_perturbations_change_the_run_slightly(digits, digits_sets, perturb
 
 def test_auto_engine_follows_the_measurements():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert train.choose_engine("auto", cpu, pixels=8 * 8, k=8) == "vmap"
-    assert train.choose_engine("auto", cpu, pixels=8 * 8, k=2) == "loop"
-    assert train.choose_engine("auto", cpu, pixels=32 * 32, k=64) == "loop"
-    assert train.choose_engine("auto", cuda, pixels=32 * 32, k=1) == "vmap"
-    assert train.choose_engine("loop", cuda) == "loop"
+    assert engine.choose_engine("auto", cpu, pixels=8 * 8, k=8) == "vmap"
+    assert engine.choose_engine("auto", cpu, pixels=8 * 8, k=2) == "loop"
+    assert engine.choose_engine("auto", cpu, pixels=32 * 32, k=64) == "loop"
+    assert engine.choose_engine("auto", cuda, pixels=32 * 32, k=1) == "vmap"
+    assert engine.choose_engine("loop", cuda) == "loop"
     with pytest.raises(ValueError, match="'jit'"):
-        train.choose_engine("jit", cpu)
+        engine.choose_engine("jit", cpu)
+
+
+def factor(schedule, warmup=0.0, total=100, **params):
+    return schedules.schedule(validate_cell({"schedule": schedule, "warmup": warmup, **params}), total).factor
 
 
 def test_lr_schedules():
-    linear = train.lr_factor("linear", 0.1, 100)
+    linear = factor("linear", 0.1)
     assert linear(0) == pytest.approx(0.1) and linear(9) == 1 and linear(99) < 0.02
-    cosine = train.lr_factor("cosine", 0.0, 100)
+    cosine = factor("cosine")
     assert cosine(0) == 1 and cosine(50) == pytest.approx(0.5) and cosine(99) < 0.01
-    step = train.lr_factor("step", 0.0, 100)
+    step = factor("step")
     assert [step(10), step(60), step(80)] == pytest.approx([1, 0.1, 0.01])
-    assert train.lr_factor("constant", 0.0, 100)(99) == 1
+    assert factor("constant")(99) == 1
 
 
 def test_label_noise_and_fraction_shape_the_training_set(digits):
@@ -172,22 +176,22 @@ def test_flip_tta_averages_the_logits_of_image_and_mirror(digits, trained):
                                atol=1e-3)  # fmt: skip
 
 
-@pytest.mark.parametrize("engine", ["loop", "vmap"])
-def test_channels_last_changes_only_rounding(digits, digits_sets, engine):
+@pytest.mark.parametrize("engine_name", ["loop", "vmap"])
+def test_channels_last_changes_only_rounding(digits, digits_sets, engine_name):
     spec = cells(2, model="fast", width=4, epochs=0.5, augmentation="flip_crop")
-    plain = train.train_shard(spec, digits, digits_sets, train.Execution(engine))
-    nhwc = train.train_shard(spec, digits, digits_sets, train.Execution(engine, channels_last=True))
+    plain = train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name))
+    nhwc = train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name, channels_last=True))
     for a, b in zip(plain, nhwc):
         assert abs(a.train_loss - b.train_loss) < 1e-4
         np.testing.assert_allclose(a.evals["clean", 0].p_true, b.evals["clean", 0].p_true, atol=2e-3)
 
 
-@pytest.mark.parametrize("engine", ["loop", "vmap"])
-def test_compiled_training_matches_eager(digits, digits_sets, engine):
+@pytest.mark.parametrize("engine_name", ["loop", "vmap"])
+def test_compiled_training_matches_eager(digits, digits_sets, engine_name):
     """One compilation per batch shape serves the whole shard; BatchNorm buffers update as in eager mode."""
     spec = cells(2, width=4, epochs=0.5)
-    eager = train.train_shard(spec, digits, digits_sets, train.Execution(engine))
-    compiled = train.train_shard(spec, digits, digits_sets, train.Execution(engine, compile=True))
+    eager = train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name))
+    compiled = train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name, compile=True))
     for a, b in zip(eager, compiled):
         assert abs(a.train_loss - b.train_loss) < 1e-4
         np.testing.assert_allclose(a.evals["clean", 0].p_true, b.evals["clean", 0].p_true, atol=2e-3)

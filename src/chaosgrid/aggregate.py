@@ -11,6 +11,8 @@ Probe sets (decision planes) are not test sets: `evals` and `summary` leave them
 
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +26,21 @@ from chaosgrid.store import write_table
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 
 
-def read_columns(files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None) -> pa.Table:
+def read_columns(files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None,
+                 final: bool = True) -> pa.Table:  # fmt: skip
     """One table from many parquet files, streamed through a pyarrow dataset with column projection.
 
-    probes=False keeps only test sets' rows, True only probe sets' rows, None all (for prediction files).
+    For prediction files: probes=False keeps only test sets' rows, True only probe sets' rows, None all;
+    final=True keeps only each run's final checkpoint (False: every checkpoint).
     """
     dataset = ds.dataset([str(f) for f in files], format="parquet")
-    is_probe = ds.field("shift").isin(list(PROBE_SETS))
-    row_filter = None if probes is None else (is_probe if probes else ~is_probe)
+    filters = []
+    if probes is not None:
+        is_probe = ds.field("shift").isin(list(PROBE_SETS))
+        filters.append(is_probe if probes else ~is_probe)
+    if final and "final" in dataset.schema.names:
+        filters.append(ds.field("final"))
+    row_filter = functools.reduce(operator.and_, filters) if filters else None
     return dataset.to_table(columns=columns, filter=row_filter)
 
 

@@ -43,11 +43,17 @@ def main() -> None:
 )
 @click.option("--runs", "runs_path", type=click.Path(dir_okay=False), required=True, help="Output runs parquet.")
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), required=True,
-              help="Output predictions parquet.")  # fmt: skip
+              help="Output predictions parquet (run x checkpoint x evaluation set).")  # fmt: skip
+@click.option("--history", "history_path", type=click.Path(dir_okay=False),
+              help="Output history parquet (run x epoch: train loss, accuracy, lr).")  # fmt: skip
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False),
+              help="Output weights file (state dicts by run and checkpoint); required when the spec keeps weights.")  # fmt: skip
+@click.option("--init-weights", "init_path", type=click.Path(exists=True, dir_okay=False),
+              help="Weights file of the shard these runs start from (runs with init_from).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--engine", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
+@click.option("--engine", "engine_name", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
               help="How the shard's models train together (auto: vmap on GPU, and on CPU for 8+ runs on small images).")  # fmt: skip
 @click.option("--channels-last/--contiguous", default=False, show_default=True,
               help="Memory layout of weights and images (channels-last suits GPU tensor cores and oneDNN).")  # fmt: skip
@@ -55,14 +61,18 @@ def main() -> None:
               help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU).")  # fmt: skip
 @click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
               show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
-def train_shard(spec, runs_path, predictions_path, threads, device, engine, channels_last, compile_,
-                data_root) -> None:  # fmt: skip
-    """Train one shard's runs together and write its runs and predictions tables atomically."""
+def train_shard(spec, runs_path, predictions_path, history_path, weights_path, init_path, threads, device,
+                engine_name, channels_last, compile_, data_root) -> None:  # fmt: skip
+    """Train one shard's runs together and write its tables (and weights, when kept) atomically."""
     sys.stdout.reconfigure(line_buffering=True)  # progress reaches log files as it happens
     try:
         shard = Shard.from_json(_spec_text(spec))
     except (GridError, json.JSONDecodeError) as err:
         raise click.BadParameter(str(err), param_hint="--spec") from err
+    if shard.weights and not weights_path:
+        raise click.UsageError("the spec keeps weights (\"weights\": true): give --weights PATH")
+    if shard.base["init_from"] and not init_path:
+        raise click.UsageError(f"the runs start from study {shard.base['init_from']!r}: give --init-weights PATH")
     if os.environ.get("CHAOSGRID_FAIL_ONCE"):  # fault injection for retry tests: fail while the marker is absent
         marker = Path(os.environ["CHAOSGRID_FAIL_ONCE"])
         if not marker.exists():
@@ -71,7 +81,7 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, chan
 
     import torch
 
-    from chaosgrid import data, shifts, store, train
+    from chaosgrid import data, engine, shifts, store, train
 
     torch.set_num_threads(threads)
     torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
@@ -86,10 +96,11 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, chan
     try:
         dataset = data.load(shard.base["dataset"], data_root).to(torch_device)
         lap("data")
-        execution = train.Execution(engine, channels_last, compile_).resolved(
+        execution = engine.Execution(engine_name, channels_last, compile_).resolved(
             torch_device, dataset.x_train[0, 0].numel(), len(cells)
         )
         sets = shifts.eval_sets(dataset, shifts.eval_pairs(list(shard.shifts), list(shard.severities)), data_root)
+        start = store.starting_weights(init_path, list(shard.seed_indices)) if init_path else None
         lap("eval sets")
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
@@ -106,16 +117,25 @@ def train_shard(spec, runs_path, predictions_path, threads, device, engine, chan
                    f"{result.cell['init_seed']}/{result.cell['order_seed']}/{result.cell['aug_seed']} "
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
-    results = train.train_shard(cells, dataset, sets, execution, progress=progress)
+    results = train.train_shard(cells, dataset, sets, execution, progress, shard.checkpoints, shard.weights, start,
+                                log=click.echo)  # fmt: skip
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
-    prov = store.provenance(device_name, threads, execution)
+    prov = store.provenance(device_name, threads, execution.provenance())
+    written = [predictions_path, runs_path]
+    if shard.weights:
+        size = store.write_weights(results, list(shard.seed_indices), weights_path)
+        click.echo(f"weights: {size / len(results) / 1e6:.2f} MB per run")
+        written.insert(0, weights_path)
+    if history_path:
+        store.write_table(store.history_table(results), history_path)
+        written.insert(0, history_path)
     store.write_table(store.predictions_table(results), predictions_path)
-    store.write_table(store.runs_table(results, shard.key, prov), runs_path)
+    store.write_table(store.runs_table(results, shard.key, prov), runs_path)  # last: its presence means done
     lap("writing")
     total = sum(phases.values())
     overhead = total - phases["runs"]
-    click.echo(f"wrote {runs_path} and {predictions_path}")
+    click.echo(f"wrote {', '.join(map(str, written))}")
     click.echo("phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
                + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s")  # fmt: skip
 

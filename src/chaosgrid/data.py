@@ -9,6 +9,7 @@ the same on any device. Normalisation happens last, after augmentation or a dist
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -234,10 +235,18 @@ def epoch_orders(n: int, g: torch.Generator):
         yield torch.randperm(n, generator=g)
 
 
-def batch_indices(n: int, batch_size: int, g: torch.Generator):
-    """Endless stream of index batches: each epoch a fresh permutation cut into ceil(n/batch_size) batches."""
-    for order in epoch_orders(n, g):
-        yield from order.split(batch_size)
+def batch_indices(n: int, batch_size: int, g: torch.Generator, order: str = "shuffle"):
+    """Endless stream of index batches, ceil(n/batch_size) per epoch, drawn from the run's order generator:
+    shuffle: a fresh permutation each epoch, cut into batches; fixed: one permutation, reused every epoch;
+    replacement: every batch sampled uniformly with replacement."""
+    if order == "replacement":
+        while True:
+            yield torch.randint(n, (min(batch_size, n),), generator=g)
+    orders = epoch_orders(n, g)
+    if order == "fixed":
+        orders = itertools.repeat(next(orders))
+    for permutation in orders:
+        yield from permutation.split(batch_size)
 
 
 def draw_augmentation(n: int, height: int, kind: str, g: torch.Generator):

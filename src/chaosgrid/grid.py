@@ -14,28 +14,54 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
-# Every training parameter with its default. The defaults train the `cnn` on `digits` to ~98% in ~2 s.
+# Every training parameter with its default, in sections. The defaults train the `cnn` on `digits` to ~98%
+# in ~2 s. These values are *published*: a cell's id hashes only the values that differ from them
+# (`identity`), so they never change (a test freezes them), and every parameter added later defaults to
+# "off" — the value that reproduces the recipe as it was — so adding one changes no id and re-runs nothing.
 CELL_DEFAULTS: dict[str, object] = {
+    # Order matters: a shard key lists its axes in this order, so existing parameters keep their places.
+    # data and model
     "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10
     "model": "cnn",  # cnn | resnet18 | fast
     "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
+    # length and batching
     "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
-    "batch_size": 64,  # examples per step; >= the training set size means full-batch GD
-    "lr": 0.05,  # peak learning rate of SGD
-    "momentum": 0.9,
+    "batch_size": 64,  # examples per optimizer step; >= the training set size means full-batch GD
+    "micro_batch": 0,  # examples per forward/backward pass within a step (gradient accumulation); 0: the batch
+    "batch_order": "shuffle",  # shuffle (a new permutation each epoch) | replacement | fixed (one order)
+    # optimizer
+    "optimizer": "sgd",  # sgd | adam | adamw | sam (SAM's base step is SGD with the settings below)
+    "lr": 0.05,  # peak learning rate
+    "momentum": 0.9,  # SGD momentum (Adam's beta1 stays 0.9)
     "nesterov": True,
     "weight_decay": 5e-4,
+    "sam_rho": 0.05,  # SAM's ascent radius (optimizer sam only)
     "label_smoothing": 0.0,
-    "schedule": "linear",  # constant | linear | cosine | step
+    # schedule
+    "schedule": "linear",  # constant | linear | cosine | step | cyclic_cosine | fge
     "warmup": 0.1,  # fraction of all steps spent ramping the lr up linearly from 0
+    "cycles": 1,  # cyclic_cosine and fge: cycles after warm-up (a snapshot at each cycle end / fge low point)
+    "lr_min": 0.0,  # fge: the low learning rate (alpha_2) reached mid-cycle
+    # gradient operations, per run, in this order: penalty (per micro-batch), mean, clip, noise, step
+    "grad_penalty": 0.0,  # alpha of the gradient-norm penalty (Geiping et al.: coefficient lr/4 * alpha)
+    "penalty_method": "fd",  # fd (forward finite difference, the authors' code) | autograd (double backprop)
+    "penalty_eps": 0.01,  # L2 length of the finite-difference step
+    "grad_clip": 0.0,  # clip each run's gradient to this global L2 norm; 0: off
+    "noise_additive": 0.0,  # std of Gaussian noise added to each gradient coordinate
+    "noise_multiplicative": 0.0,  # std of Gaussian noise multiplying each coordinate by (1 + noise)
+    # data variants
     "augmentation": "none",  # none | flip | crop | flip_crop
     "data_fraction": 1.0,  # class-balanced deterministic subset of the training set, in (0, 1]
     "label_noise": 0.0,  # fraction of training labels replaced by a random other class, in [0, 1)
+    # calibrated chaos, precision, evaluation
     "perturbation": "none",  # none | weight | fp16_first_batch (calibrated-chaos tiny perturbations)
     "precision": "fp32",  # fp32 | bf16 (autocast of forward passes; a recipe choice, so part of the cell)
     "tta": "none",  # none | flip: test-time augmentation, logits averaged over the image and its mirror
+    "init_from": "",  # a study whose final weights (same axis values and seed) start this run; "": fresh init
+    # seeds
     "seed_source": "all",  # which seeds follow the seed index: all | init | order | aug
     "init_seed": 0,
     "order_seed": 0,
@@ -45,7 +71,10 @@ SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "synthetic", "synthetic50k", "cifar10"),
     "model": ("cnn", "resnet18", "fast"),
-    "schedule": ("constant", "linear", "cosine", "step"),
+    "batch_order": ("shuffle", "replacement", "fixed"),
+    "optimizer": ("sgd", "adam", "adamw", "sam"),
+    "schedule": ("constant", "linear", "cosine", "step", "cyclic_cosine", "fge"),
+    "penalty_method": ("fd", "autograd"),
     "augmentation": ("none", "flip", "crop", "flip_crop"),
     "perturbation": ("none", "weight", "fp16_first_batch"),
     "precision": ("fp32", "bf16"),
@@ -58,6 +87,7 @@ CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness",
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
 PROBE_SETS = ("planes",)
 SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
+STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # Seeds that do not follow the seed index stay at this value.
 FIXED_SEED = 0
 
@@ -106,12 +136,22 @@ def validate_cell(params: dict) -> dict:
         "width": cell["width"] >= 1,
         "epochs": cell["epochs"] > 0,
         "batch_size": cell["batch_size"] >= 1,
+        "micro_batch": 0 <= cell["micro_batch"] <= cell["batch_size"],
         "data_fraction": 0 < cell["data_fraction"] <= 1,
         "label_noise": 0 <= cell["label_noise"] < 1,
         "label_smoothing": 0 <= cell["label_smoothing"] < 1,
         "warmup": 0 <= cell["warmup"] < 1,
         "momentum": 0 <= cell["momentum"] < 1,
         "weight_decay": cell["weight_decay"] >= 0,
+        "sam_rho": cell["sam_rho"] > 0,
+        "cycles": cell["cycles"] >= 1,
+        "lr_min": 0 <= cell["lr_min"] <= cell["lr"],
+        "grad_penalty": cell["grad_penalty"] >= 0,
+        "penalty_eps": cell["penalty_eps"] > 0,
+        "grad_clip": cell["grad_clip"] >= 0,
+        "noise_additive": cell["noise_additive"] >= 0,
+        "noise_multiplicative": cell["noise_multiplicative"] >= 0,
+        "init_from": cell["init_from"] == "" or STUDY_NAME.fullmatch(cell["init_from"]) is not None,
     }
     checks.update({key: cell[key] >= 0 for key in SEED_KEYS})
     bad = [name for name, ok in checks.items() if not ok]
@@ -120,9 +160,17 @@ def validate_cell(params: dict) -> dict:
     return cell
 
 
+def identity(cell: dict) -> dict:
+    """The values of `cell` that differ from the published defaults: what its id and spec are made of."""
+    return {k: v for k, v in cell.items() if v != CELL_DEFAULTS[k]}
+
+
 def cell_id(cell: dict) -> str:
-    """Stable 12-hex-digit id of a canonical cell: a hash of its sorted, canonically formatted values."""
-    canonical = json.dumps({k: format_value(v) for k, v in sorted(cell.items())}, separators=(",", ":"))
+    """Stable 12-hex-digit id of a canonical cell: a hash of its non-default values, sorted and formatted.
+
+    A parameter added at its default ("off") therefore leaves every existing id unchanged.
+    """
+    canonical = json.dumps({k: format_value(v) for k, v in sorted(identity(cell).items())}, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -134,7 +182,8 @@ def seeds_for(seed_source: str, index: int) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Shard:
-    """Cells that differ only in their seeds: `base` parameters and a block of seed indices."""
+    """Cells that differ only in their seeds: `base` parameters and a block of seed indices, plus what the
+    shard's job makes besides final predictions (checkpoints, weights) and where its runs start from."""
 
     study: str
     key: str  # e.g. "lr~0.05/width~16/seeds~0-7"; the shard's output paths are built from it
@@ -142,6 +191,9 @@ class Shard:
     seed_indices: tuple[int, ...]
     shifts: tuple[str, ...] = ()  # evaluation sets besides the clean test set
     severities: tuple[int, ...] = ()
+    checkpoints: str = "final"  # final | snapshots (the schedule's) | every:<epochs>; the final one always
+    weights: bool = False  # save the checkpoints' weights (a study asks, or another study starts from them)
+    init_key: str = ""  # with base["init_from"]: the key of the shard whose final weights start these runs
 
     def cells(self) -> list[dict]:
         """The shard's canonical cells, in seed order."""
@@ -150,9 +202,13 @@ class Shard:
         ]
 
     def to_json(self) -> str:
-        """Compact spec the trainer reads: base parameters and seed indices."""
-        spec = {"study": self.study, "key": self.key, "base": self.base, "seeds": list(self.seed_indices)}
-        return json.dumps({**spec, "shifts": list(self.shifts), "severities": list(self.severities)})
+        """Compact spec the trainer reads: non-default base parameters, seed indices, and only the options
+        that differ from their defaults, so that a new option leaves every existing spec unchanged."""
+        spec = {"study": self.study, "key": self.key, "base": identity(self.base), "seeds": list(self.seed_indices)}
+        options = {"shifts": list(self.shifts), "severities": list(self.severities), "checkpoints": self.checkpoints,
+                   "weights": self.weights, "init_key": self.init_key}  # fmt: skip
+        defaults = {"shifts": [], "severities": [], "checkpoints": "final", "weights": False, "init_key": ""}
+        return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
     @classmethod
     def from_json(cls, text: str) -> Shard:
@@ -164,8 +220,27 @@ class Shard:
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))
         check_shifts(shifts, severities, base["dataset"])
+        checkpoints = check_checkpoints(spec.get("checkpoints", "final"))
         seeds = tuple(int(s) for s in spec["seeds"])
-        return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities)
+        return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
+                   bool(spec.get("weights", False)), spec.get("init_key", ""))  # fmt: skip
+
+
+def check_checkpoints(checkpoints: object) -> str:
+    """Canonical text of a `checkpoints` declaration: final, snapshots, or every:<epochs> (a number N means it)."""
+    if isinstance(checkpoints, (int, float)) and not isinstance(checkpoints, bool):
+        checkpoints = f"every:{format_value(float(checkpoints))}"
+    text = str(checkpoints)
+    if text in ("final", "snapshots"):
+        return text
+    every = text.removeprefix("every:")
+    try:
+        ok = text.startswith("every:") and float(every) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots or a positive number of epochs")
+    return text
 
 
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:
@@ -186,7 +261,7 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
         raise GridError("shifts are listed but 'severities' is empty")
 
 
-STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "resources"}
+STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources"}
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:
@@ -212,7 +287,13 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     for axis in axes:
         if not params[axis]:
             raise GridError(f"study {name!r}: axis {axis!r} is empty")
+        spelled = [format_value(_coerce(axis, v)) if axis in CELL_DEFAULTS else v for v in params[axis]]
+        repeated = sorted({v for v in spelled if spelled.count(v) > 1})
+        if repeated:
+            raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
     shifts, severities = tuple(study.get("shifts", ())), tuple(study.get("severities", ()))
+    checkpoints = check_checkpoints(study.get("checkpoints", "final"))
+    weights = bool(study.get("weights", False))
     seeds = seed_list(study.get("seeds", 1))
     size = int(study.get("shard_size", len(seeds)))
     blocks = [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
@@ -224,6 +305,30 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         prefix = "".join(f"{a}~{format_value(base[a])}/" for a in axes)
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
-            shards.append(Shard(name, key, base, block, shifts, severities))
+            shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights))
+    return shards
+
+
+def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
+    """Every study's shards by (study, key), with starting points resolved: a shard whose runs start from
+    another study's weights (`init_from`) names that study's shard with the same values on the source's
+    axes and the same seeds, and that shard saves its weights. Raises GridError naming what does not match."""
+    shards = {(name, s.key): s for name, study in studies.items() for s in expand_study(name, study)}
+    for name, key in list(shards):
+        shard = shards[name, key]  # current: an earlier pass may have marked it to save weights
+        source = shard.base["init_from"]
+        if not source:
+            continue
+        if source not in studies or source == name:
+            raise GridError(f"study {name!r}: init_from {source!r} is not another study of this config")
+        axes = study_axes(studies[source])
+        match = [s for (n, _), s in shards.items() if n == source and s.seed_indices == shard.seed_indices
+                 and all(s.base[a] == shard.base[a] for a in axes)]  # fmt: skip
+        if not match:
+            values = ", ".join(f"{a}={format_value(shard.base[a])}" for a in axes)
+            raise GridError(f"study {name!r}: init_from {source!r} has no shard with {values or 'its values'} "
+                            f"and seeds {shard.seed_indices[0]}-{shard.seed_indices[-1]} (shard {key})")  # fmt: skip
+        shards[name, key] = replace(shard, init_key=match[0].key)
+        shards[source, match[0].key] = replace(match[0], weights=True)
     return shards
 

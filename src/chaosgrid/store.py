@@ -2,9 +2,13 @@
 
 - `runs`: one row per run: every cell parameter, the cell id, final train loss/accuracy, clean test
   accuracy, divergence, seconds, provenance.
-- `predictions`: one row per run x evaluation set (clean, or a shift at a severity), holding that set's
-  accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class probability
-  (float16) and correctness (bool). Analysis reads a runs x examples matrix straight from the list columns.
+- `predictions`: one row per run x checkpoint x evaluation set (clean, or a shift at a severity), holding
+  that set's accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class
+  probability (float16) and correctness (bool). Analysis reads a runs x examples matrix straight from the
+  list columns; `final` marks the last checkpoint, the only one unless a study asks for more.
+- `history`: one row per run x epoch: training loss and accuracy over the epoch's batches, and the lr.
+- weights (`write_weights`): a torch file of state dicts by run and checkpoint, only where a study keeps
+  them or another study starts from them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from chaosgrid import __version__
 from chaosgrid.grid import CELL_DEFAULTS, cell_id
 
 if TYPE_CHECKING:
-    from chaosgrid.train import Execution
+    from chaosgrid.train import RunResult
 
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 CELL_FIELDS = [pa.field(name, _ARROW_TYPES[type(default)]) for name, default in CELL_DEFAULTS.items()]
@@ -40,6 +44,7 @@ PROVENANCE_FIELDS = [
     pa.field("compiled", pa.bool_()),
     pa.field("host", pa.string()),
 ]
+_ACC = pa.field("acc", pa.float64())
 RUNS_SCHEMA = pa.schema(
     [pa.field("cell_id", pa.string()), pa.field("shard", pa.string()), *CELL_FIELDS]
     + [
@@ -48,6 +53,8 @@ RUNS_SCHEMA = pa.schema(
         pa.field("test_acc", pa.float64()),  # clean test set; shifted sets are in `predictions`
         pa.field("diverged", pa.bool_()),
         pa.field("diverged_step", pa.int64()),
+        pa.field("steps", pa.int64()),  # optimizer steps taken
+        pa.field("clipped", pa.float64()),  # fraction of steps whose gradient was clipped (grad_clip)
         pa.field("wall_s", pa.float64()),
     ]
     + PROVENANCE_FIELDS
@@ -55,12 +62,24 @@ RUNS_SCHEMA = pa.schema(
 PREDICTIONS_SCHEMA = pa.schema(
     [
         pa.field("cell_id", pa.string()),
+        pa.field("step", pa.int64()),  # the checkpoint: optimizer steps taken when the predictions were made
+        pa.field("final", pa.bool_()),  # the run's last checkpoint
         pa.field("shift", pa.string()),  # "clean" or a shift name
         pa.field("severity", pa.int8()),  # 0 for clean and single-level sets
         pa.field("acc", pa.float64()),  # NaN for a diverged run
         pa.field("pred", pa.list_(pa.uint8())),
         pa.field("p_true", pa.list_(pa.float16())),
         pa.field("correct", pa.list_(pa.bool_())),  # parquet packs booleans to one bit each
+    ]
+)
+HISTORY_SCHEMA = pa.schema(
+    [
+        pa.field("cell_id", pa.string()),
+        pa.field("epoch", pa.float64()),  # epochs done (fractional for the last, partial one)
+        pa.field("step", pa.int64()),
+        pa.field("lr", pa.float64()),  # the lr of the epoch's last step
+        pa.field("train_loss", pa.float64()),  # mean over the epoch's batches, as trained
+        pa.field("train_acc", pa.float64()),
     ]
 )
 COMPRESSION = "zstd"
@@ -78,8 +97,8 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def provenance(device: str, threads: int, execution: Execution) -> dict:
-    """Where and how a shard ran (`execution` with its engine resolved)."""
+def provenance(device: str, threads: int, execution: dict) -> dict:
+    """Where and how a shard ran: `execution` is the resolved Execution's own columns."""
     import torch
 
     return {
@@ -88,14 +107,13 @@ def provenance(device: str, threads: int, execution: Execution) -> dict:
         "torch_version": torch.__version__,
         "device": device,
         "threads": threads,
-        "engine": execution.engine,
-        "channels_last": execution.channels_last,
-        "compiled": execution.compile,
+        **execution,
         "host": platform.node(),
     }
 
 
-def runs_table(results: list, shard: str, prov: dict) -> pa.Table:
+def runs_table(results: list[RunResult], shard: str, prov: dict) -> pa.Table:
+    """One row per run: every cell parameter (defaults included), outcome, provenance."""
     rows = [
         {
             "cell_id": cell_id(r.cell),
@@ -106,6 +124,8 @@ def runs_table(results: list, shard: str, prov: dict) -> pa.Table:
             "test_acc": r.evals["clean", 0].acc,
             "diverged": r.diverged_step >= 0,
             "diverged_step": r.diverged_step,
+            "steps": r.steps,
+            "clipped": r.clipped,
             "wall_s": r.wall_s,
             **prov,
         }
@@ -114,21 +134,24 @@ def runs_table(results: list, shard: str, prov: dict) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
 
 
-def predictions_table(results: list) -> pa.Table:
-    ids, shifts, severities, accs, preds, probs, correct = [], [], [], [], [], [], []
+def predictions_table(results: list[RunResult]) -> pa.Table:
+    """One row per run x checkpoint x evaluation set, per-example arrays as list columns."""
+    rows: dict[str, list] = {name: [] for name in PREDICTIONS_SCHEMA.names}
     for r in results:
         cid = cell_id(r.cell)
-        for (shift, severity), e in r.evals.items():
-            ids.append(cid)
-            shifts.append(shift)
-            severities.append(severity)
-            accs.append(e.acc)
-            preds.append(e.pred)
-            probs.append(e.p_true)
-            correct.append(e.correct)
-    columns = [ids, shifts, severities, accs, _list_array(preds, pa.uint8()), _list_array(probs, pa.float16()),
-               _list_array(correct, pa.bool_())]  # fmt: skip
-    return pa.Table.from_arrays(columns, schema=PREDICTIONS_SCHEMA)
+        for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)]:
+            for (shift, severity), e in evals.items():
+                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct)
+                for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
+                    rows[name].append(value)
+    arrays = {name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
+              for name in ("pred", "p_true", "correct")}  # fmt: skip
+    return pa.Table.from_arrays([arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA)
+
+
+def history_table(results: list[RunResult]) -> pa.Table:
+    rows = [{"cell_id": cell_id(r.cell), **h} for r in results for h in r.history]
+    return pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA)
 
 
 def _list_array(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
@@ -138,8 +161,8 @@ def _list_array(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArr
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
 
 
-def write_table(table: pa.Table, path: Path | str) -> None:
-    """Write parquet to a temporary name in the target folder, then rename: a crash leaves no partial file."""
+def write_atomically(path: Path | str, write) -> None:
+    """Call write(temporary path) in the target folder, then rename: a crash leaves no partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -147,7 +170,7 @@ def write_table(table: pa.Table, path: Path | str) -> None:
     umask = os.umask(0)
     os.umask(umask)
     try:
-        pq.write_table(table, tmp, compression=COMPRESSION)
+        write(tmp)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from collaborators
         os.replace(tmp, path)
     except BaseException:
@@ -155,10 +178,37 @@ def write_table(table: pa.Table, path: Path | str) -> None:
         raise
 
 
+def write_table(table: pa.Table, path: Path | str) -> None:
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp, compression=COMPRESSION))
+
+
+def write_weights(results: list[RunResult], seed_indices: list[int], path: Path | str) -> int:
+    """Save every kept checkpoint's state dicts, keyed by run (cell id, seed index) and step; returns bytes."""
+    import torch
+
+    runs = [{"cell_id": cell_id(r.cell), "seed_index": i, "weights": r.weights}
+            for r, i in zip(results, seed_indices, strict=True)]  # fmt: skip
+    write_atomically(path, lambda tmp: torch.save({"format": 1, "runs": runs}, tmp))
+    return Path(path).stat().st_size
+
+
+def starting_weights(path: Path | str, seed_indices: list[int]) -> list[dict]:
+    """The final state dict of each seed index's run in a weights file: where continuing runs start."""
+    import torch
+
+    runs = {run["seed_index"]: run for run in torch.load(path, map_location="cpu", weights_only=True)["runs"]}
+    missing = sorted(set(seed_indices) - set(runs))
+    if missing:
+        raise FileNotFoundError(f"{path} holds no run with seed index {missing[0]}")
+    return [runs[i]["weights"][max(runs[i]["weights"])] for i in seed_indices]
+
+
 def matrix(
     table: pa.Table, column: str = "pred", shift: str = "clean", severity: int = 0
 ) -> tuple[list[str], np.ndarray]:
     """(cell ids, runs x examples matrix of `column`) for one evaluation set of a predictions table."""
     rows = table.filter(pc.and_(pc.equal(table["shift"], shift), pc.equal(table["severity"], severity)))
+    if "final" in table.column_names:
+        rows = rows.filter(rows["final"])
     flat = rows[column].combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return rows["cell_id"].to_pylist(), flat.reshape(rows.num_rows, -1)

@@ -1,0 +1,249 @@
+"""What one training step does, for K runs at once, whichever engine holds them.
+
+A step, read top to bottom (`fit`):
+1. draw each run's batch (its order seed, its `batch_order`) and augmentation (its aug seed);
+2. gradient: split the batch into micro-batches of `micro_batch` examples; each micro-batch's loss is scaled
+   by its share of the batch, so the accumulated gradient is the true mean over the batch (full-batch GD is a
+   batch of the whole training set). BatchNorm sees each micro-batch in train mode, as in Geiping et al.
+   With `grad_penalty` each micro-batch's gradient g_k becomes g_k + (lr/4)·H_k(alpha·g_k): the authors'
+   forward finite difference (`penalty_method: fd`) or double backprop (`autograd`, the check);
+3. SAM (`optimizer: sam`): ascend each run by rho·g/‖g‖, take the gradient there, return;
+4. clip each run's gradient to `grad_clip` (global L2 norm per run), then gradient noise
+   (additive g + σξ, multiplicative g ⊙ (1 + σξ)), then the optimizer's step (weight decay inside it);
+5. the schedule's next lr; checkpoints, history and progress lines.
+Every per-run operation goes through `chaosgrid.engine` (one vectorised call for all K runs; no norm
+over runs together).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from chaosgrid import engine, schedules
+from chaosgrid.data import apply_augmentation, batch_indices, derive_seed, draw_augmentation, generator
+
+# Optimizers by name: each builds a torch optimizer over the stack's flat parameter list. They act per
+# coordinate, so K stacked runs step exactly as K separate ones. SAM's two gradients are taken in the step;
+# its base step is SGD.
+
+
+def _sgd(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
+    nesterov = cell["nesterov"] and cell["momentum"] > 0
+    return torch.optim.SGD(params, lr=cell["lr"], momentum=cell["momentum"], nesterov=nesterov,
+                           weight_decay=cell["weight_decay"])  # fmt: skip
+
+
+def _adam(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cell["lr"], weight_decay=cell["weight_decay"])
+
+
+def _adamw(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cell["lr"], weight_decay=cell["weight_decay"])
+
+
+OPTIMIZERS: dict[str, Callable[[list[torch.Tensor], dict], torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "adamw": _adamw,
+    "sam": _sgd,
+}
+
+
+def autocast(device: torch.device, precision: str, fp16: bool = False) -> torch.autocast:
+    """Autocast context of a forward pass: bf16 when the cell asks for it, fp16 for the one perturbed batch."""
+    dtype = torch.float16 if fp16 else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=fp16 or precision == "bf16")
+
+
+def checkpoint_steps(spec: str, schedule: schedules.Schedule, steps_per_epoch: int, total: int) -> list[int]:
+    """Steps after which a shard evaluates (and may save) its runs: the final step, plus the schedule's
+    snapshots (`snapshots`) or every N epochs (`every:N`)."""
+    steps = {total}
+    if spec == "snapshots":
+        steps.update(schedule.snapshots)
+    elif spec.startswith("every:"):
+        every = float(spec.removeprefix("every:")) * steps_per_epoch
+        steps.update(round(j * every) for j in range(1, math.ceil(total / every)))
+    return sorted(s for s in steps if 0 < s <= total)
+
+
+@dataclass
+class FitResult:
+    train_loss: torch.Tensor  # (K,) mean over the last epoch's batches (augmented, as trained)
+    train_acc: torch.Tensor  # (K,)
+    diverged_step: torch.Tensor  # (K,) first step with a non-finite loss; -1 if none
+    clipped: torch.Tensor  # (K,) fraction of steps whose gradient was clipped
+    history: list[dict]  # per epoch: epoch, step, lr, train_loss (K,), train_acc (K,)
+
+
+class Step:
+    """The gradient of one optimizer step for all K runs: micro-batches, penalty, SAM, clip and noise."""
+
+    def __init__(self, stack: engine.Stack, cell: dict, forward: Callable, noise_seeds: torch.Tensor):
+        self.stack, self.cell, self.forward, self.noise_seeds = stack, cell, forward, noise_seeds
+        self.fp16 = False
+
+    def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, m) per-example losses and (K, m, classes) logits of a micro-batch."""
+        with autocast(xb.device, self.cell["precision"], fp16=self.fp16):
+            logits = self.forward(xb)
+        losses = F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(),
+                                 label_smoothing=self.cell["label_smoothing"], reduction="none")  # fmt: skip
+        return losses.view(yb.shape), logits
+
+    def accumulate(self, micro_batches: list, lr: float, record: Callable | None = None) -> list[torch.Tensor]:
+        """Gradients (like `params`) of the batch's mean loss, accumulated over its micro-batches."""
+        params = self.stack.params
+        for p in params:
+            p.grad = None
+        total = sum(yb.shape[1] for _, yb in micro_batches)
+        for xb, yb in micro_batches:
+            weight = yb.shape[1] / total
+            if self.cell["grad_penalty"] > 0:
+                grads, losses, logits = self.penalized(xb, yb, lr)
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g * weight if p.grad is None else p.grad.add_(g, alpha=weight)
+            else:
+                losses, logits = self.losses(xb, yb)
+                loss = losses.mean(1).sum()
+                (loss if weight == 1 else loss * weight).backward()
+            if record:
+                record(losses.detach(), logits.detach(), yb)
+        return [p.grad for p in params]
+
+    def penalized(self, xb, yb, lr):
+        """g + (lr/4)·H(alpha·g) for one micro-batch (Geiping et al.'s gradient-norm penalty), per run."""
+        params, alpha = self.stack.params, self.cell["grad_penalty"]
+        losses, logits = self.losses(xb, yb)
+        if self.cell["penalty_method"] == "autograd":
+            grads = torch.autograd.grad(losses.mean(1).sum(), params, create_graph=True)
+            hv = torch.autograd.grad(grads, params, grad_outputs=[alpha * g.detach() for g in grads])
+            return [g.detach() + lr / 4 * h for g, h in zip(grads, hv, strict=True)], losses, logits
+        grads = torch.autograd.grad(losses.mean(1).sum(), params)
+        # step length eps/‖alpha·g‖ per run: the perturbed point is exactly penalty_eps away (the "DARTS rule")
+        step = self.cell["penalty_eps"] / (alpha * engine.norms(self.stack, list(grads))).clamp_min(1e-12)
+        with torch.no_grad():
+            saved = [p.detach().clone() for p in params]
+            engine.add_(self.stack, params, list(grads), alpha * step)
+        shifted = torch.autograd.grad(self.losses(xb, yb)[0].mean(1).sum(), params)
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+        scale = lr / 4 / step  # (g' - g)/step ≈ H(alpha·g), times lr/4
+        out = [g + (g2 - g) * self.stack.per_run(scale, i) for i, (g, g2) in enumerate(zip(grads, shifted))]
+        return out, losses, logits
+
+    def __call__(self, micro_batches: list, lr: float, step: int, record: Callable) -> torch.Tensor:
+        """Leave the step's final gradient in `params[i].grad`; return which runs were clipped (K,)."""
+        stack, cell = self.stack, self.cell
+        grads = self.accumulate(micro_batches, lr, record)
+        if cell["optimizer"] == "sam":
+            ascent = cell["sam_rho"] / (engine.norms(stack, grads) + 1e-12)
+            with torch.no_grad():
+                engine.add_(stack, stack.params, grads, ascent)
+                offsets = [g * stack.per_run(ascent, i) for i, g in enumerate(grads)]
+            grads = self.accumulate(micro_batches, lr)
+            with torch.no_grad():
+                for p, e in zip(stack.params, offsets, strict=True):
+                    p.sub_(e)
+        clipped = torch.zeros(stack.k, dtype=torch.bool, device=self.noise_seeds.device)
+        if cell["grad_clip"] > 0:
+            norm = engine.norms(stack, grads)
+            clipped = norm > cell["grad_clip"]
+            engine.scale_(stack, grads, torch.where(clipped, cell["grad_clip"] / (norm + 1e-6), 1.0))
+        if cell["noise_additive"] > 0:
+            for g, z in zip(grads, engine.counter_normal(stack, self.noise_seeds, 2 * step), strict=True):
+                g.add_(z, alpha=cell["noise_additive"])
+        if cell["noise_multiplicative"] > 0:
+            for g, z in zip(grads, engine.counter_normal(stack, self.noise_seeds, 2 * step + 1), strict=True):
+                g.mul_(1 + cell["noise_multiplicative"] * z)
+        return clipped
+
+
+def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
+        execution: engine.Execution = engine.DEFAULT_EXECUTION, checkpoints: str = "final",
+        on_checkpoint: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
+        progress_every: float = 60.0) -> FitResult:  # fmt: skip
+    """Train the stack's K models, each on its own batch order, augmentation and gradient noise.
+
+    Nothing here waits for the device inside the loop except a progress line (at most one per
+    `progress_every` seconds): divergence and statistics are tracked as tensors. `on_checkpoint(steps)` is
+    called after each checkpoint step (the final one included), with the models in train mode again after.
+    Only the training forward pass is compiled: evaluation changes mode and batch shape.
+    """
+    cell = cells[0]
+    n, k, device = len(y), len(cells), x.device
+    steps_per_epoch = math.ceil(n / cell["batch_size"])
+    total = max(1, round(cell["epochs"] * steps_per_epoch))
+    schedule = schedules.schedule(cell, total)
+    optimizer = OPTIMIZERS[cell["optimizer"]](stack.params, cell)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
+    orders = [batch_indices(n, cell["batch_size"], generator("order", c["order_seed"]), cell["batch_order"])
+              for c in cells]  # fmt: skip
+    aug_generators = [generator("aug", c["aug_seed"]) for c in cells]
+    # gradient noise follows the order seed (it stands for minibatch noise); < 2**32 for the counter RNG
+    noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=device)
+    forward = torch.compile(stack.__call__) if execution.compile else stack
+    layout = engine.memory_format(execution)
+    step_fn = Step(stack, cell, forward, noise_seeds)
+    saves = set(checkpoint_steps(checkpoints, schedule, steps_per_epoch, total))
+
+    diverged = torch.full((k,), -1, dtype=torch.long, device=device)
+    clipped = torch.zeros(k, device=device)
+    window = torch.zeros(3, k, device=device)  # loss sum, correct, seen over the last epoch's batches
+    epoch_stats = torch.zeros(3, k, device=device)  # the same over the current epoch
+    history, started, last_line = [], time.perf_counter(), time.perf_counter()
+
+    def record(losses: torch.Tensor, logits: torch.Tensor, yb: torch.Tensor) -> None:
+        correct = (logits.argmax(-1) == yb).sum(1).float()
+        stats = torch.stack([losses.sum(1), correct, torch.full_like(correct, yb.shape[1])])
+        epoch_stats.add_(stats)
+        if step >= total - steps_per_epoch:
+            window.add_(stats)
+
+    stack.train(True)
+    for step in range(total):
+        idx = torch.stack([next(order) for order in orders])  # (K, B)
+        batch = idx.shape[1]
+        draws = [draw_augmentation(batch, x.shape[-2], cell["augmentation"], g) for g in aug_generators]
+        shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
+        micro = cell["micro_batch"] or batch
+        micro_batches = []
+        for start in range(0, batch, micro):
+            part = slice(start, min(start + micro, batch))
+            ids = idx[:, part].reshape(-1).to(device)
+            xb = apply_augmentation(x[ids], None if shifts is None else shifts[:, part].reshape(-1, 2),
+                                    None if flips is None else flips[:, part].reshape(-1))  # fmt: skip
+            xb = xb.contiguous(memory_format=layout) if execution.channels_last else xb
+            micro_batches.append((xb.view(k, -1, *x.shape[1:]), y[ids].view(k, -1)))
+        step_fn.fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
+        lr = optimizer.param_groups[0]["lr"]
+        clipped += step_fn(micro_batches, lr, step, record)
+        optimizer.step()
+        scheduler.step()
+        last_losses = epoch_stats[0]  # non-finite once any loss was: marks divergence without a sync
+        diverged = torch.where((diverged < 0) & ~torch.isfinite(last_losses), step, diverged)
+        done = step + 1
+        if done % steps_per_epoch == 0 or done == total:
+            mean = epoch_stats[:2] / epoch_stats[2]
+            history.append({"epoch": done / steps_per_epoch, "step": done, "lr": lr, "train_loss": mean[0],
+                            "train_acc": mean[1]})  # fmt: skip
+            epoch_stats.zero_()
+        if done in saves and on_checkpoint:
+            on_checkpoint(done)
+            stack.train(True)
+        if log and time.perf_counter() - last_line >= progress_every:
+            last_line = time.perf_counter()
+            elapsed = last_line - started
+            loss = (history[-1]["train_loss"] if epoch_stats[2, 0] == 0 else epoch_stats[0] / epoch_stats[2]).mean()
+            log(f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {loss:.4f} over {k} "
+                f"runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / done:.0f} s")  # fmt: skip
+    history = [{**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()} for h in history]
+    return FitResult((window[0] / window[2]).cpu(), (window[1] / window[2]).cpu(), diverged.cpu(),
+                     (clipped / total).cpu(), history)  # fmt: skip

@@ -1,0 +1,87 @@
+"""Learning-rate schedules: a multiplier of the peak lr at each step, and the steps worth a snapshot.
+
+Each schedule is a function (cell, total steps) -> Schedule, registered in SCHEDULES under the name a cell's
+`schedule` takes. Linear warm-up from 0 over `warmup` x total steps comes first for every schedule; `step`
+counts optimizer steps from 0, and a snapshot step s means "after s steps".
+
+- constant, linear, cosine, step (x0.1 at 50% and 75%): single-model schedules; no snapshots.
+- cyclic_cosine: Huang et al.'s snapshot ensembles: `cycles` cosine cycles of ceil(T/M) steps, restarted
+  every iteration count, a snapshot at each cycle end.
+- fge: Garipov et al.'s fast geometric ensembling: `cycles` cycles of c steps, lr going linearly
+  lr -> lr_min -> lr (alpha_1 -> alpha_2 -> alpha_1, t(i) = (i mod c + 1)/c), a member at each low point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    factor: Callable[[int], float]  # multiplier of the peak lr for step `step` (0-based)
+    snapshots: tuple[int, ...] = ()  # steps after which the schedule has a natural snapshot
+
+
+def _warm_steps(cell: dict, total: int) -> int:
+    return max(1, round(cell["warmup"] * total)) if cell["warmup"] > 0 else 0
+
+
+def _single(decay: Callable[[float], float]) -> Callable[[dict, int], Schedule]:
+    """A single-model schedule: warm-up, then `decay(progress)` with progress going 0 -> 1."""
+
+    def make(cell: dict, total: int) -> Schedule:
+        warm = _warm_steps(cell, total)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return decay((step - warm) / max(1, total - warm))
+
+        return Schedule(factor)
+
+    return make
+
+
+def cyclic_cosine(cell: dict, total: int) -> Schedule:
+    warm = _warm_steps(cell, total)
+    length = math.ceil(max(1, total - warm) / cell["cycles"])
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * ((step - warm) % length) / length))
+
+    ends = [min(total, warm + length * (j + 1)) for j in range(cell["cycles"])]
+    return Schedule(factor, tuple(sorted(set(ends))))
+
+
+def fge(cell: dict, total: int) -> Schedule:
+    warm = _warm_steps(cell, total)
+    length = max(2, (total - warm) // cell["cycles"])
+    low = cell["lr_min"] / cell["lr"]
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = ((step - warm) % length + 1) / length
+        return (1 - 2 * t) + 2 * t * low if t < 0.5 else (2 * t - 1) + (2 - 2 * t) * low
+
+    lows = [warm + j * length + length // 2 for j in range(cell["cycles"])]
+    return Schedule(factor, tuple(s for s in lows if s <= total))
+
+
+SCHEDULES: dict[str, Callable[[dict, int], Schedule]] = {
+    "constant": _single(lambda progress: 1.0),
+    "linear": _single(lambda progress: 1 - progress),
+    "cosine": _single(lambda progress: 0.5 * (1 + math.cos(math.pi * progress))),
+    "step": _single(lambda progress: 0.1 ** ((progress >= 0.5) + (progress >= 0.75))),
+    "cyclic_cosine": cyclic_cosine,
+    "fge": fge,
+}
+
+
+def schedule(cell: dict, total: int) -> Schedule:
+    """The cell's schedule over `total` optimizer steps."""
+    return SCHEDULES[cell["schedule"]](cell, total)
