@@ -34,6 +34,16 @@ def test_format_value_is_canonical():
         ({"width": "wide"}, "width"),
         ({"nesterov": 1}, "nesterov"),
         ({"learning_rate": 0.1}, "learning_rate"),
+        ({"optimizer": "lion"}, "optimizer"),
+        ({"schedule": "onecycle"}, "schedule"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"optimizer": "sam", "sam_rho": -0.05}, "sam_rho"),
+        ({"batch_size": 32, "micro_batch": 64}, "micro_batch"),
+        ({"batch_order": "sorted"}, "batch_order"),
+        ({"penalty_method": "central"}, "penalty_method"),
+        ({"noise_additive": -0.01}, "noise_additive"),
+        ({"schedule": "fge", "lr": 0.05, "lr_min": 0.1}, "lr_min"),
+        ({"init_from": "../other"}, "init_from"),
     ],
 )
 def test_bad_parameters_are_named(params, named):
@@ -90,3 +100,82 @@ def test_grid_corruption_names_match_shift_functions():
     from chaosgrid.shifts import CORRUPTIONS
 
     assert set(grid.CORRUPTION_NAMES) == set(CORRUPTIONS)
+
+
+# The published defaults, frozen: ids hash only values that differ from these, so none may ever change.
+PUBLISHED = {
+    "dataset": "digits", "model": "cnn", "width": 16, "epochs": 12.0, "batch_size": 64, "lr": 0.05,
+    "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.0, "schedule": "linear",
+    "warmup": 0.1, "augmentation": "none", "data_fraction": 1.0, "label_noise": 0.0, "perturbation": "none",
+    "precision": "fp32", "tta": "none", "seed_source": "all", "init_seed": 0, "order_seed": 0, "aug_seed": 0,
+    # added with the recipe engine, each "off"
+    "micro_batch": 0, "batch_order": "shuffle", "optimizer": "sgd", "sam_rho": 0.05, "cycles": 1, "lr_min": 0.0,
+    "grad_penalty": 0.0, "penalty_method": "fd", "penalty_eps": 0.01, "grad_clip": 0.0, "noise_additive": 0.0,
+    "noise_multiplicative": 0.0, "init_from": "",
+}  # fmt: skip
+
+
+def test_published_defaults_never_change():
+    """A new parameter may be added (add it here too, at its "off" value); none may change or vanish."""
+    assert grid.CELL_DEFAULTS == PUBLISHED
+
+
+def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    configs = sorted(Path(__file__).parents[1].glob("config/*.yaml"))
+    studies = {f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()}
+    before = {name: grid.expand_study(name, s) for name, s in studies.items()}
+    monkeypatch.setitem(grid.CELL_DEFAULTS, "grad_clip_v2", 0.0)
+    after = {name: grid.expand_study(name, s) for name, s in studies.items()}
+    assert sum(len(b) for b in before.values()) > 100
+    for name in studies:
+        assert [s.key for s in before[name]] == [s.key for s in after[name]]
+        assert [s.to_json() for s in before[name]] == [s.to_json() for s in after[name]]
+        assert [cell_id(c) for s in before[name] for c in s.cells()] == [
+            cell_id(c) for s in after[name] for c in s.cells()
+        ]
+        assert all("grad_clip_v2" in c for s in after[name] for c in s.cells())  # the runs table records it
+
+
+def test_a_non_default_value_changes_the_id():
+    assert cell_id(validate_cell({"grad_clip": 0.25})) != cell_id(validate_cell({}))
+    assert grid.identity(validate_cell({"grad_clip": 0.25, "lr": 0.05})) == {"grad_clip": 0.25}
+
+
+def test_duplicated_axis_values_are_rejected():
+    with pytest.raises(GridError, match="'lr' lists 0.1 more than once"):
+        expand_study("s", {"lr": [0.1, 0.1]})
+    with pytest.raises(GridError, match="'width' lists 8"):
+        expand_study("s", {"width": [8, 8.0]})
+
+
+def test_init_from_names_the_source_shard_and_makes_it_keep_weights():
+    studies = {
+        "base": {"lr": [0.05, 0.1], "seeds": 4, "shard_size": 2},
+        "fge": {"lr": [0.05, 0.1], "schedule": "fge", "cycles": 2, "init_from": "base", "seeds": 4, "shard_size": 2},
+    }
+    shards = grid.expand_studies(studies)
+    follower = shards["fge", "lr~0.1/seeds~2-3"]
+    assert follower.init_key == "lr~0.1/seeds~2-3"
+    assert shards["base", "lr~0.1/seeds~2-3"].weights and not follower.weights
+    assert '"init_key"' in follower.to_json() and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
+    with pytest.raises(GridError, match="init_from 'nope'"):
+        grid.expand_studies({"a": {"init_from": "nope"}})
+    with pytest.raises(GridError, match="no shard with lr=0.2"):
+        grid.expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
+
+
+@pytest.mark.parametrize("declared, canonical", [("final", "final"), ("snapshots", "snapshots"), (2, "every:2"),
+                                                 (0.5, "every:0.5")])  # fmt: skip
+def test_checkpoints_declarations(declared, canonical):
+    assert expand_study("s", {"checkpoints": declared})[0].checkpoints == canonical
+    shard = expand_study("s", {"checkpoints": declared})[0]
+    assert Shard.from_json(shard.to_json()).checkpoints == canonical
+
+
+def test_bad_checkpoints_are_named():
+    with pytest.raises(GridError, match="checkpoints"):
+        expand_study("s", {"checkpoints": "sometimes"})

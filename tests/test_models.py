@@ -8,7 +8,7 @@ from chaosgrid import models
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
 def test_models_take_any_input_shape(name, shape):
     torch.manual_seed(0)
-    model = models.build(name, shape[0], 10, width=4)
+    model = models.build(name, shape, 10, width=4)
     if name == "fast":
         model.whiten.fit(torch.rand(50, *shape))
     assert model(torch.rand(5, *shape)).shape == (5, 10)
@@ -16,8 +16,8 @@ def test_models_take_any_input_shape(name, shape):
 
 def test_width_scales_parameters():
     count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(models.build("resnet18", 3, 10, 8)) > 3 * count(models.build("resnet18", 3, 10, 4))
-    standard = count(models.build("resnet18", 3, 10, 64))
+    assert count(models.build("resnet18", (3, 32, 32), 10, 8)) > 3 * count(models.build("resnet18", (3, 32, 32), 10, 4))
+    standard = count(models.build("resnet18", (3, 32, 32), 10, 64))
     assert 11.0e6 < standard < 11.3e6  # the usual 11.2M-parameter CIFAR ResNet-18
 
 
@@ -32,5 +32,5 @@ def test_whitening_decorrelates_patches():
 
 
 def test_unknown_model_is_named():
-    with pytest.raises(ValueError, match="'mlp'"):
-        models.build("mlp", 3, 10, 8)
+    with pytest.raises(ValueError, match="'vit'"):
+        models.build("vit", (3, 32, 32), 10, 8)

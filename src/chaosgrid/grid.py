@@ -25,7 +25,7 @@ CELL_DEFAULTS: dict[str, object] = {
     # Order matters: a shard key lists its axes in this order, so existing parameters keep their places.
     # data and model
     "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10
-    "model": "cnn",  # cnn | resnet18 | fast
+    "model": "cnn",  # cnn | resnet18 | fast | mlp
     "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
     # length and batching
     "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
@@ -70,7 +70,7 @@ CELL_DEFAULTS: dict[str, object] = {
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "synthetic", "synthetic50k", "cifar10"),
-    "model": ("cnn", "resnet18", "fast"),
+    "model": ("cnn", "resnet18", "fast", "mlp"),
     "batch_order": ("shuffle", "replacement", "fixed"),
     "optimizer": ("sgd", "adam", "adamw", "sam"),
     "schedule": ("constant", "linear", "cosine", "step", "cyclic_cosine", "fge"),

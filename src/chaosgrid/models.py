@@ -6,9 +6,13 @@
 - `fast`: an airbench-style net: a frozen 2x2 patch-whitening convolution initialised from the training
   images, then three conv-pool-BN-GELU blocks (widths w, 4w, 4w; w=64 is airbench94's 64/256/256) and a
   scaled linear head. Pools use ceil_mode so 8x8 inputs work too.
+- `mlp`: a fully connected net, two hidden layers of 16w units, no BatchNorm (the model on which gradient
+  accumulation must equal one large batch exactly).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -113,11 +117,21 @@ class FastNet(nn.Module):
         return self.body(self.whiten(x)) / 9.0  # airbench's logit scale
 
 
-MODELS = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}
+class MLP(nn.Sequential):
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
+        hidden = 16 * width
+        super().__init__(
+            nn.Flatten(), nn.Linear(math.prod(in_shape), hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
+        )  # fmt: skip
 
 
-def build(name: str, in_channels: int, num_classes: int, width: int) -> nn.Module:
-    """A fresh model of family `name` with the current global RNG state (seed it first)."""
+CONVOLUTIONAL = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}  # built from the input's channel count
+MODELS = {**CONVOLUTIONAL, "mlp": MLP}
+
+
+def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
+    """A fresh model of family `name` for inputs of shape (C, H, W), with the current global RNG state."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name](in_channels, num_classes, width)
+    return MODELS[name](in_shape[0] if name in CONVOLUTIONAL else in_shape, num_classes, width)

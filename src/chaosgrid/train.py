@@ -63,7 +63,7 @@ def init_model(cell: dict, x_train: torch.Tensor) -> nn.Module:
     """The cell's model at initialisation, built on the CPU from its init seed (device-independent)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", cell["init_seed"]))
-        model = models.build(cell["model"], x_train.shape[1], NUM_CLASSES, cell["width"])
+        model = models.build(cell["model"], tuple(x_train.shape[1:]), NUM_CLASSES, cell["width"])
     if isinstance(model, models.FastNet):
         model.whiten.fit(x_train[:5000].cpu())
     if cell["perturbation"] == "weight":
