@@ -15,8 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/variance.smk"
-include: "workflow/rules/regions.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

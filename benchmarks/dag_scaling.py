@@ -21,6 +21,9 @@ import click
 import pandas as pd
 import yaml
 
+from chaosgrid.analysis import ANALYSES
+from chaosgrid.grid import SHARD_FILES, expand_study
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 MEASURE = """
@@ -45,11 +48,9 @@ def grid_config(runs: int, shard_size: int) -> dict:
 
 
 def shard_outputs(work: Path, config: dict) -> list[Path]:
-    sys.path.insert(0, str(REPO / "src"))
-    from chaosgrid.grid import expand_study
 
     shards = expand_study("scale", config["studies"]["scale"])
-    return [work / f"results/scale/{kind}/{s.key}.parquet" for s in shards for kind in ("runs", "predictions")]
+    return [work / f"results/scale/{kind}/{s.key}.parquet" for s in shards for kind in SHARD_FILES]
 
 
 def touch(paths: list[Path]) -> None:
@@ -86,24 +87,25 @@ def main(sizes, shard_size, smoke, out) -> None:
             config_path = work / "config.yaml"
             config_path.write_text(yaml.safe_dump(config))
             outputs = shard_outputs(work, config)
-            runs_total = len(outputs) // 2 * shard_size
+            n_shards = len(outputs) // len(SHARD_FILES)
+            runs_total = n_shards * shard_size
             for state in ("scratch", "half", "all"):
                 if state == "half":
-                    touch(outputs[: len(outputs) // 2])
+                    touch(outputs[: len(outputs) // 2])  # roughly half the shards
                 if state == "all":
                     touch(outputs[len(outputs) // 2 :])
                     time.sleep(0.01)  # tables and figures newer than every shard
-                    figures = ["accuracy_distribution", "mean_std_by_axis", "shifts", "variance_by_axis",
-                               "independence", "churn", "variance_vs_shift"]  # fmt: skip
-                    tables = ["runs", "evals", "summary", "variance", "churn", "better_seeds", "independence"]
+                    variance = ANALYSES["variance"]
+                    figures = ["accuracy_distribution", "mean_std_by_axis", "shifts", *variance.figures]
+                    tables = ["runs", "evals", "summary", *variance.tables]
                     touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
                     time.sleep(0.01)
                     touch([work / f"results/scale/figures/{f}.png" for f in figures])
                 seconds, peak, nothing = plan(work, config_path)
                 assert nothing == (state == "all"), f"{state}: unexpected plan"
-                rows.append({"runs": runs_total, "shards": len(outputs) // 2, "state": state,
+                rows.append({"runs": runs_total, "shards": n_shards, "state": state,
                              "seconds": seconds, "peak_mb": peak})  # fmt: skip
-                print(f"{runs_total:>8} {len(outputs) // 2:>7} {state:>10} {seconds:>8.1f} {peak:>8.0f} "
+                print(f"{runs_total:>8} {n_shards:>7} {state:>10} {seconds:>8.1f} {peak:>8.0f} "
                       f"{1000 * seconds / runs_total:>12.3f}")  # fmt: skip
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)

@@ -16,6 +16,7 @@ Results also go to results/benchmarks/throughput.csv.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -71,10 +72,14 @@ def variants(bf16: bool, compile_: bool) -> dict[str, tuple[engine.Execution, st
 @click.option("--bf16", is_flag=True, help="Add bf16-autocast variants (slow on CPUs without bf16 units).")
 @click.option("--compile", "compile_", is_flag=True, help="Add torch.compile variants (~25-50 s to compile each).")
 @click.option("--threads", default=1, show_default=True)
+@click.option("--recipe", "recipe_json", default="{}", show_default=True,
+              help='Extra cell parameters as JSON, e.g. \'{"optimizer": "sam"}\' or \'{"grad_clip": 0.5}\': '
+                   "the cost of a recipe option against the plain runs of another invocation.")  # fmt: skip
 @click.option("--device", default="auto", show_default=True)
 @click.option("--smoke", is_flag=True, help="Tiny sizes: checks the benchmark runs, in seconds.")
 @click.option("--out", default="results/benchmarks/throughput.csv", show_default=True)
-def main(model, dataset_name, width, batch_size, steps, ks, bf16, compile_, threads, device, smoke, out) -> None:
+def main(model, dataset_name, width, batch_size, steps, ks, bf16, compile_, threads, recipe_json, device, smoke,
+         out) -> None:  # fmt: skip
     torch.set_num_threads(threads)
     if smoke:
         dataset_name, width, batch_size, steps, ks, bf16 = "digits", 4, 64, 2, "1,2", True
@@ -82,10 +87,10 @@ def main(model, dataset_name, width, batch_size, steps, ks, bf16, compile_, thre
                           "cpu" if device == "auto" else device)  # fmt: skip
     dataset = data.load(dataset_name).to(device)
     params = {"dataset": dataset_name, "model": model, "width": width, "batch_size": batch_size,
-              "augmentation": "flip_crop"}  # fmt: skip
+              "augmentation": "flip_crop", **json.loads(recipe_json)}  # fmt: skip
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{model} width {width} on {dataset_name} {tuple(dataset.x_train.shape[1:])}, batch {batch_size}, "
-          f"{steps} steps, {name}; images/s summed over K models (ratio to loop)")  # fmt: skip
+          f"{steps} steps, {name}, recipe {recipe_json}; images/s summed over K models (ratio to loop)")  # fmt: skip
     rows = []
     for k in (int(v) for v in ks.split(",")):
         baseline = None

@@ -201,3 +201,14 @@ def test_weights_reload_to_identical_predictions_and_runs_continue_from_them(dig
     for c, f, r in zip(continued, fresh, results):
         assert abs(c.evals["clean", 0].acc - r.evals["clean", 0].acc) < 0.05
         assert c.evals["clean", 0].acc > f.evals["clean", 0].acc + 0.2
+
+
+def test_progress_lines_report_epoch_loss_and_eta(digits):
+    """A shard log is never silent for long: with the interval at 0 every step prints a line."""
+    cells = run_cells(2, width=4, epochs=0.2)
+    x, y = train.training_set(digits, cells[0])
+    lines = []
+    result = recipe.fit(engine.LoopStack([train.init_model(c, x) for c in cells]), cells, x, y, log=lines.append,
+                        progress_every=0.0)  # fmt: skip
+    assert len(lines) == result.history[-1]["step"] == 5
+    assert lines[-1].startswith("  epoch 0.2/0.2: mean train loss") and "over 2 runs" in lines[-1] and "ETA 0 s" in lines[-1]

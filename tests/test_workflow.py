@@ -122,6 +122,11 @@ def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
         ({"width": "wide"}, "width"),
         ({"augmentation": ["none", "mixup"]}, "mixup"),
         ({"shifts": ["snow"], "severities": [1]}, "snow"),
+        ({"optimizer": "lion"}, "lion"),
+        ({"grad_clip": -0.5}, "grad_clip"),
+        ({"optimizer": "sam", "sam_rho": -1}, "sam_rho"),
+        ({"batch_size": 32, "micro_batch": 64}, "micro_batch"),
+        ({"lr": [0.1, 0.1]}, "lr"),
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, study, named):
@@ -169,3 +174,31 @@ def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
     config.write_text(yaml.safe_dump({"execution": {"engine": "jit"}, "studies": study}))
     done = snakemake(tmp_path, config, "-n", check=False)
     assert done.returncode != 0 and "jit" in done.stdout + done.stderr
+
+
+def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
+    """`init_from` makes the source study keep weights and each continuing shard take its source's file
+    as input: deleting one weights file re-runs that shard and the one that starts from it, nothing else.
+    Snapshot checkpoints add predictions at the schedule's cycle ends; tables read the final ones."""
+    base = tiny_study(lr=[0.05, 0.1], schedule="cyclic_cosine", cycles=2, warmup=0, checkpoints="snapshots")
+    more = tiny_study(lr=[0.05, 0.1], epochs=0.05, schedule="constant", warmup=0, init_from="base")  # one step
+    config = write_config(tmp_path, base=base, more=more)
+    plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
+    assert plan["train_shard_keeping_weights"] == 4 and plan["train_shard"] == 4
+    snakemake(tmp_path, config)
+    weights = sorted((tmp_path / "results/base/weights").rglob("*.pt"))
+    assert len(weights) == 4 and not (tmp_path / "results/more/weights").exists()
+    predictions = pd.read_parquet(tmp_path / "results/base/predictions/lr~0.05/seeds~0-1.parquet")
+    clean = predictions[predictions["shift"] == "clean"]
+    assert clean.groupby("cell_id")["step"].nunique().eq(2).all() and clean["final"].sum() == 2
+    assert len(pd.read_parquet(tmp_path / "results/base/tables/evals.parquet")) == 8 * 2  # final only
+    history = pd.read_parquet(tmp_path / "results/base/history/lr~0.05/seeds~0-1.parquet")
+    assert len(history) == 2 and (history["epoch"] == 1).all()
+    keys = ["lr", "init_seed"]
+    base_runs, more_runs = (pd.read_parquet(tmp_path / f"results/{s}/tables/runs.parquet").sort_values(keys)
+                            for s in ("base", "more"))  # fmt: skip
+    assert (more_runs["steps"] == 1).all() and more_runs["test_acc"].mean() > 0.4  # one step from scratch: ~0.1
+    assert (more_runs["test_acc"].to_numpy() - base_runs["test_acc"].to_numpy()).std() < 0.1
+    (tmp_path / "results/base/weights/lr~0.1/seeds~2-3.pt").unlink()
+    plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
+    assert plan["train_shard_keeping_weights"] == 1 and plan["train_shard"] == 1

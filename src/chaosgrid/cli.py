@@ -164,64 +164,29 @@ def figures(evals, summary, axes, study, outdir) -> None:
     click.echo(f"wrote 3 figures to {out}")
 
 
-def _study_figures_command(name: str, tables: tuple[str, ...]):
-    """A `<kind>-figures` command: options --tables/--axes/--study/--outdir, and the named tables read for it."""
+@main.command("analysis-figures")
+@click.option("--analysis", "name", required=True, help="A declared analysis (chaosgrid.analysis.ANALYSES).")
+@click.option("--tables", "folder", type=click.Path(exists=True, file_okay=False), required=True,
+              help="A study's tables folder, holding the analysis's parquet tables.")  # fmt: skip
+@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
+@click.option("--study", default="study", help="Study name for titles.")
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
+def analysis_figures(name, folder, axes, study, outdir) -> None:
+    """Draw the figures of one analysis of a study (variance, regions, ...) from its tables."""
+    import pandas as pd
 
-    def decorate(draw):
-        @main.command(name, help=draw.__doc__)
-        @click.option("--tables", "folder", type=click.Path(exists=True, file_okay=False), required=True,
-                      help=f"A study's tables folder ({', '.join(tables)} parquet).")  # fmt: skip
-        @click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
-        @click.option("--study", default="study", help="Study name for titles.")
-        @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
-        def command(folder, axes, study, outdir) -> None:
-            import pandas as pd
+    from chaosgrid.analysis import ANALYSES
 
-            frames = [pd.read_parquet(Path(folder) / f"{t}.parquet") for t in tables]
-            drawn = draw(*frames, [a for a in axes.split(",") if a], study, Path(outdir))
-            click.echo(f"wrote {drawn} to {outdir}")
-
-        return command
-
-    return decorate
-
-
-def _placeholders(out: Path, names: tuple[str, ...], message: str) -> str:
-    from chaosgrid import figures as fig
-
-    for name in names:
-        fig.placeholder(out / f"{name}.png", message)
-    return f"{len(names)} placeholder figures ({message})"
-
-
-@_study_figures_command("variance-figures", ("variance", "churn", "independence"))
-def variance_figures(variance, churn, independence, axes, study, out) -> str:
-    """Draw the run-to-run variance figures of a study from its variance tables."""
-    from chaosgrid import figures as fig
-
-    if variance.empty:
-        names = ("variance_by_axis", "independence", "churn", "variance_vs_shift")
-        return _placeholders(out, names, f"{study}: no grid point has 3 or more converged runs")
-    fig.variance_by_axis(variance, axes, out / "variance_by_axis.png", study)
-    fig.independence(independence, axes, out / "independence.png", study)
-    fig.churn(churn, axes, out / "churn.png", study)
-    fig.variance_vs_shift(variance, out / "variance_vs_shift.png", study)
-    return "4 figures"
-
-
-@_study_figures_command("region-figures", ("regions", "region_maps"))
-def region_figures(regions, maps, axes, study, out) -> str:
-    """Draw the decision-region figures of a study (needs the `planes` probe set) from its region tables."""
-    from chaosgrid import figures as fig
-
-    if regions.empty:
-        names = ("decision_regions", "double_descent")
-        return _placeholders(out, names, f"{study}: no converged run has predictions on the planes")
-    fig.decision_regions(maps, axes, out / "decision_regions.png", study)
-    if not axes:
-        return "1 figure and " + _placeholders(out, ("double_descent",), f"{study}: no axis to draw against")
-    fig.double_descent(regions, axes, out / "double_descent.png", study)
-    return "2 figures"
+    if name not in ANALYSES:
+        raise click.BadParameter(f"unknown analysis {name!r}; choose from {', '.join(ANALYSES)}",
+                                 param_hint="--analysis")  # fmt: skip
+    analysis = ANALYSES[name]
+    missing = [t for t in analysis.tables if not (Path(folder) / f"{t}.parquet").exists()]
+    if missing:
+        raise click.BadParameter(f"{folder} has no {missing[0]}.parquet", param_hint="--tables")
+    tables = {t: pd.read_parquet(Path(folder) / f"{t}.parquet") for t in analysis.tables}
+    drawn = analysis.function("draw")(tables, [a for a in axes.split(",") if a], study, Path(outdir))
+    click.echo(f"wrote {drawn} to {outdir}")
 
 
 if __name__ == "__main__":

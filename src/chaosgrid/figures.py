@@ -6,8 +6,6 @@ Each function takes the tidy `evals` frame (one row per run x evaluation set) or
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -17,23 +15,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from chaosgrid.store import write_atomically
+
 CLEAN = ("clean", 0)
 
 
 def save(fig: plt.Figure, path: Path | str) -> None:
-    """Save to a temporary name beside `path`, then rename, so a crash leaves no half-written PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Save as PNG atomically (a crash leaves no half-written figure), then free the figure."""
     try:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def placeholder(path: Path | str, message: str) -> None:
@@ -281,3 +273,33 @@ def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, stu
     fig.suptitle(f"{study}: error, fragmentation and reproducibility of decision regions vs {x_axis}")
     fig.tight_layout()
     save(fig, path)
+
+
+def _placeholders(out: Path, names: tuple[str, ...], message: str) -> str:
+    for name in names:
+        placeholder(out / f"{name}.png", message)
+    return f"{len(names)} placeholder figures ({message})"
+
+
+def variance_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
+    """The run-to-run variance figures of a study, from its variance tables."""
+    if tables["variance"].empty:
+        names = ("variance_by_axis", "independence", "churn", "variance_vs_shift")
+        return _placeholders(out, names, f"{study}: no grid point has 3 or more converged runs")
+    variance_by_axis(tables["variance"], axes, out / "variance_by_axis.png", study)
+    independence(tables["independence"], axes, out / "independence.png", study)
+    churn(tables["churn"], axes, out / "churn.png", study)
+    variance_vs_shift(tables["variance"], out / "variance_vs_shift.png", study)
+    return "4 figures"
+
+
+def region_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
+    """The decision-region figures of a study (needs the `planes` probe set), from its region tables."""
+    if tables["regions"].empty:
+        names = ("decision_regions", "double_descent")
+        return _placeholders(out, names, f"{study}: no converged run has predictions on the planes")
+    decision_regions(tables["region_maps"], axes, out / "decision_regions.png", study)
+    if not axes:
+        return "1 figure and " + _placeholders(out, ("double_descent",), f"{study}: no axis to draw against")
+    double_descent(tables["regions"], axes, out / "double_descent.png", study)
+    return "2 figures"

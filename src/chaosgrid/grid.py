@@ -87,6 +87,8 @@ CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness",
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
 PROBE_SETS = ("planes",)
 SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
+# The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
+SHARD_FILES = ("runs", "predictions", "history")
 STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 # Seeds that do not follow the seed index stay at this value.
 FIXED_SEED = 0

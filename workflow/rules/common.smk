@@ -1,33 +1,34 @@
-# Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid only (no torch).
+# Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid and the analysis
+# declarations only (no torch, no pandas).
 from snakemake.exceptions import WorkflowError
 
-from chaosgrid.grid import GridError, expand_study, study_axes
+from chaosgrid.analysis import ANALYSES
+from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts"]
-VARIANCE_TABLES = ["variance", "churn", "better_seeds", "independence"]
-VARIANCE_FIGURES = ["variance_by_axis", "independence", "churn", "variance_vs_shift"]
-REGION_TABLES = ["regions", "region_maps"]
-REGION_FIGURES = ["decision_regions", "double_descent"]
 
 
 def _expand_all(studies):
-    shards = {}
-    for name, study in studies.items():
-        try:
-            for shard in expand_study(name, study):
-                shards[name, shard.key] = shard
-        except GridError as err:
-            raise WorkflowError(f"config studies.{name}: {err}") from err
-    return shards
+    try:
+        return expand_studies(studies)
+    except GridError as err:
+        raise WorkflowError(f"config studies: {err}") from err
 
 
 SHARDS = _expand_all(config["studies"])
+# Studies whose shards keep their weights (asked for, or another study starts from them).
+WEIGHT_STUDIES = sorted({study for (study, _), shard in SHARDS.items() if shard.weights})
 
 
 wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     shard=r"([a-z_]+~[^/~]+/)*seeds~\d+-\d+",
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when there are none)."""
+    return "|".join(names) if names else "(?!)"
 
 
 def shard_files(kind):
@@ -41,6 +42,17 @@ def shard_files(kind):
         ]
 
     return files
+
+
+def start_weights(wildcards):
+    """Input function: the weights file a shard's runs start from (`init_from`), or nothing."""
+    shard = SHARDS[wildcards.study, wildcards.shard]
+    source = shard.base["init_from"]
+    return {"start": f"results/{source}/weights/{shard.init_key}.pt"} if source else {}
+
+
+def study_axis_list(wildcards):
+    return study_axes(config["studies"][wildcards.study])
 
 
 def study_resource(name):
@@ -69,13 +81,20 @@ def all_targets():
     shards = [
         f"results/{s}/{kind}/{key}.parquet"
         for s, key in SHARDS
-        for kind in ("runs", "predictions")
+        for kind in SHARD_FILES
+    ]
+    weights = [
+        f"results/{s}/weights/{key}.pt" for s, key in SHARDS if s in WEIGHT_STUDIES
     ]
     figures = [
         f"results/{study}/figures/{name}.png"
         for study, declared in config["studies"].items()
         for name in FIGURES
-        + VARIANCE_FIGURES
-        + (REGION_FIGURES if "planes" in declared.get("shifts", []) else [])
+        + [
+            f
+            for a in ANALYSES.values()
+            if a.applies(declared)
+            for f in a.figures
+        ]
     ]
-    return shards + figures
+    return shards + weights + figures

@@ -1,14 +1,22 @@
-# One job per shard: the shard's runs train together in one process (data loaded once).
+# One job per shard: the shard's runs train together in one process (data loaded once). Shards of studies
+# that keep weights (asked for, or started from by another study) also write them, by the second rule;
+# shards whose runs start from another study's weights take that file as input, so deleting it re-runs
+# its shard and everything that starts from it.
 
 
 rule train_shard:
+    input:
+        unpack(start_weights),
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
+        history="results/{study}/history/{shard}.parquet",
     log:
         "results/{study}/logs/{shard}.log",
     benchmark:
         "results/{study}/benchmarks/{shard}.tsv"
+    wildcard_constraints:
+        study=one_of([s for s in config["studies"] if s not in WEIGHT_STUDIES]),
     retries: config.get("retries", 1)
     conda:
         "../../envs/chaosgrid.yaml"
@@ -19,10 +27,23 @@ rule train_shard:
         gpu=study_resource("gpus"),
     params:
         spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
+        files=lambda wildcards, input, output: " ".join(
+            f"--{name.replace('start', 'init-weights')} {path}"
+            for name, path in [*input.items(), *output.items()]
+        ),
         device=config.get("device", "auto"),
         execution=execution_flags(config.get("execution", {})),
         data_root=config.get("data_root", "data"),
     shell:
-        "chaosgrid train-shard --spec {params.spec:q} --runs {output.runs:q}"
-        " --predictions {output.predictions:q} --threads {threads} --device {params.device} {params.execution}"
-        " --data-root {params.data_root:q} > {log:q} 2>&1"
+        "chaosgrid train-shard --spec {params.spec:q} {params.files} --threads {threads}"
+        " --device {params.device} {params.execution} --data-root {params.data_root:q} > {log:q} 2>&1"
+
+
+use rule train_shard as train_shard_keeping_weights with:
+    output:
+        runs="results/{study}/runs/{shard}.parquet",
+        predictions="results/{study}/predictions/{shard}.parquet",
+        history="results/{study}/history/{shard}.parquet",
+        weights="results/{study}/weights/{shard}.pt",
+    wildcard_constraints:
+        study=one_of(WEIGHT_STUDIES),

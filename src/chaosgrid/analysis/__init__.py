@@ -1,1 +1,66 @@
-"""Study statistics, computed after the fact from the runs and predictions tables (one module per study)."""
+"""Study analyses, computed after the fact from the runs and predictions tables, each declared once here.
+
+An `Analysis` names its tables and figures, the function that computes the tables (called as
+`compute(runs, prediction_files, axes)`, returning one DataFrame per table in order), the function that
+draws the figures (`draw(tables, axes, study, outdir)`, tables by name, returning a line for the log), and
+when it applies to a study. One generic Snakemake rule pair, one script (`scripts/analysis.py`) and one
+CLI command (`chaosgrid analysis-figures`) serve every analysis, so a new one costs a module, an entry here
+and its report captions. Functions are named as "module:function" so that planning imports no pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    tables: tuple[str, ...]
+    figures: tuple[str, ...]
+    compute: str  # "module:function" -> tuple of DataFrames, one per table
+    draw: str  # "module:function" drawing every figure into a folder
+    applies: Callable[[dict], bool] = lambda study: True
+
+    def function(self, which: str) -> Callable:
+        module, name = getattr(self, which).split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+ANALYSES = {
+    a.name: a
+    for a in (
+        Analysis(
+            "variance",
+            ("variance", "churn", "better_seeds", "independence"),
+            ("variance_by_axis", "independence", "churn", "variance_vs_shift"),
+            "chaosgrid.analysis.variance:study_tables",
+            "chaosgrid.figures:variance_figures",
+        ),
+        Analysis(
+            "regions",
+            ("regions", "region_maps"),
+            ("decision_regions", "double_descent"),
+            "chaosgrid.analysis.regions:study_regions",
+            "chaosgrid.figures:region_figures",
+            applies=lambda study: "planes" in study.get("shifts", []),
+        ),
+    )
+}
+
+
+def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str]) -> None:
+    """Compute analysis `name` for one study and write each of its tables atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from chaosgrid.store import write_table
+
+    analysis = ANALYSES[name]
+    runs = pq.read_table(runs_path).to_pandas()
+    frames = analysis.function("compute")(runs, prediction_files, axes)
+    for table, frame in zip(analysis.tables, frames, strict=True):
+        write_table(pa.Table.from_pandas(frame, preserve_index=False), outputs[table])
+        print(f"{table}: {len(frame)} rows")

@@ -1,0 +1,50 @@
+# Per study: every declared analysis (chaosgrid.analysis.ANALYSES) that applies to it, as a pair of rules
+# made here from the declaration: tables from the runs and predictions, then figures for the report.
+
+
+for analysis in ANALYSES.values():
+
+    rule:
+        name:
+            analysis.name
+        input:
+            runs="results/{study}/tables/runs.parquet",
+            predictions=shard_files("predictions"),
+        output:
+            **{t: f"results/{{study}}/tables/{t}.parquet" for t in analysis.tables},
+        log:
+            f"results/{{study}}/logs/{analysis.name}.log",
+        conda:
+            "../../envs/chaosgrid.yaml"
+        params:
+            analysis=analysis.name,
+            axes=study_axis_list,
+        script:
+            "../scripts/analysis.py"
+
+    rule:
+        name:
+            f"{analysis.name}_figures"
+        input:
+            **{t: f"results/{{study}}/tables/{t}.parquet" for t in analysis.tables},
+        output:
+            **{
+                f: report(
+                    f"results/{{study}}/figures/{f}.png",
+                    caption=f"../report/{f}.rst",
+                    category="{study}",
+                    subcategory=analysis.name,
+                )
+                for f in analysis.figures
+            },
+        log:
+            f"results/{{study}}/logs/{analysis.name}_figures.log",
+        conda:
+            "../../envs/chaosgrid.yaml"
+        params:
+            analysis=analysis.name,
+            axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
+        shell:
+            "chaosgrid analysis-figures --analysis {params.analysis} --tables results/{wildcards.study}/tables"
+            " --axes={params.axes} --study {wildcards.study} --outdir results/{wildcards.study}/figures"
+            " > {log:q} 2>&1"

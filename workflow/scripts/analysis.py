@@ -1,0 +1,10 @@
+"""Snakemake `script:` for every analysis rule: one declared analysis of one study (no logic here)."""
+
+import sys
+
+from chaosgrid.analysis import run
+
+with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)
+    sys.stderr = sys.stdout = log
+    s = snakemake  # noqa: F821
+    run(s.params.analysis, s.input.runs, s.input.predictions, s.params.axes, dict(s.output.items()))
