@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid import store
+from chaosgrid.engine import Execution
 from chaosgrid.grid import validate_cell
-from chaosgrid.train import EvalResult, Execution, RunResult
+from chaosgrid.train import EvalResult, RunResult
 
 EVAL_SETS = [("clean", 0, 10_000), ("cifar10_1", 0, 2_000)] + [
     (f"cifar10c_{c}", s, 10_000) for c in ("gaussian_noise", "contrast", "fog", "pixelate") for s in (1, 3, 5)
@@ -39,8 +40,9 @@ folder = sys.argv[1]
 from pathlib import Path
 runs = sorted(Path(folder, "runs").glob("*.parquet"))
 preds = sorted(Path(folder, "predictions").glob("*.parquet"))
+history = sorted(Path(folder, "history").glob("*.parquet"))
 start = time.perf_counter()
-aggregate(runs, preds, ["lr"], Path(folder, "t/runs.parquet"), Path(folder, "t/evals.parquet"), Path(folder, "t/summary.parquet"))
+aggregate(runs, preds, history, ["lr"], {t: Path(folder, f"t/{t}.parquet") for t in ("runs", "evals", "summary", "history")})
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
@@ -73,7 +75,7 @@ def main(n_runs, shard_size, smoke, out) -> None:
     eval_sets = EVAL_SETS
     if smoke:
         n_runs, shard_size, eval_sets = 40, 10, [(n, s, 500) for n, s, _ in EVAL_SETS[:3]]
-    prov = store.provenance("cpu", 1, Execution("loop"))
+    prov = store.provenance("cpu", 1, Execution("loop").provenance())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -97,6 +99,7 @@ def main(n_runs, shard_size, smoke, out) -> None:
             shard = fake_shard(first, shard_size, clean, rng)
             store.write_table(store.predictions_table(shard), folder / f"study/predictions/s{first}.parquet")
             store.write_table(store.runs_table(shard, f"s{first}", prov), folder / f"study/runs/s{first}.parquet")
+            store.write_table(store.history_table(shard), folder / f"study/history/s{first}.parquet")
         generated = time.perf_counter() - start
         disk = sum(f.stat().st_size for f in (folder / "study").rglob("*.parquet"))
         done = subprocess.run([sys.executable, "-c", AGGREGATE, folder / "study"], capture_output=True, text=True,

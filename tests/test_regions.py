@@ -58,7 +58,7 @@ def region_study(digits, tmp_path_factory):
     """Two grid points (width 2 and 8) of three seeds each, evaluated on the clean set and the planes."""
     folder = tmp_path_factory.mktemp("regions")
     sets = shifts.eval_sets(digits, shifts.eval_pairs(["planes"], []))
-    run_files, prediction_files = [], []
+    run_files, prediction_files, history_files = [], [], []
     for width in (2, 8):
         cells = [validate_cell({"width": width, "epochs": 2, "init_seed": s, "order_seed": s, "aug_seed": s})
                  for s in range(3)]  # fmt: skip
@@ -66,12 +66,14 @@ def region_study(digits, tmp_path_factory):
         key = f"width~{width}/seeds~0-2"
         run_files.append(folder / "runs" / f"{key}.parquet")
         prediction_files.append(folder / "predictions" / f"{key}.parquet")
+        history_files.append(folder / "history" / f"{key}.parquet")
+        store.write_table(store.history_table(results), history_files[-1])
         store.write_table(store.runs_table(results, key, store.provenance("cpu", 1, engine.Execution("loop").provenance())),
                           run_files[-1])  # fmt: skip
         store.write_table(store.predictions_table(results), prediction_files[-1])
     tables = folder / "tables"
-    aggregate(run_files, prediction_files, ["width"], tables / "runs.parquet", tables / "evals.parquet",
-              tables / "summary.parquet")  # fmt: skip
+    names = ("runs", "evals", "summary", "history")
+    aggregate(run_files, prediction_files, history_files, ["width"], {t: tables / f"{t}.parquet" for t in names})
     return folder, prediction_files
 
 

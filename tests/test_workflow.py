@@ -73,8 +73,10 @@ def test_end_to_end_tables_and_figures(grid_run):
     churn = pd.read_parquet(tables / "churn.parquet")
     assert list(churn["n_pairs"]) == [2, 2] and churn["mean_churn"].between(0, 1).all()
     assert len(pd.read_parquet(tables / "better_seeds.parquet")) == 2
-    names = ["accuracy_distribution", "mean_std_by_axis", "shifts", "variance_by_axis", "independence", "churn",
-             "variance_vs_shift"]  # fmt: skip
+    history = pd.read_parquet(tables / "history.parquet")
+    assert len(history) == 8 and set(history["lr"]) == {0.05, 0.1} and history["current_lr"].lt(0.1).all()
+    names = ["accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves", "variance_by_axis",
+             "independence", "churn", "variance_vs_shift"]  # fmt: skip
     for name in names:
         assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
     assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))

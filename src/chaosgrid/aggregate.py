@@ -6,6 +6,7 @@
 - `summary`: one row per grid point (the study's axis values) x evaluation set: runs, mean, std, min,
   max accuracy and the fraction diverged. A grid point's runs differ only in their seeds, so `std` is
   the run-to-run standard deviation.
+- `history`: one row per run x epoch (training loss, accuracy, lr) with the run's axis values.
 Probe sets (decision planes) are not test sets: `evals` and `summary` leave them out.
 """
 
@@ -45,7 +46,7 @@ def read_columns(files: list[str | Path], columns: list[str] | None = None, prob
 
 
 def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """Per run x evaluation set accuracy with the run's axis values and divergence attached."""
+    """Rows of a per-run table (run x evaluation set, run x epoch) with the run's axis values and divergence."""
     return evals.merge(runs[["cell_id", *axes, "diverged"]], on="cell_id", validate="many_to_one")
 
 
@@ -67,9 +68,9 @@ def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     ).reset_index()
 
 
-def aggregate(
-    run_files: list, prediction_files: list, axes: list[str], out_runs: Path, out_evals: Path, out_summary: Path
-) -> None:
+def aggregate(run_files: list, prediction_files: list, history_files: list, axes: list[str],
+              outputs: dict[str, Path]) -> None:  # fmt: skip
+    """Write a study's `runs`, `evals`, `summary` and `history` tables to `outputs` (by name)."""
     runs = read_columns(run_files)
     evals = read_columns(prediction_files, EVAL_COLUMNS, probes=False)
     runs_df = runs.to_pandas()
@@ -77,9 +78,10 @@ def aggregate(
     if duplicated.any():
         raise ValueError(f"cell {runs_df['cell_id'][duplicated].iloc[0]} appears in more than one shard file")
     frame = evals_frame(runs_df, evals.to_pandas(), axes)
-    write_table(runs, out_runs)
-    write_table(pa.Table.from_pandas(frame, preserve_index=False), out_evals)
-    write_table(pa.Table.from_pandas(summarize(frame, axes), preserve_index=False), out_summary)
+    history = evals_frame(runs_df, read_columns(history_files).to_pandas(), axes)
+    write_table(runs, outputs["runs"])
+    for name, table in (("evals", frame), ("summary", summarize(frame, axes)), ("history", history)):
+        write_table(pa.Table.from_pandas(table, preserve_index=False), outputs[name])
 
 
 def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str],

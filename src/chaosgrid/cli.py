@@ -143,16 +143,17 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 @main.command()
 @click.option("--evals", type=click.Path(exists=True, dir_okay=False), required=True, help="evals.parquet table.")
 @click.option("--summary", type=click.Path(exists=True, dir_okay=False), required=True, help="summary.parquet table.")
+@click.option("--history", type=click.Path(exists=True, dir_okay=False), required=True, help="history.parquet table.")
 @click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
 @click.option("--study", default="study", help="Study name for titles.")
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
-def figures(evals, summary, axes, study, outdir) -> None:
-    """Draw a study's figures (accuracy distribution, mean/std along axes, shifts) from its tables."""
+def figures(evals, summary, history, axes, study, outdir) -> None:
+    """Draw a study's figures (accuracy distribution, mean/std along axes, shifts, training curves)."""
     import pandas as pd
 
     from chaosgrid import figures as fig
 
-    evals_df, summary_df = pd.read_parquet(evals), pd.read_parquet(summary)
+    evals_df, summary_df, history_df = pd.read_parquet(evals), pd.read_parquet(summary), pd.read_parquet(history)
     axis_list = [a for a in axes.split(",") if a]
     missing = [a for a in axis_list if a not in evals_df.columns]
     if missing:
@@ -161,7 +162,8 @@ def figures(evals, summary, axes, study, outdir) -> None:
     fig.accuracy_distribution(evals_df, axis_list, out / "accuracy_distribution.png", study)
     fig.mean_std_by_axis(summary_df, axis_list, out / "mean_std_by_axis.png", study)
     fig.shifts(evals_df, summary_df, out / "shifts.png", study)
-    click.echo(f"wrote 3 figures to {out}")
+    fig.training_curves(history_df, axis_list, out / "training_curves.png", study)
+    click.echo(f"wrote 4 figures to {out}")
 
 
 @main.command("analysis-figures")

@@ -275,6 +275,45 @@ def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, stu
     save(fig, path)
 
 
+def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, study: str,
+                    most: int = 12) -> None:  # fmt: skip
+    """Training loss (log scale) and accuracy vs epoch: per grid point the mean over its converged runs,
+    with the range over runs shaded; at most `most` grid points, spread over the study."""
+    converged = history[~history["diverged"]]
+    points = converged.groupby(axes, sort=True) if axes else [((), converged)]
+    points = list(points)
+    if not points:
+        placeholder(path, f"{study}: no converged run has a training history")
+        return
+    shown = [points[i] for i in np.linspace(0, len(points) - 1, min(most, len(points))).round().astype(int)]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(shown)))
+    for colour, (values, rows) in zip(colours, shown):
+        values = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{a}={v}" for a, v in zip(axes, values)) or "all runs"
+        by_epoch = rows.groupby("epoch")
+        for ax, column, scale in ((loss_ax, "train_loss", 1), (acc_ax, "train_acc", 100)):
+            mean = by_epoch[column].mean()
+            ax.plot(mean.index, scale * mean, color=colour, label=label)
+            ax.fill_between(mean.index, scale * by_epoch[column].min(), scale * by_epoch[column].max(),
+                            color=colour, alpha=0.15, lw=0)  # fmt: skip
+    loss_ax.set_yscale("log")
+    loss_ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    loss_ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    loss_ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    loss_ax.set_ylabel("training loss (mean over the epoch's batches)")
+    acc_ax.set_ylabel("training accuracy (%)")
+    acc_ax.set_ylim(top=100)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    acc_ax.legend(fontsize=7, loc="lower right", title=None if len(shown) == len(points) else
+                  f"{len(shown)} of {len(points)} grid points")  # fmt: skip
+    fig.suptitle(f"{study}: training curves (lines: mean over seeds; bands: min to max)")
+    fig.tight_layout()
+    save(fig, path)
+
+
 def _placeholders(out: Path, names: tuple[str, ...], message: str) -> str:
     for name in names:
         placeholder(out / f"{name}.png", message)

@@ -314,10 +314,10 @@ def expand_study(name: str, study: dict) -> list[Shard]:
 def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
     """Every study's shards by (study, key), with starting points resolved: a shard whose runs start from
     another study's weights (`init_from`) names that study's shard with the same values on the source's
-    axes and the same seeds, and that shard saves its weights. Raises GridError naming what does not match."""
+    axes and the same seeds, and every shard of a source study keeps its weights (the workflow chooses the
+    rule that writes them by study). Raises GridError naming what does not match."""
     shards = {(name, s.key): s for name, study in studies.items() for s in expand_study(name, study)}
-    for name, key in list(shards):
-        shard = shards[name, key]  # current: an earlier pass may have marked it to save weights
+    for (name, key), shard in list(shards.items()):
         source = shard.base["init_from"]
         if not source:
             continue
@@ -331,6 +331,6 @@ def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
             raise GridError(f"study {name!r}: init_from {source!r} has no shard with {values or 'its values'} "
                             f"and seeds {shard.seed_indices[0]}-{shard.seed_indices[-1]} (shard {key})")  # fmt: skip
         shards[name, key] = replace(shard, init_key=match[0].key)
-        shards[source, match[0].key] = replace(match[0], weights=True)
-    return shards
+    sources = {s.base["init_from"] for s in shards.values()}
+    return {(n, k): replace(s, weights=True) if n in sources else s for (n, k), s in shards.items()}
 

@@ -79,7 +79,7 @@ class FitResult:
     train_acc: torch.Tensor  # (K,)
     diverged_step: torch.Tensor  # (K,) first step with a non-finite loss; -1 if none
     clipped: torch.Tensor  # (K,) fraction of steps whose gradient was clipped
-    history: list[dict]  # per epoch: epoch, step, lr, train_loss (K,), train_acc (K,)
+    history: list[dict]  # per epoch: epoch, step, current_lr, train_loss (K,), train_acc (K,)
 
 
 class Step:
@@ -232,7 +232,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
         done = step + 1
         if done % steps_per_epoch == 0 or done == total:
             mean = epoch_stats[:2] / epoch_stats[2]
-            history.append({"epoch": done / steps_per_epoch, "step": done, "lr": lr, "train_loss": mean[0],
+            history.append({"epoch": done / steps_per_epoch, "step": done, "current_lr": lr, "train_loss": mean[0],
                             "train_acc": mean[1]})  # fmt: skip
             epoch_stats.zero_()
         if done in saves and on_checkpoint:

@@ -77,7 +77,7 @@ HISTORY_SCHEMA = pa.schema(
         pa.field("cell_id", pa.string()),
         pa.field("epoch", pa.float64()),  # epochs done (fractional for the last, partial one)
         pa.field("step", pa.int64()),
-        pa.field("lr", pa.float64()),  # the lr of the epoch's last step
+        pa.field("current_lr", pa.float64()),  # the scheduled lr of the epoch's last step (not the cell's peak `lr`)
         pa.field("train_loss", pa.float64()),  # mean over the epoch's batches, as trained
         pa.field("train_acc", pa.float64()),
     ]

@@ -47,7 +47,7 @@ class RunResult:
     evals: dict[tuple[str, int], EvalResult]  # at the final checkpoint
     steps: int = 0  # optimizer steps taken
     clipped: float = 0.0  # fraction of steps whose gradient was clipped
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, step, lr, train_loss, train_acc
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, step, current_lr, train_loss, train_acc
     checkpoints: dict[int, dict[tuple[str, int], EvalResult]] = field(default_factory=dict)  # earlier steps
     weights: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # by step, when kept
 
@@ -171,7 +171,7 @@ def train_shard(
             if step >= 0:  # a diverged run has no meaningful accuracy; its predictions are kept as made
                 run_evals = {s: {key: replace(e, acc=float("nan")) for key, e in ev.items()}
                              for s, ev in run_evals.items()}  # fmt: skip
-            history = [{"epoch": h["epoch"], "step": h["step"], "lr": h["lr"], "train_loss": float(h["train_loss"][r]),
+            history = [{"epoch": h["epoch"], "step": h["step"], "current_lr": h["current_lr"], "train_loss": float(h["train_loss"][r]),
                         "train_acc": float(h["train_acc"][r])} for h in fitted.history]  # fmt: skip
             result = RunResult(
                 c, float(fitted.train_loss[r]), float(fitted.train_acc[r]), step, seconds, run_evals.pop(final),

@@ -6,7 +6,7 @@ from chaosgrid.analysis import ANALYSES
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
-FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts"]
+FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves"]
 
 
 def _expand_all(studies):

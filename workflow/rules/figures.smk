@@ -5,6 +5,7 @@ rule figures:
     input:
         evals="results/{study}/tables/evals.parquet",
         summary="results/{study}/tables/summary.parquet",
+        history="results/{study}/tables/history.parquet",
     output:
         **{
             name: report(
@@ -19,7 +20,8 @@ rule figures:
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        axes=lambda wildcards: ",".join(study_axes(config["studies"][wildcards.study])),
+        axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
     shell:
-        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --axes={params.axes}"
+        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --history {input.history:q}"
+        " --axes={params.axes}"
         " --study {wildcards.study} --outdir results/{wildcards.study}/figures > {log:q} 2>&1"

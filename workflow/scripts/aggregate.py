@@ -9,7 +9,6 @@ from chaosgrid.aggregate import aggregate
 
 with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)
     sys.stderr = sys.stdout = log
-    out = snakemake.output  # noqa: F821
-    aggregate(snakemake.input.runs, snakemake.input.predictions, snakemake.params.axes,  # noqa: F821
-              out.runs, out.evals, out.summary)  # fmt: skip
-    print(f"aggregated {len(snakemake.input.runs)} shards")  # noqa: F821
+    s = snakemake  # noqa: F821
+    aggregate(s.input.runs, s.input.predictions, s.input.history, s.params.axes, dict(s.output.items()))
+    print(f"aggregated {len(s.input.runs)} shards")
