@@ -61,3 +61,24 @@ def test_execution_options_reach_the_runs_table(tmp_path):
     rows = pq.read_table(tmp_path / "r").to_pylist()
     assert [(r["engine"], r["channels_last"], r["compiled"]) for r in rows] == [("vmap", True, False)] * 2
     assert {(r["precision"], r["tta"]) for r in rows} == {("bf16", "flip")}
+
+
+@pytest.mark.parametrize(
+    "spec, named",
+    [
+        ('{"base": {}, "seeds": [0], "weights": true}', "--weights"),
+        ('{"base": {"init_from": "base"}, "seeds": [0]}', "--init-weights"),
+        ('{"base": {}, "seeds": [0], "checkpoints": "often"}', "checkpoints"),
+    ],
+)
+def test_missing_weights_paths_and_bad_checkpoints_are_named(tmp_path, spec, named):
+    result = CliRunner().invoke(main, ["train-shard", "--spec", spec, "--runs", str(tmp_path / "r.parquet"),
+                                       "--predictions", str(tmp_path / "p.parquet")])  # fmt: skip
+    assert result.exit_code == 2 and named in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_analysis_is_named(tmp_path):
+    result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "ensembles", "--tables", str(tmp_path),
+                                       "--outdir", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2 and "'ensembles'" in result.output and "variance, regions" in result.output

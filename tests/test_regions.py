@@ -95,7 +95,7 @@ def test_region_tables_and_figures(region_study):
     tables = folder / "tables"
     for name, frame in (("regions", regions), ("region_maps", maps)):
         frame.to_parquet(tables / f"{name}.parquet")
-    result = CliRunner().invoke(main, ["region-figures", "--tables", str(tables), "--axes", "width",
+    result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "regions", "--tables", str(tables), "--axes", "width",
                                        "--outdir", str(folder / "figures")])  # fmt: skip
     assert result.exit_code == 0, result.output
     for name in ("decision_regions", "double_descent"):
