@@ -54,11 +54,8 @@ class LoopStack:
         return values[self._owner[i]]
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """Each run's weights as a CPU state dict, loadable into its module (`build_stack(start=...)`)."""
         return [{n: t.detach().cpu().clone() for n, t in m.state_dict().items()} for m in self.modules]
-
-    def load_state_dicts(self, states: list[dict[str, torch.Tensor]]) -> None:
-        for m, state in zip(self.modules, states, strict=True):
-            m.load_state_dict(state)
 
 
 class VmapStack:
@@ -90,11 +87,6 @@ class VmapStack:
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
         tensors = {**self.stacked, **self.buffers}
         return [{n: t[r].detach().cpu().clone() for n, t in tensors.items()} for r in range(self.k)]
-
-    def load_state_dicts(self, states: list[dict[str, torch.Tensor]]) -> None:
-        with torch.no_grad():
-            for name, tensor in {**self.stacked, **self.buffers}.items():
-                tensor.copy_(torch.stack([s[name] for s in states]).to(tensor.device))
 
 
 Stack = LoopStack | VmapStack
