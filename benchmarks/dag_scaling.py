@@ -21,7 +21,7 @@ import click
 import pandas as pd
 import yaml
 
-from chaosgrid.analysis import ANALYSES
+from chaosgrid.analysis import ANALYSES, STUDY_FIGURES, STUDY_TABLES
 from chaosgrid.grid import SHARD_FILES, expand_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,8 +96,8 @@ def main(sizes, shard_size, smoke, out) -> None:
                     touch(outputs[len(outputs) // 2 :])
                     time.sleep(0.01)  # tables and figures newer than every shard
                     variance = ANALYSES["variance"]
-                    figures = ["accuracy_distribution", "mean_std_by_axis", "shifts", *variance.figures]
-                    tables = ["runs", "evals", "summary", *variance.tables]
+                    figures = [*STUDY_FIGURES, *variance.figures]
+                    tables = [*STUDY_TABLES, *variance.tables]
                     touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
                     time.sleep(0.01)
                     touch([work / f"results/scale/figures/{f}.png" for f in figures])

@@ -2,11 +2,10 @@
 # declarations only (no torch, no pandas).
 from snakemake.exceptions import WorkflowError
 
-from chaosgrid.analysis import ANALYSES
+from chaosgrid.analysis import ANALYSES, STUDY_FIGURES
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
-FIGURES = ["accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves"]
 
 
 def _expand_all(studies):
@@ -89,12 +88,9 @@ def all_targets():
     figures = [
         f"results/{study}/figures/{name}.png"
         for study, declared in config["studies"].items()
-        for name in FIGURES
-        + [
-            f
-            for a in ANALYSES.values()
-            if a.applies(declared)
-            for f in a.figures
+        for name in [
+            *STUDY_FIGURES,
+            *(f for a in ANALYSES.values() if a.applies(declared) for f in a.figures),
         ]
     ]
     return shards + weights + figures

@@ -13,7 +13,7 @@ rule figures:
                 caption=f"../report/{name}.rst",
                 category="{study}",
             )
-            for name in FIGURES
+            for name in STUDY_FIGURES
         },
     log:
         "results/{study}/logs/figures.log",
