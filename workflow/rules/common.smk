@@ -17,7 +17,9 @@ def _expand_all(studies):
 
 SHARDS = _expand_all(config["studies"])
 # Studies whose shards keep their weights (asked for, or another study starts from them).
-WEIGHT_STUDIES = sorted({study for (study, _), shard in SHARDS.items() if shard.weights})
+WEIGHT_STUDIES = sorted(
+    {study for (study, _), shard in SHARDS.items() if shard.weights}
+)
 
 
 wildcard_constraints:
@@ -78,9 +80,7 @@ def all_targets():
     intermediate file whose consumers are up to date as done, so a deleted shard would not rerun.
     """
     shards = [
-        f"results/{s}/{kind}/{key}.parquet"
-        for s, key in SHARDS
-        for kind in SHARD_FILES
+        f"results/{s}/{kind}/{key}.parquet" for s, key in SHARDS for kind in SHARD_FILES
     ]
     weights = [
         f"results/{s}/weights/{key}.pt" for s, key in SHARDS if s in WEIGHT_STUDIES

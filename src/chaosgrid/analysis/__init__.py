@@ -14,7 +14,6 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 # What every study gets before any analysis: the aggregated tables and the figures drawn from them.
 STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
