@@ -9,6 +9,9 @@ import pytest
 import yaml
 from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, tiny_study, write_config
 
+from chaosgrid.analysis import ANALYSES, STUDY_TABLES
+from chaosgrid.grid import SHARD_FILES
+
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
 
@@ -164,7 +167,8 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     snakemake(tmp_path, config, "--unlock")
     assert planned_jobs(snakemake(tmp_path, config, "-n").stdout)["train_shard"] == 1
     snakemake(tmp_path, config)
-    assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == 2 + 7  # shard files + tables
+    tables = len(STUDY_TABLES) + len(ANALYSES["variance"].tables)
+    assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == len(SHARD_FILES) + tables
 
 
 def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
