@@ -278,15 +278,17 @@ def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, stu
 def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, study: str,
                     most: int = 12) -> None:  # fmt: skip
     """Training loss (log scale) and accuracy vs epoch: per grid point the mean over its converged runs,
-    with the range over runs shaded; at most `most` grid points, spread over the study."""
+    with the range over runs shaded; at most `most` grid points, a fixed random choice of the study's."""
     converged = history[~history["diverged"]]
     points = converged.groupby(axes, sort=True) if axes else [((), converged)]
     points = list(points)
     if not points:
         placeholder(path, f"{study}: no converged run has a training history")
         return
-    shown = [points[i] for i in np.linspace(0, len(points) - 1, min(most, len(points))).round().astype(int)]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    # a fixed random choice: evenly spaced indices would alias with the grid's nested axes
+    chosen = np.sort(np.random.default_rng(0).choice(len(points), min(most, len(points)), replace=False))
+    shown = [points[i] for i in chosen]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(13, 4))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(shown)))
     for colour, (values, rows) in zip(colours, shown):
         values = values if isinstance(values, tuple) else (values,)
@@ -307,8 +309,8 @@ def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, st
     for ax in (loss_ax, acc_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    acc_ax.legend(fontsize=7, loc="lower right", title=None if len(shown) == len(points) else
-                  f"{len(shown)} of {len(points)} grid points")  # fmt: skip
+    acc_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), title=None if len(shown) == len(points)
+                  else f"{len(shown)} of {len(points)} grid points", title_fontsize=8)  # fmt: skip
     fig.suptitle(f"{study}: training curves (lines: mean over seeds; bands: min to max)")
     fig.tight_layout()
     save(fig, path)
