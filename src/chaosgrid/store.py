@@ -6,7 +6,7 @@
   that set's accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class
   probability (float16) and correctness (bool). Analysis reads a runs x examples matrix straight from the
   list columns; `final` marks the last checkpoint, the only one unless a study asks for more.
-- `history`: one row per run x epoch: training loss and accuracy over the epoch's batches, and the lr.
+- `history`: one row per run x epoch: training loss and accuracy over the epoch's batches, and the current lr.
 - weights (`write_weights`): a torch file of state dicts by run and checkpoint, only where a study keeps
   them or another study starts from them.
 """
@@ -44,7 +44,6 @@ PROVENANCE_FIELDS = [
     pa.field("compiled", pa.bool_()),
     pa.field("host", pa.string()),
 ]
-_ACC = pa.field("acc", pa.float64())
 RUNS_SCHEMA = pa.schema(
     [pa.field("cell_id", pa.string()), pa.field("shard", pa.string()), *CELL_FIELDS]
     + [
