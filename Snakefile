@@ -1,11 +1,14 @@
 # chaosgrid workflow: config -> grid of shards -> per-shard training -> tables -> figures.
-# `snakemake --cores 2` runs config/config.yaml; `--configfile config/<study>.yaml` runs a paper-scale study.
+# `snakemake --cores 2` runs config/config.yaml; `--configfile config/<study>.yaml` runs that file's studies
+# alone (Snakemake would merge a named file into the default one, running the default grid too).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

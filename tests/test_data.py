@@ -66,6 +66,32 @@ def test_crop_translates_by_at_most_the_pad():
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10
 
 
+def test_mnist1d_is_generated_offline_deterministic_and_leaves_global_rngs_alone():
+    state = np.random.get_state()[1].copy()
+    a = data.mnist1d(n_train=200, n_test=300)
+    assert np.array_equal(state, np.random.get_state()[1])
+    assert a.x_train.shape == (200, 1, 1, 40) and a.x_test.shape == (300, 1, 1, 40)
+    assert torch.equal(a.x_test, data.mnist1d(n_train=200, n_test=300).x_test)
+    assert torch.bincount(a.y_train, minlength=10).min() > 5
+
+
+def test_signals_are_cropped_along_their_length_only():
+    x = torch.zeros(64, 1, 1, 40)
+    x[:, :, 0, 20] = 1
+    moved = data.augment(x, "crop", data.generator("aug", 0))
+    where = moved[:, 0, 0].argmax(1)
+    assert moved.sum(dim=(1, 2, 3)).eq(1).all()  # never shifted off its single row
+    assert (where - 20).abs().max() <= data.crop_padding(40) == 5 and len(set(where.tolist())) > 5
+
+
+def test_augmented_copies_are_fixed_distinct_and_keep_labels():
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10)
+    copies, labels = data.augmented_copies(x, y, 3, "flip_crop")
+    assert copies.shape == (30, 1, 8, 8) and torch.equal(labels, y.repeat(3))
+    assert torch.equal(copies, data.augmented_copies(x, y, 3, "flip_crop")[0])
+    assert not torch.equal(copies[:10], copies[10:20])
+
+
 def _write_cifar(root, n=20):
     rng = np.random.default_rng(0)
     folder = root / "cifar-10-batches-py"

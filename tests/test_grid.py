@@ -112,6 +112,8 @@ PUBLISHED = {
     "micro_batch": 0, "batch_order": "shuffle", "optimizer": "sgd", "sam_rho": 0.05, "cycles": 1, "lr_min": 0.0,
     "grad_penalty": 0.0, "penalty_method": "fd", "penalty_eps": 0.01, "grad_clip": 0.0, "noise_additive": 0.0,
     "noise_multiplicative": 0.0, "init_from": "",
+    # added with study 2 (full batch), each "off"
+    "variant": "", "decay_length": 0.0, "augment_copies": 0,
 }  # fmt: skip
 
 
@@ -179,3 +181,46 @@ def test_checkpoints_declarations(declared, canonical):
 def test_bad_checkpoints_are_named():
     with pytest.raises(GridError, match="checkpoints"):
         expand_study("s", {"checkpoints": "sometimes"})
+
+
+def test_variants_are_named_recipes_on_their_own_axis():
+    study = {"lr": [0.1, 0.2], "epochs": 3, "seeds": 2,
+             "variants": {"sgd": {}, "full": {"batch_size": 5000, "micro_batch": 100, "epochs": 30}}}  # fmt: skip
+    shards = expand_study("s", study)
+    assert [s.key for s in shards] == ["variant~sgd/lr~0.1/seeds~0-1", "variant~sgd/lr~0.2/seeds~0-1",
+                                       "variant~full/lr~0.1/seeds~0-1", "variant~full/lr~0.2/seeds~0-1"]  # fmt: skip
+    full = shards[2].base
+    assert (full["variant"], full["batch_size"], full["epochs"], full["lr"]) == ("full", 5000, 30.0, 0.1)
+    assert shards[0].base["epochs"] == 3.0 and shards[0].base["batch_size"] == 64
+    assert grid.study_axes(study) == ["variant", "lr"]
+
+
+@pytest.mark.parametrize("variants, message", [
+    ({"a": {"lr": 0.3}}, "sets 'lr'"),  # an axis of the study
+    ({"a": {"momentum": [0.5, 0.9]}}, "sets 'momentum'"),  # a list: axes belong to the study
+    ({"a": {"seeds": 3}}, "sets 'seeds'"),
+    ({"a b": {}}, "variant 'a b'"),
+    ({"a": {"grad_clip": -1}}, "variant 'a': parameter 'grad_clip' is out of range"),
+    ({"a": {"optimiser": "sgd"}}, "variant 'a': unknown parameter 'optimiser'"),
+])  # fmt: skip
+def test_bad_variants_are_named(variants, message):
+    with pytest.raises(GridError, match=message):
+        expand_study("s", {"lr": [0.1, 0.2], "variants": variants})
+
+
+def test_signal_datasets_take_no_image_corruptions_and_conv1d_takes_only_signals():
+    with pytest.raises(GridError, match="1-D signals"):
+        expand_study("s", {"dataset": "mnist1d", "model": "conv1d", "shifts": ["contrast"], "severities": [1]})
+    with pytest.raises(GridError, match="'conv1d'"):
+        validate_cell({"model": "conv1d"})
+    with pytest.raises(GridError, match="'fast'"):
+        validate_cell({"model": "fast", "dataset": "mnist1d"})
+    with pytest.raises(GridError, match="augment_copies"):
+        validate_cell({"augment_copies": 4})
+    assert validate_cell({"dataset": "mnist1d", "model": "mlp"})["model"] == "mlp"
+
+
+@pytest.mark.parametrize("checkpoints", ["evenly:0", "evenly:1.5", "every:x", "often"])
+def test_bad_checkpoints_are_named(checkpoints):
+    with pytest.raises(GridError, match="checkpoints is"):
+        grid.check_checkpoints(checkpoints)

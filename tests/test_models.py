@@ -4,14 +4,26 @@ import torch
 from chaosgrid import models
 
 
-@pytest.mark.parametrize("name", list(models.MODELS))
-@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+# Every model on images; all but conv1d (signals only) and fast (2x2 whitening: images only) on signals too.
+SHAPES = [(name, shape) for name in models.MODELS for shape in [(1, 8, 8), (3, 32, 32), (1, 1, 40)]
+          if (name == "conv1d") == (shape[1] == 1) or (name != "fast" and shape[1] == 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, shape", SHAPES)
 def test_models_take_any_input_shape(name, shape):
     torch.manual_seed(0)
     model = models.build(name, shape, 10, width=4)
     if name == "fast":
         model.whiten.fit(torch.rand(50, *shape))
     assert model(torch.rand(5, *shape)).shape == (5, 10)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 40), (2, 1, 33)])
+def test_conv1d_takes_signals_and_has_the_pilots_size(shape):
+    model = models.build("conv1d", shape, 10, width=32)
+    assert model(torch.rand(5, *shape)).shape == (5, 10)
+    if shape == (1, 1, 40):
+        assert sum(p.numel() for p in model.parameters()) == 9706  # research/fullbatch.md: ~9.7k
 
 
 def test_width_scales_parameters():

@@ -45,6 +45,11 @@ def read_columns(files: list[str | Path], columns: list[str] | None = None, prob
     return dataset.to_table(columns=columns, filter=row_filter)
 
 
+def rows_at(frame: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """The rows of `frame` at one grid point: those with these axis values."""
+    return frame[np.logical_and.reduce([frame[a] == v for a, v in values.items()])] if values else frame
+
+
 def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """Rows of a per-run table (run x evaluation set, run x epoch) with the run's axis values and divergence."""
     return evals.merge(runs[["cell_id", *axes, "diverged"]], on="cell_id", validate="many_to_one")

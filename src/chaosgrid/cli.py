@@ -183,10 +183,11 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
         raise click.BadParameter(f"unknown analysis {name!r}; choose from {', '.join(ANALYSES)}",
                                  param_hint="--analysis")  # fmt: skip
     analysis = ANALYSES[name]
-    missing = [t for t in analysis.tables if not (Path(folder) / f"{t}.parquet").exists()]
+    names = (*analysis.tables, *analysis.reads)
+    missing = [t for t in names if not (Path(folder) / f"{t}.parquet").exists()]
     if missing:
         raise click.BadParameter(f"{folder} has no {missing[0]}.parquet", param_hint="--tables")
-    tables = {t: pd.read_parquet(Path(folder) / f"{t}.parquet") for t in analysis.tables}
+    tables = {t: pd.read_parquet(Path(folder) / f"{t}.parquet") for t in names}
     drawn = analysis.function("draw")(tables, [a for a in axes.split(",") if a], study, Path(outdir))
     click.echo(f"wrote {drawn} to {outdir}")
 

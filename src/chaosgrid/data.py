@@ -1,7 +1,8 @@
 """Datasets as whole tensors, and batching as index arithmetic on them.
 
-Every dataset is held as float32 images in [0, 1] (N, C, H, W) with int64 labels, so a shard loads it once,
-keeps it on the training device, and draws batches by indexing. Randomness lives in explicit
+Every dataset is held as float32 images (N, C, H, W) with int64 labels (pixels in [0, 1]; 1-D signals as
+(N, C, 1, L), standardised), so a shard loads it once, keeps it on the training device, and draws batches
+by indexing. Randomness lives in explicit
 `torch.Generator`s on the CPU (one per run for batch order, one for augmentation), so a run's batches are
 the same on any device. Normalisation happens last, after augmentation or a distribution shift.
 """
@@ -26,7 +27,7 @@ CIFAR_HELP = (
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification task held in memory: images in [0, 1] and per-channel statistics for normalising."""
+    """A classification task held in memory: images (or signals) and per-channel statistics for normalising."""
 
     name: str
     x_train: torch.Tensor
@@ -139,6 +140,30 @@ def synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> Dataset
     return _make(name, x_train, y_train, x_test, y_test)
 
 
+def mnist1d(n_train: int = 2000, n_test: int = 10_000) -> Dataset:
+    """MNIST-1D (Greydanus 2020): 1-D signals of length 40 in 10 classes, held as (N, 1, 1, 40) "images".
+
+    Generated offline with the package's `make_dataset` (its default seed 42 and transforms; never its
+    downloader), 2k training and 10k test signals: a test set large enough that a 0.5-point difference is
+    three binomial standard deviations. The generator seeds numpy's and Python's global RNGs, so both are
+    restored afterwards.
+    """
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.train_split = n_train + n_test, n_train / (n_train + n_test)
+    states = random.getstate(), np.random.get_state()
+    try:
+        made = make_dataset(args)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    as_images = lambda a: np.asarray(a, dtype=np.float32)[:, None, None, :]
+    return _make("mnist1d", as_images(made["x"]), made["y"], as_images(made["x_test"]), made["y_test"])
+
+
 def _cifar_folder(root: Path) -> Path:
     folder = root / "cifar-10-batches-py"
     if not (folder / "data_batch_1").exists():
@@ -199,6 +224,8 @@ def load(name: str, root: Path | str = "data") -> Dataset:
         return synthetic()
     if name == "synthetic50k":
         return synthetic(50_000, 10_000)
+    if name == "mnist1d":
+        return mnist1d()
     if name == "cifar10":
         return cifar10(Path(root))
     raise ValueError(f"unknown dataset {name!r}")
@@ -249,27 +276,40 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator, order: str = "shu
         yield from permutation.split(batch_size)
 
 
-def draw_augmentation(n: int, height: int, kind: str, g: torch.Generator):
-    """The random part of augmenting n images: (crop offsets (n, 2) or None, flip mask (n,) or None).
+def crop_padding(size: int) -> int:
+    """Zero padding of a random crop along an axis of `size` pixels: size/8 (4 on CIFAR's 32, 1 on 8x8 digits,
+    5 on MNIST-1D's 40), and none along an axis of one pixel (1-D signals move along their length only)."""
+    return 0 if size == 1 else max(1, size // 8)
+
+
+def draw_augmentation(n: int, shape: tuple[int, int], kind: str, g: torch.Generator):
+    """The random part of augmenting n images of (H, W) `shape`: (crop offsets (n, 2) or None, flip mask (n,)
+    or None). Offsets index the padded image, so `crop_padding` is no move.
 
     Drawn on the CPU from the run's generator, in the same order whatever the device, so a run's
     augmentations are reproducible across devices and engines.
     """
-    shifts = torch.randint(0, 2 * max(1, height // 8) + 1, (n, 2), generator=g) if "crop" in kind else None
+    if min(shape) > 1 and shape[0] != shape[1]:
+        raise ValueError(f"crops are drawn for square images or 1-D signals, not shape {shape}")
+    shifts = None
+    if "crop" in kind:
+        shifts = torch.randint(0, 2 * crop_padding(max(shape)) + 1, (n, 2), generator=g)
+        if min(shape) == 1:  # a signal: no vertical move
+            shifts[:, shape.index(1)] = 0
     flips = torch.rand(n, generator=g) < 0.5 if "flip" in kind else None
     return shifts, flips
 
 
 def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
-    """Translate (crop of a zero-padded image; pad H/8 px: 4 on CIFAR's 32, 1 on 8x8 digits) and flip, batched.
+    """Translate (crop of a zero-padded image, `crop_padding` per axis) and flip, batched.
 
     One call serves the batches of all K runs of a shard at once: the draws are simply concatenated.
     """
     n, _, h, w = x.shape
     if shifts is not None:
-        pad = max(1, h // 8)
+        pad_h, pad_w = crop_padding(h), crop_padding(w)
         shifts = shifts.to(x.device)
-        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
         rows = torch.arange(h, device=x.device)[None, :] + shifts[:, :1]
         cols = torch.arange(w, device=x.device)[None, :] + shifts[:, 1:]
         batch = torch.arange(n, device=x.device)[:, None, None]
@@ -281,4 +321,12 @@ def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torc
 
 def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
     """Random flips and translations of a batch, drawn from the run's augmentation generator."""
-    return apply_augmentation(x, *draw_augmentation(len(x), x.shape[-2], kind, g))
+    return apply_augmentation(x, *draw_augmentation(len(x), tuple(x.shape[-2:]), kind, g))
+
+
+def augmented_copies(x: torch.Tensor, y: torch.Tensor, copies: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed dataset of `copies` augmented versions of every example (Geiping et al.'s "10x CIFAR"): each
+    copy is one augmentation draw per example from a fixed stream, the same for every run, made once and then
+    trained on without live augmentation."""
+    x = torch.cat([augment(x, kind, generator("copies", r)) for r in range(copies)])
+    return x, y.repeat(copies)

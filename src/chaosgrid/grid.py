@@ -23,9 +23,11 @@ from dataclasses import dataclass, replace
 # "off" — the value that reproduces the recipe as it was — so adding one changes no id and re-runs nothing.
 CELL_DEFAULTS: dict[str, object] = {
     # Order matters: a shard key lists its axes in this order, so existing parameters keep their places.
+    # label
+    "variant": "",  # a named recipe of a study's `variants` (a row of its table); "": none
     # data and model
-    "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10
-    "model": "cnn",  # cnn | resnet18 | fast | mlp
+    "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10 | mnist1d (1-D signals)
+    "model": "cnn",  # cnn | resnet18 | fast | mlp | conv1d (signals only)
     "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
     # length and batching
     "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
@@ -43,6 +45,7 @@ CELL_DEFAULTS: dict[str, object] = {
     # schedule
     "schedule": "linear",  # constant | linear | cosine | step | cyclic_cosine | fge
     "warmup": 0.1,  # fraction of all steps spent ramping the lr up linearly from 0
+    "decay_length": 0.0,  # steps of the decay after warm-up, as a multiple of all steps; 0: the rest of the run
     "cycles": 1,  # cyclic_cosine and fge: cycles after warm-up (a snapshot at each cycle end / fge low point)
     "lr_min": 0.0,  # fge: the low learning rate (alpha_2) reached mid-cycle
     # gradient operations, per run, in this order: penalty (per micro-batch), mean, clip, noise, step
@@ -54,6 +57,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "noise_multiplicative": 0.0,  # std of Gaussian noise multiplying each coordinate by (1 + noise)
     # data variants
     "augmentation": "none",  # none | flip | crop | flip_crop
+    "augment_copies": 0,  # train on this many fixed augmented copies, no live augmentation; 0: live
     "data_fraction": 1.0,  # class-balanced deterministic subset of the training set, in (0, 1]
     "label_noise": 0.0,  # fraction of training labels replaced by a random other class, in [0, 1)
     # calibrated chaos, precision, evaluation
@@ -69,8 +73,8 @@ CELL_DEFAULTS: dict[str, object] = {
 }
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("digits", "synthetic", "synthetic50k", "cifar10"),
-    "model": ("cnn", "resnet18", "fast", "mlp"),
+    "dataset": ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"),
+    "model": ("cnn", "resnet18", "fast", "mlp", "conv1d"),
     "batch_order": ("shuffle", "replacement", "fixed"),
     "optimizer": ("sgd", "adam", "adamw", "sam"),
     "schedule": ("constant", "linear", "cosine", "step", "cyclic_cosine", "fge"),
@@ -81,6 +85,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "tta": ("none", "flip"),
     "seed_source": ("all", "init", "order", "aug"),
 }
+SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image corruptions, the conv1d model
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
 # Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
@@ -154,11 +159,22 @@ def validate_cell(params: dict) -> dict:
         "noise_additive": cell["noise_additive"] >= 0,
         "noise_multiplicative": cell["noise_multiplicative"] >= 0,
         "init_from": cell["init_from"] == "" or STUDY_NAME.fullmatch(cell["init_from"]) is not None,
+        "variant": cell["variant"] == "" or STUDY_NAME.fullmatch(cell["variant"]) is not None,
+        "decay_length": cell["decay_length"] >= 0,
+        "augment_copies": cell["augment_copies"] >= 0,
     }
     checks.update({key: cell[key] >= 0 for key in SEED_KEYS})
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
         raise GridError(f"parameter {bad[0]!r} is out of range: {cell[bad[0]]!r}")
+    if (cell["model"] == "conv1d") > (cell["dataset"] in SIGNAL_DATASETS):
+        raise GridError(f"parameter 'model' is 'conv1d', a model for 1-D signals ({', '.join(SIGNAL_DATASETS)}), "
+                        f"but dataset is {cell['dataset']!r}")  # fmt: skip
+    if cell["model"] == "fast" and cell["dataset"] in SIGNAL_DATASETS:
+        raise GridError(f"parameter 'model' is 'fast', whose 2x2 patch whitening needs images, but dataset "
+                        f"{cell['dataset']!r} holds 1-D signals")  # fmt: skip
+    if cell["augment_copies"] and cell["augmentation"] == "none":
+        raise GridError("parameter 'augment_copies' needs an 'augmentation' to copy with")
     return cell
 
 
@@ -193,7 +209,7 @@ class Shard:
     seed_indices: tuple[int, ...]
     shifts: tuple[str, ...] = ()  # evaluation sets besides the clean test set
     severities: tuple[int, ...] = ()
-    checkpoints: str = "final"  # final | snapshots (the schedule's) | every:<epochs>; the final one always
+    checkpoints: str = "final"  # final | snapshots | every:<epochs> | evenly:<count>; the final one always
     weights: bool = False  # save the checkpoints' weights (a study asks, or another study starts from them)
     init_key: str = ""  # with base["init_from"]: the key of the shard whose final weights start these runs
 
@@ -229,19 +245,21 @@ class Shard:
 
 
 def check_checkpoints(checkpoints: object) -> str:
-    """Canonical text of a `checkpoints` declaration: final, snapshots, or every:<epochs> (a number N means it)."""
+    """Canonical text of a `checkpoints` declaration: final, snapshots, every:<epochs> (a number N means it),
+    or evenly:<count> (that many evaluations evenly spaced in steps, for rows of very different lengths)."""
     if isinstance(checkpoints, (int, float)) and not isinstance(checkpoints, bool):
         checkpoints = f"every:{format_value(float(checkpoints))}"
     text = str(checkpoints)
     if text in ("final", "snapshots"):
         return text
-    every = text.removeprefix("every:")
+    kind, _, number = text.partition(":")
     try:
-        ok = text.startswith("every:") and float(every) > 0
+        ok = (kind == "every" and float(number) > 0) or (kind == "evenly" and int(number) >= 1)
     except ValueError:
         ok = False
     if not ok:
-        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots or a positive number of epochs")
+        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
+                        f"or evenly:<count>")  # fmt: skip
     return text
 
 
@@ -250,6 +268,8 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
     for name in shifts:
         if name in PROBE_SETS:
             continue
+        if dataset in SIGNAL_DATASETS:
+            raise GridError(f"shift {name!r} is an image corruption, but dataset {dataset!r} holds 1-D signals")
         if name == "cifar10_1" or name.startswith("cifar10c_"):
             if dataset != "cifar10":
                 raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
@@ -263,7 +283,7 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
         raise GridError("shifts are listed but 'severities' is empty")
 
 
-STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources"}
+STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants"}
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:
@@ -272,12 +292,33 @@ def seed_list(seeds: int | list[int]) -> list[int]:
 
 
 def study_axes(study: dict) -> list[str]:
-    """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order."""
-    return [k for k in CELL_DEFAULTS if isinstance(study.get(k), list)]
+    """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order, with `variant`
+    (first) when the study declares `variants`."""
+    return [k for k in CELL_DEFAULTS if isinstance(study.get(k), list) or (k == "variant" and study.get("variants"))]
+
+
+def study_variants(name: str, study: dict) -> dict[str, dict]:
+    """The study's named recipes (`variants: {name: {parameter: value}}`), checked: each sets single values of
+    parameters that are not axes of the study. {"": {}} when it declares none."""
+    variants = study.get("variants") or {}
+    if not isinstance(variants, dict):
+        raise GridError(f"study {name!r}: 'variants' must map names to parameter settings")
+    if "variant" in study:
+        raise GridError(f"study {name!r}: name recipes under 'variants', not with 'variant'")
+    for variant, overrides in variants.items():
+        if not STUDY_NAME.fullmatch(str(variant)) or not isinstance(overrides, dict):
+            raise GridError(f"study {name!r}: variant {variant!r} needs a name of letters, digits and _ and a "
+                            f"mapping of parameters")  # fmt: skip
+        for key, value in overrides.items():
+            if key in STUDY_KEYS or key == "variant" or isinstance(value, list) or isinstance(study.get(key), list):
+                raise GridError(f"study {name!r}: variant {variant!r} sets {key!r}; a variant sets single cell "
+                                f"parameters that are not axes of the study")  # fmt: skip
+    return variants or {"": {}}
 
 
 def expand_study(name: str, study: dict) -> list[Shard]:
-    """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed.
+    """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
+    `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
@@ -285,11 +326,13 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     for seed_key in SEED_KEYS:
         if seed_key in params:
             raise GridError(f"study {name!r}: set 'seeds' and 'seed_source', not {seed_key!r}")
-    axes = study_axes(params)
+    variants = study_variants(name, study)
+    axes = study_axes(study)
+    values_of = {a: list(variants) if a == "variant" else params[a] for a in axes}
     for axis in axes:
-        if not params[axis]:
+        if not values_of[axis]:
             raise GridError(f"study {name!r}: axis {axis!r} is empty")
-        spelled = [format_value(_coerce(axis, v)) if axis in CELL_DEFAULTS else v for v in params[axis]]
+        spelled = [format_value(_coerce(axis, v)) if axis in CELL_DEFAULTS else v for v in values_of[axis]]
         repeated = sorted({v for v in spelled if spelled.count(v) > 1})
         if repeated:
             raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
@@ -300,8 +343,13 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     size = int(study.get("shard_size", len(seeds)))
     blocks = [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
     shards = []
-    for values in itertools.product(*(params[a] for a in axes)):
-        base = validate_cell({**params, **dict(zip(axes, values, strict=True))})
+    for values in itertools.product(*values_of.values()):
+        point = dict(zip(axes, values, strict=True))
+        try:
+            base = validate_cell({**params, **point, **variants[point.get("variant", "")]})
+        except GridError as err:
+            where = f"variant {point['variant']!r}: " if "variant" in point else ""
+            raise GridError(f"study {name!r}: {where}{err}") from err
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         check_shifts(shifts, severities, base["dataset"])
         prefix = "".join(f"{a}~{format_value(base[a])}/" for a in axes)

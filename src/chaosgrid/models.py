@@ -8,6 +8,8 @@
   scaled linear head. Pools use ceil_mode so 8x8 inputs work too.
 - `mlp`: a fully connected net, two hidden layers of 16w units, no BatchNorm (the model on which gradient
   accumulation must equal one large batch exactly).
+- `conv1d`: for 1-D signals held as (C, 1, L): three conv1d-BN-ReLU layers of width w (kernel 5, then two
+  of kernel 3 and stride 2), flattened into a linear head; w=32 on MNIST-1D is ~9.7k parameters.
 """
 
 from __future__ import annotations
@@ -126,8 +128,22 @@ class MLP(nn.Sequential):
         )  # fmt: skip
 
 
+class Conv1dNet(nn.Sequential):
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
+        channels, _, length = in_shape
+        w = width
+        conv = lambda c_in, k, stride: [nn.Conv1d(c_in, w, k, stride, k // 2, bias=False), nn.BatchNorm1d(w), nn.ReLU()]
+        super().__init__(
+            nn.Flatten(1, 2), *conv(channels, 5, 1), *conv(w, 3, 2), *conv(w, 3, 2),
+            nn.Flatten(), nn.Linear(w * math.ceil(length / 4), num_classes),
+        )  # fmt: skip
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 CONVOLUTIONAL = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}  # built from the input's channel count
-MODELS = {**CONVOLUTIONAL, "mlp": MLP}
+MODELS = {**CONVOLUTIONAL, "mlp": MLP, "conv1d": Conv1dNet}  # the others take the whole input shape
 
 
 def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:

@@ -63,10 +63,13 @@ def autocast(device: torch.device, precision: str, fp16: bool = False) -> torch.
 
 def checkpoint_steps(spec: str, schedule: schedules.Schedule, steps_per_epoch: int, total: int) -> list[int]:
     """Steps after which a shard evaluates (and may save) its runs: the final step, plus the schedule's
-    snapshots (`snapshots`) or every N epochs (`every:N`)."""
+    snapshots (`snapshots`), every N epochs (`every:N`) or N evenly spaced steps (`evenly:N`)."""
     steps = {total}
     if spec == "snapshots":
         steps.update(schedule.snapshots)
+    elif spec.startswith("evenly:"):
+        count = int(spec.removeprefix("evenly:"))
+        steps.update(round(j * total / count) for j in range(1, count))
     elif spec.startswith("every:"):
         every = float(spec.removeprefix("every:")) * steps_per_epoch
         steps.update(round(j * every) for j in range(1, math.ceil(total / every)))
@@ -187,6 +190,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     orders = [batch_indices(n, cell["batch_size"], generator("order", c["order_seed"]), cell["batch_order"])
               for c in cells]  # fmt: skip
     aug_generators = [generator("aug", c["aug_seed"]) for c in cells]
+    live_augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies are augmented once
     # gradient noise follows the order seed (it stands for minibatch noise); < 2**32 for the counter RNG
     noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=device)
     forward = torch.compile(stack.__call__) if execution.compile else stack
@@ -211,7 +215,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     for step in range(total):
         idx = torch.stack([next(order) for order in orders])  # (K, B)
         batch = idx.shape[1]
-        draws = [draw_augmentation(batch, x.shape[-2], cell["augmentation"], g) for g in aug_generators]
+        draws = [draw_augmentation(batch, tuple(x.shape[-2:]), live_augmentation, g) for g in aug_generators]
         shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
         micro = cell["micro_batch"] or batch
         micro_batches = []

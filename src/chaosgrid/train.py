@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from chaosgrid import engine, models, recipe
-from chaosgrid.data import NUM_CLASSES, Dataset, balanced_subset, derive_seed, noisy_labels
+from chaosgrid.data import NUM_CLASSES, Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
 from chaosgrid.grid import SEED_KEYS
 
@@ -53,10 +53,14 @@ class RunResult:
 
 
 def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """The normalised training images and (possibly noisy) labels that a cell trains on."""
+    """The normalised training images and (possibly noisy) labels that a cell trains on: a subset, its labels
+    noised, and with `augment_copies` its fixed augmented copies (augmented after normalising, as live
+    augmentation is)."""
     keep = balanced_subset(data.y_train.cpu(), cell["data_fraction"]).to(data.x_train.device)
-    x, y = data.normalize(data.x_train[keep]), data.y_train[keep]
-    return x, noisy_labels(y, cell["label_noise"])
+    x, y = data.normalize(data.x_train[keep]), noisy_labels(data.y_train[keep], cell["label_noise"])
+    if cell["augment_copies"]:
+        x, y = augmented_copies(x, y, cell["augment_copies"], cell["augmentation"])
+    return x, y
 
 
 def init_model(cell: dict, x_train: torch.Tensor) -> nn.Module:

@@ -26,7 +26,10 @@ for analysis in ANALYSES.values():
         name:
             f"{analysis.name}_figures"
         input:
-            **{t: f"results/{{study}}/tables/{t}.parquet" for t in analysis.tables},
+            **{
+                t: f"results/{{study}}/tables/{t}.parquet"
+                for t in (*analysis.tables, *analysis.reads)
+            },
         output:
             **{
                 f: report(

@@ -2,8 +2,8 @@
 
 An `Analysis` names its tables and figures, the function that computes the tables (called as
 `compute(runs, prediction_files, axes)`, returning one DataFrame per table in order), the function that
-draws the figures (`draw(tables, axes, study, outdir)`, tables by name, returning a line for the log), and
-when it applies to a study. One generic Snakemake rule pair, one script (`scripts/analysis.py`) and one
+draws the figures (`draw(tables, axes, study, outdir)`, tables by name, its own and the study tables it
+names in `reads`, returning a line for the log), and when it applies to a study. One generic Snakemake rule pair, one script (`scripts/analysis.py`) and one
 CLI command (`chaosgrid analysis-figures`) serve every analysis, so a new one costs a module, an entry here
 and its report captions. Functions are named as "module:function" so that planning imports no pandas.
 """
@@ -27,6 +27,7 @@ class Analysis:
     compute: str  # "module:function" -> tuple of DataFrames, one per table
     draw: str  # "module:function" drawing every figure into a folder
     applies: Callable[[dict], bool] = lambda study: True
+    reads: tuple[str, ...] = ()  # study tables (STUDY_TABLES) the figures draw from besides the analysis's
 
     def function(self, which: str) -> Callable:
         module, name = getattr(self, which).split(":")
@@ -50,6 +51,15 @@ ANALYSES = {
             "chaosgrid.analysis.regions:study_regions",
             "chaosgrid.figures:region_figures",
             applies=lambda study: "planes" in study.get("shifts", []),
+        ),
+        Analysis(
+            "full_batch",
+            ("full_batch", "full_batch_curves"),
+            ("full_batch_table", "full_batch_accuracy", "full_batch_curves", "full_batch_clipped"),
+            "chaosgrid.analysis.full_batch:study_full_batch",
+            "chaosgrid.figures:full_batch_figures",
+            applies=lambda study: bool(study.get("variants")),
+            reads=("history",),
         ),
     )
 }
