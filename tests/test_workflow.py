@@ -209,3 +209,42 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     (tmp_path / "results/base/weights/lr~0.1/seeds~2-3.pt").unlink()
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
     assert plan["train_shard_keeping_weights"] == 1 and plan["train_shard"] == 1
+
+
+def test_full_batch_study_makes_its_table_and_figures(tmp_path):
+    """A miniature of study 2 on MNIST-1D signals: SGD vs full batch with clip, penalty and noise, each row's
+    description, statistics and curves, from the real workflow."""
+    study = {"dataset": "mnist1d", "model": "conv1d", "width": 4, "data_fraction": 0.1, "augmentation": "crop",
+             "schedule": "cosine", "seeds": 2, "checkpoints": "evenly:3",
+             "variants": {"sgd": {"batch_size": 50, "epochs": 2},
+                          "fb_reg": {"batch_size": 2000, "micro_batch": 50, "batch_order": "fixed", "epochs": 6,
+                                     "grad_clip": 0.25, "grad_penalty": 0.5, "noise_additive": 0.01}}}  # fmt: skip
+    config = write_config(tmp_path, fb=study)
+    snakemake(tmp_path, config)
+    table = pd.read_parquet(tmp_path / "results/fb/tables/full_batch.parquet")
+    assert list(table["variant"]) == ["sgd", "fb_reg"]  # declared order, not alphabetical
+    sgd, fb = table.iloc[0], table.iloc[1]
+    assert sgd["batching"] == "SGD, batch 50, shuffled each epoch" and sgd["steps"] == 2 * 5  # 200 signals
+    assert fb["batching"] == "full batch, chunks of 50, fixed chunks" and fb["steps"] == 6
+    assert fb["modifications"] == "grad_penalty=0.5, grad_clip=0.25, noise_additive=0.01"
+    assert sgd["modifications"] == "-" and fb["data"] == sgd["data"] == "live crop"
+    assert (table["n_runs"] == 2).all() and table["std_binomial"].gt(0).all() and 0 < fb["clipped"] <= 1
+    runs = pd.read_parquet(tmp_path / "results/fb/tables/runs.parquet")
+    mean = runs.groupby("variant")["test_acc"].mean()
+    assert abs(mean["sgd"] - sgd["mean_acc"]) < 1e-12 and abs(mean["fb_reg"] - fb["mean_acc"]) < 1e-12
+    curves = pd.read_parquet(tmp_path / "results/fb/tables/full_batch_curves.parquet")
+    assert list(curves.loc[curves["variant"] == "fb_reg", "step"]) == [2, 4, 6]
+    for name in ("full_batch_table", "full_batch_accuracy", "full_batch_curves", "full_batch_clipped"):
+        assert (tmp_path / f"results/fb/figures/{name}.png").stat().st_size > 10_000
+
+
+def test_a_named_configfile_runs_only_its_own_studies(tmp_path):
+    """`--configfile X` plans X's studies only, not the default grid's too (Snakemake merges them)."""
+    (tmp_path / "config").mkdir()
+    write_config(tmp_path / "config", default=tiny_study())
+    named = write_config(tmp_path, "named.yaml", other=tiny_study(lr=0.05))
+    plan = planned_jobs(snakemake(tmp_path, named, "-n").stdout)
+    assert plan["train_shard"] == 2  # other's two seed blocks; the default's four are not planned
+    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "1"]
+    default = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300)
+    assert planned_jobs(default.stdout)["train_shard"] == 4

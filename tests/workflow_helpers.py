@@ -22,7 +22,7 @@ def tiny_study(**overrides) -> dict:
 
 def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
     path = folder / name
-    path.write_text(yaml.safe_dump({"studies": studies}))
+    path.write_text(yaml.safe_dump({"studies": studies}, sort_keys=False))  # keeps declared orders
     return path
 
 

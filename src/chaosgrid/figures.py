@@ -406,8 +406,8 @@ def full_batch_curves(curves: pd.DataFrame, history: pd.DataFrame, table: pd.Dat
     """Training loss (log) and test accuracy vs optimizer step per row: SGD rows dashed, full-batch solid;
     lines are means over converged seeds."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(14, 4.8))
-    colours = plt.cm.tab20(np.linspace(0, 1, 20))[: len(table)] if len(table) <= 20 else plt.cm.viridis(
-        np.linspace(0, 0.95, len(table)))  # fmt: skip
+    distinct = [plt.cm.tab20(i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]  # ten hues, then their tints
+    colours = distinct[: len(table)] if len(table) <= 20 else plt.cm.viridis(np.linspace(0, 0.95, len(table)))
     converged = history[~history["diverged"]]
     for colour, label, (_, row) in zip(colours, _row_labels(table, axes), table.iterrows()):
         point = {a: row[a] for a in axes}
@@ -419,11 +419,17 @@ def full_batch_curves(curves: pd.DataFrame, history: pd.DataFrame, table: pd.Dat
     loss_ax.set_yscale("log")
     loss_ax.set_ylabel("training loss (mean over each epoch's steps)")
     acc_ax.set_ylabel("clean test accuracy (%) at checkpoints")
+    plain = matplotlib.ticker.FormatStrFormatter("%g")
     for ax in (loss_ax, acc_ax):
         ax.set_xscale("log")
         ax.set_xlabel("optimizer step (log)")
-        ax.grid(alpha=0.3, which="both")
-    loss_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(2.3, 1.0))
+        ax.grid(alpha=0.3)
+        for axis in (ax.xaxis, *((ax.yaxis,) if ax is loss_ax else ())):
+            axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    handles, labels = loss_ax.get_legend_handles_labels()
+    acc_ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     fig.suptitle(f"{study}: training loss and test accuracy vs step (dashed: SGD; solid: full batch)")
     fig.tight_layout()
     save(fig, path)

@@ -108,7 +108,7 @@ def format_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        text = repr(value)
+        text = repr(float(value))  # numpy floats too
         return text[:-2] if text.endswith(".0") and "e" not in text else text
     return str(value)
 
