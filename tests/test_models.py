@@ -3,7 +3,6 @@ import torch
 
 from chaosgrid import models
 
-
 # Every model on images; all but conv1d (signals only) and fast (2x2 whitening: images only) on signals too.
 SHAPES = [(name, shape) for name in models.MODELS for shape in [(1, 8, 8), (3, 32, 32), (1, 1, 40)]
           if (name == "conv1d") == (shape[1] == 1) or (name != "fast" and shape[1] == 1)]  # fmt: skip

@@ -179,6 +179,22 @@ def test_batch_orders():
     assert len(drawn) == 5 and any(len(set(next(many).tolist())) < 10 for _ in range(5))
 
 
+def test_drop_last_leaves_out_partial_batches_and_chunks(digits):
+    dropped = data.batch_indices(10, 4, torch.Generator().manual_seed(0), drop_last=True)
+    epoch = [next(dropped) for _ in range(4)]
+    assert [len(b) for b in epoch] == [4, 4, 4, 4] and len(set(torch.cat(epoch[:2]).tolist())) == 8
+    seen = []
+    cell = validate_cell({"width": 2, "epochs": 2, "batch_size": 5000, "micro_batch": 500, "drop_last": True})
+    x, y = train.training_set(digits, cell)  # 1,438 examples: two whole chunks of 500 per step
+    stack = engine.LoopStack([train.init_model(cell, x)])
+    original = recipe.Step.accumulate
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recipe.Step, "accumulate", lambda self, chunks, *a: seen.append([c[1].shape[1] for c in chunks])
+                      or original(self, chunks, *a))  # fmt: skip
+        result = recipe.fit(stack, [cell], x, y)
+    assert seen == [[500, 500], [500, 500]] and result.history[-1]["step"] == 2
+
+
 def test_weights_reload_to_identical_predictions_and_runs_continue_from_them(digits, digits_sets):
     """Kept weights reproduce the run's predictions exactly; a run started from them (init_from) continues."""
     cells = run_cells(2, width=4, epochs=1, schedule="cyclic_cosine", cycles=2, warmup=0)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.special import expit, logit
 
 from chaosgrid.analysis import variance as v
 
@@ -23,7 +24,7 @@ def simulate(runs, n, run_sd, seed=0):
 
 def test_independent_errors_give_ratio_one_and_no_distribution_variance():
     correct = simulate(400, 2000, run_sd=0.0)
-    stats = v.variance_stats(correct, n_boot=50)
+    stats = v.variance_stats(correct)
     assert stats["ratio"] == pytest.approx(1, abs=0.25)
     assert abs(stats["var_distribution"]) < 0.3 * stats["var_binomial"]
     assert stats["ratio_lo"] < 1 < stats["ratio_hi"]
@@ -31,10 +32,52 @@ def test_independent_errors_give_ratio_one_and_no_distribution_variance():
 
 def test_run_level_skill_is_recovered_as_distribution_variance():
     correct = simulate(400, 2000, run_sd=0.02)
-    stats = v.variance_stats(correct, n_boot=50)
+    stats = v.variance_stats(correct)
     assert stats["var_distribution"] == pytest.approx(0.02**2, rel=0.25)
     assert stats["var_distribution_lo"] < 0.02**2 < stats["var_distribution_hi"]
     assert stats["ratio"] > 3
+
+
+def true_statistics(p: np.ndarray, skill_sd: float) -> dict:
+    """What every reported statistic estimates, for runs right on example i with probability
+    expit(logit(p_i) + s), s ~ N(0, skill_sd) per run (0: independent errors), by Gauss-Hermite quadrature."""
+    n = len(p)
+    z, w = np.polynomial.hermite_e.hermegauss(60)
+    w = w / w.sum()
+    p_z = expit(logit(p)[None, :] + skill_sd * z[:, None])  # (nodes, n)
+    acc = p_z.mean(1)
+    p_bar = w @ p_z
+    var_obs = w @ (acc - w @ acc) ** 2 + w @ (p_z * (1 - p_z)).sum(1) / n**2
+    var_bin = (p_bar * (1 - p_bar)).sum() / n**2
+    return {"mean_acc": p_bar.mean(), "std_acc": np.sqrt(var_obs), "var_observed": var_obs, "var_binomial": var_bin,
+            "var_distribution": n / (n - 1) * (var_obs - var_bin), "ratio": var_obs / var_bin}  # fmt: skip
+
+
+PROFILES = {  # per-example chance of being right, n = 359 as digits' test set
+    "digits-like": np.clip(np.random.default_rng(5).beta(8, 0.4, 359), 0.01, 0.999),  # mean 0.95, most near 1
+    "uniform": np.random.default_rng(6).uniform(0.3, 0.9, 359),
+}
+
+
+@pytest.mark.parametrize("runs", [8, 32])
+@pytest.mark.parametrize("profile, skill_sd", [("digits-like", 0.0), ("uniform", 0.0), ("uniform", 0.3)])
+def test_every_interval_covers_the_truth_and_holds_its_estimate(runs, profile, skill_sd):
+    """Coverage of every reported 95% interval over 1,000 simulated studies whose truth is known: independent
+    errors (true ratio 1, distribution-wise variance 0) and real run-level skill (variance > 0).
+
+    Measured with the percentile bootstrap these replace, at 8 runs: var_binomial 0.31, var_observed 0.75,
+    ratio and var_distribution 0.82. Known limit: a strongly skewed skill effect (logit sd 0.3 on the
+    digits-like profile) brings the variance intervals to ~0.93 at 32 runs (the chi-square interval assumes
+    normal accuracies)."""
+    p = PROFILES[profile]
+    rng = np.random.default_rng(runs)
+    skill = rng.normal(0, skill_sd, (1000, runs, 1))
+    correct = rng.random((1000, runs, len(p))) < expit(logit(p) + skill)
+    truth = true_statistics(p, skill_sd)
+    for name, (estimate, low, high) in v.intervals(correct).items():
+        coverage = np.mean((low <= truth[name]) & (truth[name] <= high))
+        assert coverage >= 0.93, f"{name}: coverage {coverage:.3f}"
+        assert np.all((low <= estimate) & (estimate <= high)), name
 
 
 def test_unbiased_binomial_variance_over_many_small_experiments():

@@ -192,5 +192,97 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
     click.echo(f"wrote {drawn} to {outdir}")
 
 
+def _parse_point(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    point = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=option)
+        point[key] = value
+    return point
+
+
+def _format_comparison(row: dict) -> str:
+    """A comparison as a few readable lines, in accuracy points."""
+    from chaosgrid.analysis.compare import DELTAS
+
+    pt = lambda x: f"{100 * x:+.2f}"
+    needed = lambda kind: "  ".join(f"{d:g}pt: {row[f'runs_{kind}_{d:g}pt']:.0f}" for d in DELTAS)
+    title = f"{row['axis']}: A={row['a']} vs B={row['b']}" + (f" ({row['at']})" if row.get("at") else "")
+    return "\n".join([
+        title,
+        (f"  mean accuracy   A {100 * row['mean_a']:.2f}% ({row['n_a']} runs)   B {100 * row['mean_b']:.2f}% "
+         f"({row['n_b']} runs)   A - B {pt(row['diff'])} points"),
+        (f"  std of A - B    run-to-run {100 * row['se_runs']:.2f} (of it per-example coin flips "
+         f"{100 * row['se_binomial']:.2f}, distribution-wise {100 * row['se_distribution_runs']:.2f}); "
+         f"test-set sampling {100 * row['se_test_sampling']:.2f}"),
+        f"  on this test set    [{pt(row['test_set_lo'])}, {pt(row['test_set_hi'])}]  {row['test_set_verdict']}",
+        (f"  on the distribution [{pt(row['distribution_lo'])}, {pt(row['distribution_hi'])}]  "
+         f"{row['distribution_verdict']}"),
+        f"  runs per arm for 80% power, test set:     {needed('test_set')}",
+        f"  runs per arm for 80% power, distribution: {needed('distribution')}",
+    ])  # fmt: skip
+
+
+@main.command("compare")
+@click.option("--study", required=True, help="A study whose tables exist (results/<study>/tables/runs.parquet).")
+@click.option("--axis", help="Compare every pair of neighbouring values along this axis, other axes held equal.")
+@click.option("--a", "a_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point A (repeat for each axis).")
+@click.option("--b", "b_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point B (repeat for each axis).")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="Confidence level of the intervals (the verdicts' test is at 1 - level).")  # fmt: skip
+@click.option("--results", type=click.Path(exists=True, file_okay=False), default="results", show_default=True)
+def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
+    """Is the difference between two grid points real, and how many seeds would show it?
+
+    Splits the uncertainty of a difference in mean test accuracy into run-to-run variation (most of it
+    per-example coin flips) and test-set sampling, and answers two questions: is A better on this test set,
+    and is A better on the distribution? Then: runs per arm to detect 0.1-1 point differences.
+    """
+    import pandas as pd
+
+    from chaosgrid.aggregate import grid_point_matrices
+    from chaosgrid.analysis.compare import compare, neighbours
+    from chaosgrid.grid import CELL_DEFAULTS, SEED_KEYS, format_value
+
+    if bool(axis) == bool(a_pairs or b_pairs):
+        raise click.UsageError("give either --axis NAME or both --a KEY=VALUE ... and --b KEY=VALUE ...")
+    folder = Path(results) / study
+    runs_path = folder / "tables" / "runs.parquet"
+    if not runs_path.exists():
+        raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first", param_hint="--study")
+    runs = pd.read_parquet(runs_path)
+    runs = runs[~runs["diverged"]]
+    axes = [k for k in CELL_DEFAULTS if k not in SEED_KEYS and runs[k].nunique() > 1]
+    files = sorted(str(f) for f in (folder / "predictions").rglob("*.parquet"))
+    points = {tuple(values[a] for a in axes): m["correct"]
+              for values, shift, severity, _, m in grid_point_matrices(runs, files, axes, ["correct"])
+              if (shift, severity) == ("clean", 0)}  # fmt: skip
+    if axis:
+        if axis not in axes:
+            raise click.BadParameter(f"{axis!r} is not an axis of {study}; its axes: {', '.join(axes)}",
+                                     param_hint="--axis")  # fmt: skip
+        rows = [r for r in neighbours({k: v for k, v in points.items() if len(v) >= 2}, axes, level)
+                if r["axis"] == axis]  # fmt: skip
+    else:
+        chosen = []
+        for option, pairs in (("--a", a_pairs), ("--b", b_pairs)):
+            wanted = _parse_point(pairs, option)
+            unknown = [k for k in wanted if k not in axes]
+            if unknown:
+                raise click.BadParameter(f"{unknown[0]!r} is not an axis of {study}; its axes: {', '.join(axes)}",
+                                         param_hint=option)  # fmt: skip
+            match = [k for k in points if all(format_value(k[axes.index(a)]) == v for a, v in wanted.items())]
+            if len(match) != 1:
+                raise click.BadParameter(f"{' '.join(pairs)} matches {len(match)} grid points; name a value of "
+                                         f"every axis ({', '.join(axes)})", param_hint=option)  # fmt: skip
+            chosen.append(match[0])
+        label = lambda key: ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key))
+        rows = [{"axis": "points", "a": label(chosen[0]), "b": label(chosen[1]),
+                 **compare(points[chosen[0]], points[chosen[1]], level)}]  # fmt: skip
+    click.echo(f"{study}: clean test accuracy, {int(100 * level)}% intervals, differences in points (%)\n")
+    click.echo("\n\n".join(_format_comparison(r) for r in rows) or "no pair of grid points with 2+ runs each")
+
+
 if __name__ == "__main__":
     main()

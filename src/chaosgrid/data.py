@@ -262,18 +262,20 @@ def epoch_orders(n: int, g: torch.Generator):
         yield torch.randperm(n, generator=g)
 
 
-def batch_indices(n: int, batch_size: int, g: torch.Generator, order: str = "shuffle"):
-    """Endless stream of index batches, ceil(n/batch_size) per epoch, drawn from the run's order generator:
-    shuffle: a fresh permutation each epoch, cut into batches; fixed: one permutation, reused every epoch;
-    replacement: every batch sampled uniformly with replacement."""
+def batch_indices(n: int, batch_size: int, g: torch.Generator, order: str = "shuffle", drop_last: bool = False):
+    """Endless stream of index batches, ceil(n/batch_size) per epoch (floor with `drop_last`: the last, partial
+    batch of each epoch is left out, as PyTorch's DataLoader(drop_last=True) does), drawn from the run's order
+    generator: shuffle: a fresh permutation each epoch, cut into batches; fixed: one permutation, reused every
+    epoch; replacement: every batch sampled uniformly with replacement."""
     if order == "replacement":
         while True:
             yield torch.randint(n, (min(batch_size, n),), generator=g)
     orders = epoch_orders(n, g)
     if order == "fixed":
         orders = itertools.repeat(next(orders))
+    size = min(batch_size, n)
     for permutation in orders:
-        yield from permutation.split(batch_size)
+        yield from (b for b in permutation.split(size) if len(b) == size or not drop_last)
 
 
 def crop_padding(size: int) -> int:

@@ -34,6 +34,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "batch_size": 64,  # examples per optimizer step; >= the training set size means full-batch GD
     "micro_batch": 0,  # examples per forward/backward pass within a step (gradient accumulation); 0: the batch
     "batch_order": "shuffle",  # shuffle (a new permutation each epoch) | replacement | fixed (one order)
+    "drop_last": False,  # leave out each epoch's last partial batch and each step's last partial micro-batch
     # optimizer
     "optimizer": "sgd",  # sgd | adam | adamw | sam (SAM's base step is SGD with the settings below)
     "lr": 0.05,  # peak learning rate

@@ -182,12 +182,13 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     """
     cell = cells[0]
     n, k, device = len(y), len(cells), x.device
-    steps_per_epoch = math.ceil(n / cell["batch_size"])
+    batch_size, drop_last = min(cell["batch_size"], n), cell["drop_last"]
+    steps_per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
     total = max(1, round(cell["epochs"] * steps_per_epoch))
     schedule = schedules.schedule(cell, total)
     optimizer = OPTIMIZERS[cell["optimizer"]](stack.params, cell)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
-    orders = [batch_indices(n, cell["batch_size"], generator("order", c["order_seed"]), cell["batch_order"])
+    orders = [batch_indices(n, batch_size, generator("order", c["order_seed"]), cell["batch_order"], drop_last)
               for c in cells]  # fmt: skip
     aug_generators = [generator("aug", c["aug_seed"]) for c in cells]
     live_augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies are augmented once
@@ -217,9 +218,9 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
         batch = idx.shape[1]
         draws = [draw_augmentation(batch, tuple(x.shape[-2:]), live_augmentation, g) for g in aug_generators]
         shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
-        micro = cell["micro_batch"] or batch
+        micro = min(cell["micro_batch"] or batch, batch)
         micro_batches = []
-        for start in range(0, batch, micro):
+        for start in range(0, batch - micro + 1 if drop_last else batch, micro):  # drop_last: whole chunks only
             part = slice(start, min(start + micro, batch))
             ids = idx[:, part].reshape(-1).to(device)
             xb = apply_augmentation(x[ids], None if shifts is None else shifts[:, part].reshape(-1, 2),

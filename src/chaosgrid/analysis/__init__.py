@@ -45,6 +45,13 @@ ANALYSES = {
             "chaosgrid.figures:variance_figures",
         ),
         Analysis(
+            "compare",
+            ("comparisons",),
+            ("comparisons",),
+            "chaosgrid.analysis.compare:study_comparisons",
+            "chaosgrid.figures:comparison_figures",
+        ),
+        Analysis(
             "regions",
             ("regions", "region_maps"),
             ("decision_regions", "double_descent"),

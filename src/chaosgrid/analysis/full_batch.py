@@ -20,7 +20,7 @@ from chaosgrid.analysis.variance import binomial_variance, distribution_variance
 from chaosgrid.grid import CELL_DEFAULTS, SEED_KEYS, format_value
 
 # Shown in their own columns, so not repeated among a row's modifications.
-BATCHING = ("batch_size", "micro_batch", "batch_order")
+BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")
 DATA = ("augmentation", "augment_copies")
 SHOWN = {"variant", "epochs", *BATCHING, *DATA, *SEED_KEYS}
 ORDERS = {"shuffle": "shuffled each epoch", "replacement": "sampled with replacement", "fixed": "one fixed order"}
