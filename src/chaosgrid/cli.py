@@ -241,8 +241,7 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     """
     import pandas as pd
 
-    from chaosgrid.aggregate import grid_point_matrices
-    from chaosgrid.analysis.compare import compare, neighbours
+    from chaosgrid.analysis.compare import clean_points, compare, neighbours, value_orders
     from chaosgrid.grid import CELL_DEFAULTS, SEED_KEYS, format_value
 
     if bool(axis) == bool(a_pairs or b_pairs):
@@ -252,18 +251,13 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     if not runs_path.exists():
         raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first", param_hint="--study")
     runs = pd.read_parquet(runs_path)
-    runs = runs[~runs["diverged"]]
     axes = [k for k in CELL_DEFAULTS if k not in SEED_KEYS and runs[k].nunique() > 1]
-    files = sorted(str(f) for f in (folder / "predictions").rglob("*.parquet"))
-    points = {tuple(values[a] for a in axes): m["correct"]
-              for values, shift, severity, _, m in grid_point_matrices(runs, files, axes, ["correct"])
-              if (shift, severity) == ("clean", 0)}  # fmt: skip
+    points = clean_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)
     if axis:
         if axis not in axes:
             raise click.BadParameter(f"{axis!r} is not an axis of {study}; its axes: {', '.join(axes)}",
                                      param_hint="--axis")  # fmt: skip
-        rows = [r for r in neighbours({k: v for k, v in points.items() if len(v) >= 2}, axes, level)
-                if r["axis"] == axis]  # fmt: skip
+        rows = [r for r in neighbours(points, axes, value_orders(runs, axes), level) if r["axis"] == axis]
     else:
         chosen = []
         for option, pairs in (("--a", a_pairs), ("--b", b_pairs)):
@@ -274,10 +268,10 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
                                          param_hint=option)  # fmt: skip
             match = [k for k in points if all(format_value(k[axes.index(a)]) == v for a, v in wanted.items())]
             if len(match) != 1:
-                raise click.BadParameter(f"{' '.join(pairs)} matches {len(match)} grid points; name a value of "
-                                         f"every axis ({', '.join(axes)})", param_hint=option)  # fmt: skip
+                raise click.BadParameter(f"{' '.join(pairs)} matches {len(match)} grid points with 2+ runs; name "
+                                         f"a value of every axis ({', '.join(axes)})", param_hint=option)  # fmt: skip
             chosen.append(match[0])
-        label = lambda key: ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key))
+        label = lambda key: ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True))
         rows = [{"axis": "points", "a": label(chosen[0]), "b": label(chosen[1]),
                  **compare(points[chosen[0]], points[chosen[1]], level)}]  # fmt: skip
     click.echo(f"{study}: clean test accuracy, {int(100 * level)}% intervals, differences in points (%)\n")

@@ -377,8 +377,8 @@ def full_batch_table(table: pd.DataFrame, axes: list[str], path: Path | str, stu
         cell.set_edgecolor("0.85")
         if row == 0:
             cell.set_text_props(weight="bold")
-    ax.set_title(f"{study}: test accuracy per recipe (std over seeds; binomial: test-set part; distribution: the rest)",
-                 fontsize=10)  # fmt: skip
+    ax.set_title(f"{study}: test accuracy per recipe (std over seeds; binomial: its test-set sampling part; "
+                 f"distribution-wise: its part from real differences between runs)", fontsize=10)  # fmt: skip
     save(fig, path)
 
 
@@ -483,7 +483,7 @@ def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 2
     labels = [f"{r['axis']} {r['a']} vs {r['b']}" + (f" ({r['at']})" if r["at"] else "") for _, r in shown.iterrows()]
     diff_ax.set_yticks(y, labels, fontsize=7)
     diff_ax.set_xlabel("A - B, mean clean test accuracy (points)")
-    diff_ax.legend(fontsize=7, loc="lower right")
+    diff_ax.legend(fontsize=7, loc="best")
     diff_ax.set_title("difference with 95% intervals" + ("" if len(shown) == len(table)
                                                           else f" ({len(shown)} of {len(table)} pairs)"), fontsize=9)  # fmt: skip
     for kind, colour, name in (("test_set", "tab:blue", "this test set"), ("distribution", "tab:green", "the distribution")):

@@ -50,9 +50,9 @@ def runs_needed(variance: float, delta: float, power: float = POWER, alpha: floa
     return float(high)
 
 
-def compare(correct_a: np.ndarray, correct_b: np.ndarray, level: float = 0.95) -> dict:
+def compare(correct_a: np.ndarray, correct_b: np.ndarray, level: float = 0.95, plan: bool = True) -> dict:
     """Difference in mean accuracy of A and B (runs x examples correctness, the same examples), its
-    variance parts, the test-set and distribution intervals with their verdicts, and seeds needed."""
+    variance parts, the test-set and distribution intervals with their verdicts, and (`plan`) seeds needed."""
     correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     (runs_a, n), runs_b = correct_a.shape, correct_b.shape[0]
     if correct_b.shape[1] != n:
@@ -82,7 +82,7 @@ def compare(correct_a: np.ndarray, correct_b: np.ndarray, level: float = 0.95) -
     row["test_set_verdict"] = verdict(row["test_set_lo"], row["test_set_hi"])
     row["distribution_verdict"] = verdict(row["distribution_lo"], row["distribution_hi"])
     pooled_obs, pooled_dist = (obs_a + obs_b) / 2, max((dist_a + dist_b) / 2, 0.0)
-    for delta in DELTAS:
+    for delta in DELTAS if plan else ():
         row[f"runs_test_set_{delta:g}pt"] = runs_needed(pooled_obs, delta / 100)
         row[f"runs_distribution_{delta:g}pt"] = runs_needed(pooled_dist, delta / 100)
     return row
@@ -93,28 +93,35 @@ def verdict(low: float, high: float) -> str:
     return "A > B" if low > 0 else "A < B" if high < 0 else "no evidence"
 
 
-def neighbours(points: dict[tuple, np.ndarray], axes: list[str], level: float = 0.95) -> list[dict]:
-    """Every comparison of neighbouring values along each axis, the other axes held equal: `points` maps a
-    grid point's axis values (in `axes` order) to its correctness matrix. A is the larger value."""
+def value_orders(runs, axes: list[str]) -> dict[str, list]:
+    """Each axis's values in the order neighbours are taken: numbers ascending; names (augmentations,
+    variants) in the order the study declares them, which the runs table keeps."""
+    import pandas as pd
+
+    return {a: sorted(runs[a].unique()) if pd.api.types.is_numeric_dtype(runs[a]) else list(pd.unique(runs[a]))
+            for a in axes}  # fmt: skip
+
+
+def neighbours(points: dict[tuple, np.ndarray], axes: list[str], orders: dict[str, list],
+               level: float = 0.95) -> list[dict]:  # fmt: skip
+    """Every comparison of neighbouring values along each axis (in `orders`), the other axes held equal:
+    `points` maps a grid point's axis values (in `axes` order) to its correctness matrix; A is the later value."""
     rows = []
     for k, axis in enumerate(axes):
-        others = sorted({key[:k] + key[k + 1 :] for key in points})
-        for rest in others:
-            values = sorted(key[k] for key in points if key[:k] + key[k + 1 :] == rest)
-            for low, high in itertools.pairwise(values):
-                a, b = (*rest[:k], high, *rest[k:]), (*rest[:k], low, *rest[k:])
+        for rest in sorted({key[:k] + key[k + 1 :] for key in points}):
+            present = {key[k] for key in points if key[:k] + key[k + 1 :] == rest}
+            values = [v for v in orders[axis] if v in present]
+            for before, after in itertools.pairwise(values):
+                a, b = (*rest[:k], after, *rest[k:]), (*rest[:k], before, *rest[k:])
                 fixed = dict(zip([x for x in axes if x != axis], rest, strict=True))
                 at = ", ".join(f"{ax}={format_value(v)}" for ax, v in fixed.items())
-                rows.append({"axis": axis, "a": format_value(high), "b": format_value(low), "at": at, **fixed,
+                rows.append({"axis": axis, "a": format_value(after), "b": format_value(before), "at": at, **fixed,
                              **compare(points[a], points[b], level)})  # fmt: skip
     return rows
 
 
-def study_comparisons(runs, prediction_files: list, axes: list[str]):
-    """(comparisons,): every neighbouring pair along every axis of a study, on the clean test set, over
-    converged runs (grid points with fewer than 2 are left out)."""
-    import pandas as pd
-
+def clean_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple, np.ndarray]:
+    """Each grid point's clean-test correctness matrix over its converged runs (points with 2+ runs)."""
     from chaosgrid.aggregate import grid_point_matrices
 
     points = {}
@@ -122,4 +129,12 @@ def study_comparisons(runs, prediction_files: list, axes: list[str]):
                                                                  ["correct"]):  # fmt: skip
         if (shift, severity) == ("clean", 0) and len(point) >= 2:
             points[tuple(values[a] for a in axes)] = m["correct"]
-    return (pd.DataFrame(neighbours(points, axes)),)
+    return points
+
+
+def study_comparisons(runs, prediction_files: list, axes: list[str]):
+    """(comparisons,): every neighbouring pair along every axis of a study, on the clean test set."""
+    import pandas as pd
+
+    points = clean_points(runs, prediction_files, axes)
+    return (pd.DataFrame(neighbours(points, axes, value_orders(runs, axes))),)
