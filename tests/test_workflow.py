@@ -80,10 +80,31 @@ def test_end_to_end_tables_and_figures(grid_run):
     history = pd.read_parquet(tables / "history.parquet")
     assert len(history) == 8 and set(history["lr"]) == {0.05, 0.1} and history["current_lr"].lt(0.1).all()
     names = ["accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves", "variance_by_axis",
-             "independence", "churn", "variance_vs_shift"]  # fmt: skip
+             "independence", "churn", "variance_vs_shift", "comparisons"]  # fmt: skip
+    comparisons = pd.read_parquet(tables / "comparisons.parquet")
+    assert list(comparisons[["axis", "a", "b"]].itertuples(index=False, name=None)) == [("lr", "0.1", "0.05")]
+    assert comparisons["test_set_lo"].lt(comparisons["diff"]).all() and comparisons["runs_test_set_1pt"].ge(2).all()
     for name in names:
         assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
     assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
+
+
+def test_compare_prints_both_questions_and_names_bad_input(grid_run):
+    work, _ = grid_run
+    chaosgrid = str(Path(SNAKEMAKE).with_name("chaosgrid"))
+    run = lambda *args: subprocess.run([chaosgrid, "compare", "--study", "tiny", "--results", str(work / "results"),
+                                        *args], check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    by_axis = run("--axis", "lr")
+    assert by_axis.returncode == 0, by_axis.stderr
+    assert "lr: A=0.1 vs B=0.05" in by_axis.stdout and "on the distribution" in by_axis.stdout
+    by_points = run("--a", "lr=0.1", "--b", "lr=0.05")
+    assert by_points.returncode == 0 and "A=lr=0.1 vs B=lr=0.05" in by_points.stdout
+    assert by_points.stdout.split("\n", 2)[2] == by_axis.stdout.split("\n", 2)[2].replace(
+        "lr: A=0.1 vs B=0.05", "points: A=lr=0.1 vs B=lr=0.05")  # the same comparison both ways  # fmt: skip
+    bad_input = {("--axis", "width"): "'width' is not an axis", ("--a", "lr=0.3", "--b", "lr=0.1"): "matches 0"}
+    for args, named in bad_input.items():
+        bad = run(*args)
+        assert bad.returncode == 2 and named in bad.stderr
 
 
 def test_report_builds(grid_run):
@@ -104,7 +125,8 @@ def test_deleting_one_shard_reruns_exactly_it(grid_run):
     before = [k.stat().st_mtime_ns for k in kept]
     deleted.unlink()
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
-    downstream = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "all": 1}
+    downstream = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "compare": 1,
+                  "compare_figures": 1, "all": 1}  # fmt: skip
     assert plan == {"train_shard": 1, **downstream}
     snakemake(work, config)
     assert deleted.exists() and [k.stat().st_mtime_ns for k in kept] == before
