@@ -252,6 +252,8 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
         raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first", param_hint="--study")
     runs = pd.read_parquet(runs_path)
     axes = [k for k in CELL_DEFAULTS if k not in SEED_KEYS and runs[k].nunique() > 1]
+    if "variant" in axes:  # a variant's own settings are not axes of their own
+        axes = [a for a in axes if a == "variant" or runs.groupby("variant")[a].nunique().max() > 1]
     points = clean_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)
     if axis:
         if axis not in axes:
