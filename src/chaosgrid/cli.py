@@ -231,13 +231,15 @@ def _format_comparison(row: dict) -> str:
 @click.option("--b", "b_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point B (repeat for each axis).")
 @click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
               help="Confidence level of the intervals (the verdicts' test is at 1 - level).")  # fmt: skip
-@click.option("--results", type=click.Path(exists=True, file_okay=False), default="results", show_default=True)
+@click.option("--results", type=click.Path(exists=True, file_okay=False), default="results", show_default=True,
+              help="Folder holding <study>/ (the workflow's results/).")  # fmt: skip
 def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     """Is the difference between two grid points real, and how many seeds would show it?
 
-    Splits the uncertainty of a difference in mean test accuracy into run-to-run variation (most of it
-    per-example coin flips) and test-set sampling, and answers two questions: is A better on this test set,
-    and is A better on the distribution? Then: runs per arm to detect 0.1-1 point differences.
+    Splits the uncertainty of a difference in mean test accuracy into run-to-run variation (per-example
+    coin flips and real differences between runs) and test-set sampling, and answers two questions: is A
+    better on this test set, and is A better on the distribution? Then: runs per arm to detect 0.1-1 point
+    differences. Reads results/<study>/tables/runs.parquet and the study's predictions files.
     """
     import pandas as pd
 
