@@ -95,9 +95,9 @@ def main(sizes, shard_size, smoke, out) -> None:
                 if state == "all":
                     touch(outputs[len(outputs) // 2 :])
                     time.sleep(0.01)  # tables and figures newer than every shard
-                    variance = ANALYSES["variance"]
-                    figures = [*STUDY_FIGURES, *variance.figures]
-                    tables = [*STUDY_TABLES, *variance.tables]
+                    applying = [a for a in ANALYSES.values() if a.applies(config["studies"]["scale"])]
+                    figures = [*STUDY_FIGURES, *(f for a in applying for f in a.figures)]
+                    tables = [*STUDY_TABLES, *(t for a in applying for t in a.tables)]
                     touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
                     time.sleep(0.01)
                     touch([work / f"results/scale/figures/{f}.png" for f in figures])

@@ -81,4 +81,4 @@ def test_missing_weights_paths_and_bad_checkpoints_are_named(tmp_path, spec, nam
 def test_unknown_analysis_is_named(tmp_path):
     result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "ensembles", "--tables", str(tmp_path),
                                        "--outdir", str(tmp_path)])  # fmt: skip
-    assert result.exit_code == 2 and "'ensembles'" in result.output and "variance, regions" in result.output
+    assert result.exit_code == 2 and "'ensembles'" in result.output and "variance, compare, regions" in result.output

@@ -190,7 +190,7 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     snakemake(tmp_path, config, "--unlock")
     assert planned_jobs(snakemake(tmp_path, config, "-n").stdout)["train_shard"] == 1
     snakemake(tmp_path, config)
-    tables = len(STUDY_TABLES) + len(ANALYSES["variance"].tables)
+    tables = len(STUDY_TABLES) + len(ANALYSES["variance"].tables) + len(ANALYSES["compare"].tables)
     assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == len(SHARD_FILES) + tables
 
 
