@@ -159,8 +159,20 @@ def test_cyclic_and_fge_schedules_follow_their_formulas():
     assert warm.factor(0) == pytest.approx(1 / 20) and warm.factor(20) == 1 and warm.snapshots == (60, 100)
 
 
+def test_decay_length_reproduces_the_cosine_that_never_anneals():
+    """Geiping et al.'s 3,000 steps with warm-up 400 and a cosine over 4,000 end at 27.4% of the peak lr;
+    without decay_length the cosine spans the rest of the run and ends near 0."""
+    cell = validate_cell({"schedule": "cosine", "warmup": 400 / 3000, "decay_length": 4000 / 3000})
+    long = schedules.schedule(cell, 3000)
+    assert long.factor(399) == 1 and long.factor(2999) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2599 / 4000)))
+    assert long.factor(2999) == pytest.approx(0.274, abs=0.001)
+    plain = schedules.schedule(validate_cell({"schedule": "cosine", "warmup": 400 / 3000}), 3000)
+    assert plain.factor(2999) < 1e-5
+
+
 @pytest.mark.parametrize("every, expected", [("final", [48]), ("snapshots", [12, 24, 36, 48]),
-                                             ("every:1.5", [6, 12, 18, 24, 30, 36, 42, 48])])  # fmt: skip
+                                             ("every:1.5", [6, 12, 18, 24, 30, 36, 42, 48]),
+                                             ("evenly:3", [16, 32, 48])])  # fmt: skip
 def test_checkpoint_steps(every, expected):
     cell = validate_cell({"schedule": "cyclic_cosine", "warmup": 0, "cycles": 4})
     assert recipe.checkpoint_steps(every, schedules.schedule(cell, 48), 4, 48) == expected
