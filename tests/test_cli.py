@@ -82,3 +82,11 @@ def test_unknown_analysis_is_named(tmp_path):
     result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "ensembles", "--tables", str(tmp_path),
                                        "--outdir", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2 and "'ensembles'" in result.output and "variance, compare, regions" in result.output
+
+
+@pytest.mark.parametrize("device, named", [("gpu", "'gpu' is not a device"), ("cuda:99", "sees")])
+def test_bad_device_is_named_before_training(tmp_path, device, named):
+    result = CliRunner().invoke(main, ["train-shard", "--spec", '{"base": {}, "seeds": [0]}', "--device", device,
+                                       "--runs", str(tmp_path / "r.parquet"), "--predictions", str(tmp_path / "p.parquet")])  # fmt: skip
+    assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())

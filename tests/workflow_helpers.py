@@ -27,10 +27,15 @@ def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
 
 
 def snakemake(workdir: Path, config: Path, *args: str, env: dict | None = None, check: bool = True):
-    """`snakemake` on the repository's Snakefile, working in `workdir`; returns the CompletedProcess."""
+    """`snakemake` on the repository's Snakefile, working in `workdir`; returns the CompletedProcess.
+
+    The venv's folder is taken off PATH, as for a user who runs `.venv/bin/snakemake` without activating
+    it: jobs must not need `chaosgrid` on PATH."""
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(config), "--cores", "2", *args]  # fmt: skip
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **(env or {})}
+    venv = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv)
+    env = {**os.environ, "PATH": path, **(env or {})}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,27 @@ def _spec_text(spec: str) -> str:
             raise click.BadParameter(f"spec file {path} does not exist", param_hint="--spec")
         return path.read_text()
     return spec
+
+
+def _device_name(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r} is not a device; choose auto, cpu, cuda or cuda:N", param_hint="--device")
+    return value
+
+
+def _torch_device(name: str):
+    """The torch device a checked --device names, or a clear error when torch cannot see that GPU."""
+    import torch
+
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "auto":
+        return torch.device("cuda" if available else "cpu")
+    index = int(name.partition(":")[2] or 0)
+    if name.startswith("cuda") and index >= available:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise click.BadParameter(f"{name!r}: torch {torch.__version__} ({build}) sees {available} CUDA device(s); "
+                                 f"use --device cpu or auto", param_hint="--device")  # fmt: skip
+    return torch.device(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +74,8 @@ def main() -> None:
               help="Weights file of the shard these runs start from (runs with init_from).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, callback=lambda ctx, param, value: _device_name(value),
+              help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N.")  # fmt: skip
 @click.option("--engine", "engine_name", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
               help="How the shard's models train together (auto: vmap on GPU, and on CPU for 8+ runs on small images).")  # fmt: skip
 @click.option("--channels-last/--contiguous", default=False, show_default=True,
@@ -84,8 +107,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     from chaosgrid import data, engine, shifts, store, train
 
     torch.set_num_threads(threads)
-    torch_device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                ("cpu" if device == "auto" else device))  # fmt: skip
+    torch_device = _torch_device(device)
     cells = shard.cells()
     phases: dict[str, float] = {}
 

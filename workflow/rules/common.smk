@@ -1,6 +1,11 @@
 # Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid and the analysis
 # declarations only (no torch, no pandas).
+import os
+import shlex
+import sys
+
 from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, STUDY_FIGURES
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
@@ -15,6 +20,18 @@ def _expand_all(studies):
         raise WorkflowError(f"config studies: {err}") from err
 
 
+def put_chaosgrid_on_path():
+    """Jobs call `chaosgrid`; put the folder of Snakemake's own Python first on their PATH, where planning
+    has just imported chaosgrid from, so a job needs nothing on the user's PATH (`.venv/bin/snakemake` works
+    without activating the venv). Inside a conda environment or container, that environment's own
+    `chaosgrid` is meant: PATH is left to it."""
+    isolated = {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
+    if not isolated & set(workflow.deployment_settings.deployment_method):
+        bin_dir = shlex.quote(os.path.dirname(sys.executable))
+        shell.prefix(f'set -euo pipefail; export PATH={bin_dir}:"$PATH"; ')
+
+
+put_chaosgrid_on_path()
 SHARDS = _expand_all(config["studies"])
 # Studies whose shards keep their weights (asked for, or another study starts from them).
 WEIGHT_STUDIES = sorted(
