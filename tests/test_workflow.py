@@ -166,11 +166,13 @@ def test_bad_config_fails_before_any_job(tmp_path, study, named):
 
 
 def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
-    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2))
+    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2, resources={"runtime": 7, "mem_mb": 900}))
     marker = tmp_path / "failed-once"
-    snakemake(tmp_path, config, env={"CHAOSGRID_FAIL_ONCE": str(marker)})
+    done = snakemake(tmp_path, config, env={"CHAOSGRID_FAIL_ONCE": str(marker)})
     assert marker.exists()  # the first attempt failed ...
     assert len(pd.read_parquet(tmp_path / "results/tiny/tables/runs.parquet")) == 2  # ... the retry completed
+    log = done.stdout + done.stderr  # ... with twice the time and memory (a limit that killed it is not hit again)
+    assert "runtime=7," in log and "runtime=14," in log and "mem_mb=900," in log and "mem_mb=1800," in log
 
 
 def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):

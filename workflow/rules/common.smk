@@ -73,12 +73,19 @@ def study_axis_list(wildcards):
     return study_axes(config["studies"][wildcards.study])
 
 
+# Resources that grow with each retry: a shard killed at its time or memory limit would otherwise be
+# retried into the same wall.
+SCALED_BY_ATTEMPT = ("runtime", "mem_mb")
+
+
 def study_resource(name):
-    """Input function: a resource of the wildcard's study, from its `resources` block or the default."""
+    """Input function: a resource of the wildcard's study, from its `resources` block or the default;
+    runtime and memory times the attempt number."""
 
     def value(wildcards, attempt=1):
         declared = config["studies"][wildcards.study].get("resources", {})
-        return declared.get(name, RESOURCE_DEFAULTS[name])
+        base = declared.get(name, RESOURCE_DEFAULTS[name])
+        return base * attempt if name in SCALED_BY_ATTEMPT else base
 
     return value
 
