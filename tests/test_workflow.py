@@ -24,6 +24,12 @@ def test_dry_run_of_every_config(tmp_path, config):
     assert planned_jobs(done.stdout)["train_shard"] >= 1
 
 
+def test_the_multi_gpu_profile_plans_a_paper_config(tmp_path):
+    config = REPO / "config/full_batch.yaml"
+    done = snakemake(tmp_path, config, "-n", "--profile", str(REPO / "profiles/gpus"))
+    assert planned_jobs(done.stdout)["train_shard"] == 15 * 5
+
+
 def test_lint_and_format_are_clean():
     lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
