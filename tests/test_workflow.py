@@ -174,7 +174,7 @@ def test_bad_config_fails_before_any_job(tmp_path, study, named):
 def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
     config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2, resources={"runtime": 7, "mem_mb": 900}))
     marker = tmp_path / "failed-once"
-    done = snakemake(tmp_path, config, env={"CHAOSGRID_FAIL_ONCE": str(marker)})
+    done = snakemake(tmp_path, config, "--quiet", "host", env={"CHAOSGRID_FAIL_ONCE": str(marker)})  # job blocks
     assert marker.exists()  # the first attempt failed ...
     assert len(pd.read_parquet(tmp_path / "results/tiny/tables/runs.parquet")) == 2  # ... the retry completed
     log = done.stdout + done.stderr  # ... with twice the time and memory (a limit that killed it is not hit again)
