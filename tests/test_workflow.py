@@ -117,7 +117,11 @@ def test_report_builds(grid_run):
     work, config = grid_run
     snakemake(work, config, "--report", str(work / "report.html"))
     html = (work / "report.html").read_text(errors="replace")
-    assert all(name in html for name in ("accuracy_distribution", "mean_std_by_axis", "shifts.png"))
+    assert all(name in html for name in ("accuracy_distribution", "mean_std_by_axis", "shifts.png", "comparisons.png",
+                                         "summary.html", "variance.html", "comparisons.html"))  # fmt: skip
+    assert "full-batch vs SGD table" in html  # the front page's description
+    page = (work / "results/tiny/report/variance.html").read_text()
+    assert page.count("<tr") == 1 + 4 and "var_binomial_lo" in page  # header + 2 lr x 2 evaluation sets
 
 
 def test_rerun_has_nothing_to_do(grid_run):
@@ -132,7 +136,7 @@ def test_deleting_one_shard_reruns_exactly_it(grid_run):
     deleted.unlink()
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
     downstream = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "compare": 1,
-                  "compare_figures": 1, "all": 1}  # fmt: skip
+                  "compare_figures": 1, "report_tables": 1, "all": 1}  # fmt: skip
     assert plan == {"train_shard": 1, **downstream}
     snakemake(work, config)
     assert deleted.exists() and [k.stat().st_mtime_ns for k in kept] == before

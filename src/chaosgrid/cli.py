@@ -241,6 +241,27 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
     click.echo(f"wrote {drawn} to {outdir}")
 
 
+@main.command("report-tables")
+@click.option("--tables", "folder", type=click.Path(exists=True, file_okay=False), required=True,
+              help="A study's tables folder.")  # fmt: skip
+@click.option("--names", required=True, help="Comma-separated tables to render, e.g. summary,variance.")
+@click.option("--study", default="study", help="Study name for titles.")
+@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the HTML pages.")
+def report_tables(folder, names, study, outdir) -> None:
+    """Render a study's tables as HTML pages for the Snakemake report (the parquet files stay the data)."""
+    import pandas as pd
+
+    from chaosgrid.report_tables import html_table
+
+    wanted = [n for n in names.split(",") if n]
+    missing = [n for n in wanted if not (Path(folder) / f"{n}.parquet").exists()]
+    if missing:
+        raise click.BadParameter(f"{folder} has no {missing[0]}.parquet", param_hint="--names")
+    for name in wanted:
+        html_table(pd.read_parquet(Path(folder) / f"{name}.parquet"), f"{study}: {name}", Path(outdir) / f"{name}.html")
+    click.echo(f"wrote {len(wanted)} pages to {outdir}")
+
+
 def _parse_point(pairs: tuple[str, ...], option: str) -> dict[str, str]:
     point = {}
     for pair in pairs:

@@ -7,7 +7,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from chaosgrid.analysis import ANALYSES, STUDY_FIGURES
+from chaosgrid.analysis import ANALYSES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
@@ -117,4 +117,9 @@ def all_targets():
             *(f for a in ANALYSES.values() if a.applies(declared) for f in a.figures),
         ]
     ]
-    return shards + weights + figures
+    tables = [
+        f"results/{study}/report/{t}.html"
+        for study in config["studies"]
+        for t in REPORT_TABLES
+    ]
+    return shards + weights + figures + tables

@@ -25,3 +25,27 @@ rule figures:
         "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --history {input.history:q}"
         " --axes={params.axes}"
         " --study {wildcards.study} --outdir results/{wildcards.study}/figures > {log:q} 2>&1"
+
+
+rule report_tables:
+    input:
+        **{t: f"results/{{study}}/tables/{t}.parquet" for t in REPORT_TABLES},
+    output:
+        **{
+            t: report(
+                f"results/{{study}}/report/{t}.html",
+                caption=f"../report/table_{t}.rst",
+                category="{study}",
+                subcategory="tables",
+            )
+            for t in REPORT_TABLES
+        },
+    log:
+        "results/{study}/logs/report_tables.log",
+    conda:
+        "../../envs/chaosgrid.yaml"
+    params:
+        names=",".join(REPORT_TABLES),
+    shell:
+        "chaosgrid report-tables --tables results/{wildcards.study}/tables --names {params.names}"
+        " --study {wildcards.study} --outdir results/{wildcards.study}/report > {log:q} 2>&1"

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 # What every study gets before any analysis: the aggregated tables and the figures drawn from them.
 STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
+# Tables every study shows in its report as HTML pages (the analyses that make them apply to every study).
+REPORT_TABLES = ("summary", "variance", "comparisons")
 
 
 @dataclass(frozen=True)
