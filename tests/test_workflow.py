@@ -210,7 +210,7 @@ def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
     config = tmp_path / "config.yaml"
     study = {"tiny": tiny_study(lr=0.05, seeds=2)}
     config.write_text(yaml.safe_dump({"execution": {"engine": "vmap", "channels_last": True}, "studies": study}))
-    shell = snakemake(tmp_path, config, "-n", "-p").stdout
+    shell = snakemake(tmp_path, config, "-n", "-p", "--quiet", "host").stdout  # shell commands shown
     assert "--engine vmap --channels-last --no-compile" in shell
     config.write_text(yaml.safe_dump({"execution": {"engine": "jit"}, "studies": study}))
     done = snakemake(tmp_path, config, "-n", check=False)
