@@ -37,6 +37,12 @@ def placeholder(path: Path | str, message: str) -> None:
     save(fig, path)
 
 
+def _within_percent(mean: np.ndarray, std: np.ndarray) -> list[np.ndarray]:
+    """Error bars of ± std around percentages, cut at 0 and 100 (a fraction of examples cannot pass them)."""
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    return [np.minimum(std, mean), np.minimum(std, 100 - mean)]
+
+
 def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
 
@@ -108,8 +114,9 @@ def shifts(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: 
     for name in names:
         rows = evals[evals["shift"] == name].groupby("severity")["acc"]
         sev = [0, *rows.mean().index]
-        left.errorbar(sev, 100 * np.array([clean_acc.mean(), *rows.mean()]),
-                      yerr=100 * np.array([clean_acc.std(), *rows.std()]), marker="o", capsize=3, label=name)  # fmt: skip
+        mean = 100 * np.array([clean_acc.mean(), *rows.mean()])
+        spread = _within_percent(mean, 100 * np.array([clean_acc.std(), *rows.std()]))
+        left.errorbar(sev, mean, yerr=spread, marker="o", capsize=3, label=name)
         stds = summary[summary["shift"] == name].groupby("severity")["std_acc"].mean()
         right.plot(sev, 100 * np.array([clean_std, *stds]), marker="o", label=name)
     left.set_ylabel("test accuracy (%, mean ± std over all runs)")
@@ -173,14 +180,17 @@ def churn(churn_df: pd.DataFrame, axes: list[str], path: Path | str, study: str)
     """Mean fraction of clean test predictions that differ: between independent seeds, and vs unperturbed twins."""
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(churn_df) + 2), 3.8))
     labels = ["/".join(str(row[a]) for a in axes) for _, row in churn_df.iterrows()]
-    colours = ["tab:gray" if c == "independent seeds" else "tab:red" for c in churn_df["comparison"]]
-    ax.bar(range(len(churn_df)), 100 * churn_df["mean_churn"], yerr=100 * churn_df["std_churn"], color=colours,
+    twins = churn_df["comparison"] != "independent seeds"
+    colours = np.where(twins, "tab:red", "tab:gray")
+    mean = 100 * churn_df["mean_churn"].to_numpy()
+    ax.bar(range(len(churn_df)), mean, yerr=_within_percent(mean, 100 * churn_df["std_churn"]), color=colours,
            capsize=3)  # fmt: skip
     ax.set_xticks(range(len(churn_df)), labels, rotation=90, fontsize=7)
     ax.set_xlabel("grid point: " + "/".join(axes) if axes else "")
     ax.set_ylabel("predictions that differ (%)")
-    ax.set_title(f"{study}: churn (grey: two independent seeds; red: perturbed run vs its unperturbed twin)",
-                 fontsize=9)  # fmt: skip
+    legend = "grey: two independent seeds; red: perturbed run vs its unperturbed twin" if twins.any() else \
+        "between two independent seeds"  # fmt: skip
+    ax.set_title(f"{study}: churn ({legend}; bars: ± std over pairs)", fontsize=9)
     save(fig, path)
 
 
