@@ -1,8 +1,7 @@
-import pickle
-
 import numpy as np
 import pytest
 import torch
+from published_data import write_cifar10, write_cifar10_1, write_cifar10_c
 
 from chaosgrid import data
 
@@ -92,22 +91,8 @@ def test_augmented_copies_are_fixed_distinct_and_keep_labels():
     assert not torch.equal(copies[:10], copies[10:20])
 
 
-def _write_cifar(root, n=20):
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        batch = {"data": images.transpose(0, 3, 1, 2).reshape(n, -1), "labels": rng.integers(0, 10, n).tolist()}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    return images, batch["labels"]
-
-
 def test_cifar10_reads_torchvision_format(tmp_path):
-    test_images, test_labels = _write_cifar(tmp_path)
+    test_images, test_labels = write_cifar10(tmp_path)
     ds = data.load("cifar10", tmp_path)
     assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
     assert torch.allclose(ds.x_test[3], torch.from_numpy(test_images[3]).permute(2, 0, 1).float() / 255)
@@ -120,16 +105,10 @@ def test_missing_cifar10_says_where_it_looked(tmp_path):
 
 
 def test_cifar10_1_and_cifar10_c_readers(tmp_path):
-    rng = np.random.default_rng(0)
-    (tmp_path / "cifar10.1").mkdir()
-    np.save(tmp_path / "cifar10.1/cifar10.1_v6_data.npy", rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8))
-    np.save(tmp_path / "cifar10.1/cifar10.1_v6_labels.npy", np.arange(7) % 10)
+    write_cifar10_1(tmp_path / "cifar10.1")
     x, y = data.cifar10_1(tmp_path)
     assert x.shape == (7, 3, 32, 32) and y.tolist() == list(range(7))
-    (tmp_path / "CIFAR-10-C").mkdir()
-    images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
-    np.save(tmp_path / "CIFAR-10-C/fog.npy", images)
-    np.save(tmp_path / "CIFAR-10-C/labels.npy", np.arange(20) % 10)
+    write_cifar10_c(tmp_path)
     x, y = data.cifar10_c(tmp_path, "fog", 3)
     assert x.shape == (4, 3, 32, 32) and torch.allclose(x * 255, torch.full_like(x, 2.0))
     assert y.tolist() == [8, 9, 0, 1]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from chaosgrid.downloads import SOURCES
 from chaosgrid.grid import GridError, Shard, cell_id
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
@@ -260,6 +261,26 @@ def report_tables(folder, names, study, outdir) -> None:
     for name in wanted:
         html_table(pd.read_parquet(Path(folder) / f"{name}.parquet"), f"{study}: {name}", Path(outdir) / f"{name}.html")
     click.echo(f"wrote {len(wanted)} pages to {outdir}")
+
+
+@main.command("download")
+@click.argument("name", type=click.Choice(sorted(SOURCES)))
+@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
+              show_default="data, or $CHAOSGRID_DATA", help="Folder that receives the dataset's folder.")  # fmt: skip
+@click.option("--file", "files", nargs=2, multiple=True, metavar="URL MD5",
+              help="Fetch these files instead of the official ones (a mirror); repeat for each file.")
+def download_command(name, data_root, files) -> None:
+    """Download a published dataset (cifar10, cifar10_1, cifar10_c) into DATA_ROOT, checksums verified.
+
+    The dataset's folder appears only when every file is verified and unpacked; a failure leaves nothing.
+    The workflow runs this itself (rule download_data) for the studies that need it."""
+    from chaosgrid.downloads import DownloadError, Source, download
+
+    source = Source(SOURCES[name].folder, tuple(files)) if files else SOURCES[name]
+    try:
+        download(name, Path(data_root), source)
+    except DownloadError as err:
+        raise click.ClickException(str(err)) from err
 
 
 def _parse_point(pairs: tuple[str, ...], option: str) -> dict[str, str]:

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chaosgrid.downloads import SOURCES
+
 NUM_CLASSES = 10
-CIFAR_HELP = (
-    "Put the python version of CIFAR-10 there (the folder 'cifar-10-batches-py' from "
-    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz), or point --data-root / CHAOSGRID_DATA at it."
+DOWNLOAD_HELP = (
+    "The workflow downloads it (rule download_data); by hand: `chaosgrid download {name} --data-root {root}`, "
+    "or point --data-root / CHAOSGRID_DATA at a folder that holds it."
 )
 
 
@@ -164,10 +166,13 @@ def mnist1d(n_train: int = 2000, n_test: int = 10_000) -> Dataset:
     return _make("mnist1d", as_images(made["x"]), made["y"], as_images(made["x_test"]), made["y_test"])
 
 
-def _cifar_folder(root: Path) -> Path:
-    folder = root / "cifar-10-batches-py"
-    if not (folder / "data_batch_1").exists():
-        raise FileNotFoundError(f"CIFAR-10 not found: looked for {folder / 'data_batch_1'}. {CIFAR_HELP}")
+def _published(name: str, root: Path, *files: str) -> Path:
+    """The folder of published source `name` under `root`, or a clear error naming the first missing file."""
+    folder = root / SOURCES[name].folder
+    for file in files:
+        if not (folder / file).exists():
+            help_ = DOWNLOAD_HELP.format(name=name, root=root)
+            raise FileNotFoundError(f"{name} not found: looked for {folder / file}. {help_}")
     return folder
 
 
@@ -179,12 +184,12 @@ def cifar10(root: Path) -> Dataset:
         """torchvision's reader without its MD5 checks, which reject subsets and re-encoded copies."""
 
         def _check_integrity(self) -> bool:
-            return _cifar_folder(Path(self.root)).exists()
+            return _published("cifar10", Path(self.root), "data_batch_1").exists()
 
         def _load_meta(self) -> None:
             self.classes = [f"class{i}" for i in range(NUM_CLASSES)]
 
-    _cifar_folder(root)  # torchvision's own message does not say where it looked
+    _published("cifar10", root, "data_batch_1")  # torchvision's own message does not say where it looked
     train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
     to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0
     return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets)
@@ -196,20 +201,16 @@ def _npy_images(path: Path) -> torch.Tensor:
 
 def cifar10_1(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10.1 (v6) from its .npy files in `root/cifar10.1`: 2,000 new test images."""
-    folder = root / "cifar10.1"
-    data, labels = folder / "cifar10.1_v6_data.npy", folder / "cifar10.1_v6_labels.npy"
-    if not data.exists():
-        raise FileNotFoundError(f"CIFAR-10.1 not found: looked for {data} and {labels}")
-    return _npy_images(data), torch.from_numpy(np.load(labels)).long()
+    data, labels = "cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy"
+    folder = _published("cifar10_1", root, data, labels)
+    return _npy_images(folder / data), torch.from_numpy(np.load(folder / labels)).long()
 
 
 def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One corruption and severity of CIFAR-10-C: rows (severity-1)*10000 ... of `root/CIFAR-10-C/<c>.npy`."""
-    folder = root / "CIFAR-10-C"
-    path = folder / f"{corruption}.npy"
-    if not path.exists():
-        raise FileNotFoundError(f"CIFAR-10-C corruption not found: looked for {path}")
-    images, labels = np.load(path, mmap_mode="r"), np.load(folder / "labels.npy", mmap_mode="r")
+    folder = _published("cifar10_c", root, f"{corruption}.npy", "labels.npy")
+    images = np.load(folder / f"{corruption}.npy", mmap_mode="r")
+    labels = np.load(folder / "labels.npy", mmap_mode="r")
     n = len(images) // 5
     rows = slice((severity - 1) * n, severity * n)
     x = torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).float() / 255.0

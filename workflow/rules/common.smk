@@ -1,6 +1,7 @@
 # Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid and the analysis
 # declarations only (no torch, no pandas).
 import os
+import re
 import shlex
 import sys
 
@@ -8,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_TABLES, STUDY_FIGURES
+from chaosgrid.downloads import DownloadError, configured, sources_for
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
@@ -31,8 +33,18 @@ def put_chaosgrid_on_path():
         shell.prefix(f'set -euo pipefail; export PATH={bin_dir}:"$PATH"; ')
 
 
+def _data_sources(overrides):
+    try:
+        return configured(overrides)
+    except DownloadError as err:
+        raise WorkflowError(f"config {err}") from err
+
+
 put_chaosgrid_on_path()
 SHARDS = _expand_all(config["studies"])
+DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
+DATA_SOURCES = _data_sources(config.get("downloads"))
+SOURCE_OF_FOLDER = {source.folder: name for name, source in DATA_SOURCES.items()}
 # Studies whose shards keep their weights (asked for, or another study starts from them).
 WEIGHT_STUDIES = sorted(
     {study for (study, _), shard in SHARDS.items() if shard.weights}
@@ -67,6 +79,15 @@ def start_weights(wildcards):
     shard = SHARDS[wildcards.study, wildcards.shard]
     source = shard.base["init_from"]
     return {"start": f"results/{source}/weights/{shard.init_key}.pt"} if source else {}
+
+
+def shard_data(wildcards):
+    """Input function: the published datasets' folders a shard reads (none for offline datasets)."""
+    shard = SHARDS[wildcards.study, wildcards.shard]
+    return [
+        ancient(f"{DATA_ROOT}/{DATA_SOURCES[name].folder}")
+        for name in sources_for(shard.base["dataset"], shard.shifts)
+    ]
 
 
 def study_axis_list(wildcards):

@@ -7,6 +7,7 @@
 rule train_shard:
     input:
         unpack(start_weights),
+        data=shard_data,
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
@@ -30,10 +31,11 @@ rule train_shard:
         files=lambda wildcards, input, output: " ".join(
             f"--{name.replace('start', 'init-weights')} {path}"
             for name, path in [*input.items(), *output.items()]
+            if name != "data"
         ),
         device=config.get("device", "auto"),
         execution=execution_flags(config.get("execution", {})),
-        data_root=config.get("data_root", "data"),
+        data_root=DATA_ROOT,
     shell:
         "chaosgrid train-shard --spec {params.spec:q} {params.files} --threads {threads}"
         " --device {params.device} {params.execution} --data-root {params.data_root:q} > {log:q} 2>&1"

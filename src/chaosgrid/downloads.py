@@ -1,0 +1,142 @@
+"""The published datasets the workflow can fetch: where each lives, its checksums, and a download that
+either leaves the finished folder or nothing.
+
+Torch-free and standard-library only: planning imports it to learn which folders a study reads, and the
+download rule runs it on the machine with internet (a cluster's login node). Each source becomes one folder
+under the data root, the folder the loaders in chaosgrid.data read. Files are streamed into a hidden
+temporary folder beside it, checked against their MD5 (the checksums the datasets' authors publish), unpacked
+there, and only then renamed into place, so a failed or killed download never looks like data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """A published dataset: the folder it becomes under the data root, and its files as (url, md5) pairs.
+    An archive (.tar, .tar.gz, .tgz) must unpack to that folder; any other file is placed inside it."""
+
+    folder: str
+    files: tuple[tuple[str, str], ...]
+
+
+SOURCES = {
+    # Krizhevsky's python version; the MD5 is the one torchvision checks.
+    "cifar10": Source(
+        "cifar-10-batches-py",
+        (("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+    ),
+    # Recht et al.'s v6 test set, as the two .npy files of the authors' repository.
+    "cifar10_1": Source(
+        "cifar10.1",
+        (
+            (
+                "https://github.com/modestyachts/CIFAR-10.1/raw/master/datasets/cifar10.1_v6_data.npy",
+                "4fcae82cb1326aec9ed1dc1fc62345b8",
+            ),
+            (
+                "https://github.com/modestyachts/CIFAR-10.1/raw/master/datasets/cifar10.1_v6_labels.npy",
+                "09a97fb7c430502fcbd69d95093a3f85",
+            ),
+        ),
+    ),
+    # Hendrycks & Dietterich's corruptions (Zenodo record 2535967, 2.9 GB); the MD5 Zenodo lists.
+    "cifar10_c": Source(
+        "CIFAR-10-C",
+        (("https://zenodo.org/records/2535967/files/CIFAR-10-C.tar", "56bf5dcef84df0e2308c6dcbcbbd8499"),),
+    ),
+}
+
+
+class DownloadError(RuntimeError):
+    """A download that cannot finish: unreachable URL, wrong checksum, or an archive without the folder."""
+
+
+def sources_for(dataset: str, shifts: tuple[str, ...] | list[str]) -> list[str]:
+    """The sources a shard reads: its dataset when published, and the published sets among its shifts."""
+    names = {"cifar10"} if dataset == "cifar10" else set()
+    names |= {"cifar10_1" for s in shifts if s == "cifar10_1"}
+    names |= {"cifar10_c" for s in shifts if s.startswith("cifar10c_")}
+    return sorted(names)
+
+
+def configured(overrides: dict | None = None) -> dict[str, Source]:
+    """SOURCES with the config's `downloads` block applied: {source: [{url, md5}, ...]} replaces that source's
+    files (a mirror, or a local copy)."""
+    sources = dict(SOURCES)
+    for name, files in (overrides or {}).items():
+        if name not in SOURCES:
+            raise DownloadError(f"downloads: unknown source {name!r}; choose from {', '.join(SOURCES)}")
+        sources[name] = Source(SOURCES[name].folder, tuple((f["url"], f["md5"]) for f in files))
+    return sources
+
+
+def _file_name(url: str) -> str:
+    return PurePosixPath(urlparse(url).path).name
+
+
+def _fetch(url: str, md5: str, target: Path, progress=sys.stderr) -> None:
+    """Stream `url` into `target`, reporting progress every 100 MB, and check its MD5."""
+    digest, done = hashlib.md5(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if done % (100 * CHUNK) < len(chunk):
+                    of = f" of {total / 1e6:,.0f}" if total else ""
+                    print(f"  {_file_name(url)}: {done / 1e6:,.0f}{of} MB", file=progress, flush=True)
+    except (urllib.error.URLError, OSError) as err:
+        raise DownloadError(f"could not download {url}: {err}") from err
+    if digest.hexdigest() != md5.lower():
+        raise DownloadError(
+            f"checksum mismatch for {url}: expected MD5 {md5}, got {digest.hexdigest()} ({done:,} bytes); "
+            f"nothing was kept. A changed or truncated file: retry, or set the right url/md5 under 'downloads'."
+        )
+
+
+def download(name: str, root: Path, source: Source | None = None, progress=sys.stderr) -> Path:
+    """Fetch source `name` into `root/<folder>`, all or nothing: the folder appears only once every file has
+    passed its checksum and every archive has unpacked to it."""
+    source = source or SOURCES[name]
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / source.folder
+    if final.exists():
+        raise DownloadError(f"{final} already exists; delete it to download {name} again")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{source.folder}.", dir=root))
+    try:
+        (scratch / source.folder).mkdir()
+        for url, md5 in source.files:
+            file_name = _file_name(url)
+            print(f"downloading {url}", file=progress, flush=True)
+            if file_name.endswith(ARCHIVE_SUFFIXES):
+                archive = scratch / file_name
+                _fetch(url, md5, archive, progress)
+                with tarfile.open(archive) as tar:
+                    tar.extractall(scratch, filter="data")  # refuses absolute paths and links out of scratch
+                archive.unlink()
+            else:
+                _fetch(url, md5, scratch / source.folder / file_name, progress)
+        if not any((scratch / source.folder).iterdir()):
+            raise DownloadError(f"the files of {name} hold no folder {source.folder!r}")
+        (scratch / source.folder).rename(final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"{name} ready in {final}", file=progress, flush=True)
+    return final

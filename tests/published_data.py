@@ -1,0 +1,73 @@
+"""Tiny copies of the published datasets in their real on-disk formats, and a local HTTP server for them
+(this machine has no internet; the download code is tested against 127.0.0.1)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import pickle
+import tarfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+def write_cifar10(root: Path, n: int = 20):
+    """`root/cifar-10-batches-py` as torchvision reads it: pickled batches of n images; the test batch returned."""
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        batch = {"data": images.transpose(0, 3, 1, 2).reshape(n, -1), "labels": rng.integers(0, 10, n).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    return images, batch["labels"]
+
+
+def write_cifar10_1(folder: Path, n: int = 7) -> None:
+    """The two .npy files of CIFAR-10.1 v6, n images, labels 0..n-1 mod 10."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "cifar10.1_v6_data.npy", rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+    np.save(folder / "cifar10.1_v6_labels.npy", np.arange(n) % 10)
+
+
+def write_cifar10_c(root: Path, corruption: str = "fog") -> None:
+    """`root/CIFAR-10-C` with one corruption of 4 images per severity (pixel value = severity - 1) and labels."""
+    folder = root / "CIFAR-10-C"
+    folder.mkdir(parents=True)
+    images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    np.save(folder / f"{corruption}.npy", images)
+    np.save(folder / "labels.npy", np.arange(20) % 10)
+
+
+def tar_folder(folder: Path, archive: Path) -> str:
+    """Pack `folder` (as its own top-level entry) into `archive` (.tar or .tar.gz); its MD5."""
+    with tarfile.open(archive, "w:gz" if archive.name.endswith("gz") else "w") as tar:
+        tar.add(folder, arcname=folder.name)
+    return hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def serving(folder: Path):
+    """An HTTP server on 127.0.0.1 serving `folder`; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
