@@ -17,6 +17,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
+# Used only with --software-deployment-method apptainer: an image built from envs/chaosgrid.def.
+container: config.get("container", "envs/chaosgrid.sif")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

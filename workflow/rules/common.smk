@@ -1,5 +1,6 @@
 # Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid and the analysis
 # declarations only (no torch, no pandas).
+import json
 import os
 import re
 import shlex
@@ -8,7 +9,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from chaosgrid.analysis import ANALYSES, REPORT_TABLES, STUDY_FIGURES
+from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, sources_for
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
@@ -22,11 +23,13 @@ def _expand_all(studies):
         raise WorkflowError(f"config studies: {err}") from err
 
 
-def put_chaosgrid_on_path():
+def point_jobs_at_chaosgrid():
     """Jobs call `chaosgrid`; put the folder of Snakemake's own Python first on their PATH, where planning
     has just imported chaosgrid from, so a job needs nothing on the user's PATH (`.venv/bin/snakemake` works
     without activating the venv). Inside a conda environment or container, that environment's own
-    `chaosgrid` is meant: PATH is left to it."""
+    `chaosgrid` is meant: PATH is left to it, and a new conda environment installs this checkout
+    (envs/chaosgrid.post-deploy.sh reads CHAOSGRID_CHECKOUT)."""
+    os.environ.update(CHAOSGRID_CHECKOUT=workflow.basedir)
     isolated = {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
     if not isolated & set(workflow.deployment_settings.deployment_method):
         bin_dir = shlex.quote(os.path.dirname(sys.executable))
@@ -40,7 +43,7 @@ def _data_sources(overrides):
         raise WorkflowError(f"config {err}") from err
 
 
-put_chaosgrid_on_path()
+point_jobs_at_chaosgrid()
 SHARDS = _expand_all(config["studies"])
 DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
 DATA_SOURCES = _data_sources(config.get("downloads"))
@@ -139,8 +142,8 @@ def all_targets():
         ]
     ]
     tables = [
-        f"results/{study}/report/{t}.html"
+        f"results/{study}/report/{page}.html"
         for study in config["studies"]
-        for t in REPORT_TABLES
+        for page in REPORT_PAGES
     ]
     return shards + weights + figures + tables
