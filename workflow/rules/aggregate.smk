@@ -19,4 +19,4 @@ rule aggregate:
     params:
         axes=study_axis_list,
     script:
-        "../scripts/aggregate.py"
+        "../../scripts/aggregate.py"

@@ -20,7 +20,7 @@ for analysis in ANALYSES.values():
             analysis=analysis.name,
             axes=study_axis_list,
         script:
-            "../scripts/analysis.py"
+            "../../scripts/analysis.py"
 
     rule:
         name:
@@ -37,6 +37,7 @@ for analysis in ANALYSES.values():
                     caption=f"../report/{f}.rst",
                     category="{study}",
                     subcategory=analysis.name,
+                    labels={"figure": f.replace("_", " ")},
                 )
                 for f in analysis.figures
             },
