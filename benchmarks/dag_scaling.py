@@ -21,7 +21,7 @@ import click
 import pandas as pd
 import yaml
 
-from chaosgrid.analysis import ANALYSES, REPORT_TABLES, STUDY_FIGURES, STUDY_TABLES
+from chaosgrid.analysis import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
 from chaosgrid.grid import SHARD_FILES, expand_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def main(sizes, shard_size, smoke, out) -> None:
                     touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
                     time.sleep(0.01)
                     touch([work / f"results/scale/figures/{f}.png" for f in figures])
-                    touch([work / f"results/scale/report/{t}.html" for t in REPORT_TABLES])
+                    touch([work / f"results/scale/report/{t}.html" for t in REPORT_PAGES])
                 seconds, peak, nothing = plan(work, config_path)
                 assert nothing == (state == "all"), f"{state}: unexpected plan"
                 rows.append({"runs": runs_total, "shards": n_shards, "state": state,

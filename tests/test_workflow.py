@@ -41,7 +41,7 @@ def test_lint_and_format_are_clean():
 
 def test_python_lint_is_clean():
     ruff = str(Path(SNAKEMAKE).with_name("ruff"))
-    done = subprocess.run([ruff, "check", "src", "tests", "benchmarks", "workflow/scripts"], cwd=REPO,
+    done = subprocess.run([ruff, "check", "src", "tests", "benchmarks", "scripts"], cwd=REPO,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout
 
@@ -118,8 +118,10 @@ def test_report_builds(grid_run):
     snakemake(work, config, "--report", str(work / "report.html"))
     html = (work / "report.html").read_text(errors="replace")
     assert all(name in html for name in ("accuracy_distribution", "mean_std_by_axis", "shifts.png", "comparisons.png",
-                                         "summary.html", "variance.html", "comparisons.html"))  # fmt: skip
-    assert "full-batch vs SGD table" in html  # the front page's description
+                                         "summary.html", "variance.html", "comparisons.html", "overview.html"))  # fmt: skip
+    assert "full-batch vs SGD table" in html and "dataset digits, model cnn" in html  # the front page
+    overview = (work / "results/tiny/report/overview.html").read_text()
+    assert all(f"<td>{item}</td>" in overview for item in ("runs", "8", "4 (2 runs each)", "axis lr", "0.05, 0.1"))
     page = (work / "results/tiny/report/variance.html").read_text()
     assert page.count("<tr") == 1 + 4 and "var_binomial_lo" in page  # header + 2 lr x 2 evaluation sets
 

@@ -247,12 +247,13 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
               help="A study's tables folder.")  # fmt: skip
 @click.option("--names", required=True, help="Comma-separated tables to render, e.g. summary,variance.")
 @click.option("--study", default="study", help="Study name for titles.")
+@click.option("--study-config", help="The study's config block as JSON: also write overview.html (what it runs).")
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the HTML pages.")
-def report_tables(folder, names, study, outdir) -> None:
+def report_tables(folder, names, study, study_config, outdir) -> None:
     """Render a study's tables as HTML pages for the Snakemake report (the parquet files stay the data)."""
     import pandas as pd
 
-    from chaosgrid.report_tables import html_table
+    from chaosgrid.report_tables import html_table, study_overview
 
     wanted = [n for n in names.split(",") if n]
     missing = [n for n in wanted if not (Path(folder) / f"{n}.parquet").exists()]
@@ -260,7 +261,10 @@ def report_tables(folder, names, study, outdir) -> None:
         raise click.BadParameter(f"{folder} has no {missing[0]}.parquet", param_hint="--names")
     for name in wanted:
         html_table(pd.read_parquet(Path(folder) / f"{name}.parquet"), f"{study}: {name}", Path(outdir) / f"{name}.html")
-    click.echo(f"wrote {len(wanted)} pages to {outdir}")
+    if study_config:
+        overview = study_overview(study, json.loads(study_config))
+        html_table(overview, f"{study}: what it runs", Path(outdir) / "overview.html")
+    click.echo(f"wrote {len(wanted) + bool(study_config)} pages to {outdir}")
 
 
 @main.command("download")

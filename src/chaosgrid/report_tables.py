@@ -1,4 +1,5 @@
-"""A study's key tables as readable HTML pages for the Snakemake report (the parquet files stay the data).
+"""A study's key tables as readable HTML pages for the Snakemake report (the parquet files stay the data),
+and its overview page: what the study runs, from its config.
 
 Columns are shown as stored, numbers to four significant digits, one row per line; long tables keep their
 first `MAX_ROWS` rows and say how many there are, so a 60,000-run study still opens.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from chaosgrid.grid import STUDY_KEYS, expand_studies, format_value, study_axes
 from chaosgrid.store import write_atomically
 
 MAX_ROWS = 500
@@ -30,3 +32,22 @@ def html_table(frame: pd.DataFrame, title: str, path: Path | str) -> None:
     page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}</head>" \
            f"<body><h3>{title}</h3>{note}{body}</body></html>"  # fmt: skip
     write_atomically(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+
+
+def study_overview(name: str, study: dict) -> pd.DataFrame:
+    """What a study runs, as (item, value) rows: runs, jobs, seeds, each axis with its values, the parameters
+    it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans."""
+    shards = [s for (n, _), s in expand_studies({name: study}).items() if n == name]
+    runs = sum(len(s.seed_indices) for s in shards)
+    seeds = study.get("seeds", 1)
+    rows = [("runs", f"{runs:,}"), ("shard jobs", f"{len(shards):,} ({runs // max(len(shards), 1):,} runs each)"),
+            ("seeds per grid point", f"{seeds if isinstance(seeds, int) else len(seeds)}")]  # fmt: skip
+    rows += [(f"axis {a}", ", ".join(map(format_value, study[a]))) for a in study_axes(study) if a != "variant"]
+    rows += [(f"variant {v}", ", ".join(f"{k}={format_value(x)}" for k, x in spec.items()) or "(reference)")
+             for v, spec in study.get("variants", {}).items()]  # fmt: skip
+    fixed = {k: v for k, v in study.items() if k not in STUDY_KEYS and not isinstance(v, list)}
+    rows += [(k, format_value(v)) for k, v in fixed.items()]
+    evals = ["clean", *shards[0].shifts] if shards else ["clean"]
+    severities = ", ".join(map(str, shards[0].severities)) if shards and shards[0].severities else "-"
+    rows += [("evaluation sets", ", ".join(evals)), ("severities", severities)]
+    return pd.DataFrame(rows, columns=["item", "value"])

@@ -12,6 +12,8 @@ rule figures:
                 f"results/{{study}}/figures/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="{study}",
+                subcategory="figures",
+                labels={"figure": name.replace("_", " ")},
             )
             for name in STUDY_FIGURES
         },
@@ -32,13 +34,14 @@ rule report_tables:
         **{t: f"results/{{study}}/tables/{t}.parquet" for t in REPORT_TABLES},
     output:
         **{
-            t: report(
-                f"results/{{study}}/report/{t}.html",
-                caption=f"../report/table_{t}.rst",
+            page: report(
+                f"results/{{study}}/report/{page}.html",
+                caption=f"../report/table_{page}.rst",
                 category="{study}",
                 subcategory="tables",
+                labels={"table": page},
             )
-            for t in REPORT_TABLES
+            for page in REPORT_PAGES
         },
     log:
         "results/{study}/logs/report_tables.log",
@@ -46,6 +49,8 @@ rule report_tables:
         "../../envs/chaosgrid.yaml"
     params:
         names=",".join(REPORT_TABLES),
+        study_config=lambda wildcards: json.dumps(config["studies"][wildcards.study]),
     shell:
         "chaosgrid report-tables --tables results/{wildcards.study}/tables --names {params.names}"
-        " --study {wildcards.study} --outdir results/{wildcards.study}/report > {log:q} 2>&1"
+        " --study {wildcards.study} --study-config {params.study_config:q}"
+        " --outdir results/{wildcards.study}/report > {log:q} 2>&1"

@@ -19,6 +19,8 @@ STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
 # Tables every study shows in its report as HTML pages (the analyses that make them apply to every study).
 REPORT_TABLES = ("summary", "variance", "comparisons")
+# Its report pages: an overview of what the study runs (from its config), then those tables.
+REPORT_PAGES = ("overview", *REPORT_TABLES)
 
 
 @dataclass(frozen=True)
