@@ -9,8 +9,8 @@ import yaml
 from published_data import md5, serving, tar_folder, write_cifar10, write_cifar10_1, write_cifar10_c
 from workflow_helpers import planned_jobs, snakemake, tiny_study
 
-from chaosgrid import data
-from chaosgrid.downloads import SOURCES, DownloadError, Source, configured, download, sources_for
+from chaosgrid import data, downloads
+from chaosgrid.downloads import SOURCES, DownloadError, Source, download
 
 
 def publish(name: str, served: Path) -> list[tuple[str, str]]:
@@ -69,13 +69,15 @@ def test_a_missing_file_and_an_archive_without_the_folder_are_clear_errors(tmp_p
 
 
 def test_sources_a_shard_reads_and_config_overrides():
-    assert sources_for("digits", ["jpeg"]) == []
-    assert sources_for("cifar10", ["cifar10_1", "cifar10c_fog", "cifar10c_snow"]) == ["cifar10", "cifar10_1", "cifar10_c"]
-    mirror = configured({"cifar10": [{"url": "http://mirror/c.tar.gz", "md5": "a" * 32}]})
+    assert downloads.sources_for("digits", ["jpeg"]) == {}
+    needed = downloads.sources_for("cifar10", ["cifar10_1", "cifar10c_fog", "cifar10c_snow"])
+    assert list(needed) == ["cifar10", "cifar10_1", "cifar10_c"]
+    assert needed["cifar10_c"] == ["labels.npy", "fog.npy", "snow.npy"] and "test_batch" in needed["cifar10"]
+    mirror = downloads.configured({"cifar10": [{"url": "http://mirror/c.tar.gz", "md5": "a" * 32}]})
     assert mirror["cifar10"] == Source("cifar-10-batches-py", (("http://mirror/c.tar.gz", "a" * 32),))
     assert mirror["cifar10_c"] == SOURCES["cifar10_c"]
     with pytest.raises(DownloadError, match="unknown source 'imagenet'"):
-        configured({"imagenet": []})
+        downloads.configured({"imagenet": []})
 
 
 def test_the_command_reports_a_bad_checksum_without_a_traceback(tmp_path):
@@ -90,12 +92,12 @@ def test_the_command_reports_a_bad_checksum_without_a_traceback(tmp_path):
 
 def test_the_workflow_downloads_missing_data_once_before_any_shard(tmp_path):
     served = tmp_path / "served"
-    downloads = {name: [{"url": f"URL/{f}", "md5": m} for f, m in publish(name, served)]
+    mirrors = {name: [{"url": f"URL/{f}", "md5": m} for f, m in publish(name, served)]
                  for name in ("cifar10", "cifar10_1")}  # fmt: skip
     study = tiny_study(dataset="cifar10", shifts=["cifar10_1"], severities=[])
     with serving(served) as url:
         config = tmp_path / "config.yaml"
-        text = yaml.safe_dump({"data_root": "data", "downloads": downloads, "studies": {"c": study}}, sort_keys=False)
+        text = yaml.safe_dump({"data_root": "data", "downloads": mirrors, "studies": {"c": study}}, sort_keys=False)
         config.write_text(text.replace("URL", url))
         planned = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
         assert planned["download_data"] == 2 and planned["train_shard"] == 4
@@ -107,10 +109,24 @@ def test_the_workflow_downloads_missing_data_once_before_any_shard(tmp_path):
 def test_a_failed_download_stops_the_workflow_before_any_shard(tmp_path):
     publish("cifar10_1", tmp_path / "served")
     with serving(tmp_path / "served") as url:
-        downloads = {"cifar10_1": [{"url": f"{url}/cifar10.1_v6_data.npy", "md5": "0" * 32}]}
+        mirrors = {"cifar10_1": [{"url": f"{url}/cifar10.1_v6_data.npy", "md5": "0" * 32}]}
         config = tmp_path / "config.yaml"
         study = tiny_study(dataset="cifar10", shifts=["cifar10_1"], severities=[])
-        config.write_text(yaml.safe_dump({"downloads": downloads, "studies": {"c": study}}, sort_keys=False))
+        config.write_text(yaml.safe_dump({"downloads": mirrors, "studies": {"c": study}}, sort_keys=False))
         done = snakemake(tmp_path, config, "data/cifar10.1", check=False)
     assert done.returncode != 0 and not (tmp_path / "data/cifar10.1").exists()
     assert "checksum mismatch" in (tmp_path / "results/downloads/cifar10.1.log").read_text()
+
+
+def test_an_incomplete_dataset_folder_fails_planning_naming_the_file(tmp_path):
+    write_cifar10_c(tmp_path / "data")  # has fog, not snow
+    needed = downloads.sources_for("cifar10", ["cifar10c_fog", "cifar10c_snow"])
+    assert downloads.missing_files(tmp_path / "data", needed, SOURCES) == [tmp_path / "data/CIFAR-10-C/snow.npy"]
+    config = tmp_path / "config.yaml"
+    study = tiny_study(dataset="cifar10", shifts=["cifar10c_fog", "cifar10c_snow"], severities=[1])
+    write_cifar10(tmp_path / "data")
+    config.write_text(yaml.safe_dump({"studies": {"c": study}}, sort_keys=False))
+    done = snakemake(tmp_path, config, "-n", check=False)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1 and "data/CIFAR-10-C/snow.npy is missing" in said
+    assert "delete data/CIFAR-10-C to have the workflow download it again" in said

@@ -66,12 +66,26 @@ class DownloadError(RuntimeError):
     """A download that cannot finish: unreachable URL, wrong checksum, or an archive without the folder."""
 
 
-def sources_for(dataset: str, shifts: tuple[str, ...] | list[str]) -> list[str]:
-    """The sources a shard reads: its dataset when published, and the published sets among its shifts."""
-    names = {"cifar10"} if dataset == "cifar10" else set()
-    names |= {"cifar10_1" for s in shifts if s == "cifar10_1"}
-    names |= {"cifar10_c" for s in shifts if s.startswith("cifar10c_")}
-    return sorted(names)
+def sources_for(dataset: str, shifts: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
+    """The published sources a shard reads, each with the files in its folder that the shard opens: its
+    dataset when published, and the published sets among its shifts."""
+    needed: dict[str, list[str]] = {}
+    if dataset == "cifar10":
+        needed["cifar10"] = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+    if "cifar10_1" in shifts:
+        needed["cifar10_1"] = ["cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy"]
+    corruptions = [s.removeprefix("cifar10c_") for s in shifts if s.startswith("cifar10c_")]
+    if corruptions:
+        needed["cifar10_c"] = ["labels.npy", *(f"{c}.npy" for c in corruptions)]
+    return needed
+
+
+def missing_files(root: Path, needed: dict[str, list[str]], sources: dict[str, Source]) -> list[Path]:
+    """Files a shard opens that are absent from folders that exist (an absent folder is downloaded; an
+    incomplete one is not, so it must be caught before any job)."""
+    folders = {name: root / sources[name].folder for name in needed}
+    return [folders[n] / f for n, files in needed.items() if folders[n].is_dir() for f in files
+            if not (folders[n] / f).exists()]  # fmt: skip
 
 
 def configured(overrides: dict | None = None) -> dict[str, Source]:

@@ -5,12 +5,13 @@ import os
 import re
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
-from chaosgrid.downloads import DownloadError, configured, sources_for
+from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
@@ -48,6 +49,26 @@ SHARDS = _expand_all(config["studies"])
 DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
 DATA_SOURCES = _data_sources(config.get("downloads"))
 SOURCE_OF_FOLDER = {source.folder: name for name, source in DATA_SOURCES.items()}
+
+
+def check_data_folders():
+    """Fail at planning, before any job, when a dataset folder exists but lacks a file a shard opens: no rule
+    would remake it, and every shard reading it would fail on the cluster."""
+    needed = {}
+    for shard in SHARDS.values():
+        for name, files in sources_for(shard.base["dataset"], shard.shifts).items():
+            needed.setdefault(name, set()).update(files)
+    missing = missing_files(
+        Path(DATA_ROOT), {n: sorted(f) for n, f in needed.items()}, DATA_SOURCES
+    )
+    if missing:
+        raise WorkflowError(
+            f"{missing[0]} is missing ({len(missing)} file(s) in all), but its folder exists, so it will not be "
+            f"downloaded: add the file, or delete {missing[0].parent} to have the workflow download it again."
+        )
+
+
+check_data_folders()
 # Studies whose shards keep their weights (asked for, or another study starts from them).
 WEIGHT_STUDIES = sorted(
     {study for (study, _), shard in SHARDS.items() if shard.weights}
