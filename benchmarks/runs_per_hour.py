@@ -27,7 +27,7 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, engine, shifts, train
+from chaosgrid import data, engine, grid, shifts, train
 from chaosgrid.grid import validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
@@ -73,7 +73,7 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     base = {"dataset": dataset_name, "model": model, "width": width, "epochs": epochs, "batch_size": batch_size,
             "augmentation": "flip_crop"}  # fmt: skip
     dataset = data.load(dataset_name).to(device)
-    sets = shifts.eval_sets(dataset, shifts.eval_pairs(SHIFTS, SEVERITIES))
+    sets = shifts.eval_sets(dataset, grid.eval_pairs(SHIFTS, SEVERITIES))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{model} width {width} on {dataset_name}, {epochs} epochs, {len(sets)} eval sets, {name}")
     header = ("K", "shard job", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead")

@@ -15,6 +15,7 @@ def digits():
 
 @pytest.fixture(scope="session")
 def digits_sets(digits):
-    from chaosgrid.shifts import eval_pairs, eval_sets
+    from chaosgrid.grid import eval_pairs
+    from chaosgrid.shifts import eval_sets
 
     return eval_sets(digits, eval_pairs(["gaussian_noise", "contrast"], [2]))

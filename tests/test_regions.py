@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import engine, planes, shifts, store, train
+from chaosgrid import engine, grid, planes, shifts, store, train
 from chaosgrid.aggregate import aggregate
 from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
 from chaosgrid.cli import main
@@ -50,14 +50,14 @@ def test_reproducibility_is_the_mean_pairwise_agreement():
 
 def test_planes_need_no_severities_and_work_on_any_dataset():
     check_shifts(("planes",), (), "digits")
-    assert shifts.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
+    assert grid.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
 
 
 @pytest.fixture(scope="module")
 def region_study(digits, tmp_path_factory):
     """Two grid points (width 2 and 8) of three seeds each, evaluated on the clean set and the planes."""
     folder = tmp_path_factory.mktemp("regions")
-    sets = shifts.eval_sets(digits, shifts.eval_pairs(["planes"], []))
+    sets = shifts.eval_sets(digits, grid.eval_pairs(["planes"], []))
     run_files, prediction_files, history_files = [], [], []
     for width in (2, 8):
         cells = [validate_cell({"width": width, "epochs": 2, "init_seed": s, "order_seed": s, "aug_seed": s})

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
+from chaosgrid import grid
 from chaosgrid.downloads import SOURCES
-from chaosgrid.grid import GridError, Shard, cell_id
+from chaosgrid.grid import CHOICES, GridError, Shard, cell_id
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
 
@@ -112,8 +113,11 @@ def main() -> None:
               help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU).")  # fmt: skip
 @click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
               show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
+@click.option("--prepared", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead "
+                   "of making the dataset and its shifted sets here.")  # fmt: skip
 def train_shard(spec, runs_path, predictions_path, history_path, weights_path, init_path, threads, device,
-                engine_name, channels_last, compile_, data_root) -> None:  # fmt: skip
+                engine_name, channels_last, compile_, data_root, prepared) -> None:  # fmt: skip
     """Train one shard's runs together and write its tables (and weights, when kept) atomically."""
     sys.stdout.reconfigure(line_buffering=True)  # progress reaches log files as it happens
     try:
@@ -132,7 +136,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     import torch
 
-    from chaosgrid import data, engine, shifts, store, train
+    from chaosgrid import data, engine, inputs, shifts, store, train
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -144,12 +148,15 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     lap("imports")
     try:
-        dataset = data.load(shard.base["dataset"], data_root).to(torch_device)
+        name = shard.base["dataset"]
+        dataset = inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)
+        dataset = dataset.to(torch_device)
         lap("data")
         execution = engine.Execution(engine_name, channels_last, compile_).resolved(
             torch_device, dataset.x_train[0, 0].numel(), len(cells)
         )
-        sets = shifts.eval_sets(dataset, shifts.eval_pairs(list(shard.shifts), list(shard.severities)), data_root)
+        pairs = grid.eval_pairs(list(shard.shifts), list(shard.severities))
+        sets = shifts.eval_sets(dataset, pairs, data_root, prepared)
         start = store.starting_weights(init_path, list(shard.seed_indices)) if init_path else None
         lap("eval sets")
     except FileNotFoundError as err:
@@ -265,6 +272,39 @@ def report_tables(folder, names, study, study_config, outdir) -> None:
         overview = study_overview(study, json.loads(study_config))
         html_table(overview, f"{study}: what it runs", Path(outdir) / "overview.html")
     click.echo(f"wrote {len(wanted) + bool(study_config)} pages to {outdir}")
+
+
+@main.command("prepare")
+@click.option("--dataset", "name", type=click.Choice(CHOICES["dataset"]), required=True)
+@click.option("--eval-set", "eval_set", metavar="SHIFT~SEVERITY",
+              help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
+                   "--out; without it, make the dataset itself.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="The dataset's prepared-inputs folder.")
+@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
+              show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
+def prepare(name, eval_set, out, data_root) -> None:
+    """Make a dataset, or one of its shifted evaluation sets, once as a file every shard job maps.
+
+    The workflow runs this (rules prepare_dataset, prepare_eval_set) so that a study's shard jobs do not each
+    regenerate the same data; `chaosgrid train-shard --prepared OUT` reads the files."""
+    import torch
+
+    from chaosgrid import data, inputs, shifts
+
+    torch.set_num_threads(1)  # shifted sets are the same bits whatever machine made them
+    try:
+        if not eval_set:
+            path = inputs.save_dataset(data.load(name, data_root), out)
+        else:
+            shift, _, severity = eval_set.partition("~")
+            if not severity.isdigit():
+                raise click.BadParameter(f"{eval_set!r} is not SHIFT~SEVERITY", param_hint="--eval-set")
+            x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, int(severity), data_root)
+            path = inputs.eval_file(out, shift, int(severity))
+            inputs.save_eval_set(x, y, path)
+    except (FileNotFoundError, KeyError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")
 
 
 @main.command("download")

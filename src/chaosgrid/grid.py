@@ -93,6 +93,7 @@ CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness",
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
 PROBE_SETS = ("planes",)
 SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
+CLEAN = ("clean", 0)  # the unshifted test set, always evaluated first
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
 STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -262,6 +263,14 @@ def check_checkpoints(checkpoints: object) -> str:
         raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
                         f"or evenly:<count>")  # fmt: skip
     return text
+
+
+def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tuple[int, ...]) -> list[tuple[str, int]]:
+    """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
+    pairs = [CLEAN]
+    for name in shifts:
+        pairs += [(name, 0)] if name in SINGLE_LEVEL_SETS else [(name, s) for s in severities]
+    return pairs
 
 
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chaosgrid.grid import STUDY_KEYS, expand_studies, format_value, study_axes
+from chaosgrid.grid import STUDY_KEYS, expand_study, format_value, study_axes
 from chaosgrid.store import write_atomically
 
 MAX_ROWS = 500
@@ -37,7 +37,7 @@ def html_table(frame: pd.DataFrame, title: str, path: Path | str) -> None:
 def study_overview(name: str, study: dict) -> pd.DataFrame:
     """What a study runs, as (item, value) rows: runs, jobs, seeds, each axis with its values, the parameters
     it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans."""
-    shards = [s for (n, _), s in expand_studies({name: study}).items() if n == name]
+    shards = expand_study(name, study)
     runs = sum(len(s.seed_indices) for s in shards)
     seeds = study.get("seeds", 1)
     rows = [("runs", f"{runs:,}"), ("shard jobs", f"{len(shards):,} ({runs // max(len(shards), 1):,} runs each)"),

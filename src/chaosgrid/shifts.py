@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
-from chaosgrid.grid import SINGLE_LEVEL_SETS
+from chaosgrid.grid import CLEAN
+from chaosgrid.inputs import eval_file, load_eval_set
 from chaosgrid.planes import plane_points
-
-CLEAN = ("clean", 0)
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:
@@ -93,30 +92,31 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 }
 
 
-def eval_pairs(shifts: list[str], severities: list[int]) -> list[tuple[str, int]]:
-    """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
-    pairs = [CLEAN]
-    for name in shifts:
-        pairs += [(name, 0)] if name in SINGLE_LEVEL_SETS else [(name, s) for s in severities]
-    return pairs
+def shifted_set(data: Dataset, name: str, severity: int, root: Path | str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (in [0, 1], unnormalised; planes unclamped) and labels of one shifted evaluation set, on the
+    device of `data`: a corruption of the test set, a published set read from `root`, or the probe planes."""
+    if name == "cifar10_1":
+        return cifar10_1(Path(root))
+    if name.startswith("cifar10c_"):
+        return cifar10_c(Path(root), name.removeprefix("cifar10c_"), severity)
+    if name == "planes":
+        return plane_points(data.x_train, data.y_train)
+    return CORRUPTIONS[name](data.x_test, severity).clamp(0, 1), data.y_test
 
 
 def eval_sets(
-    data: Dataset, pairs: list[tuple[str, int]], root: Path | str = "data"
+    data: Dataset, pairs: list[tuple[str, int]], root: Path | str = "data", prepared: Path | str | None = None
 ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
-    """Normalised images and labels of every evaluation set, on the dataset's device."""
+    """Normalised images and labels of every evaluation set, on the dataset's device: the shifted ones
+    read from a `prepared` folder (chaosgrid.inputs) when given, else made here."""
     sets = {}
     for name, severity in pairs:
         if (name, severity) == CLEAN:
             x, y = data.x_test, data.y_test
-        elif name == "cifar10_1":
-            x, y = cifar10_1(Path(root))
-        elif name.startswith("cifar10c_"):
-            x, y = cifar10_c(Path(root), name.removeprefix("cifar10c_"), severity)
-        elif name == "planes":
-            x, y = plane_points(data.x_train, data.y_train)
+        elif prepared is not None:
+            x, y = load_eval_set(eval_file(prepared, name, severity))
         else:
-            x, y = CORRUPTIONS[name](data.x_test, severity).clamp(0, 1), data.y_test
+            x, y = shifted_set(data, name, severity, root)
         device = data.x_test.device
         sets[name, severity] = (data.normalize(x.to(device)), y.to(device))
     return sets

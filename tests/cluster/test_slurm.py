@@ -54,7 +54,8 @@ def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, clust
     done = snakemake_slurm(on_cluster, config, cluster_env)
     output = done.stdout + done.stderr
     ids = [int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", output)]
-    assert len(ids) == 4 + 7  # four shards, aggregate, figures, report tables, variance and compare with figures
+    assert len(ids) == 2 + 4 + 7  # digits and its jpeg set prepared, four shards, aggregate, figures, report
+    # tables, variance and compare with figures
     history = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T"], capture_output=True, text=True,
                              env={**os.environ, **cluster_env}, check=True).stdout  # fmt: skip
     for jobid in ids:

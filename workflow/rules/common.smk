@@ -12,8 +12,17 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
-from chaosgrid.grid import SHARD_FILES, GridError, expand_studies, study_axes
+from chaosgrid.grid import (
+    CHOICES,
+    SHARD_FILES,
+    GridError,
+    eval_pairs,
+    expand_studies,
+    study_axes,
+)
+from chaosgrid.inputs import DATASET_FILE, prepared_files
 
+PREPARED = "resources/prepared"  # per dataset: data.pt and eval/<shift>~<severity>.pt (chaosgrid.inputs)
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
 
@@ -105,13 +114,21 @@ def start_weights(wildcards):
     return {"start": f"results/{source}/weights/{shard.init_key}.pt"} if source else {}
 
 
-def shard_data(wildcards):
-    """Input function: the published datasets' folders a shard reads (none for offline datasets)."""
-    shard = SHARDS[wildcards.study, wildcards.shard]
+def published_folders(dataset="", shifts=()):
+    """The folders of the published datasets (downloaded when missing) that make a dataset or shifted sets."""
     return [
         ancient(f"{DATA_ROOT}/{DATA_SOURCES[name].folder}")
-        for name in sources_for(shard.base["dataset"], shard.shifts)
+        for name in sources_for(dataset, shifts)
     ]
+
+
+def prepared_inputs(wildcards):
+    """Input function: the prepared dataset and shifted evaluation sets a shard reads. `ancient`: remaking
+    one (the same bits) never re-runs a shard that is done."""
+    shard = SHARDS[wildcards.study, wildcards.shard]
+    pairs = eval_pairs(shard.shifts, shard.severities)
+    folder = f"{PREPARED}/{shard.base['dataset']}"
+    return [ancient(str(path)) for path in prepared_files(folder, pairs)]
 
 
 def study_axis_list(wildcards):

@@ -24,3 +24,51 @@ rule download_data:
         root=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "chaosgrid download {params.name} --data-root {params.root:q} {params.files} > {log:q} 2>&1"
+
+
+# Each dataset, and each shifted evaluation set a study asks for, is made once (chaosgrid.inputs) and
+# memory-mapped by every shard job that reads it; a new shift or severity adds its own job and touches
+# nothing else.
+
+
+rule prepare_dataset:
+    input:
+        published=lambda wildcards: published_folders(dataset=wildcards.dataset),
+    output:
+        f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
+    log:
+        f"{PREPARED}/logs/{{dataset}}.log",
+    wildcard_constraints:
+        dataset=one_of(CHOICES["dataset"]),
+    conda:
+        "../../envs/chaosgrid.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        root=DATA_ROOT,
+    shell:
+        "chaosgrid prepare --dataset {wildcards.dataset} --out {params.out:q}"
+        " --data-root {params.root:q} > {log:q} 2>&1"
+
+
+rule prepare_eval_set:
+    input:
+        dataset=f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
+        published=lambda wildcards: published_folders(shifts=[wildcards.shift]),
+    output:
+        f"{PREPARED}/{{dataset}}/eval/{{shift}}~{{severity}}.pt",
+    log:
+        f"{PREPARED}/logs/{{dataset}}/{{shift}}~{{severity}}.log",
+    wildcard_constraints:
+        dataset=one_of(CHOICES["dataset"]),
+        shift=r"[a-z0-9_]+",
+        severity=r"\d",
+    conda:
+        "../../envs/chaosgrid.yaml"
+    params:
+        out=lambda wildcards, input: os.path.dirname(input.dataset),
+        root=DATA_ROOT,
+    shell:
+        "chaosgrid prepare --dataset {wildcards.dataset} --eval-set {wildcards.shift}~{wildcards.severity}"
+        " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"

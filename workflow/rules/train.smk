@@ -7,7 +7,7 @@
 rule train_shard:
     input:
         unpack(start_weights),
-        data=shard_data,
+        prepared=prepared_inputs,
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
@@ -31,14 +31,14 @@ rule train_shard:
         files=lambda wildcards, input, output: " ".join(
             f"--{name.replace('start', 'init-weights')} {path}"
             for name, path in [*input.items(), *output.items()]
-            if name != "data"
+            if name != "prepared"
         ),
         device=config.get("device", "auto"),
         execution=execution_flags(config.get("execution", {})),
-        data_root=DATA_ROOT,
+        prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
     shell:
         "chaosgrid train-shard --spec {params.spec:q} {params.files} --threads {threads}"
-        " --device {params.device} {params.execution} --data-root {params.data_root:q} > {log:q} 2>&1"
+        " --device {params.device} {params.execution} --prepared {params.prepared:q} > {log:q} 2>&1"
 
 
 use rule train_shard as train_shard_keeping_weights with:

@@ -1,0 +1,51 @@
+"""Prepared inputs: a dataset and its shifted sets made once as files give the shard exactly what it would
+have made itself."""
+
+import pandas as pd
+import torch
+from click.testing import CliRunner
+
+from chaosgrid import data, grid, inputs, shifts
+from chaosgrid.cli import main
+
+PAIRS = grid.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
+
+
+def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):
+    inputs.save_dataset(digits, tmp_path)
+    for name, severity in PAIRS[1:]:
+        inputs.save_eval_set(*shifts.shifted_set(digits, name, severity), inputs.eval_file(tmp_path, name, severity))
+    loaded = inputs.load_dataset("digits", tmp_path)
+    assert all(torch.equal(getattr(loaded, f), getattr(digits, f)) for f in inputs.DATASET_FIELDS)
+    made, read = shifts.eval_sets(digits, PAIRS), shifts.eval_sets(loaded, PAIRS, prepared=tmp_path)
+    assert list(made) == list(read) == PAIRS
+    assert all(torch.equal(made[k][0], read[k][0]) and torch.equal(made[k][1], read[k][1]) for k in PAIRS)
+    assert [p.name for p in inputs.prepared_files(tmp_path, PAIRS)] == ["data.pt", "jpeg~1.pt", "jpeg~4.pt",
+                                                                        "gaussian_blur~1.pt", "gaussian_blur~4.pt",
+                                                                        "planes~0.pt"]  # fmt: skip
+
+
+def test_a_shard_trained_on_prepared_inputs_equals_one_that_made_its_own(tmp_path):
+    folder = tmp_path / "prepared"
+    run = lambda *args: CliRunner().invoke(main, list(map(str, args)))
+    assert run("prepare", "--dataset", "digits", "--out", folder).exit_code == 0
+    made = run("prepare", "--dataset", "digits", "--eval-set", "contrast~2", "--out", folder)
+    assert made.exit_code == 0 and (folder / "eval/contrast~2.pt").exists(), made.output
+    spec = '{"base": {"width": 4, "epochs": 1}, "seeds": [0, 1], "shifts": ["contrast"], "severities": [2]}'
+    tables = {}
+    for how, extra in {"own": [], "prepared": ["--prepared", folder]}.items():
+        done = run("train-shard", "--spec", spec, "--runs", tmp_path / f"{how}.r", "--predictions",
+                   tmp_path / f"{how}.p", *extra)  # fmt: skip
+        assert done.exit_code == 0, done.output
+        tables[how] = pd.read_parquet(tmp_path / f"{how}.p")
+    pd.testing.assert_frame_equal(tables["own"], tables["prepared"])
+
+
+def test_a_missing_prepared_file_is_named(tmp_path):
+    inputs.save_dataset(data.digits(), tmp_path)
+    spec = '{"base": {"width": 4, "epochs": 1}, "seeds": [0], "shifts": ["jpeg"], "severities": [3]}'
+    done = CliRunner().invoke(main, ["train-shard", "--spec", spec, "--runs", str(tmp_path / "r"),
+                                     "--predictions", str(tmp_path / "p"), "--prepared", str(tmp_path)])  # fmt: skip
+    assert done.exit_code == 1 and f"{tmp_path}/eval/jpeg~3.pt not found" in done.output
+    bad = CliRunner().invoke(main, ["prepare", "--dataset", "digits", "--eval-set", "jpeg", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "'jpeg' is not SHIFT~SEVERITY" in bad.output
