@@ -6,7 +6,10 @@
     python benchmarks/runs_per_hour.py --smoke         # seconds; what CI runs
 
 For each K (runs in one shard), side by side in this one invocation:
-- shard job: one `chaosgrid train-shard` process for the K runs (what the workflow runs; engine auto);
+- shard job: one `chaosgrid train-shard` process for the K runs, reading the dataset and its shifted sets
+  prepared once beforehand (what the workflow runs: rules prepare_dataset, prepare_eval_set; engine auto);
+- shard job, own inputs: the same process making its dataset and shifted sets itself (as before prepared
+  inputs existed);
 - in-process loop / vmap: the same K runs through chaosgrid.train in this process (no start-up cost);
 - process per run: one `chaosgrid train-shard` process per run (the naive pipeline), timed on
   min(K, --naive-max) runs and scaled, since every such process costs the same.
@@ -27,20 +30,21 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, engine, grid, shifts, train
+from chaosgrid import data, engine, grid, inputs, shifts, train
 from chaosgrid.grid import validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
 
 
-def shard_job(base: dict, seeds: list[int], threads: int, folder: Path) -> tuple[float, float]:
+def shard_job(base: dict, seeds: list[int], threads: int, folder: Path, prepared: Path | None) -> tuple[float, float]:
     """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process."""
     spec = json.dumps({"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES})
     runs = folder / f"runs-{seeds[0]}-{len(seeds)}.parquet"
+    extra = ["--prepared", str(prepared)] if prepared else []
     start = time.perf_counter()
     subprocess.run([*CLI, "--spec", spec, "--runs", runs, "--predictions", folder / "p.parquet",
-                    "--threads", str(threads)], check=True, capture_output=True)  # fmt: skip
+                    "--threads", str(threads), *extra], check=True, capture_output=True)  # fmt: skip
     wall = time.perf_counter() - start
     return wall, float(pd.read_parquet(runs, columns=["wall_s"])["wall_s"].sum())
 
@@ -76,28 +80,36 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     sets = shifts.eval_sets(dataset, grid.eval_pairs(SHIFTS, SEVERITIES))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{model} width {width} on {dataset_name}, {epochs} epochs, {len(sets)} eval sets, {name}")
-    header = ("K", "shard job", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead")
-    print("{:>4} {:>11} {:>13} {:>13} {:>13} {:>10} {:>9}".format(*header) + "   (runs/hour)")
+    header = ("K", "shard job", "own inputs", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead",
+              "own: overhead")  # fmt: skip
+    print("{:>4} {:>11} {:>11} {:>13} {:>13} {:>13} {:>10} {:>9} {:>14}".format(*header) + "   (runs/hour)")
     for engine_name in ("loop", "vmap"):  # warm-up: lazy initialisation would otherwise land on the first K
         in_process(engine_name, {**base, "epochs": 0.05}, [0, 1], dataset, sets)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared"
+        start = time.perf_counter()
+        inputs.prepare(dataset.to("cpu"), grid.eval_pairs(SHIFTS, SEVERITIES), prepared)
+        print(f"inputs prepared once: {time.perf_counter() - start:.1f} s")
         for k in (int(v) for v in ks.split(",")):
             seeds = list(range(k))
-            job_wall, job_runs = shard_job(base, seeds, threads, Path(tmp))
+            job_wall, job_runs = shard_job(base, seeds, threads, Path(tmp), prepared)
+            own_wall, own_runs = shard_job(base, seeds, threads, Path(tmp), None)
             loop = in_process("loop", base, seeds, dataset, sets)
             vmapped = in_process("vmap", base, seeds, dataset, sets)
             naive_runs = seeds[:naive_max]
-            naive = sum(shard_job(base, [s], threads, Path(tmp))[0] for s in naive_runs) / len(naive_runs) * k
+            naive = sum(shard_job(base, [s], threads, Path(tmp), None)[0] for s in naive_runs) / len(naive_runs) * k
             per_hour = {name: 3600 * k / t for name, t in
-                        (("shard_job", job_wall), ("loop", loop), ("vmap", vmapped), ("process_per_run", naive))}  # fmt: skip
-            overhead = (job_wall - job_runs) / job_wall
+                        (("shard_job", job_wall), ("own_inputs", own_wall), ("loop", loop), ("vmap", vmapped),
+                         ("process_per_run", naive))}  # fmt: skip
+            overhead, own_overhead = (job_wall - job_runs) / job_wall, (own_wall - own_runs) / own_wall
             rows.append({"k": k, **{f"{n}_runs_per_hour": v for n, v in per_hour.items()}, "device": name,
                          "shard_job_s": job_wall, "shard_overhead_s": job_wall - job_runs,
-                         "overhead_fraction": overhead})  # fmt: skip
-            print(f"{k:>4} {per_hour['shard_job']:>11.0f} {per_hour['loop']:>13.0f} {per_hour['vmap']:>13.0f} "
-                  f"{per_hour['process_per_run']:>13.0f} {per_hour['shard_job'] / per_hour['process_per_run']:>9.1f}x "
-                  f"{100 * overhead:>8.0f}%")  # fmt: skip
+                         "overhead_fraction": overhead, "own_inputs_overhead_fraction": own_overhead})  # fmt: skip
+            print(f"{k:>4} {per_hour['shard_job']:>11.0f} {per_hour['own_inputs']:>11.0f} {per_hour['loop']:>13.0f} "
+                  f"{per_hour['vmap']:>13.0f} {per_hour['process_per_run']:>13.0f} "
+                  f"{per_hour['shard_job'] / per_hour['process_per_run']:>9.1f}x {100 * overhead:>8.1f}% "
+                  f"{100 * own_overhead:>13.1f}%")  # fmt: skip
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)
 

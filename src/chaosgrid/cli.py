@@ -417,5 +417,22 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     click.echo("\n\n".join(_format_comparison(r) for r in rows) or "no pair of grid points with 2+ runs each")
 
 
+def entry() -> None:
+    """The `chaosgrid` console command: `main`, then an exit that skips the interpreter's teardown.
+
+    Once a command has returned, its files are written and closed; what remains is Python freeing torch and
+    a shard's tensors, 0.6-1.3 s per job measured here (4-5% of a 64-run default-grid job). Output is
+    flushed first, and the exit status is main's."""
+    try:
+        main()
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+        code = done.code if isinstance(done.code, int) else int(done.code is not None and done.code != 0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -69,3 +69,14 @@ def save_eval_set(x: torch.Tensor, y: torch.Tensor, path: Path | str) -> None:
 def load_eval_set(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
     tensors = _load(path)
     return tensors["x"], tensors["y"]
+
+
+def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data") -> None:
+    """Write `data` and its shifted sets of `pairs` into `folder` in one process, as the workflow's prepare
+    jobs do one file each (benchmarks time shard jobs on prepared inputs this way)."""
+    from chaosgrid.shifts import shifted_set
+
+    save_dataset(data, folder)
+    for name, severity in pairs:
+        if name != "clean":
+            save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))
