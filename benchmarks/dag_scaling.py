@@ -22,7 +22,8 @@ import pandas as pd
 import yaml
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
-from chaosgrid.grid import SHARD_FILES, expand_study
+from chaosgrid.grid import SHARD_FILES, eval_pairs, expand_study
+from chaosgrid.inputs import prepared_files
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -90,8 +91,11 @@ def main(sizes, shard_size, smoke, out) -> None:
             n_shards = len(outputs) // len(SHARD_FILES)
             runs_total = n_shards * shard_size
             for state in ("scratch", "half", "all"):
-                if state == "half":
-                    touch(outputs[: len(outputs) // 2])  # roughly half the shards
+                if state == "half":  # the inputs prepared, then roughly half the shards done
+                    study = config["studies"]["scale"]
+                    pairs = eval_pairs(study["shifts"], study["severities"])
+                    touch(prepared_files(work / "resources/prepared/cifar10", pairs))
+                    touch(outputs[: len(outputs) // 2])
                 if state == "all":
                     touch(outputs[len(outputs) // 2 :])
                     time.sleep(0.01)  # tables and figures newer than every shard
