@@ -59,17 +59,6 @@ def test_vmap_and_loop_engines_agree(digits, digits_sets, model):
             assert (a.evals[key].pred != b.evals[key].pred).mean() < 0.05  # near-ties of a barely trained net
 
 
-def test_a_run_is_the_same_whatever_vmap_block_it_is_stacked_in(digits, digits_sets):
-    """A CPU stacks at most engine.CPU_VMAP_GROUP runs at once (faster): a speed choice that changes no bit."""
-    spec = cells(5, width=4, epochs=0.3, augmentation="flip_crop")
-    whole = train.train_shard(spec, digits, digits_sets, engine.Execution("vmap"))
-    blocks = train.train_shard(spec, digits, digits_sets, engine.Execution("vmap", vmap_group=2))
-    assert [len(g) for g in engine.stack_groups(spec, engine.Execution("vmap", vmap_group=2))] == [2, 2, 1]
-    for a, b in zip(whole, blocks, strict=True):
-        assert a.train_loss == b.train_loss and all(np.array_equal(a.evals[k].p_true, b.evals[k].p_true) for k in a.evals)
-    assert engine.Execution().resolved(torch.device("cpu"), 64, 64).vmap_group == engine.CPU_VMAP_GROUP
-
-
 @pytest.fixture(scope="module")
 def trained(digits):
     """A cnn trained for one epoch on digits, as a one-model stack, and the normalised test images."""

@@ -151,11 +151,9 @@ class Execution:
     engine: str = "auto"  # auto | loop | vmap (see choose_engine)
     channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
     compile: bool = False  # torch.compile the training forward; one-off ~15-50 s per batch shape on a CPU
-    vmap_group: int = 0  # runs stacked together under vmap; 0: the whole shard (set by `resolved`)
 
     def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
-        group = CPU_VMAP_GROUP if device.type == "cpu" else 0
-        return replace(self, engine=choose_engine(self.engine, device, pixels, k), vmap_group=group)
+        return replace(self, engine=choose_engine(self.engine, device, pixels, k))
 
     def __str__(self) -> str:
         return ", ".join([self.engine] + ["channels-last"] * self.channels_last + ["compiled"] * self.compile)
@@ -173,12 +171,8 @@ def memory_format(execution: Execution) -> torch.memory_format:
 
 
 def stack_groups(cells: list, execution: Execution) -> list[list]:
-    """The cells trained together: under vmap, the whole shard or blocks of `vmap_group`; one at a time in the
-    loop. A run's results do not depend on the block it is stacked in (checked bit for bit on a CPU)."""
-    if execution.engine != "vmap":
-        return [[c] for c in cells]
-    size = execution.vmap_group or len(cells)
-    return [cells[i : i + size] for i in range(0, len(cells), size)]
+    """The cells trained together: all at once under vmap, one at a time in the loop."""
+    return [cells] if execution.engine == "vmap" else [[c] for c in cells]
 
 
 def make_stack(modules: list[nn.Module], execution: Execution) -> Stack:
@@ -189,10 +183,6 @@ def make_stack(modules: list[nn.Module], execution: Execution) -> Stack:
 # width 8, 1 thread: 8x8 digits, vmap/loop = 1.71 at K=8 and 1.47 at K=32 (per-step Python overhead
 # dominates tiny nets); 32x32 images, 0.23 at K=8 and 0.17 at K=32 (the batched convolutions lose).
 CPU_VMAP_MAX_PIXELS = 16 * 16
-# Runs stacked at once under vmap on a CPU. Measured in process (cnn width 8 on digits, 64 runs, 1 thread, two
-# repetitions): 64 at once 9,900-11,300 runs/hour, blocks of 32 14,400-15,200, of 16 15,600-15,800, of 8
-# 14,900-15,100: beyond ~16 stacked models the activations outgrow the cache. A GPU takes the whole shard.
-CPU_VMAP_GROUP = 16
 
 
 def choose_engine(engine: str, device: torch.device, pixels: int = 32 * 32, k: int = 1) -> str:
