@@ -1,0 +1,120 @@
+"""Mode-connecting curves between two trained runs (Garipov et al. 2018), as dnn-mode-connectivity runs them.
+
+A curve phi(t) joins the endpoint weights w1 (t=0) and w2 (t=1) through one trainable bend theta:
+- bezier: phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2;
+- chain (a polygonal chain): phi(t) = (1-2t) w1 + 2t theta for t <= 1/2, (2-2t) theta + (2t-1) w2 after;
+- line: the chain with theta at the midpoint, never trained (the straight segment, by the same code).
+The endpoints stay fixed and theta starts at (w1+w2)/2, so every kind starts as the straight line. Training
+draws one t ~ U(0,1) per batch and penalises 1/2 wd |phi(t)|^2: weight decay acts on the point of the curve,
+not on theta. BatchNorm running statistics mean nothing along a curve (training updates them at random t),
+so every evaluated point first recomputes them over the training set, as the exact average of per-batch
+statistics (torch.optim.swa_utils.update_bn). Departure from the authors' code: that pass uses the
+training images unaugmented, so it is deterministic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from torch.optim.swa_utils import update_bn
+
+from chaosgrid import schedules
+from chaosgrid.data import augment, batch_indices, generator
+
+KINDS = ("line", "chain", "bezier")
+BN_BATCH = 512  # images per batch of the BatchNorm pass; the average is exact whatever the size
+
+
+def coefficients(kind: str, t: float) -> tuple[float, float, float]:
+    """Weights of (w1, theta, w2) at t; they sum to 1."""
+    if kind == "bezier":
+        return (1 - t) ** 2, 2 * t * (1 - t), t**2
+    if kind in ("chain", "line"):
+        return (1 - 2 * t, 2 * t, 0.0) if t <= 0.5 else (0.0, 2 - 2 * t, 2 * t - 1)
+    raise ValueError(f"unknown curve {kind!r}; choose from {', '.join(KINDS)}")
+
+
+def parameter_names(model: nn.Module) -> list[str]:
+    """The trainable tensors a curve moves (weights, biases, BatchNorm's affine); buffers are recomputed."""
+    return [name for name, _ in model.named_parameters()]
+
+
+def midpoint(w1: dict, w2: dict, names: list[str]) -> dict[str, torch.Tensor]:
+    """The bend every curve starts from: the middle of the straight segment."""
+    return {n: (w1[n] + w2[n]) / 2 for n in names}
+
+
+def point(kind: str, t: float, w1: dict, bend: dict, w2: dict) -> dict[str, torch.Tensor]:
+    """phi(t): the curve's parameters at t (those of `bend`; the endpoints' other entries are not touched)."""
+    a, b, c = coefficients(kind, t)
+    return {n: a * w1[n] + b * theta + c * w2[n] for n, theta in bend.items()}
+
+
+def train_bend(model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor, y: torch.Tensor,
+               cell: dict) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Train the bend of a `kind` curve between state dicts w1 and w2 on (x, y), with the cell's epochs,
+    batch size, lr and schedule, SGD momentum, weight decay (on phi(t)), augmentation and order/aug seeds;
+    t is drawn from the cell's order seed. Returns the bend (the midpoint, untouched, for `line`)."""
+    names = parameter_names(model)
+    bend = {n: t.clone().requires_grad_(kind != "line") for n, t in midpoint(w1, w2, names).items()}
+    if kind == "line":
+        return {n: t.detach() for n, t in bend.items()}
+    fixed = ({n: w1[n].detach() for n in names}, {n: w2[n].detach() for n in names})
+    buffers = {n: b for n, b in model.named_buffers()}
+    optimizer = torch.optim.SGD(list(bend.values()), lr=cell["lr"], momentum=cell["momentum"])
+    steps_per_epoch = -(-len(x) // cell["batch_size"])
+    total = max(1, round(cell["epochs"] * steps_per_epoch))
+    factor = schedules.schedule(cell, total).factor
+    order, aug, draw = (generator(p, cell["order_seed"] if p != "aug" else cell["aug_seed"])
+                        for p in ("order", "aug", "curve_t"))  # fmt: skip
+    batches = batch_indices(len(x), cell["batch_size"], order)
+    model.train()
+    for step in range(total):
+        index = next(batches)
+        xb = augment(x[index], cell["augmentation"], aug) if cell["augmentation"] != "none" else x[index]
+        t = float(torch.rand((), generator=draw))
+        phi = point(kind, t, fixed[0], bend, fixed[1])
+        loss = F.cross_entropy(functional_call(model, {**phi, **buffers}, (xb,)), y[index].to(xb.device))
+        loss = loss + cell["weight_decay"] / 2 * sum((p**2).sum() for p in phi.values())
+        for group in optimizer.param_groups:
+            group["lr"] = cell["lr"] * factor(step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {n: t.detach() for n, t in bend.items()}
+
+
+def at(model: nn.Module, params: dict[str, torch.Tensor], x_train: torch.Tensor) -> nn.Module:
+    """`model` holding `params`, its BatchNorm statistics recomputed over x_train, in eval mode."""
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            tensor.copy_(params[name])
+    update_bn(x_train.split(BN_BATCH), model)
+    return model.eval()
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    return torch.cat([model(xc).softmax(-1) for xc in x.split(chunk)])
+
+
+def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, y_train, x_test, y_test,
+          ts: list[float], weight_decay: float) -> list[dict]:  # fmt: skip
+    """Each point t of the curve, BatchNorm recomputed: train NLL, train loss with the L2 term (as the
+    authors report it), train and test error, and the test error of the two-member ensemble {w1, phi(t)}
+    (mean of softmax), w1 evaluated the same way (BatchNorm recomputed)."""
+    first = probabilities(at(model, {n: w1[n] for n in bend}, x_train), x_test)
+    rows = []
+    for t in ts:
+        phi = point(kind, t, w1, bend, w2)
+        net = at(model, phi, x_train)
+        train_p, test_p = probabilities(net, x_train), probabilities(net, x_test)
+        nll = F.nll_loss(train_p.clamp_min(1e-12).log(), y_train).item()
+        l2 = weight_decay / 2 * sum((p**2).sum() for p in phi.values()).item()
+        rows.append({"curve": kind, "t": t, "train_nll": nll, "train_loss": nll + l2,
+                     "train_err": (train_p.argmax(1) != y_train).double().mean().item(),
+                     "test_err": (test_p.argmax(1) != y_test).double().mean().item(),
+                     "ensemble_err": (((first + test_p) / 2).argmax(1) != y_test).double().mean().item()})  # fmt: skip
+    return rows
