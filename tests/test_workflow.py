@@ -24,6 +24,15 @@ def test_dry_run_of_every_config(tmp_path, config):
     assert planned_jobs(done.stdout)["train_shard"] >= 1
 
 
+def test_planning_never_imports_torch(tmp_path):
+    """CI's torch-free dry-runs (.github/workflows/ci.yml) rely on it: a torch that cannot be imported."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch/__init__.py").write_text("raise ImportError('planning imported torch')")
+    work = tmp_path / "work"
+    done = snakemake(work, REPO / "config/calibrated_chaos.yaml", "-n", env={"PYTHONPATH": str(tmp_path)})
+    assert planned_jobs(done.stdout)["prepare_eval_set"] >= 1
+
+
 def test_the_multi_gpu_profile_plans_a_paper_config(tmp_path):
     config = REPO / "config/full_batch.yaml"
     done = snakemake(tmp_path, config, "-n", "--profile", str(REPO / "profiles/gpus"))
