@@ -95,3 +95,22 @@ def test_diverged_runs_are_rows_not_crashes(digits, digits_sets):
     runs = store.runs_table(results, "k", store.provenance("cpu", 1, engine.Execution("loop").provenance()))
     assert runs["diverged"].to_pylist() == [True, True]
     assert all(s >= 0 for s in runs["diverged_step"].to_pylist())
+
+
+def test_a_study_asking_for_probabilities_stores_every_class_per_example(tmp_path, digits):
+    """`probabilities: true` (ensembles average them): one float16 per class and example, summing to one, whose
+    argmax is the stored prediction; other studies store null and their specs do not change."""
+    plain, asking = (expand_study("t", {"seeds": 2, "epochs": 1, "width": 4, "shifts": ["jpeg"], "severities": [2],
+                                       **extra})[0] for extra in ({}, {"probabilities": True}))  # fmt: skip
+    assert '"probabilities"' not in plain.to_json() and '"probabilities": true' in asking.to_json()
+    for name, shard in (("plain", plain), ("asking", asking)):
+        subprocess.run([*CLI, "train-shard", "--spec", shard.to_json(), "--runs", tmp_path / f"{name}.r",
+                        "--predictions", tmp_path / f"{name}.p"], capture_output=True, check=True)  # fmt: skip
+    assert pq.read_table(tmp_path / "plain.p")["probs"].null_count == 2 * 2
+    table = pq.read_table(tmp_path / "asking.p")
+    assert table.schema.equals(store.PREDICTIONS_SCHEMA) and table["probs"].null_count == 0
+    for row in table.to_pylist():
+        probs = np.asarray(row["probs"], dtype=np.float32).reshape(len(row["pred"]), 10)
+        np.testing.assert_allclose(probs.sum(1), 1, atol=1e-2)
+        assert (probs.argmax(1) == np.asarray(row["pred"])).mean() > 0.99  # float16 ties aside
+        np.testing.assert_allclose(probs[np.arange(len(probs)), digits.y_test.numpy()], row["p_true"], atol=1e-3)

@@ -175,7 +175,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
     results = train.train_shard(cells, dataset, sets, execution, progress, shard.checkpoints, shard.weights, start,
-                                log=click.echo)  # fmt: skip
+                                log=click.echo, probabilities=shard.probabilities)  # fmt: skip
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
     prov = store.provenance(device_name, threads, execution.provenance())

@@ -214,6 +214,7 @@ class Shard:
     checkpoints: str = "final"  # final | snapshots | every:<epochs> | evenly:<count>; the final one always
     weights: bool = False  # save the checkpoints' weights (a study asks, or another study starts from them)
     init_key: str = ""  # with base["init_from"]: the key of the shard whose final weights start these runs
+    probabilities: bool = False  # also store every class's probability per example (ensembles average them)
 
     def cells(self) -> list[dict]:
         """The shard's canonical cells, in seed order."""
@@ -226,8 +227,9 @@ class Shard:
         that differ from their defaults, so that a new option leaves every existing spec unchanged."""
         spec = {"study": self.study, "key": self.key, "base": identity(self.base), "seeds": list(self.seed_indices)}
         options = {"shifts": list(self.shifts), "severities": list(self.severities), "checkpoints": self.checkpoints,
-                   "weights": self.weights, "init_key": self.init_key}  # fmt: skip
-        defaults = {"shifts": [], "severities": [], "checkpoints": "final", "weights": False, "init_key": ""}
+                   "weights": self.weights, "init_key": self.init_key, "probabilities": self.probabilities}  # fmt: skip
+        defaults = {"shifts": [], "severities": [], "checkpoints": "final", "weights": False, "init_key": "",
+                    "probabilities": False}  # fmt: skip
         return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
     @classmethod
@@ -243,7 +245,8 @@ class Shard:
         checkpoints = check_checkpoints(spec.get("checkpoints", "final"))
         seeds = tuple(int(s) for s in spec["seeds"])
         return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
-                   bool(spec.get("weights", False)), spec.get("init_key", ""))  # fmt: skip
+                   bool(spec.get("weights", False)), spec.get("init_key", ""),
+                   bool(spec.get("probabilities", False)))  # fmt: skip
 
 
 def check_checkpoints(checkpoints: object) -> str:
@@ -293,7 +296,8 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
         raise GridError("shifts are listed but 'severities' is empty")
 
 
-STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants"}
+STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
+              "probabilities"}  # fmt: skip
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:
@@ -348,7 +352,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
             raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
     shifts, severities = tuple(study.get("shifts", ())), tuple(study.get("severities", ()))
     checkpoints = check_checkpoints(study.get("checkpoints", "final"))
-    weights = bool(study.get("weights", False))
+    weights, probabilities = bool(study.get("weights", False)), bool(study.get("probabilities", False))
     seeds = seed_list(study.get("seeds", 1))
     size = int(study.get("shard_size", len(seeds)))
     blocks = [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
@@ -365,7 +369,8 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         prefix = "".join(f"{a}~{format_value(base[a])}/" for a in axes)
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
-            shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights))
+            shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
+                                probabilities=probabilities))
     return shards
 
 

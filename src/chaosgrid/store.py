@@ -4,8 +4,10 @@
   accuracy, divergence, seconds, provenance.
 - `predictions`: one row per run x checkpoint x evaluation set (clean, or a shift at a severity), holding
   that set's accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class
-  probability (float16) and correctness (bool). Analysis reads a runs x examples matrix straight from the
-  list columns; `final` marks the last checkpoint, the only one unless a study asks for more.
+  probability (float16) and correctness (bool), and where a study asks (`probabilities`) every class's
+  probability (float16, examples x classes flattened; null otherwise). Analysis reads a runs x examples
+  matrix straight from the list columns; `final` marks the last checkpoint, the only one unless a study asks
+  for more.
 - `history`: one row per run x epoch: training loss and accuracy over the epoch's batches, and the current lr.
 - weights (`write_weights`): a torch file of state dicts by run and checkpoint, only where a study keeps
   them or another study starts from them.
@@ -69,6 +71,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("pred", pa.list_(pa.uint8())),
         pa.field("p_true", pa.list_(pa.float16())),
         pa.field("correct", pa.list_(pa.bool_())),  # parquet packs booleans to one bit each
+        pa.field("probs", pa.list_(pa.float16())),  # example-major (n x classes); null unless kept
     ]
 )
 HISTORY_SCHEMA = pa.schema(
@@ -140,11 +143,12 @@ def predictions_table(results: list[RunResult]) -> pa.Table:
         cid = cell_id(r.cell)
         for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)]:
             for (shift, severity), e in evals.items():
-                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct)
+                probs = None if e.probs is None else e.probs.reshape(-1)
+                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs)
                 for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
                     rows[name].append(value)
     arrays = {name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
-              for name in ("pred", "p_true", "correct")}  # fmt: skip
+              for name in ("pred", "p_true", "correct", "probs")}  # fmt: skip
     return pa.Table.from_arrays([arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA)
 
 
@@ -153,11 +157,13 @@ def history_table(results: list[RunResult]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA)
 
 
-def _list_array(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
-    """A list column built from numpy arrays without a Python loop over their elements."""
-    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int32)
-    values = np.concatenate(arrays) if arrays else np.array([], dtype=value_type.to_pandas_dtype())
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
+def _list_array(arrays: list[np.ndarray | None], value_type: pa.DataType) -> pa.ListArray:
+    """A list column built from numpy arrays without a Python loop over their elements (None: a null row)."""
+    offsets = np.concatenate([[0], np.cumsum([0 if a is None else len(a) for a in arrays])]).astype(np.int32)
+    present = [a for a in arrays if a is not None]
+    values = np.concatenate(present) if present else np.array([], dtype=value_type.to_pandas_dtype())
+    mask = pa.array([a is None for a in arrays]) if len(present) < len(arrays) else None
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type), mask=mask)
 
 
 def write_atomically(path: Path | str, write) -> None:

@@ -45,6 +45,7 @@ class EvalResult:
     p_true: np.ndarray  # float16, softmax probability of the true class per example
     correct: np.ndarray  # bool, pred == label per example (what every variance statistic reads)
     acc: float
+    probs: np.ndarray | None = None  # float16 (examples, classes), where a study keeps them (ensembles)
 
 
 @dataclass
@@ -98,9 +99,10 @@ def build_stack(cells: list[dict], x: torch.Tensor, execution: Execution,
 
 
 @torch.no_grad()
-def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32",
-             tta: str = "none") -> list[dict[tuple[str, int], EvalResult]]:  # fmt: skip
-    """Per-example predictions and true-class probabilities of the K models on every evaluation set.
+def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str = "none",
+             probabilities: bool = False) -> list[dict[tuple[str, int], EvalResult]]:  # fmt: skip
+    """Per-example predictions and true-class probabilities of the K models on every evaluation set, and
+    every class's probability with `probabilities`.
 
     With tta="flip" the logits are the mean over each image and its mirror (airbench's test-time flip).
     """
@@ -119,9 +121,10 @@ def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32",
         correct = pred == y
         acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
         pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
+        kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
         out = out or [{} for _ in range(len(probs))]
         for r in range(len(probs)):
-            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r])
+            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r])
     return out
 
 
@@ -134,11 +137,12 @@ class Checkpoints:
     precision: str
     tta: str
     keep_weights: bool
+    probabilities: bool = False
     evals: dict[int, list] = field(default_factory=dict)
     weights: dict[int, list] = field(default_factory=dict)
 
     def __call__(self, step: int) -> None:
-        self.evals[step] = evaluate(self.stack, self.sets, self.precision, self.tta)
+        self.evals[step] = evaluate(self.stack, self.sets, self.precision, self.tta, self.probabilities)
         if self.keep_weights:
             self.weights[step] = self.stack.state_dicts()
 
@@ -153,11 +157,13 @@ def train_shard(
     keep_weights: bool = False,
     start: list[dict] | None = None,
     log: Callable[[str], None] | None = None,
+    probabilities: bool = False,
 ) -> list[RunResult]:
     """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device.
 
     Every checkpoint step (`recipe.checkpoint_steps`) evaluates all sets; `keep_weights` keeps each
-    checkpoint's weights (CPU copies); `start` gives each cell a state dict to start from.
+    checkpoint's weights (CPU copies); `start` gives each cell a state dict to start from; `probabilities`
+    keeps every class's probability per example.
     """
     shared = {k: v for k, v in cells[0].items() if k not in SEED_KEYS}
     for c in cells:
@@ -173,7 +179,7 @@ def train_shard(
         group = [cells[i] for i in positions]
         begin = time.perf_counter()
         stack = build_stack(group, x, execution, [start[i] for i in positions] if start else None)
-        taken = Checkpoints(stack, sets, shared["precision"], shared["tta"], keep_weights)
+        taken = Checkpoints(stack, sets, shared["precision"], shared["tta"], keep_weights, probabilities)
         fitted = recipe.fit(stack, group, x, y, execution, checkpoints, taken, log)
         evals, weights = taken.evals, taken.weights
         final = max(evals)
