@@ -16,6 +16,10 @@ from chaosgrid.downloads import SOURCES
 from chaosgrid.grid import CHOICES, GridError, Shard, cell_id
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
+    show_default="$CHAOSGRID_DATA or ./data", help="Where the published datasets (CIFAR-10, -10.1, -10-C) live.",
+)
 
 
 def _spec_text(spec: str) -> str:
@@ -111,8 +115,7 @@ def main() -> None:
               help="Memory layout of weights and images (channels-last suits GPU tensor cores and oneDNN).")  # fmt: skip
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU).")  # fmt: skip
-@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
-              show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
+@data_root_option
 @click.option("--prepared", type=click.Path(exists=True, file_okay=False),
               help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead "
                    "of making the dataset and its shifted sets here.")  # fmt: skip
@@ -280,8 +283,7 @@ def report_tables(folder, names, study, study_config, outdir) -> None:
               help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
                    "--out; without it, make the dataset itself.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The dataset's prepared-inputs folder.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
-              show_default="$CHAOSGRID_DATA or ./data", help="Where on-disk datasets (CIFAR-10) live.")  # fmt: skip
+@data_root_option
 def prepare(name, eval_set, out, data_root) -> None:
     """Make a dataset, or one of its shifted evaluation sets, once as a file every shard job maps.
 
@@ -309,8 +311,7 @@ def prepare(name, eval_set, out, data_root) -> None:
 
 @main.command("download")
 @click.argument("name", type=click.Choice(sorted(SOURCES)))
-@click.option("--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
-              show_default="data, or $CHAOSGRID_DATA", help="Folder that receives the dataset's folder.")  # fmt: skip
+@data_root_option
 @click.option("--file", "files", nargs=2, multiple=True, metavar="URL MD5",
               help="Fetch these files instead of the official ones (a mirror); repeat for each file.")
 def download_command(name, data_root, files) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chaosgrid.downloads import SOURCES
+from chaosgrid.downloads import CIFAR10_1_FILES, CIFAR10_C_LABELS, CIFAR10_FILES, SOURCES
 
 NUM_CLASSES = 10
 DOWNLOAD_HELP = (
@@ -184,12 +184,12 @@ def cifar10(root: Path) -> Dataset:
         """torchvision's reader without its MD5 checks, which reject subsets and re-encoded copies."""
 
         def _check_integrity(self) -> bool:
-            return _published("cifar10", Path(self.root), "data_batch_1").exists()
+            return _published("cifar10", Path(self.root), CIFAR10_FILES[0]).exists()
 
         def _load_meta(self) -> None:
             self.classes = [f"class{i}" for i in range(NUM_CLASSES)]
 
-    _published("cifar10", root, "data_batch_1")  # torchvision's own message does not say where it looked
+    _published("cifar10", root, CIFAR10_FILES[0])  # torchvision's own message does not say where it looked
     train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
     to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0
     return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets)
@@ -201,16 +201,16 @@ def _npy_images(path: Path) -> torch.Tensor:
 
 def cifar10_1(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10.1 (v6) from its .npy files in `root/cifar10.1`: 2,000 new test images."""
-    data, labels = "cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy"
+    data, labels = CIFAR10_1_FILES
     folder = _published("cifar10_1", root, data, labels)
     return _npy_images(folder / data), torch.from_numpy(np.load(folder / labels)).long()
 
 
 def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One corruption and severity of CIFAR-10-C: rows (severity-1)*10000 ... of `root/CIFAR-10-C/<c>.npy`."""
-    folder = _published("cifar10_c", root, f"{corruption}.npy", "labels.npy")
+    folder = _published("cifar10_c", root, f"{corruption}.npy", CIFAR10_C_LABELS)
     images = np.load(folder / f"{corruption}.npy", mmap_mode="r")
-    labels = np.load(folder / "labels.npy", mmap_mode="r")
+    labels = np.load(folder / CIFAR10_C_LABELS, mmap_mode="r")
     n = len(images) // 5
     rows = slice((severity - 1) * n, severity * n)
     x = torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).float() / 255.0

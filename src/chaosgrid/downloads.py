@@ -22,6 +22,10 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+# The files in each source's folder that the loaders (chaosgrid.data) open.
+CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+CIFAR10_1_FILES = ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")
+CIFAR10_C_LABELS = "labels.npy"
 CHUNK = 1 << 20
 
 
@@ -71,12 +75,12 @@ def sources_for(dataset: str, shifts: tuple[str, ...] | list[str]) -> dict[str, 
     dataset when published, and the published sets among its shifts."""
     needed: dict[str, list[str]] = {}
     if dataset == "cifar10":
-        needed["cifar10"] = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+        needed["cifar10"] = list(CIFAR10_FILES)
     if "cifar10_1" in shifts:
-        needed["cifar10_1"] = ["cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy"]
+        needed["cifar10_1"] = list(CIFAR10_1_FILES)
     corruptions = [s.removeprefix("cifar10c_") for s in shifts if s.startswith("cifar10c_")]
     if corruptions:
-        needed["cifar10_c"] = ["labels.npy", *(f"{c}.npy" for c in corruptions)]
+        needed["cifar10_c"] = [CIFAR10_C_LABELS, *(f"{c}.npy" for c in corruptions)]
     return needed
 
 

@@ -1,7 +1,7 @@
-# Published datasets (CIFAR-10, CIFAR-10.1, CIFAR-10-C) are inputs of the shards that read them. Present
-# under data_root, they are used as they are (`ancient`: their timestamps never re-run a shard); missing,
-# this rule downloads each once, checksums verified, before any shard that needs it is scheduled. It runs
-# on the machine Snakemake runs on (`localrule`), which on a cluster is the login node with internet.
+# Published datasets (CIFAR-10, CIFAR-10.1, CIFAR-10-C) are inputs of the prepare jobs that read them.
+# Present under data_root, they are used as they are (`ancient`: their timestamps never re-run a job);
+# missing, this rule downloads each once, checksums verified, before any job that needs it is scheduled. It
+# runs on the machine Snakemake runs on (`localrule`), which on a cluster is the login node with internet.
 
 
 rule download_data:
