@@ -7,4 +7,5 @@ from chaosgrid.analysis import run
 with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)
     sys.stderr = sys.stdout = log
     s = snakemake  # noqa: F821
-    run(s.params.analysis, s.input.runs, s.input.predictions, s.params.axes, dict(s.output.items()))
+    extra = {k: [v] if isinstance(v, str) else list(v) for k, v in s.input.items() if k not in ("runs", "predictions")}
+    run(s.params.analysis, s.input.runs, s.input.predictions, s.params.axes, dict(s.output.items()), extra)

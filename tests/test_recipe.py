@@ -159,6 +159,15 @@ def test_cyclic_and_fge_schedules_follow_their_formulas():
     assert warm.factor(0) == pytest.approx(1 / 20) and warm.factor(20) == 1 and warm.snapshots == (60, 100)
 
 
+def test_garipov_schedule_holds_then_falls_linearly_to_one_percent():
+    """dnn-mode-connectivity's schedule: the peak lr to 50%, linear to 1% at 90%, then 1% (FGE's start at 80%
+    of the budget sees 25.75% of the peak, as the authors' checkpoint-160 of 200 epochs does)."""
+    garipov = schedules.schedule(validate_cell({"schedule": "garipov", "warmup": 0}), 200)
+    assert [garipov.factor(s) for s in (0, 100)] == [1, 1] and garipov.snapshots == ()
+    assert garipov.factor(160) == pytest.approx(0.2575) and garipov.factor(180) == pytest.approx(0.01)
+    assert garipov.factor(199) == pytest.approx(0.01)
+
+
 def test_decay_length_reproduces_the_cosine_that_never_anneals():
     """Geiping et al.'s 3,000 steps with warm-up 400 and a cosine over 4,000 end at 27.4% of the peak lr;
     without decay_length the cosine spans the rest of the run and ends near 0."""

@@ -107,9 +107,11 @@ def test_a_study_asking_for_probabilities_stores_every_class_per_example(tmp_pat
         subprocess.run([*CLI, "train-shard", "--spec", shard.to_json(), "--runs", tmp_path / f"{name}.r",
                         "--predictions", tmp_path / f"{name}.p"], capture_output=True, check=True)  # fmt: skip
     assert pq.read_table(tmp_path / "plain.p")["probs"].null_count == 2 * 2
+    assert pq.read_table(tmp_path / "plain.p")["labels"].null_count == 2 * 2
     table = pq.read_table(tmp_path / "asking.p")
     assert table.schema.equals(store.PREDICTIONS_SCHEMA) and table["probs"].null_count == 0
     for row in table.to_pylist():
+        assert row["shift"] != "clean" or row["labels"] == digits.y_test.tolist()
         probs = np.asarray(row["probs"], dtype=np.float32).reshape(len(row["pred"]), 10)
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-2)
         assert (probs.argmax(1) == np.asarray(row["pred"])).mean() > 0.99  # float16 ties aside

@@ -139,7 +139,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     import torch
 
-    from chaosgrid import data, engine, inputs, shifts, store, train
+    from chaosgrid import data, engine, inputs, models, shifts, store, train
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -160,9 +160,10 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
         )
         pairs = grid.eval_pairs(list(shard.shifts), list(shard.severities))
         sets = shifts.eval_sets(dataset, pairs, data_root, prepared)
-        start = store.starting_weights(init_path, list(shard.seed_indices)) if init_path else None
+        start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
+                 if init_path else None)  # fmt: skip
         lap("eval sets")
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"shard {shard.key or '(ad hoc)'}: {len(cells)} runs, {len(sets)} eval sets, "
                f"{torch_device} ({execution}, {threads} threads); ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
@@ -184,7 +185,8 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     prov = store.provenance(device_name, threads, execution.provenance())
     written = [predictions_path, runs_path]
     if shard.weights:
-        size = store.write_weights(results, list(shard.seed_indices), weights_path)
+        names = models.parameter_names(shard.base["model"], tuple(dataset.x_train.shape[1:]), shard.base["width"])
+        size = store.write_weights(results, list(shard.seed_indices), weights_path, names)
         click.echo(f"weights: {size / len(results) / 1e6:.2f} MB per run")
         written.insert(0, weights_path)
     if history_path:
@@ -198,6 +200,48 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     click.echo(f"wrote {', '.join(map(str, written))}")
     click.echo("phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
                + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s")  # fmt: skip
+
+
+@main.command("train-curves")
+@click.option("--spec", required=True,
+              help='Curve job as JSON or @file: {"cell": {parameter: value}, "seeds": [a, b], "kinds": [line, '
+                   'chain, bezier], "points": 31}; the cell is the recipe that trains each bend.')  # fmt: skip
+@click.option("--start", "start_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Weights file holding the run with seed index a (t=0).")
+@click.option("--end", "end_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Weights file holding the run with seed index b (t=1).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Output parquet: one row per curve kind x point t.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch CPU threads.")
+@data_root_option
+@click.option("--prepared", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the dataset's prepared inputs (`chaosgrid prepare`).")
+def train_curves(spec, start_path, end_path, out, threads, data_root, prepared) -> None:
+    """Join two trained runs by mode-connecting curves (line, polygonal chain, Bezier) and evaluate each at
+    evenly spaced points of t, BatchNorm recomputed at every point (on the CPU: one small net at a time)."""
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        job = grid.CurveJob.from_json(_spec_text(spec))
+    except (GridError, json.JSONDecodeError, KeyError) as err:
+        raise click.BadParameter(str(err), param_hint="--spec") from err
+    import pyarrow as pa
+    import torch
+
+    from chaosgrid import curves, data, inputs, store
+
+    torch.set_num_threads(threads)
+    name = job.cell["dataset"]
+    try:
+        dataset = inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)
+        (w1,) = store.starting_weights(start_path, [job.seeds[0]])
+        (w2,) = store.starting_weights(end_path, [job.seeds[1]])
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"curves {job.key or '(ad hoc)'}: runs {job.seeds[0]} and {job.seeds[1]}, {', '.join(job.kinds)}; "
+               f"ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
+    rows = curves.connect(job, dataset, w1, w2, click.echo)
+    store.write_table(pa.Table.from_pylist(rows), out)
+    click.echo(f"wrote {out} in {time.perf_counter() - STARTED:.1f} s")
 
 
 @main.command()

@@ -8,8 +8,10 @@ The endpoints stay fixed and theta starts at (w1+w2)/2, so every kind starts as 
 draws one t ~ U(0,1) per batch and penalises 1/2 wd |phi(t)|^2: weight decay acts on the point of the curve,
 not on theta. BatchNorm running statistics mean nothing along a curve (training updates them at random t),
 so every evaluated point first recomputes them over the training set, as the exact average of per-batch
-statistics (torch.optim.swa_utils.update_bn). Departure from the authors' code: that pass uses the
-training images unaugmented, so it is deterministic.
+statistics (torch.optim.swa_utils.update_bn). Departure from the authors' code: that pass, and the train
+metrics along the curve, use the training images unaugmented, so they are deterministic.
+
+`connect` is a workflow curve job: two stored runs joined by every kind of curve, one table row per (kind, t).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from torch import nn
 from torch.func import functional_call
 from torch.optim.swa_utils import update_bn
 
-from chaosgrid import schedules
-from chaosgrid.data import augment, batch_indices, generator
+import time
+from collections.abc import Callable
+
+from chaosgrid import schedules, train
+from chaosgrid.data import Dataset, augment, batch_indices, generator
 
 KINDS = ("line", "chain", "bezier")
 BN_BATCH = 512  # images per batch of the BatchNorm pass; the average is exact whatever the size
@@ -117,4 +122,25 @@ def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, 
                      "train_err": (train_p.argmax(1) != y_train).double().mean().item(),
                      "test_err": (test_p.argmax(1) != y_test).double().mean().item(),
                      "ensemble_err": (((first + test_p) / 2).argmax(1) != y_test).double().mean().item()})  # fmt: skip
+    return rows
+
+
+def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] = print) -> list[dict]:
+    """A curve job (chaosgrid.grid.CurveJob): each of its kinds trained between the state dicts w1 and w2 on
+    the job cell's training set, then evaluated at `points` evenly spaced t; rows tagged with the pair."""
+    x, y = train.training_set(data, job.cell)
+    x_test, y_test = data.normalize(data.x_test), data.y_test
+    model = train.init_model(job.cell, x)  # buffers that are not BatchNorm's (FastNet's whitening) from w1
+    model.load_state_dict(w1)
+    ts = torch.linspace(0, 1, job.points).tolist()
+    rows = []
+    for kind in job.kinds:
+        begin = time.perf_counter()
+        bend = train_bend(model, kind, w1, w2, x, y, job.cell)
+        trained = time.perf_counter() - begin
+        rows += [{"pair": job.key, "seed_a": job.seeds[0], "seed_b": job.seeds[1], **row}
+                 for row in along(model, kind, w1, bend, w2, x, y, x_test, y_test, ts, job.cell["weight_decay"])]  # fmt: skip
+        worst = max(r["train_nll"] for r in rows if r["curve"] == kind)
+        log(f"{kind}: bend trained in {trained:.1f} s, {job.points} points in {time.perf_counter() - begin - trained:.1f} s;"
+            f" max train NLL {worst:.3f}")  # fmt: skip
     return rows

@@ -44,7 +44,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "sam_rho": 0.05,  # SAM's ascent radius (optimizer sam only)
     "label_smoothing": 0.0,
     # schedule
-    "schedule": "linear",  # constant | linear | cosine | step | cyclic_cosine | fge
+    "schedule": "linear",  # constant | linear | cosine | step | garipov | cyclic_cosine | fge
     "warmup": 0.1,  # fraction of all steps spent ramping the lr up linearly from 0
     "decay_length": 0.0,  # steps of the decay after warm-up, as a multiple of all steps; 0: the rest of the run
     "cycles": 1,  # cyclic_cosine and fge: cycles after warm-up (a snapshot at each cycle end / fge low point)
@@ -66,6 +66,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "precision": "fp32",  # fp32 | bf16 (autocast of forward passes; a recipe choice, so part of the cell)
     "tta": "none",  # none | flip: test-time augmentation, logits averaged over the image and its mirror
     "init_from": "",  # a study whose final weights (same axis values and seed) start this run; "": fresh init
+    "init_epoch": 0.0,  # with init_from: start from the source's checkpoint at this epoch instead (it must keep it)
     # seeds
     "seed_source": "all",  # which seeds follow the seed index: all | init | order | aug
     "init_seed": 0,
@@ -78,7 +79,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model": ("cnn", "resnet18", "fast", "mlp", "conv1d"),
     "batch_order": ("shuffle", "replacement", "fixed"),
     "optimizer": ("sgd", "adam", "adamw", "sam"),
-    "schedule": ("constant", "linear", "cosine", "step", "cyclic_cosine", "fge"),
+    "schedule": ("constant", "linear", "cosine", "step", "garipov", "cyclic_cosine", "fge"),
     "penalty_method": ("fd", "autograd"),
     "augmentation": ("none", "flip", "crop", "flip_crop"),
     "perturbation": ("none", "weight", "fp16_first_batch"),
@@ -163,6 +164,7 @@ def validate_cell(params: dict) -> dict:
         "init_from": cell["init_from"] == "" or STUDY_NAME.fullmatch(cell["init_from"]) is not None,
         "variant": cell["variant"] == "" or STUDY_NAME.fullmatch(cell["variant"]) is not None,
         "decay_length": cell["decay_length"] >= 0,
+        "init_epoch": cell["init_epoch"] >= 0,
         "augment_copies": cell["augment_copies"] >= 0,
     }
     checks.update({key: cell[key] >= 0 for key in SEED_KEYS})
@@ -175,6 +177,8 @@ def validate_cell(params: dict) -> dict:
     if cell["model"] == "fast" and cell["dataset"] in SIGNAL_DATASETS:
         raise GridError(f"parameter 'model' is 'fast', whose 2x2 patch whitening needs images, but dataset "
                         f"{cell['dataset']!r} holds 1-D signals")  # fmt: skip
+    if cell["init_epoch"] and not cell["init_from"]:
+        raise GridError("parameter 'init_epoch' picks a checkpoint of the 'init_from' study, but init_from is empty")
     if cell["augment_copies"] and cell["augmentation"] == "none":
         raise GridError("parameter 'augment_copies' needs an 'augmentation' to copy with")
     return cell
@@ -297,7 +301,15 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
 
 
 STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
-              "probabilities"}  # fmt: skip
+              "probabilities", "curves", "ensembles"}  # fmt: skip
+# Mode-connecting curves (chaosgrid.curves.KINDS; a test checks they agree) and a `curves` block's own keys.
+CURVE_KINDS = ("line", "chain", "bezier")
+CURVE_DEFAULTS = {"pairs": 1, "kinds": list(CURVE_KINDS), "points": 31}
+# What a curve shares with its endpoints (the net and its training set); a `curves` block sets the rest.
+CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_noise", "init_from", "init_epoch",
+               *SEED_KEYS)  # fmt: skip
+# The methods a study's `ensembles` block names studies for, besides its own independent runs (Ind).
+ENSEMBLE_ROLES = ("sse", "fge", "single_cycle")
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:
@@ -374,11 +386,90 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     return shards
 
 
+@dataclass(frozen=True)
+class CurveJob:
+    """Curves between two runs of a study at one grid point: their seed indices, the keys of the shards whose
+    weights hold them, and the recipe that trains each bend (the first run's cell with the `curves` block's
+    parameters)."""
+
+    study: str
+    key: str  # e.g. "lr~0.05/pair~0-1"; the job's output path is built from it
+    cell: dict
+    seeds: tuple[int, int]
+    shards: tuple[str, str]
+    kinds: tuple[str, ...]
+    points: int  # evaluated points of t, evenly spaced over [0, 1]
+
+    def to_json(self) -> str:
+        return json.dumps({"study": self.study, "key": self.key, "cell": identity(self.cell),
+                           "seeds": list(self.seeds), "kinds": list(self.kinds), "points": self.points})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> CurveJob:
+        spec = json.loads(text)
+        kinds = tuple(spec.get("kinds", CURVE_KINDS))
+        if not set(kinds) <= set(CURVE_KINDS) or int(spec.get("points", 31)) < 2:
+            raise GridError(f"curve spec: kinds must be among {', '.join(CURVE_KINDS)} and points >= 2")
+        return cls(spec.get("study", "adhoc"), spec.get("key", ""), validate_cell(spec.get("cell", {})),
+                   tuple(spec["seeds"]), ("", ""), kinds, int(spec.get("points", 31)))  # fmt: skip
+
+
+def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[tuple[str, str], CurveJob]:
+    """The curve jobs of every study with a `curves` block, by (study, key): per grid point, `pairs` pairs of
+    its runs (seed indices taken two by two in order), each joined by every kind of curve, trained with the
+    block's cell parameters. Raises GridError naming a bad key of the block."""
+    jobs = {}
+    for name, study in studies.items():
+        if not study.get("curves"):
+            continue
+        block = {**CURVE_DEFAULTS, **study["curves"]}
+        overrides = {k: v for k, v in block.items() if k not in CURVE_DEFAULTS}
+        if bad := sorted(k for k in overrides if k not in CELL_DEFAULTS or k in CURVE_FIXED):
+            raise GridError(f"study {name!r}: curves sets {bad[0]!r}; besides pairs, kinds and points it sets "
+                            f"training parameters, not what makes the endpoints ({', '.join(CURVE_FIXED)})")  # fmt: skip
+        if not block["kinds"] or not set(block["kinds"]) <= set(CURVE_KINDS):
+            raise GridError(f"study {name!r}: curves kinds {block['kinds']!r}; choose from {', '.join(CURVE_KINDS)}")
+        seeds = seed_list(study.get("seeds", 1))
+        pairs = int(block["pairs"])
+        if not 1 <= pairs <= len(seeds) // 2 or int(block["points"]) < 2:
+            raise GridError(f"study {name!r}: curves needs 1..{len(seeds) // 2} pairs of its {len(seeds)} seeds "
+                            f"and points >= 2")  # fmt: skip
+        holders: dict[str, dict[int, str]] = {}  # grid point (key prefix) -> seed index -> shard key
+        bases: dict[str, dict] = {}
+        for (study_name, key), shard in shards.items():
+            if study_name == name:
+                prefix = key.rpartition("seeds~")[0]
+                holders.setdefault(prefix, {}).update(dict.fromkeys(shard.seed_indices, key))
+                bases[prefix] = shard.base
+        for prefix, holder in holders.items():
+            for a, b in zip(seeds[0 : 2 * pairs : 2], seeds[1 : 2 * pairs : 2], strict=True):
+                try:
+                    cell = validate_cell({**bases[prefix], **seeds_for(bases[prefix]["seed_source"], a), **overrides})
+                except GridError as err:
+                    raise GridError(f"study {name!r}: curves: {err}") from err
+                key = f"{prefix}pair~{a}-{b}"
+                jobs[name, key] = CurveJob(name, key, cell, (a, b), (holder[a], holder[b]), tuple(block["kinds"]),
+                                           int(block["points"]))  # fmt: skip
+    return jobs
+
+
+def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
+    """The studies a study's `ensembles` block names for each method (sse, fge, single_cycle), checked."""
+    block = study.get("ensembles") or {}
+    for role, other in block.items():
+        if role not in ENSEMBLE_ROLES:
+            raise GridError(f"study {name!r}: ensembles names {role!r}; choose from {', '.join(ENSEMBLE_ROLES)}")
+        if other not in studies or other == name:
+            raise GridError(f"study {name!r}: ensembles {role}: {other!r} is not another study of this config")
+    return dict(block)
+
+
 def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
     """Every study's shards by (study, key), with starting points resolved: a shard whose runs start from
     another study's weights (`init_from`) names that study's shard with the same values on the source's
     axes and the same seeds, and every shard of a source study keeps its weights (the workflow chooses the
-    rule that writes them by study). Raises GridError naming what does not match."""
+    rule that writes them by study), as does every study whose runs curves join or whose members ensembles
+    compare (weight distances). Raises GridError naming what does not match."""
     shards = {(name, s.key): s for name, study in studies.items() for s in expand_study(name, study)}
     for (name, key), shard in list(shards.items()):
         source = shard.base["init_from"]
@@ -395,5 +486,8 @@ def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
                             f"and seeds {shard.seed_indices[0]}-{shard.seed_indices[-1]} (shard {key})")  # fmt: skip
         shards[name, key] = replace(shard, init_key=match[0].key)
     sources = {s.base["init_from"] for s in shards.values()}
+    for name, study in studies.items():  # curve endpoints and ensemble members keep weights too
+        if study.get("curves") or study.get("ensembles"):
+            sources |= {name, *ensemble_studies(name, study, studies).values()}
     return {(n, k): replace(s, weights=True) if n in sources else s for (n, k), s in shards.items()}
 

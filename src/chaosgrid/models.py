@@ -19,6 +19,8 @@ import math
 import torch
 from torch import nn
 
+from chaosgrid.data import NUM_CLASSES
+
 
 def conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)]
@@ -144,6 +146,13 @@ class Conv1dNet(nn.Sequential):
 
 CONVOLUTIONAL = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}  # built from the input's channel count
 MODELS = {**CONVOLUTIONAL, "mlp": MLP, "conv1d": Conv1dNet}  # the others take the whole input shape
+
+
+def parameter_names(name: str, in_shape: tuple[int, ...], width: int) -> list[str]:
+    """The trainable tensors of a model (its state dict's other entries are buffers), from a copy on the meta
+    device: nothing is allocated or initialised."""
+    with torch.device("meta"):
+        return [n for n, _ in build(name, in_shape, NUM_CLASSES, width).named_parameters()]
 
 
 def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:

@@ -7,6 +7,8 @@ counts optimizer steps from 0, and a snapshot step s means "after s steps".
 - constant, linear, cosine, step (x0.1 at 50% and 75%): single-model schedules; no snapshots. Their decay
   spans the steps after warm-up, or `decay_length` x total steps counted from the end of warm-up when set
   (Geiping et al.'s "cosine-4000" over 3,000 steps: 1.333, ending at 27% of the peak lr).
+- garipov: Garipov et al.'s single-model schedule (dnn-mode-connectivity): the peak lr for the first half,
+  then linearly down to 1% of it at 90% of the decay, then 1%: what independent runs and FGE's start train on.
 - cyclic_cosine: Huang et al.'s snapshot ensembles: `cycles` cosine cycles of ceil(T/M) steps, restarted
   every iteration count, a snapshot at each cycle end.
 - fge: Garipov et al.'s fast geometric ensembling: `cycles` cycles of c steps, lr going linearly
@@ -80,6 +82,7 @@ SCHEDULES: dict[str, Callable[[dict, int], Schedule]] = {
     "linear": _single(lambda progress: 1 - progress),
     "cosine": _single(lambda progress: 0.5 * (1 + math.cos(math.pi * progress))),
     "step": _single(lambda progress: 0.1 ** ((progress >= 0.5) + (progress >= 0.75))),
+    "garipov": _single(lambda progress: 1.0 if progress <= 0.5 else max(0.01, 1 - 0.99 * (progress - 0.5) / 0.4)),
     "cyclic_cosine": cyclic_cosine,
     "fge": fge,
 }

@@ -5,7 +5,7 @@
 - `predictions`: one row per run x checkpoint x evaluation set (clean, or a shift at a severity), holding
   that set's accuracy and fixed-length arrays over its examples: predicted class (uint8), true-class
   probability (float16) and correctness (bool), and where a study asks (`probabilities`) every class's
-  probability (float16, examples x classes flattened; null otherwise). Analysis reads a runs x examples
+  probability (float16, examples x classes flattened) and the true classes (null otherwise). Analysis reads a runs x examples
   matrix straight from the list columns; `final` marks the last checkpoint, the only one unless a study asks
   for more.
 - `history`: one row per run x epoch: training loss and accuracy over the epoch's batches, and the current lr.
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chaosgrid import __version__
-from chaosgrid.grid import CELL_DEFAULTS, cell_id
+from chaosgrid.grid import CELL_DEFAULTS, cell_id, format_value
 
 if TYPE_CHECKING:
     from chaosgrid.train import RunResult
@@ -72,6 +72,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("p_true", pa.list_(pa.float16())),
         pa.field("correct", pa.list_(pa.bool_())),  # parquet packs booleans to one bit each
         pa.field("probs", pa.list_(pa.float16())),  # example-major (n x classes); null unless kept
+        pa.field("labels", pa.list_(pa.uint8())),  # the true classes, beside probs (what ensembles score against)
     ]
 )
 HISTORY_SCHEMA = pa.schema(
@@ -143,12 +144,13 @@ def predictions_table(results: list[RunResult]) -> pa.Table:
         cid = cell_id(r.cell)
         for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)]:
             for (shift, severity), e in evals.items():
-                probs = None if e.probs is None else e.probs.reshape(-1)
-                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs)
+                probs, labels = (None, None) if e.probs is None else (e.probs.reshape(-1), e.labels)
+                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs,
+                          labels)  # fmt: skip
                 for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
                     rows[name].append(value)
     arrays = {name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
-              for name in ("pred", "p_true", "correct", "probs")}  # fmt: skip
+              for name in ("pred", "p_true", "correct", "probs", "labels")}  # fmt: skip
     return pa.Table.from_arrays([arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA)
 
 
@@ -187,25 +189,50 @@ def write_table(table: pa.Table, path: Path | str) -> None:
     write_atomically(path, lambda tmp: pq.write_table(table, tmp, compression=COMPRESSION))
 
 
-def write_weights(results: list[RunResult], seed_indices: list[int], path: Path | str) -> int:
-    """Save every kept checkpoint's state dicts, keyed by run (cell id, seed index) and step; returns bytes."""
+def write_weights(results: list[RunResult], seed_indices: list[int], path: Path | str, parameters: list[str]) -> int:
+    """Save every kept checkpoint's state dicts, keyed by run (cell id, seed index) and step, with each run's
+    epochs and steps (to find a checkpoint by epoch) and the names of the trainable parameters (what weight
+    distances compare; the rest are buffers); returns bytes."""
     import torch
 
-    runs = [{"cell_id": cell_id(r.cell), "seed_index": i, "weights": r.weights}
-            for r, i in zip(results, seed_indices, strict=True)]  # fmt: skip
-    write_atomically(path, lambda tmp: torch.save({"format": 1, "runs": runs}, tmp))
+    runs = [{"cell_id": cell_id(r.cell), "seed_index": i, "epochs": r.cell["epochs"], "steps": r.steps,
+             "weights": r.weights} for r, i in zip(results, seed_indices, strict=True)]  # fmt: skip
+    write_atomically(path, lambda tmp: torch.save({"format": 2, "parameters": parameters, "runs": runs}, tmp))
     return Path(path).stat().st_size
 
 
-def starting_weights(path: Path | str, seed_indices: list[int]) -> list[dict]:
-    """The final state dict of each seed index's run in a weights file: where continuing runs start."""
+def read_weights(path: Path | str) -> dict:
+    """A weights file: {"parameters": names, "runs": {seed index: {"epochs", "steps", "weights": {step: state}}}}."""
     import torch
 
-    runs = {run["seed_index"]: run for run in torch.load(path, map_location="cpu", weights_only=True)["runs"]}
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    if content.get("format") != 2:
+        raise ValueError(f"{path} is a weights file of an older format: delete it to have its shard re-run")
+    return {"parameters": content["parameters"], "runs": {run["seed_index"]: run for run in content["runs"]}}
+
+
+def checkpoint_at(run: dict, epoch: float) -> int:
+    """The step of a run's kept checkpoint at `epoch` (0: the final one), or ValueError listing those kept."""
+    steps_per_epoch = run["steps"] / run["epochs"]
+    step = round(epoch * steps_per_epoch) if epoch else max(run["weights"])
+    if step not in run["weights"]:
+        kept = ", ".join(format_value(round(s / steps_per_epoch, 3)) for s in sorted(run["weights"]))
+        raise ValueError(f"no checkpoint kept at epoch {format_value(epoch)} (kept: epochs {kept}); add it to "
+                         f"the source study's checkpoints")  # fmt: skip
+    return step
+
+
+def starting_weights(path: Path | str, seed_indices: list[int], epoch: float = 0.0) -> list[dict]:
+    """The state dict of each seed index's run at `epoch` (0: final) in a weights file: where continuing runs
+    start."""
+    runs = read_weights(path)["runs"]
     missing = sorted(set(seed_indices) - set(runs))
     if missing:
         raise FileNotFoundError(f"{path} holds no run with seed index {missing[0]}")
-    return [runs[i]["weights"][max(runs[i]["weights"])] for i in seed_indices]
+    try:
+        return [runs[i]["weights"][checkpoint_at(runs[i], epoch)] for i in seed_indices]
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
 
 
 def matrix(

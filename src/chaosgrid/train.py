@@ -46,6 +46,7 @@ class EvalResult:
     correct: np.ndarray  # bool, pred == label per example (what every variance statistic reads)
     acc: float
     probs: np.ndarray | None = None  # float16 (examples, classes), where a study keeps them (ensembles)
+    labels: np.ndarray | None = None  # uint8 true class per example, beside probs
 
 
 @dataclass
@@ -122,9 +123,10 @@ def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str 
         acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
         pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
         kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
+        labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
         out = out or [{} for _ in range(len(probs))]
         for r in range(len(probs)):
-            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r])
+            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels)
     return out
 
 

@@ -1,5 +1,6 @@
 # Per study: every declared analysis (chaosgrid.analysis.ANALYSES) that applies to it, as a pair of rules
-# made here from the declaration: tables from the runs and predictions, then figures for the report.
+# made here from the declaration: tables from the runs and predictions (and what ANALYSIS_INPUTS adds), then
+# figures for the report.
 
 
 for analysis in ANALYSES.values():
@@ -8,6 +9,7 @@ for analysis in ANALYSES.values():
         name:
             analysis.name
         input:
+            unpack(ANALYSIS_INPUTS.get(analysis.name, lambda wildcards: {})),
             runs="results/{study}/tables/runs.parquet",
             predictions=shard_files("predictions"),
         output:

@@ -14,9 +14,12 @@ from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGU
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.grid import (
     CHOICES,
+    CLEAN,
     SHARD_FILES,
     GridError,
+    ensemble_studies,
     eval_pairs,
+    expand_curves,
     expand_studies,
     study_axes,
 )
@@ -27,8 +30,10 @@ RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
 
 def _expand_all(studies):
+    """Every study's shards and curve jobs, or a WorkflowError naming the bad key."""
     try:
-        return expand_studies(studies)
+        shards = expand_studies(studies)
+        return shards, expand_curves(studies, shards)
     except GridError as err:
         raise WorkflowError(f"config studies: {err}") from err
 
@@ -54,7 +59,7 @@ def _data_sources(overrides):
 
 
 point_jobs_at_chaosgrid()
-SHARDS = _expand_all(config["studies"])
+SHARDS, CURVES = _expand_all(config["studies"])
 DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
 DATA_SOURCES = _data_sources(config.get("downloads"))
 SOURCE_OF_FOLDER = {source.folder: name for name, source in DATA_SOURCES.items()}
@@ -87,6 +92,7 @@ WEIGHT_STUDIES = sorted(
 wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     shard=r"([a-z_]+~[^/~]+/)*seeds~\d+-\d+",
+    pair=r"([a-z_]+~[^/~]+/)*pair~\d+-\d+",
 
 
 def one_of(names):
@@ -129,6 +135,34 @@ def prepared_inputs(wildcards):
     pairs = eval_pairs(shard.shifts, shard.severities)
     folder = f"{PREPARED}/{shard.base['dataset']}"
     return [ancient(str(path)) for path in prepared_files(folder, pairs)]
+
+
+def curve_inputs(wildcards):
+    """Input function of a curve job: the weights files holding its two runs and the prepared dataset."""
+    job = CURVES[wildcards.study, wildcards.pair]
+    start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
+    folder = f"{PREPARED}/{job.cell['dataset']}"
+    return {"start": start, "end": end, "prepared": ancient(str(prepared_files(folder, [CLEAN])[0]))}
+
+
+def ensemble_inputs(wildcards):
+    """Input function of the ensembles analysis: the study's weights and curve files, and for each method its
+    `ensembles` block names, that study's runs table, predictions and weights files."""
+    name = wildcards.study
+    files = {
+        "weights": [f"results/{name}/weights/{key}.pt" for s, key in SHARDS if s == name],
+        "curves": [f"results/{name}/curves/{key}.parquet" for s, key in CURVES if s == name],
+    }
+    for role, other in ensemble_studies(name, config["studies"][name], config["studies"]).items():
+        keys = [key for s, key in SHARDS if s == other]
+        files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
+        files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
+        files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
+    return files
+
+
+# Analyses that read more than their study's runs table and predictions (chaosgrid.analysis.ANALYSES).
+ANALYSIS_INPUTS = {"ensembles": ensemble_inputs}
 
 
 def study_axis_list(wildcards):
@@ -184,4 +218,5 @@ def all_targets():
         for study in config["studies"]
         for page in REPORT_PAGES
     ]
-    return shards + weights + figures + tables
+    curves = [f"results/{s}/curves/{key}.parquet" for s, key in CURVES]
+    return shards + weights + curves + figures + tables

@@ -72,12 +72,22 @@ ANALYSES = {
             applies=lambda study: bool(study.get("variants")),
             reads=("history",),
         ),
+        Analysis(
+            "ensembles",
+            ("ensembles", "diversity", "curves"),
+            ("ensemble_error", "ensemble_diversity", "curves"),
+            "chaosgrid.analysis.ensembles:study_ensembles",
+            "chaosgrid.figures:ensemble_figures",
+            applies=lambda study: bool(study.get("ensembles") or study.get("curves")),
+        ),
     )
 }
 
 
-def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str]) -> None:
-    """Compute analysis `name` for one study and write each of its tables atomically."""
+def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],
+        extra: dict[str, list[str]] | None = None) -> None:  # fmt: skip
+    """Compute analysis `name` for one study and write each of its tables atomically; `extra`: the further
+    files the workflow gives the analyses that read more (by input name), passed on as keyword arguments."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -85,7 +95,7 @@ def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str],
 
     analysis = ANALYSES[name]
     runs = pq.read_table(runs_path).to_pandas()
-    frames = analysis.function("compute")(runs, prediction_files, axes)
+    frames = analysis.function("compute")(runs, prediction_files, axes, **(extra or {}))
     for table, frame in zip(analysis.tables, frames, strict=True):
         write_table(pa.Table.from_pandas(frame, preserve_index=False), outputs[table])
         print(f"{table}: {len(frame)} rows")

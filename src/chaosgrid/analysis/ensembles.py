@@ -1,0 +1,160 @@
+"""Ensembles at equal training budget (study 3: Huang et al. 2017; Garipov et al. 2018), from the stored
+class probabilities, weights and curve tables of a study of independent runs (Ind) and the studies its
+`ensembles` block names for the other methods.
+
+The budget B is the Ind runs' epochs. At a budget of k B (k = 1, 2, 3) a repetition ensembles:
+- `single`: one Ind run (k = 1 only);
+- `ind`: k Ind runs; `nocycle`: every kept checkpoint of k Ind runs (evenly spaced snapshots on the
+  single-model schedule, Huang et al.'s NoCycle baseline);
+- `sse`: every snapshot (cycle end) of k snapshot-ensemble runs;
+- `fge`: the members (the low-lr points, not the final high-lr step) of k FGE runs, each started from the
+  Ind run with its seed index at `init_epoch`, so one costs init_epoch + its epochs;
+- `single_cycle`: k x (B / its epochs) runs of the single-cycle study, each from a fresh initialisation.
+Repetitions take runs in seed order, k at a time, without overlap. An ensemble predicts the argmax of the
+mean of its members' softmax. Each repetition is paired with the Ind runs of the same seed indices: the
+difference to their mean single-model error removes most of the seed-to-seed spread.
+
+Diversity: over pairs of members (all pairs of Ind runs; pairs within one run for sse, fge and nocycle;
+within one repetition for single_cycle), the fraction of test predictions that differ, and the L2 distance
+of their trainable parameters (buffers such as BatchNorm statistics left out), also relative to the mean norm.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chaosgrid.aggregate import read_columns
+from chaosgrid.grid import CLEAN, ENSEMBLE_ROLES, SEED_KEYS
+from chaosgrid.store import read_weights
+
+SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
+
+BUDGETS = (1, 2, 3)
+METHODS = ("single", "ind", "nocycle", *ENSEMBLE_ROLES)
+
+
+def members(runs: pd.DataFrame, prediction_files: list, method: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one row per converged run in seed order: seed index, epochs it cost, its members' steps and clean-test
+    probabilities (members x examples x classes); the test labels)."""
+    table = read_columns(prediction_files, ["cell_id", "step", "final", "shift", "severity", "probs", "labels"],
+                         probes=False, final=method in ("single", "ind", "single_cycle")).to_pandas()  # fmt: skip
+    table = table[(table["shift"] == CLEAN[0]) & (table["severity"] == CLEAN[1])]
+    if table.empty or table["probs"].isna().any():
+        raise ValueError(f"the {method} runs store no class probabilities: set `probabilities: true` in their study")
+    if method == "fge":  # members are the low-lr points; the final step ends a cycle at the high lr
+        table = table[~table["final"]]
+    labels = np.asarray(table["labels"].iloc[0])
+    rows = []
+    for _, run in runs[~runs["diverged"]].sort_values(list(SEED_KEYS)).iterrows():
+        own = table[table["cell_id"] == run["cell_id"]].sort_values("step")
+        probs = np.stack([np.asarray(p, dtype=np.float32).reshape(len(labels), -1) for p in own["probs"]])
+        rows.append({"seed_index": int(run[SEED_OF[run["seed_source"]]]), "steps": own["step"].tolist(),
+                     "probs": probs, "epochs": float(run["epochs"]) + float(run["init_epoch"])})  # fmt: skip
+    return pd.DataFrame(rows), labels
+
+
+def _error(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Test error of the ensemble of `probs` (members x examples x classes): argmax of the mean softmax."""
+    return float((probs.mean(0).argmax(-1) != labels).mean())
+
+
+def runs_per_budget(method: str, runs: pd.DataFrame, budget_epochs: float) -> int:
+    """Runs that one budget B buys: B / their epochs for single_cycle (each trains one cycle), else 1."""
+    return max(1, round(budget_epochs / runs["epochs"].median())) if method == "single_cycle" else 1
+
+
+def ensemble_errors(methods: dict[str, pd.DataFrame], labels: np.ndarray, budget_epochs: float) -> pd.DataFrame:
+    """The `ensembles` table: per method and budget, the error over repetitions, and its paired difference to
+    the mean single-model error of the Ind runs with the repetition's seed indices (with its standard error)."""
+    single = {i: _error(p, labels) for i, p in zip(methods["single"]["seed_index"], methods["single"]["probs"])}
+    rows = []
+    for method, runs in methods.items():
+        per_budget = runs_per_budget(method, runs, budget_epochs)
+        for k in (1,) if method == "single" else BUDGETS:
+            size = k * per_budget
+            groups = [runs.iloc[i : i + size] for i in range(0, len(runs) - size + 1, size)]
+            if not groups:
+                continue
+            errors = np.array([_error(np.concatenate(list(g["probs"])), labels) for g in groups])
+            diffs = np.array([e - np.mean([single.get(i, np.nan) for i in g["seed_index"]])
+                              for e, g in zip(errors, groups, strict=True)])  # fmt: skip
+            paired = diffs[np.isfinite(diffs)]
+            rows.append({"method": method, "budget": k, "repetitions": len(groups),
+                         "members": sum(len(p) for p in groups[0]["probs"]), "epochs": groups[0]["epochs"].sum(),
+                         "error": errors.mean(), "error_std": errors.std(ddof=1) if len(errors) > 1 else np.nan,
+                         "diff_vs_single": paired.mean() if len(paired) else np.nan,
+                         "diff_se": paired.std(ddof=1) / np.sqrt(len(paired)) if len(paired) > 1 else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def member_pairs(method: str, runs: pd.DataFrame, per_budget: int) -> list[tuple[tuple, tuple]]:
+    """Pairs of members an ensemble of `method` combines, each member as (seed index, step, probabilities):
+    all pairs of Ind runs, pairs within one repetition of single_cycle, pairs within one run otherwise."""
+    records = runs.to_dict("records")
+    if method == "ind":
+        groups = [records]
+    elif method == "single_cycle":
+        groups = [records[i : i + per_budget] for i in range(0, len(records), per_budget)]
+    else:
+        groups = [[r] for r in records]
+    pairs = []
+    for group in groups:
+        flat = [(r["seed_index"], s, p) for r in group for s, p in zip(r["steps"], r["probs"], strict=True)]
+        pairs += list(itertools.combinations(flat, 2))
+    return pairs
+
+
+def diversity(methods: dict[str, pd.DataFrame], weights: dict[str, dict], budget_epochs: float) -> pd.DataFrame:
+    """The `diversity` table: per method, the mean over member pairs of test-prediction disagreement and of the
+    L2 distance between trainable parameters (also relative to the members' mean norm)."""
+    rows = []
+    for method, runs in methods.items():
+        pairs = member_pairs(method, runs, runs_per_budget(method, runs, budget_epochs))
+        if method == "single" or not pairs:
+            continue
+        flat = weights[method]
+        disagreement = np.array([(p.argmax(-1) != q.argmax(-1)).mean() for (_, _, p), (_, _, q) in pairs])
+        distance = np.array([np.linalg.norm(flat[i][s] - flat[j][t]) for (i, s, _), (j, t, _) in pairs])
+        norm = np.mean([np.linalg.norm(flat[i][s]) for (i, s, _), _ in pairs])
+        rows.append({"method": method, "pairs": len(pairs), "disagreement": disagreement.mean(),
+                     "disagreement_std": disagreement.std(ddof=1) if len(pairs) > 1 else np.nan,
+                     "distance": distance.mean(), "relative_distance": distance.mean() / norm})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def flat_weights(weight_files: list) -> dict[int, dict[int, np.ndarray]]:
+    """Every kept checkpoint's trainable parameters as one vector, by seed index and step."""
+    flat = {}
+    for path in weight_files:
+        content = read_weights(path)
+        for index, run in content["runs"].items():
+            flat[index] = {step: np.concatenate([state[n].reshape(-1).numpy() for n in content["parameters"]])
+                           for step, state in run["weights"].items()}  # fmt: skip
+    return flat
+
+
+def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str], weights: list, curves: list,
+                    **roles: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """(ensembles, diversity, curves) of a study with an `ensembles` block: its own runs (single, ind,
+    nocycle) and, for each method its block names, that study's `<method>_runs` table, `<method>_predictions`
+    and `<method>_weights` files."""
+    if axes:
+        raise ValueError(f"an ensembles study has one grid point; this one has axes {', '.join(axes)}")
+    budget_epochs = float(runs["epochs"].iloc[0])
+    sources = {"single": (runs, prediction_files, weights), "ind": (runs, prediction_files, weights),
+               "nocycle": (runs, prediction_files, weights)}  # fmt: skip
+    for role in ENSEMBLE_ROLES:
+        if f"{role}_runs" in roles:
+            sources[role] = (pd.read_parquet(roles[f"{role}_runs"][0]), roles[f"{role}_predictions"],
+                             roles[f"{role}_weights"])  # fmt: skip
+    methods, weight_vectors, labels = {}, {}, None
+    for method, (method_runs, files, weight_files) in sources.items():
+        methods[method], labels = members(method_runs, files, method)
+        weight_vectors[method] = flat_weights(weight_files)
+    curve_rows = pd.concat([pd.read_parquet(f) for f in curves]) if curves else pd.DataFrame()
+    return (ensemble_errors(methods, labels, budget_epochs), diversity(methods, weight_vectors, budget_epochs),
+            curve_rows)  # fmt: skip

@@ -1,0 +1,26 @@
+# Mode-connecting curves (study 3): one job per pair of runs a study's `curves` block joins, reading the two
+# runs' weights files, so deleting an endpoint's file re-runs its shard and every curve that uses it.
+
+
+rule train_curves:
+    input:
+        unpack(curve_inputs),
+    output:
+        "results/{study}/curves/{pair}.parquet",
+    log:
+        "results/{study}/logs/curves/{pair}.log",
+    benchmark:
+        "results/{study}/benchmarks/curves/{pair}.tsv"
+    retries: config.get("retries", 1)
+    conda:
+        "../../envs/chaosgrid.yaml"
+    threads: study_resource("threads")
+    resources:
+        mem_mb=study_resource("mem_mb"),
+        runtime=study_resource("runtime"),
+    params:
+        spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
+        prepared=lambda wildcards, input: os.path.dirname(input.prepared),
+    shell:
+        "chaosgrid train-curves --spec {params.spec:q} --start {input.start:q} --end {input.end:q}"
+        " --out {output:q} --threads {threads} --prepared {params.prepared:q} > {log:q} 2>&1"
