@@ -44,6 +44,8 @@ def test_format_value_is_canonical():
         ({"noise_additive": -0.01}, "noise_additive"),
         ({"schedule": "fge", "lr": 0.05, "lr_min": 0.1}, "lr_min"),
         ({"init_from": "../other"}, "init_from"),
+        ({"init_epoch": 48}, "init_epoch"),
+        ({"init_from": "base", "init_epoch": -1}, "init_epoch"),
     ],
 )
 def test_bad_parameters_are_named(params, named):
@@ -114,6 +116,8 @@ PUBLISHED = {
     "noise_multiplicative": 0.0, "init_from": "",
     # added with study 2 (full batch), each "off"
     "variant": "", "decay_length": 0.0, "augment_copies": 0, "drop_last": False,
+    # added with study 3 (ensembles), "off"
+    "init_epoch": 0.0,
 }  # fmt: skip
 
 
@@ -219,3 +223,48 @@ def test_signal_datasets_take_no_image_corruptions_and_conv1d_takes_only_signals
 def test_bad_checkpoints_are_named(checkpoints):
     with pytest.raises(GridError, match="checkpoints is"):
         expand_study("s", {"checkpoints": checkpoints})
+
+
+ENSEMBLE_STUDIES = {
+    "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "curves": {"pairs": 2, "epochs": 3, "lr": 0.01},
+            "ensembles": {"fge": "fge", "sse": "sse"}},
+    "fge": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "init_from": "ind", "init_epoch": 9.6},
+    "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2},
+}  # fmt: skip
+
+
+def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holding_them():
+    shards = grid.expand_studies(ENSEMBLE_STUDIES)
+    jobs = grid.expand_curves(ENSEMBLE_STUDIES, shards)
+    assert sorted(jobs) == [
+        ("ind", f"lr~{lr}/pair~{a}-{b}") for lr in ("0.05", "0.1") for a, b in ((0, 1), (2, 3))
+    ]
+    job = jobs["ind", "lr~0.1/pair~2-3"]
+    assert job.shards == ("lr~0.1/seeds~0-3", "lr~0.1/seeds~0-3") and job.seeds == (2, 3) and job.points == 31
+    assert job.kinds == grid.CURVE_KINDS and (job.cell["lr"], job.cell["epochs"], job.cell["init_seed"]) == (
+        0.01,
+        3,
+        2,
+    )
+    again = grid.CurveJob.from_json(job.to_json())
+    assert (again.cell, again.seeds, again.kinds, again.key) == (job.cell, job.seeds, job.kinds, job.key)
+    # every study whose runs are joined or ensembled keeps its weights; one that is not, does not
+    assert all(s.weights for (name, _), s in shards.items() if name in ("ind", "fge", "sse"))
+    assert not any(s.weights for s in grid.expand_studies({"plain": {"seeds": 2}}).values())
+
+
+@pytest.mark.parametrize("curves, message", [
+    ({"pairs": 4}, "1..3 pairs of its 6 seeds"), ({"kinds": ["spline"]}, "kinds"), ({"width": 8}, "'width'"),
+    ({"init_seed": 3}, "'init_seed'"), ({"learning_rate": 0.1}, "'learning_rate'"), ({"lr": -1}, "'lr'"),
+])  # fmt: skip
+def test_bad_curves_blocks_are_named(curves, message):
+    studies = {"ind": {"seeds": 6, "curves": curves}}
+    with pytest.raises(GridError, match=message):
+        grid.expand_curves(studies, grid.expand_studies(studies))
+
+
+def test_bad_ensembles_blocks_are_named():
+    with pytest.raises(GridError, match="ensembles names 'swa'"):
+        grid.expand_studies({"ind": {"ensembles": {"swa": "ind"}}})
+    with pytest.raises(GridError, match="ensembles fge: 'nope'"):
+        grid.expand_studies({"ind": {"ensembles": {"fge": "nope"}}})

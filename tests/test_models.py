@@ -30,6 +30,9 @@ def test_width_scales_parameters():
     assert count(models.build("resnet18", (3, 32, 32), 10, 8)) > 3 * count(models.build("resnet18", (3, 32, 32), 10, 4))
     standard = count(models.build("resnet18", (3, 32, 32), 10, 64))
     assert 11.0e6 < standard < 11.3e6  # the usual 11.2M-parameter CIFAR ResNet-18
+    assert (
+        14.7e6 < count(models.build("vgg16", (3, 32, 32), 10, 64)) < 14.8e6
+    )  # CIFAR VGG-16-BN, one linear layer
 
 
 def test_whitening_decorrelates_patches():

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chaosgrid import engine, store, train
-from chaosgrid.grid import cell_id, expand_study
+from chaosgrid.grid import cell_id, expand_study, validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli"]
 
@@ -116,3 +116,23 @@ def test_a_study_asking_for_probabilities_stores_every_class_per_example(tmp_pat
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-2)
         assert (probs.argmax(1) == np.asarray(row["pred"])).mean() > 0.99  # float16 ties aside
         np.testing.assert_allclose(probs[np.arange(len(probs)), digits.y_test.numpy()], row["p_true"], atol=1e-3)
+
+
+def test_weights_files_find_a_checkpoint_by_epoch_and_name_the_trainable_parameters(tmp_path):
+    """FGE starts from the Ind run's checkpoint at 80% of its epochs (init_epoch); a missing one is named with
+    the epochs kept. Distances compare trainable parameters only, so the file lists them."""
+    import torch
+
+    states = {5: {"w": torch.zeros(2), "bn.running_mean": torch.ones(2)}, 10: {"w": torch.ones(2),
+              "bn.running_mean": torch.ones(2)}}  # fmt: skip
+    result = train.RunResult(validate_cell({"epochs": 5}), 0.0, 1.0, -1, 0.0, {}, steps=10, weights=states)
+    path = tmp_path / "w.pt"
+    store.write_weights([result], [7], path, ["w"])
+    assert store.read_weights(path)["parameters"] == ["w"]
+    (final,) = store.starting_weights(path, [7])
+    (middle,) = store.starting_weights(path, [7], epoch=2.5)
+    assert final["w"].tolist() == [1, 1] and middle["w"].tolist() == [0, 0]
+    with pytest.raises(ValueError, match=r"no checkpoint kept at epoch 3 \(kept: epochs 2.5, 5\)"):
+        store.starting_weights(path, [7], epoch=3)
+    with pytest.raises(FileNotFoundError, match="no run with seed index 8"):
+        store.starting_weights(path, [8])

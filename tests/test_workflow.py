@@ -293,3 +293,55 @@ def test_a_named_configfile_runs_only_its_own_studies(tmp_path):
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "1"]
     default = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300)
     assert planned_jobs(default.stdout)["train_shard"] == 4
+
+
+def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_path):
+    """Study 3 in small: Ind, SSE, FGE (from Ind's epoch-1 checkpoint) and SingleCycle at equal budget, curves
+    between pairs of Ind runs; deleting one endpoint's weights re-runs that shard, the FGE shard starting from
+    it and its curve, and no other training."""
+    common = {"model": "cnn", "width": 4, "seeds": 4, "shard_size": 2, "probabilities": True}
+    studies = {
+        "ind": {**common, "epochs": 2, "schedule": "garipov", "warmup": 0, "checkpoints": "evenly:2",
+                "curves": {"pairs": 2, "points": 5, "epochs": 0.5},
+                "ensembles": {"sse": "sse", "fge": "fge", "single_cycle": "cycle"}},
+        "sse": {**common, "epochs": 2, "schedule": "cyclic_cosine", "cycles": 2, "warmup": 0,
+                "checkpoints": "snapshots"},
+        "fge": {**common, "init_from": "ind", "init_epoch": 1, "epochs": 1, "schedule": "fge", "cycles": 2,
+                "lr_min": 0.005, "warmup": 0, "checkpoints": "snapshots"},
+        "cycle": {**common, "epochs": 1, "schedule": "cosine", "warmup": 0, "seeds": 8, "shard_size": 4},
+    }  # fmt: skip
+    config = write_config(tmp_path, **studies)
+    snakemake(tmp_path, config)
+    tables = tmp_path / "results/ind/tables"
+    table = pd.read_parquet(tables / "ensembles.parquet").set_index(["method", "budget"])
+    assert set(table.index.get_level_values("method")) == {
+        "single",
+        "ind",
+        "nocycle",
+        "sse",
+        "fge",
+        "single_cycle",
+    }
+    members = {m: table.loc[(m, 1), "members"] for m in ("ind", "nocycle", "sse", "fge", "single_cycle")}
+    assert members == {"ind": 1, "nocycle": 2, "sse": 2, "fge": 2, "single_cycle": 2}
+    assert (
+        table.xs(1, level="budget")["epochs"] == 2
+    ).all()  # equal budgets: FGE's 1 + 1 epochs, 2 cycles of 1
+    assert table.loc[("ind", 2), "repetitions"] == 2 and table.loc[("single", 1), "repetitions"] == 4
+    runs = pd.read_parquet(tables / "runs.parquet")
+    assert table.loc[("single", 1), "error"] == pytest.approx(
+        1 - runs["test_acc"].mean(), abs=0.002
+    )  # float16 probs
+    pairs = pd.read_parquet(tables / "diversity.parquet").set_index("method")["pairs"].to_dict()
+    assert pairs == {"ind": 6, "nocycle": 4, "sse": 4, "fge": 4, "single_cycle": 4}
+    curves = pd.read_parquet(tables / "curves.parquet")
+    assert len(curves) == 2 * 3 * 5 and set(curves["pair"]) == {"pair~0-1", "pair~2-3"}
+    ends = curves[curves["t"].isin([0.0, 1.0])].groupby(["pair", "t"])["test_err"].nunique()
+    assert (ends == 1).all()  # every kind passes through the same endpoints
+    for figure in ("ensemble_error", "ensemble_diversity", "curves"):
+        assert (tmp_path / f"results/ind/figures/{figure}.png").stat().st_size > 10_000
+    (tmp_path / "results/ind/weights/seeds~2-3.pt").unlink()
+    plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
+    assert (
+        plan["train_shard_keeping_weights"] == 2 and plan["train_curves"] == 1 and "train_shard" not in plan
+    )

@@ -38,6 +38,8 @@ def _device_name(value: str) -> str:
     return value
 
 
+device_option = click.option("--device", default="auto", show_default=True, callback=lambda c, p, v: _device_name(v),
+                             help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N.")  # fmt: skip
 _CLAIMED: list = []  # the lock file of the GPU this process holds, open until it exits
 
 
@@ -107,8 +109,7 @@ def main() -> None:
               help="Weights file of the shard these runs start from (runs with init_from).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
-@click.option("--device", default="auto", show_default=True, callback=lambda ctx, param, value: _device_name(value),
-              help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N.")  # fmt: skip
+@device_option
 @click.option("--engine", "engine_name", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
               help="How the shard's models train together (auto: vmap on GPU, and on CPU for 8+ runs on small images).")  # fmt: skip
 @click.option("--channels-last/--contiguous", default=False, show_default=True,
@@ -213,12 +214,13 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Output parquet: one row per curve kind x point t.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch CPU threads.")
+@device_option
 @data_root_option
 @click.option("--prepared", type=click.Path(exists=True, file_okay=False),
               help="Folder of the dataset's prepared inputs (`chaosgrid prepare`).")
-def train_curves(spec, start_path, end_path, out, threads, data_root, prepared) -> None:
+def train_curves(spec, start_path, end_path, out, threads, device, data_root, prepared) -> None:
     """Join two trained runs by mode-connecting curves (line, polygonal chain, Bezier) and evaluate each at
-    evenly spaced points of t, BatchNorm recomputed at every point (on the CPU: one small net at a time)."""
+    evenly spaced points of t, BatchNorm recomputed at every point."""
     sys.stdout.reconfigure(line_buffering=True)
     try:
         job = grid.CurveJob.from_json(_spec_text(spec))
@@ -233,12 +235,13 @@ def train_curves(spec, start_path, end_path, out, threads, data_root, prepared) 
     name = job.cell["dataset"]
     try:
         dataset = inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)
+        dataset = dataset.to(_torch_device(device))
         (w1,) = store.starting_weights(start_path, [job.seeds[0]])
         (w2,) = store.starting_weights(end_path, [job.seeds[1]])
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"curves {job.key or '(ad hoc)'}: runs {job.seeds[0]} and {job.seeds[1]}, {', '.join(job.kinds)}; "
-               f"ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
+    click.echo(f"curves {job.key or '(ad hoc)'}: runs {job.seeds[0]} and {job.seeds[1]}, {', '.join(job.kinds)}, "
+               f"{dataset.x_train.device}; ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
     rows = curves.connect(job, dataset, w1, w2, click.echo)
     store.write_table(pa.Table.from_pylist(rows), out)
     click.echo(f"wrote {out} in {time.perf_counter() - STARTED:.1f} s")

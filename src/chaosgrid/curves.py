@@ -16,14 +16,14 @@ metrics along the curve, use the training images unaugmented, so they are determ
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.optim.swa_utils import update_bn
-
-import time
-from collections.abc import Callable
 
 from chaosgrid import schedules, train
 from chaosgrid.data import Dataset, augment, batch_indices, generator
@@ -127,11 +127,13 @@ def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, 
 
 def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] = print) -> list[dict]:
     """A curve job (chaosgrid.grid.CurveJob): each of its kinds trained between the state dicts w1 and w2 on
-    the job cell's training set, then evaluated at `points` evenly spaced t; rows tagged with the pair."""
+    the job cell's training set (on `data`'s device), then evaluated at `points` evenly spaced t; rows
+    tagged with the pair."""
     x, y = train.training_set(data, job.cell)
     x_test, y_test = data.normalize(data.x_test), data.y_test
-    model = train.init_model(job.cell, x)  # buffers that are not BatchNorm's (FastNet's whitening) from w1
-    model.load_state_dict(w1)
+    w1, w2 = ({k: v.to(x.device) for k, v in w.items()} for w in (w1, w2))
+    model = train.init_model(job.cell, x).to(x.device)
+    model.load_state_dict(w1)  # buffers that are not BatchNorm's (FastNet's whitening) come from w1
     ts = torch.linspace(0, 1, job.points).tolist()
     rows = []
     for kind in job.kinds:

@@ -27,7 +27,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "variant": "",  # a named recipe of a study's `variants` (a row of its table); "": none
     # data and model
     "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10 | mnist1d (1-D signals)
-    "model": "cnn",  # cnn | resnet18 | fast | mlp | conv1d (signals only)
+    "model": "cnn",  # cnn | vgg16 | resnet18 | fast | mlp | conv1d (signals only)
     "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
     # length and batching
     "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
@@ -76,7 +76,7 @@ CELL_DEFAULTS: dict[str, object] = {
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"),
-    "model": ("cnn", "resnet18", "fast", "mlp", "conv1d"),
+    "model": ("cnn", "vgg16", "resnet18", "fast", "mlp", "conv1d"),
     "batch_order": ("shuffle", "replacement", "fixed"),
     "optimizer": ("sgd", "adam", "adamw", "sam"),
     "schedule": ("constant", "linear", "cosine", "step", "garipov", "cyclic_cosine", "fge"),

@@ -1,6 +1,7 @@
 """Model families, each with a width knob and the same constructor for any input shape and class count.
 
 - `cnn`: a small VGG-style net (widths w, 2w, 4w), the default for CPU-scale grids.
+- `vgg16`: VGG-16 with BatchNorm, stage widths w, 2w, 4w, 8w, 8w (w=64: the usual 14.7M-parameter CIFAR net).
 - `resnet18`: ResNet-18 with stage widths k, 2k, 4k, 8k as in the double-descent literature (k=64 is the
   standard net).
 - `fast`: an airbench-style net: a frozen 2x2 patch-whitening convolution initialised from the training
@@ -46,6 +47,23 @@ class CNN(nn.Sequential):
             *conv_bn(2 * w, 4 * w), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
             GlobalPool(), nn.Linear(4 * w, num_classes),
         )  # fmt: skip
+
+
+class VGG16(nn.Sequential):
+    """VGG-16 with BatchNorm: 13 conv-BN-ReLU layers in five stages of widths w, 2w, 4w, 8w, 8w, each
+    ending in a 2x2 max-pool, then a global pool and one linear layer (the CIFAR VGG16-BN of
+    dnn-mode-connectivity has a 512-512-10 classifier with dropout; one layer keeps vmap free of randomness)."""
+
+    STAGES = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))  # (width multiple, convolutions)
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        layers, c_in = [], in_channels
+        for multiple, convolutions in self.STAGES:
+            for _ in range(convolutions):
+                layers += [*conv_bn(c_in, multiple * width), nn.ReLU()]
+                c_in = multiple * width
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        super().__init__(*layers, GlobalPool(), nn.Linear(c_in, num_classes))
 
 
 class BasicBlock(nn.Module):
@@ -144,7 +162,12 @@ class Conv1dNet(nn.Sequential):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-CONVOLUTIONAL = {"cnn": CNN, "resnet18": ResNet18, "fast": FastNet}  # built from the input's channel count
+CONVOLUTIONAL = {
+    "cnn": CNN,
+    "vgg16": VGG16,
+    "resnet18": ResNet18,
+    "fast": FastNet,
+}  # built from the input's channel count
 MODELS = {**CONVOLUTIONAL, "mlp": MLP, "conv1d": Conv1dNet}  # the others take the whole input shape
 
 

@@ -18,9 +18,12 @@ rule train_curves:
     resources:
         mem_mb=study_resource("mem_mb"),
         runtime=study_resource("runtime"),
+        gpu=study_resource("gpus"),
     params:
         spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared),
+        device=config.get("device", "auto"),
     shell:
         "chaosgrid train-curves --spec {params.spec:q} --start {input.start:q} --end {input.end:q}"
-        " --out {output:q} --threads {threads} --prepared {params.prepared:q} > {log:q} 2>&1"
+        " --out {output:q} --threads {threads} --device {params.device} --prepared {params.prepared:q}"
+        " > {log:q} 2>&1"

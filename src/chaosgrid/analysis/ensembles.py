@@ -11,7 +11,8 @@ The budget B is the Ind runs' epochs. At a budget of k B (k = 1, 2, 3) a repetit
   Ind run with its seed index at `init_epoch`, so one costs init_epoch + its epochs;
 - `single_cycle`: k x (B / its epochs) runs of the single-cycle study, each from a fresh initialisation.
 Repetitions take runs in seed order, k at a time, without overlap. An ensemble predicts the argmax of the
-mean of its members' softmax. Each repetition is paired with the Ind runs of the same seed indices: the
+mean of its members' softmax. The r-th repetition at k B is paired with the r-th k Ind runs (for sse, fge and
+nocycle: the same seed indices, so the same initialisations; FGE also shares their first 80%): the
 difference to their mean single-model error removes most of the seed-to-seed spread.
 
 Diversity: over pairs of members (all pairs of Ind runs; pairs within one run for sse, fge and nocycle;
@@ -22,7 +23,6 @@ of their trainable parameters (buffers such as BatchNorm statistics left out), a
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,8 +69,9 @@ def runs_per_budget(method: str, runs: pd.DataFrame, budget_epochs: float) -> in
 
 def ensemble_errors(methods: dict[str, pd.DataFrame], labels: np.ndarray, budget_epochs: float) -> pd.DataFrame:
     """The `ensembles` table: per method and budget, the error over repetitions, and its paired difference to
-    the mean single-model error of the Ind runs with the repetition's seed indices (with its standard error)."""
-    single = {i: _error(p, labels) for i, p in zip(methods["single"]["seed_index"], methods["single"]["probs"])}
+    the mean single-model error of the Ind runs of the same repetition (the r-th k runs in seed order; for
+    sse, fge and nocycle those with the same seed indices), with its standard error."""
+    single = [_error(p, labels) for p in methods["single"]["probs"]]
     rows = []
     for method, runs in methods.items():
         per_budget = runs_per_budget(method, runs, budget_epochs)
@@ -80,9 +81,8 @@ def ensemble_errors(methods: dict[str, pd.DataFrame], labels: np.ndarray, budget
             if not groups:
                 continue
             errors = np.array([_error(np.concatenate(list(g["probs"])), labels) for g in groups])
-            diffs = np.array([e - np.mean([single.get(i, np.nan) for i in g["seed_index"]])
-                              for e, g in zip(errors, groups, strict=True)])  # fmt: skip
-            paired = diffs[np.isfinite(diffs)]
+            paired = np.array([e - np.mean(single[r * k : (r + 1) * k]) for r, e in enumerate(errors)
+                               if (r + 1) * k <= len(single)])  # fmt: skip
             rows.append({"method": method, "budget": k, "repetitions": len(groups),
                          "members": sum(len(p) for p in groups[0]["probs"]), "epochs": groups[0]["epochs"].sum(),
                          "error": errors.mean(), "error_std": errors.std(ddof=1) if len(errors) > 1 else np.nan,
@@ -119,7 +119,7 @@ def diversity(methods: dict[str, pd.DataFrame], weights: dict[str, dict], budget
         flat = weights[method]
         disagreement = np.array([(p.argmax(-1) != q.argmax(-1)).mean() for (_, _, p), (_, _, q) in pairs])
         distance = np.array([np.linalg.norm(flat[i][s] - flat[j][t]) for (i, s, _), (j, t, _) in pairs])
-        norm = np.mean([np.linalg.norm(flat[i][s]) for (i, s, _), _ in pairs])
+        norm = np.mean([np.linalg.norm(flat[i][s]) for pair in pairs for i, s, _ in pair])
         rows.append({"method": method, "pairs": len(pairs), "disagreement": disagreement.mean(),
                      "disagreement_std": disagreement.std(ddof=1) if len(pairs) > 1 else np.nan,
                      "distance": distance.mean(), "relative_distance": distance.mean() / norm})  # fmt: skip
