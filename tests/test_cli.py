@@ -79,9 +79,28 @@ def test_missing_weights_paths_and_bad_checkpoints_are_named(tmp_path, spec, nam
 
 
 def test_unknown_analysis_is_named(tmp_path):
-    result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "ensembles", "--tables", str(tmp_path),
+    result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "swa", "--tables", str(tmp_path),
                                        "--outdir", str(tmp_path)])  # fmt: skip
-    assert result.exit_code == 2 and "'ensembles'" in result.output and "variance, compare, regions" in result.output
+    assert result.exit_code == 2 and "'swa'" in result.output and "variance, compare, regions" in result.output
+
+
+def test_curve_jobs_name_a_bad_spec_and_a_run_missing_from_the_weights(tmp_path):
+    import torch
+
+    from chaosgrid import store, train
+    from chaosgrid.grid import validate_cell
+
+    weights = tmp_path / "w.pt"
+    state = {"0.weight": torch.zeros(1)}
+    store.write_weights([train.RunResult(validate_cell({}), 0, 1, -1, 0, {}, steps=1, weights={1: state})], [0],
+                        weights, ["0.weight"])  # fmt: skip
+    run = lambda spec: CliRunner().invoke(main, ["train-curves", "--spec", spec, "--start", str(weights), "--end",
+                                                 str(weights), "--out", str(tmp_path / "c.parquet")])  # fmt: skip
+    bad = run('{"cell": {}, "seeds": [0, 1], "kinds": ["spline"]}')
+    assert bad.exit_code == 2 and "kinds must be among line, chain, bezier" in bad.output
+    missing = run('{"cell": {"dataset": "digits"}, "seeds": [0, 1]}')
+    assert missing.exit_code == 1 and "holds no run with seed index 1" in missing.output
+    assert not (tmp_path / "c.parquet").exists()
 
 
 @pytest.mark.parametrize("device, named", [("gpu", "'gpu' is not a device"), ("cuda:99", "sees")])

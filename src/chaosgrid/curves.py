@@ -27,8 +27,9 @@ from torch.optim.swa_utils import update_bn
 
 from chaosgrid import schedules, train
 from chaosgrid.data import Dataset, augment, batch_indices, generator
+from chaosgrid.grid import CURVE_KINDS
 
-KINDS = ("line", "chain", "bezier")
+KINDS = CURVE_KINDS
 BN_BATCH = 512  # images per batch of the BatchNorm pass; the average is exact whatever the size
 
 

@@ -302,7 +302,7 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
 
 STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
               "probabilities", "curves", "ensembles"}  # fmt: skip
-# Mode-connecting curves (chaosgrid.curves.KINDS; a test checks they agree) and a `curves` block's own keys.
+# Mode-connecting curves (chaosgrid.curves) and a `curves` block's own keys.
 CURVE_KINDS = ("line", "chain", "bezier")
 CURVE_DEFAULTS = {"pairs": 1, "kinds": list(CURVE_KINDS), "points": 31}
 # What a curve shares with its endpoints (the net and its training set); a `curves` block sets the rest.
