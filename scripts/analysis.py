@@ -1,5 +1,6 @@
 """Snakemake `script:` for every analysis rule: one declared analysis of one study (no logic here)."""
 
+import json
 import sys
 
 from chaosgrid.analysis import run
@@ -8,4 +9,5 @@ with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)
     sys.stderr = sys.stdout = log
     s = snakemake  # noqa: F821
     extra = {k: [v] if isinstance(v, str) else list(v) for k, v in s.input.items() if k not in ("runs", "predictions")}
+    extra.update(json.loads(s.params.options))
     run(s.params.analysis, s.input.runs, s.input.predictions, s.params.axes, dict(s.output.items()), extra)

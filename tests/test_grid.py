@@ -118,6 +118,8 @@ PUBLISHED = {
     "variant": "", "decay_length": 0.0, "augment_copies": 0, "drop_last": False,
     # added with study 3 (ensembles), "off"
     "init_epoch": 0.0,
+    # added with study 4 (decision regions), "off"
+    "label_noise_per_class": False,
 }  # fmt: skip
 
 
@@ -226,10 +228,10 @@ def test_bad_checkpoints_are_named(checkpoints):
 
 
 ENSEMBLE_STUDIES = {
-    "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "curves": {"pairs": 2, "epochs": 3, "lr": 0.01},
-            "ensembles": {"fge": "fge", "sse": "sse"}},
+    "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "curves": {"pairs": 2, "epochs": 3, "lr": 0.01}},
     "fge": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "init_from": "ind", "init_epoch": 9.6},
-    "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2},
+    "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2, "ensembles": {"fge": "sse_fge"}},
+    "sse_fge": {"init_from": "sse", "seeds": 2},
 }  # fmt: skip
 
 
@@ -249,7 +251,8 @@ def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holdi
     again = grid.CurveJob.from_json(job.to_json())
     assert (again.cell, again.seeds, again.kinds, again.key) == (job.cell, job.seeds, job.kinds, job.key)
     # every study whose runs are joined or ensembled keeps its weights; one that is not, does not
-    assert all(s.weights for (name, _), s in shards.items() if name in ("ind", "fge", "sse"))
+    assert all(s.weights for (name, _), s in shards.items() if name in ("ind", "sse", "sse_fge"))
+    assert not any(s.weights for (name, _), s in shards.items() if name == "fge")
     assert not any(s.weights for s in grid.expand_studies({"plain": {"seeds": 2}}).values())
 
 
@@ -268,3 +271,5 @@ def test_bad_ensembles_blocks_are_named():
         grid.expand_studies({"ind": {"ensembles": {"swa": "ind"}}})
     with pytest.raises(GridError, match="ensembles fge: 'nope'"):
         grid.expand_studies({"ind": {"ensembles": {"fge": "nope"}}})
+    with pytest.raises(GridError, match="'sse' has axes lr"):
+        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}}, "sse": {"lr": [0.1, 0.2]}})

@@ -5,24 +5,25 @@ import pandas as pd
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import data, grid, inputs, shifts
+from chaosgrid import data, grid, inputs, planes, shifts
 from chaosgrid.cli import main
 
 PAIRS = grid.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
 
 
 def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):
-    inputs.save_dataset(digits, tmp_path)
-    for name, severity in PAIRS[1:]:
-        inputs.save_eval_set(*shifts.shifted_set(digits, name, severity), inputs.eval_file(tmp_path, name, severity))
+    spec = grid.plane_spec({"images": "test", "triplets": 5})
+    inputs.prepare(digits, PAIRS, tmp_path, planes=spec)
     loaded = inputs.load_dataset("digits", tmp_path)
     assert all(torch.equal(getattr(loaded, f), getattr(digits, f)) for f in inputs.DATASET_FIELDS)
-    made, read = shifts.eval_sets(digits, PAIRS), shifts.eval_sets(loaded, PAIRS, prepared=tmp_path)
+    made, read = (shifts.eval_sets(d, PAIRS, prepared=p, planes=spec) for d, p in ((digits, None), (loaded, tmp_path)))
     assert list(made) == list(read) == PAIRS
-    assert all(torch.equal(made[k][0], read[k][0]) and torch.equal(made[k][1], read[k][1]) for k in PAIRS)
-    assert [p.name for p in inputs.prepared_files(tmp_path, PAIRS)] == ["data.pt", "jpeg~1.pt", "jpeg~4.pt",
-                                                                        "gaussian_blur~1.pt", "gaussian_blur~4.pt",
-                                                                        "planes~0.pt"]  # fmt: skip
+    images = lambda x: x.materialize() if isinstance(x, planes.PlanePoints) else x  # planes: made as evaluated
+    assert all(torch.equal(images(made[k][0]), images(read[k][0])) and torch.equal(made[k][1], read[k][1])
+               for k in PAIRS)  # fmt: skip
+    assert [p.name for p in inputs.prepared_files(tmp_path, PAIRS, "test-distinct-5")] == [
+        "data.pt", "jpeg~1.pt", "jpeg~4.pt", "gaussian_blur~1.pt", "gaussian_blur~4.pt", "test-distinct-5.pt"]  # fmt: skip
+    assert inputs.planes_file(tmp_path, "test-distinct-5").exists()
 
 
 def test_a_shard_trained_on_prepared_inputs_equals_one_that_made_its_own(tmp_path):
@@ -49,3 +50,5 @@ def test_a_missing_prepared_file_is_named(tmp_path):
     assert done.exit_code == 1 and f"{tmp_path}/eval/jpeg~3.pt not found" in done.output
     bad = CliRunner().invoke(main, ["prepare", "--dataset", "digits", "--eval-set", "jpeg", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "'jpeg' is not SHIFT~SEVERITY" in bad.output
+    bad = CliRunner().invoke(main, ["prepare", "--dataset", "digits", "--planes", "test-500", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "'test-500' is not a planes key" in bad.output

@@ -346,3 +346,25 @@ def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_pat
     assert (
         plan["train_shard_keeping_weights"] == 2 and plan["train_curves"] == 1 and "train_shard" not in plan
     )
+
+
+def test_a_study_with_the_papers_planes_compares_architectures_and_optimizers(tmp_path):
+    """Decision regions as Somepalli et al. compute them, through the workflow: planes through test triplets
+    (prepared once, stored in the study's tables), 8-connected regions, an architecture x architecture
+    agreement matrix per optimizer, and the figures."""
+    study = {"model": ["cnn", "mlp"], "optimizer": ["sgd", "adam"], "width": 4, "epochs": 1, "seeds": 2,
+             "shifts": ["planes"], "planes": {"triplets": 3, "images": "test", "resolution": 10, "margin": 0.1,
+                                              "connectivity": 8}}  # fmt: skip
+    config = write_config(tmp_path, arch=study)
+    snakemake(tmp_path, config)
+    assert (tmp_path / "resources/prepared/digits/planes/test-distinct-3.pt").exists()
+    tables = tmp_path / "results/arch/tables"
+    regions = pd.read_parquet(tables / "regions.parquet")
+    assert len(regions) == 4 and (regions["connectivity"] == 8).all() and regions["reproducibility_pair"].notna().all()
+    matrix = pd.read_parquet(tables / "region_agreement.parquet")
+    assert len(matrix) == 2 * 2 * 2 and set(matrix.columns) == {"optimizer", "model_a", "model_b", "agreement"}
+    assert len(pd.read_parquet(tables / "triplets.parquet")) == 3
+    predictions = pd.read_parquet(tmp_path / "results/arch/predictions/model~cnn/optimizer~sgd/seeds~0-1.parquet")
+    assert {len(p) for p in predictions.query("shift == 'planes'")["pred"]} == {3 * 10 * 10}
+    for figure in ("decision_regions", "double_descent", "region_agreement", "region_bars"):
+        assert (tmp_path / f"results/arch/figures/{figure}.png").stat().st_size > 10_000

@@ -90,9 +90,10 @@ def aggregate(run_files: list, prediction_files: list, history_files: list, axes
 
 
 def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str],
-                        probes: bool = False):  # fmt: skip
+                        probes: bool = False, at_step: dict[str, int] | None = None):  # fmt: skip
     """Yield (axis values, shift, severity, runs rows, {column: runs x examples matrix}) per grid point
-    and evaluation set: test sets, or with probes=True the probe sets.
+    and evaluation set: test sets, or with probes=True the probe sets; at each run's final checkpoint, or at
+    the step `at_step` gives for its cell id (a checkpoint the run kept).
 
     Reads one grid point's shard files at a time, so memory holds one point's predictions, not a study's.
     Rows are ordered by the runs' seeds, so twins (same seeds, one parameter changed) line up.
@@ -105,7 +106,10 @@ def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[s
         if missing:
             raise FileNotFoundError(f"no predictions file for shard {min(missing)!r}")
         files = [by_key[key] for key in sorted(set(point["shard"]))]
-        table = read_columns(files, ["cell_id", "shift", "severity", *columns], probes).to_pandas()
+        table = read_columns(files, ["cell_id", "step", "shift", "severity", *columns], probes,
+                             final=at_step is None).to_pandas()  # fmt: skip
+        if at_step is not None:
+            table = table[table["step"] == table["cell_id"].map(at_step)]
         point = point.sort_values(list(SEED_KEYS))
         for (shift, severity), rows in table.groupby(["shift", "severity"], sort=False):
             rows = rows.set_index("cell_id").loc[point["cell_id"]]

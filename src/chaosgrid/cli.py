@@ -160,7 +160,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
             torch_device, dataset.x_train[0, 0].numel(), len(cells)
         )
         pairs = grid.eval_pairs(list(shard.shifts), list(shard.severities))
-        sets = shifts.eval_sets(dataset, pairs, data_root, prepared)
+        sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
         start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
                  if init_path else None)  # fmt: skip
         lap("eval sets")
@@ -328,21 +328,29 @@ def report_tables(folder, names, study, study_config, outdir) -> None:
 @click.option("--dataset", "name", type=click.Choice(CHOICES["dataset"]), required=True)
 @click.option("--eval-set", "eval_set", metavar="SHIFT~SEVERITY",
               help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
-                   "--out; without it, make the dataset itself.")  # fmt: skip
+                   "--out; without it (and --planes), make the dataset itself.")  # fmt: skip
+@click.option("--planes", "planes_key", metavar="IMAGES-CLASSES-COUNT",
+              help="Choose the anchors of the probe planes (e.g. test-distinct-500: 500 triplets of test images of "
+                   "three distinct classes) from the prepared dataset in --out.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The dataset's prepared-inputs folder.")
 @data_root_option
-def prepare(name, eval_set, out, data_root) -> None:
-    """Make a dataset, or one of its shifted evaluation sets, once as a file every shard job maps.
+def prepare(name, eval_set, planes_key, out, data_root) -> None:
+    """Make a dataset, one of its shifted evaluation sets, or the anchors of its probe planes, once as a file
+    every shard job maps.
 
-    The workflow runs this (rules prepare_dataset, prepare_eval_set) so that a study's shard jobs do not each
-    regenerate the same data; `chaosgrid train-shard --prepared OUT` reads the files."""
+    The workflow runs this (rules prepare_dataset, prepare_eval_set, prepare_planes) so that a study's shard
+    jobs do not each regenerate the same data; `chaosgrid train-shard --prepared OUT` reads the files."""
     import torch
 
-    from chaosgrid import data, inputs, shifts
+    from chaosgrid import data, inputs, planes, shifts
 
     torch.set_num_threads(1)  # shifted sets are the same bits whatever machine made them
     try:
-        if not eval_set:
+        if planes_key:
+            spec = grid.triplets_spec(planes_key)
+            path = inputs.planes_file(out, planes_key)
+            inputs.save_triplets(planes.anchors(inputs.load_dataset(name, out), spec), path)
+        elif not eval_set:
             path = inputs.save_dataset(data.load(name, data_root), out)
         else:
             shift, _, severity = eval_set.partition("~")
@@ -351,6 +359,8 @@ def prepare(name, eval_set, out, data_root) -> None:
             x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, int(severity), data_root)
             path = inputs.eval_file(out, shift, int(severity))
             inputs.save_eval_set(x, y, path)
+    except GridError as err:
+        raise click.BadParameter(str(err), param_hint="--planes") from err
     except (FileNotFoundError, KeyError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")

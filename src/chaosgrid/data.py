@@ -245,12 +245,17 @@ def balanced_subset(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Te
     return torch.sort(torch.cat(keep)).values
 
 
-def noisy_labels(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
-    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class."""
+def noisy_labels(y: torch.Tensor, fraction: float, seed: int = 0, per_class: bool = False) -> torch.Tensor:
+    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class;
+    with `per_class` that fraction of every class (Somepalli et al.: 1,000 of each CIFAR-10 class)."""
     if fraction <= 0:
         return y
     g = generator("label_noise", seed)
-    flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
+    if per_class:
+        members = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(NUM_CLASSES)]
+        flip = torch.cat([m[torch.randperm(len(m), generator=g)[: round(fraction * len(m))]] for m in members])
+    else:
+        flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
     shift = torch.randint(1, NUM_CLASSES, (len(flip),), generator=g)
     noisy = y.clone()
     noisy[flip] = (y[flip] + shift.to(y.device)) % NUM_CLASSES

@@ -228,8 +228,7 @@ def _x_axis(axes: list[str]) -> tuple[str | None, list[str]]:
 def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """Predicted class over the first plane (colour: class): columns along the width (or first) axis,
     rows for each value of the other axes times each of the first seeds."""
-    from chaosgrid.planes import RESOLUTION
-
+    resolution = round(len(maps.iloc[0]["pred"]) ** 0.5)
     x_axis, others = _x_axis(axes)
     columns = sorted(maps[x_axis].unique()) if x_axis else [None]
     row_groups = list(maps.groupby(others, sort=True)) if others else [((), maps)]
@@ -247,7 +246,7 @@ def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, stud
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if s < len(cell):
-                    grid = np.asarray(cell.iloc[s]["pred"]).reshape(RESOLUTION, RESOLUTION)
+                    grid = np.asarray(cell.iloc[s]["pred"]).reshape(resolution, resolution)
                     image = ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
                 if c == 0:
                     label = "".join(f"{a} {v}\n" for a, v in zip(others, key))
@@ -256,7 +255,7 @@ def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, stud
             axs[0, c].set_title(f"{x_axis} {value}" if x_axis else "all runs", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axs, ticks=range(10), label="predicted class", shrink=0.6)
-    fig.suptitle(f"{study}: decision regions on a plane through three training images of three classes")
+    fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)")
     save(fig, path)
 
 
@@ -264,14 +263,18 @@ def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, stu
     """Test error, fragmentation and reproducibility vs the width axis (else the first axis), a line per other point."""
     x_axis, others = _x_axis(axes)
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.6))
-    panels = (("test_error", "clean test error (%)", 100), ("fragmentation", "class regions per plane", 1),
-              ("reproducibility", "points where two seeds agree (%)", 100))  # fmt: skip
+    connectivity = int(regions["connectivity"].iloc[0])
+    panels = (("test_error", "clean test error (%)", 100),
+              ("fragmentation", f"class regions per plane ({connectivity}-connected)", 1),
+              ("reproducibility", "points where two seeds agree (%)\n(dotted: one fixed pair)", 100))  # fmt: skip
     lines = list(regions.groupby(others, sort=True)) if others else [((), regions)]
     for key, rows in lines:
         rows = rows.sort_values(x_axis)
         label = ", ".join(f"{a} {v}" for a, v in zip(others, key if isinstance(key, tuple) else (key,))) or None
         for ax, (column, ylabel, scale) in zip(axs, panels):
-            ax.plot(rows[x_axis], scale * rows[column], "-o", label=label)
+            line = ax.plot(rows[x_axis], scale * rows[column], "-o", label=label)[0]
+            if column == "reproducibility":  # the paper's one fixed pair of seeds, beside the mean over pairs
+                ax.plot(rows[x_axis], scale * rows["reproducibility_pair"], ":", color=line.get_color())
             ax.set_ylabel(ylabel)
             ax.set_xlabel(x_axis)
             if x_axis == "width":
@@ -344,16 +347,72 @@ def variance_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: st
     return "4 figures"
 
 
+def region_agreement(table: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
+    """Heatmaps of the agreement between runs of two grid points along the compared axis (diagonal: within one
+    point, its reproducibility), one per value of the other axes."""
+    from chaosgrid.analysis.regions import compared_axis
+
+    axis = compared_axis(axes)
+    others = [a for a in axes if a != axis]
+    panels = list(table.groupby(others, sort=True)) if others else [((), table)]
+    values = list(dict.fromkeys(table[f"{axis}_a"]))
+    fig, axs = plt.subplots(1, len(panels), figsize=(1.0 + 0.55 * len(values) * len(panels) + 1.2 * len(panels),
+                                                     1.4 + 0.5 * len(values)), squeeze=False)  # fmt: skip
+    for ax, (key, rows) in zip(axs[0], panels, strict=True):
+        matrix = rows.pivot(index=f"{axis}_a", columns=f"{axis}_b", values="agreement").loc[values, values]
+        image = ax.imshow(100 * matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
+        for (i, j), v in np.ndenumerate(100 * matrix.to_numpy()):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+        ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(values)), [str(v) for v in values], fontsize=8)
+        key = key if isinstance(key, tuple) else (key,)
+        ax.set_title(", ".join(f"{a} {v}" for a, v in zip(others, key)) or "all runs", fontsize=9)
+    fig.colorbar(image, ax=axs, label="plane points where two runs agree (%)", shrink=0.8)
+    fig.suptitle(f"{study}: do runs of two {axis}s draw the same decision regions?")
+    save(fig, path)
+
+
+def region_bars(regions: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
+    """Bars per value of the compared axis, one colour per value of the other axes: reproducibility (mean
+    over seed pairs) and clean test accuracy."""
+    from chaosgrid.analysis.regions import compared_axis
+
+    axis = compared_axis(axes)
+    others = [a for a in axes if a != axis]
+    groups = list(regions.groupby(others, sort=True)) if others else [((), regions)]
+    values = list(dict.fromkeys(regions[axis]))
+    fig, axs = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(values) * 2 + 2), 3.6))
+    width = 0.8 / len(groups)
+    for g, (key, rows) in enumerate(groups):
+        rows = rows.set_index(axis).reindex(values)
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{a} {v}" for a, v in zip(others, key)) or None
+        x = np.arange(len(values)) + (g - (len(groups) - 1) / 2) * width
+        axs[0].bar(x, 100 * rows["reproducibility"], width, label=label)
+        axs[1].bar(x, 100 * (1 - rows["test_error"]), width, label=label)
+    for ax, ylabel in zip(axs, ("plane points where two seeds agree (%)", "clean test accuracy (%)"), strict=True):
+        ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=30, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, axis="y")
+    if others:
+        axs[0].legend(fontsize=8)
+    fig.suptitle(f"{study}: reproducibility of decision regions and accuracy per {axis}")
+    fig.tight_layout()
+    save(fig, path)
+
+
 def region_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
     """The decision-region figures of a study (needs the `planes` probe set), from its region tables."""
+    names = ("decision_regions", "double_descent", "region_agreement", "region_bars")
     if tables["regions"].empty:
-        names = ("decision_regions", "double_descent")
         return _placeholders(out, names, f"{study}: no converged run has predictions on the planes")
     decision_regions(tables["region_maps"], axes, out / "decision_regions.png", study)
     if not axes:
-        return "1 figure and " + _placeholders(out, ("double_descent",), f"{study}: no axis to draw against")
+        return "1 figure and " + _placeholders(out, names[1:], f"{study}: no axis to draw against")
     double_descent(tables["regions"], axes, out / "double_descent.png", study)
-    return "2 figures"
+    region_agreement(tables["region_agreement"], axes, out / "region_agreement.png", study)
+    region_bars(tables["regions"], axes, out / "region_bars.png", study)
+    return "4 figures"
 
 
 def _row_labels(table: pd.DataFrame, axes: list[str]) -> list[str]:

@@ -61,6 +61,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "augment_copies": 0,  # train on this many fixed augmented copies, no live augmentation; 0: live
     "data_fraction": 1.0,  # class-balanced deterministic subset of the training set, in (0, 1]
     "label_noise": 0.0,  # fraction of training labels replaced by a random other class, in [0, 1)
+    "label_noise_per_class": False,  # take that fraction of every class (Somepalli et al.), not of the whole set
     # calibrated chaos, precision, evaluation
     "perturbation": "none",  # none | weight | fp16_first_batch (calibrated-chaos tiny perturbations)
     "precision": "fp32",  # fp32 | bf16 (autocast of forward passes; a recipe choice, so part of the cell)
@@ -219,6 +220,7 @@ class Shard:
     weights: bool = False  # save the checkpoints' weights (a study asks, or another study starts from them)
     init_key: str = ""  # with base["init_from"]: the key of the shard whose final weights start these runs
     probabilities: bool = False  # also store every class's probability per example (ensembles average them)
+    planes: tuple[tuple[str, object], ...] = ()  # the `planes` probe set's anchors and grid, where not the default
 
     def cells(self) -> list[dict]:
         """The shard's canonical cells, in seed order."""
@@ -231,9 +233,10 @@ class Shard:
         that differ from their defaults, so that a new option leaves every existing spec unchanged."""
         spec = {"study": self.study, "key": self.key, "base": identity(self.base), "seeds": list(self.seed_indices)}
         options = {"shifts": list(self.shifts), "severities": list(self.severities), "checkpoints": self.checkpoints,
-                   "weights": self.weights, "init_key": self.init_key, "probabilities": self.probabilities}  # fmt: skip
+                   "weights": self.weights, "init_key": self.init_key, "probabilities": self.probabilities,
+                   "planes": dict(self.planes)}  # fmt: skip
         defaults = {"shifts": [], "severities": [], "checkpoints": "final", "weights": False, "init_key": "",
-                    "probabilities": False}  # fmt: skip
+                    "probabilities": False, "planes": {}}  # fmt: skip
         return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
     @classmethod
@@ -248,9 +251,14 @@ class Shard:
         check_shifts(shifts, severities, base["dataset"])
         checkpoints = check_checkpoints(spec.get("checkpoints", "final"))
         seeds = tuple(int(s) for s in spec["seeds"])
+        planes = plane_spec(spec.get("planes"))
         return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
-                   bool(spec.get("weights", False)), spec.get("init_key", ""),
-                   bool(spec.get("probabilities", False)))  # fmt: skip
+                   bool(spec.get("weights", False)), spec.get("init_key", ""), bool(spec.get("probabilities", False)),
+                   shard_planes(planes))  # fmt: skip
+
+    def plane_spec(self) -> dict:
+        """The anchors and grid of the shard's `planes` probe set."""
+        return plane_spec(dict(self.planes))
 
 
 def check_checkpoints(checkpoints: object) -> str:
@@ -301,15 +309,62 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
 
 
 STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
-              "probabilities", "curves", "ensembles"}  # fmt: skip
+              "probabilities", "curves", "ensembles", "planes"}  # fmt: skip
+# The `planes` probe set (chaosgrid.planes): which images anchor its planes (`triplets` of them, from the
+# training or test set, of three distinct classes or any), the grid on each plane, and how the regions
+# analysis reads it (4- or 8-connected regions; the checkpoint at `epoch`, 0: the final one). The defaults
+# are the planes as they first were; Somepalli et al.'s are PAPER_PLANES.
+PLANE_DEFAULTS = {"triplets": 8, "images": "train", "classes": "distinct", "resolution": 32, "margin": 0.25,
+                  "connectivity": 4, "epoch": 0.0}  # fmt: skip
+PAPER_PLANES = {"triplets": 500, "images": "test", "classes": "distinct", "resolution": 50, "margin": 0.1,
+                "connectivity": 8}  # fmt: skip
+TRIPLET_KEYS = ("triplets", "images", "classes")  # what picks the anchors (one prepared file per dataset each)
+GRID_KEYS = ("resolution", "margin")  # what the shard job needs besides the anchors
 # Mode-connecting curves (chaosgrid.curves) and a `curves` block's own keys.
 CURVE_KINDS = ("line", "chain", "bezier")
 CURVE_DEFAULTS = {"pairs": 1, "kinds": list(CURVE_KINDS), "points": 31}
 # What a curve shares with its endpoints (the net and its training set); a `curves` block sets the rest.
-CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_noise", "init_from", "init_epoch",
+CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_noise", "label_noise_per_class",
+               "init_from", "init_epoch",
                *SEED_KEYS)  # fmt: skip
 # The methods a study's `ensembles` block names studies for, besides its own independent runs (Ind).
 ENSEMBLE_ROLES = ("sse", "fge", "single_cycle")
+
+
+def plane_spec(block: dict | None) -> dict:
+    """A study's `planes` block completed with the defaults, or GridError naming a bad key or value."""
+    spec = {**PLANE_DEFAULTS, **(block or {})}
+    if unknown := sorted(set(spec) - set(PLANE_DEFAULTS)):
+        raise GridError(f"planes: unknown key {unknown[0]!r}; known: {', '.join(PLANE_DEFAULTS)}")
+    checks = {"triplets": isinstance(spec["triplets"], int) and spec["triplets"] >= 1,
+              "images": spec["images"] in ("train", "test"), "classes": spec["classes"] in ("distinct", "any"),
+              "resolution": isinstance(spec["resolution"], int) and spec["resolution"] >= 2,
+              "margin": isinstance(spec["margin"], (int, float)) and spec["margin"] >= 0,
+              "connectivity": spec["connectivity"] in (4, 8),
+              "epoch": isinstance(spec["epoch"], (int, float)) and spec["epoch"] >= 0}  # fmt: skip
+    if bad := [k for k, ok in checks.items() if not ok]:
+        raise GridError(f"planes: {bad[0]} is {spec[bad[0]]!r}")
+    return {**spec, "margin": float(spec["margin"]), "epoch": float(spec["epoch"])}
+
+
+def shard_planes(spec: dict) -> tuple[tuple[str, object], ...]:
+    """What a shard's spec records of a plane spec: its anchor and grid keys that differ from the defaults
+    (nothing for the default planes, so their shards' specs stay as they were)."""
+    return tuple((k, spec[k]) for k in (*TRIPLET_KEYS, *GRID_KEYS) if spec[k] != PLANE_DEFAULTS[k])
+
+
+def triplets_key(spec: dict) -> str:
+    """The file stem of a plane spec's anchors (e.g. "test-distinct-500"): studies that pick the same share it."""
+    return "-".join(format_value(spec[k]) for k in ("images", "classes", "triplets"))
+
+
+def triplets_spec(key: str) -> dict:
+    """The plane spec (default grid) whose anchors a triplets key names, or GridError."""
+    images, _, rest = key.partition("-")
+    classes, _, count = rest.partition("-")
+    if not count.isdigit():
+        raise GridError(f"{key!r} is not a planes key IMAGES-CLASSES-COUNT (e.g. test-distinct-500)")
+    return plane_spec({"images": images, "classes": classes, "triplets": int(count)})
 
 
 def seed_list(seeds: int | list[int]) -> list[int]:
@@ -365,6 +420,10 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     shifts, severities = tuple(study.get("shifts", ())), tuple(study.get("severities", ()))
     checkpoints = check_checkpoints(study.get("checkpoints", "final"))
     weights, probabilities = bool(study.get("weights", False)), bool(study.get("probabilities", False))
+    try:
+        planes = shard_planes(plane_spec(study.get("planes")))
+    except GridError as err:
+        raise GridError(f"study {name!r}: {err}") from err
     seeds = seed_list(study.get("seeds", 1))
     size = int(study.get("shard_size", len(seeds)))
     blocks = [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
@@ -382,7 +441,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
             shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
-                                probabilities=probabilities))
+                                probabilities=probabilities, planes=planes if "planes" in shifts else ()))
     return shards
 
 
@@ -456,6 +515,10 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
 def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
     """The studies a study's `ensembles` block names for each method (sse, fge, single_cycle), checked."""
     block = study.get("ensembles") or {}
+    for member in [name, *block.values()] if block else []:
+        if member in studies and study_axes(studies[member]):
+            raise GridError(f"study {name!r}: ensembles compare studies of one grid point each, but "
+                            f"{member!r} has axes {', '.join(study_axes(studies[member]))}")  # fmt: skip
     for role, other in block.items():
         if role not in ENSEMBLE_ROLES:
             raise GridError(f"study {name!r}: ensembles names {role!r}; choose from {', '.join(ENSEMBLE_ROLES)}")

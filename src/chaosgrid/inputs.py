@@ -1,5 +1,8 @@
 """Prepared inputs: a dataset and each of its evaluation sets, made once as files that every shard maps.
 
+The probe planes are the exception: a file keeps only their anchors (which images), and each job makes the
+points from them as it evaluates (500 CIFAR planes would be 15 GB of points).
+
 At paper sizes a shard job spent 30-35 s generating the 50,000 synthetic training images and 17-18 s
 building 13 shifted evaluation sets: the same tensors in each of a study's hundreds of jobs. The workflow
 makes them once per dataset (rules prepare_dataset and prepare_eval_set) as torch files, and shard jobs
@@ -27,10 +30,21 @@ def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
     return Path(folder) / "eval" / f"{shift}~{severity}.pt"
 
 
-def prepared_files(folder: Path | str, pairs: list[tuple[str, int]]) -> list[Path]:
+def planes_file(folder: Path | str, key: str) -> Path:
+    """Where a dataset's prepared plane anchors live: (triplets, 3) indices, named by grid.triplets_key."""
+    return Path(folder) / "planes" / f"{key}.pt"
+
+
+def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key: str = "") -> list[Path]:
     """The prepared files a shard reads: the dataset, then each shifted evaluation set of `pairs` (the clean
-    test set is part of the dataset)."""
-    return [Path(folder) / DATASET_FILE, *(eval_file(folder, n, s) for n, s in pairs if n != "clean")]
+    test set is part of the dataset; the probe planes are made in the job from their anchors' file)."""
+    files = [Path(folder) / DATASET_FILE]
+    for name, severity in pairs:
+        if name == "planes":
+            files.append(planes_file(folder, planes_key))
+        elif name != "clean":
+            files.append(eval_file(folder, name, severity))
+    return files
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
@@ -71,12 +85,27 @@ def load_eval_set(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
     return tensors["x"], tensors["y"]
 
 
-def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data") -> None:
-    """Write `data` and its shifted sets of `pairs` into `folder` in one process, as the workflow's prepare
-    jobs do one file each (benchmarks time shard jobs on prepared inputs this way)."""
+def save_triplets(trip: torch.Tensor, path: Path | str) -> None:
+    _save({"triplets": trip}, path)
+
+
+def load_triplets(path: Path | str) -> torch.Tensor:
+    return _load(path)["triplets"]
+
+
+def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data",
+            planes: dict | None = None) -> None:  # fmt: skip
+    """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
+    into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
+    jobs on prepared inputs this way)."""
+    from chaosgrid.grid import plane_spec, triplets_key
+    from chaosgrid.planes import anchors
     from chaosgrid.shifts import shifted_set
 
     save_dataset(data, folder)
     for name, severity in pairs:
-        if name != "clean":
+        if name == "planes":
+            spec = plane_spec(planes)
+            save_triplets(anchors(data, spec), planes_file(folder, triplets_key(spec)))
+        elif name != "clean":
             save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))

@@ -4,7 +4,7 @@ Shifts are an evaluation axis: every run is trained once and evaluated on the cl
 shifted copy of it. Each corruption maps images in [0, 1] to images in [0, 1], is deterministic (its noise
 comes from a generator seeded by the shift's name and severity) and runs on whatever device holds the
 images. For cifar10, `cifar10_1` and `cifar10c_<corruption>` read the published shifted sets from disk.
-The probe set `planes` (chaosgrid.planes) is built from training images, unclamped.
+The probe set `planes` (chaosgrid.planes) is made from its anchors as it is evaluated, unclamped.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
-from chaosgrid.grid import CLEAN
-from chaosgrid.inputs import eval_file, load_eval_set
-from chaosgrid.planes import plane_points
+from chaosgrid.grid import CLEAN, plane_spec, triplets_key
+from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
+from chaosgrid.planes import anchors, probe_set
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:
@@ -93,24 +93,29 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 
 
 def shifted_set(data: Dataset, name: str, severity: int, root: Path | str = "data") -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (in [0, 1], unnormalised; planes unclamped) and labels of one shifted evaluation set, on the
-    device of `data`: a corruption of the test set, a published set read from `root`, or the probe planes."""
+    """Images (in [0, 1], unnormalised) and labels of one shifted evaluation set, on the device of `data`: a
+    corruption of the test set or a published set read from `root`."""
     if name == "cifar10_1":
         return cifar10_1(Path(root))
     if name.startswith("cifar10c_"):
         return cifar10_c(Path(root), name.removeprefix("cifar10c_"), severity)
-    if name == "planes":
-        return plane_points(data.x_train, data.y_train)
     return CORRUPTIONS[name](data.x_test, severity).clamp(0, 1), data.y_test
 
 
 def eval_sets(
-    data: Dataset, pairs: list[tuple[str, int]], root: Path | str = "data", prepared: Path | str | None = None
+    data: Dataset, pairs: list[tuple[str, int]], root: Path | str = "data", prepared: Path | str | None = None,
+    planes: dict | None = None,
 ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
     """Normalised images and labels of every evaluation set, on the dataset's device: the shifted ones
-    read from a `prepared` folder (chaosgrid.inputs) when given, else made here."""
+    read from a `prepared` folder (chaosgrid.inputs) when given, else made here; the probe planes of the
+    `planes` spec (chaosgrid.grid.plane_spec) made as they are evaluated, from prepared anchors when given."""
     sets = {}
     for name, severity in pairs:
+        if name == "planes":
+            spec = plane_spec(planes)
+            trip = load_triplets(planes_file(prepared, triplets_key(spec))) if prepared else anchors(data, spec)
+            sets[name, severity] = probe_set(data, spec, trip)
+            continue
         if (name, severity) == CLEAN:
             x, y = data.x_test, data.y_test
         elif prepared is not None:

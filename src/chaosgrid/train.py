@@ -69,7 +69,8 @@ def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]
     noised, and with `augment_copies` its fixed augmented copies (augmented after normalising, as live
     augmentation is)."""
     keep = balanced_subset(data.y_train.cpu(), cell["data_fraction"]).to(data.x_train.device)
-    x, y = data.normalize(data.x_train[keep]), noisy_labels(data.y_train[keep], cell["label_noise"])
+    x = data.normalize(data.x_train[keep])
+    y = noisy_labels(data.y_train[keep], cell["label_noise"], per_class=cell["label_noise_per_class"])
     if cell["augment_copies"]:
         x, y = augmented_copies(x, y, cell["augment_copies"], cell["augmentation"])
     return x, y

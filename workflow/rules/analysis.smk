@@ -21,6 +21,7 @@ for analysis in ANALYSES.values():
         params:
             analysis=analysis.name,
             axes=study_axis_list,
+            options=study_options(analysis.options),
         script:
             "../../scripts/analysis.py"
 

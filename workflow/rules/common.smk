@@ -21,7 +21,9 @@ from chaosgrid.grid import (
     eval_pairs,
     expand_curves,
     expand_studies,
+    plane_spec,
     study_axes,
+    triplets_key,
 )
 from chaosgrid.inputs import DATASET_FILE, prepared_files
 
@@ -134,7 +136,8 @@ def prepared_inputs(wildcards):
     shard = SHARDS[wildcards.study, wildcards.shard]
     pairs = eval_pairs(shard.shifts, shard.severities)
     folder = f"{PREPARED}/{shard.base['dataset']}"
-    return [ancient(str(path)) for path in prepared_files(folder, pairs)]
+    planes = triplets_key(shard.plane_spec())
+    return [ancient(str(path)) for path in prepared_files(folder, pairs, planes)]
 
 
 def curve_inputs(wildcards):
@@ -161,8 +164,22 @@ def ensemble_inputs(wildcards):
     return files
 
 
+def region_inputs(wildcards):
+    """Input function of the regions analysis: the anchors of the study's probe planes."""
+    spec = plane_spec(config["studies"][wildcards.study].get("planes"))
+    dataset = next(s.base["dataset"] for (n, _), s in SHARDS.items() if n == wildcards.study)
+    return {"triplets": f"{PREPARED}/{dataset}/planes/{triplets_key(spec)}.pt"}
+
+
 # Analyses that read more than their study's runs table and predictions (chaosgrid.analysis.ANALYSES).
-ANALYSIS_INPUTS = {"ensembles": ensemble_inputs}
+ANALYSIS_INPUTS = {"ensembles": ensemble_inputs, "regions": region_inputs}
+
+
+def study_options(keys):
+    """Param function: these keys of the wildcard's study config, as JSON (what an analysis takes)."""
+    return lambda wildcards: json.dumps(
+        {k: config["studies"][wildcards.study].get(k) for k in keys}
+    )
 
 
 def study_axis_list(wildcards):

@@ -26,9 +26,9 @@ rule download_data:
         "chaosgrid download {params.name} --data-root {params.root:q} {params.files} > {log:q} 2>&1"
 
 
-# Each dataset, and each shifted evaluation set a study asks for, is made once (chaosgrid.inputs) and
-# memory-mapped by every shard job that reads it; a new shift or severity adds its own job and touches
-# nothing else.
+# Each dataset, each shifted evaluation set a study asks for, and the anchors of its probe planes are made
+# once (chaosgrid.inputs) and memory-mapped by every shard job that reads them; a new shift or severity adds
+# its own job and touches nothing else.
 
 
 rule prepare_dataset:
@@ -72,3 +72,22 @@ rule prepare_eval_set:
     shell:
         "chaosgrid prepare --dataset {wildcards.dataset} --eval-set {wildcards.shift}~{wildcards.severity}"
         " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"
+
+
+rule prepare_planes:
+    input:
+        dataset=f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
+    output:
+        f"{PREPARED}/{{dataset}}/planes/{{key}}.pt",
+    log:
+        f"{PREPARED}/logs/{{dataset}}/planes-{{key}}.log",
+    wildcard_constraints:
+        dataset=one_of(CHOICES["dataset"]),
+        key=r"(train|test)-(distinct|any)-\d+",
+    conda:
+        "../../envs/chaosgrid.yaml"
+    params:
+        out=lambda wildcards, input: os.path.dirname(input.dataset),
+    shell:
+        "chaosgrid prepare --dataset {wildcards.dataset} --planes {wildcards.key}"
+        " --out {params.out:q} > {log:q} 2>&1"

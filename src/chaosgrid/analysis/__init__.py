@@ -32,6 +32,7 @@ class Analysis:
     draw: str  # "module:function" drawing every figure into a folder
     applies: Callable[[dict], bool] = lambda study: True
     reads: tuple[str, ...] = ()  # study tables (STUDY_TABLES) the figures draw from besides the analysis's
+    options: tuple[str, ...] = ()  # keys of the study's config passed to `compute` as keyword arguments
 
     def function(self, which: str) -> Callable:
         module, name = getattr(self, which).split(":")
@@ -57,11 +58,12 @@ ANALYSES = {
         ),
         Analysis(
             "regions",
-            ("regions", "region_maps"),
-            ("decision_regions", "double_descent"),
+            ("regions", "region_maps", "region_agreement", "triplets"),
+            ("decision_regions", "double_descent", "region_agreement", "region_bars"),
             "chaosgrid.analysis.regions:study_regions",
             "chaosgrid.figures:region_figures",
             applies=lambda study: "planes" in study.get("shifts", []),
+            options=("planes",),
         ),
         Analysis(
             "full_batch",
@@ -85,9 +87,10 @@ ANALYSES = {
 
 
 def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],
-        extra: dict[str, list[str]] | None = None) -> None:  # fmt: skip
+        extra: dict | None = None) -> None:  # fmt: skip
     """Compute analysis `name` for one study and write each of its tables atomically; `extra`: the further
-    files the workflow gives the analyses that read more (by input name), passed on as keyword arguments."""
+    files the workflow gives the analyses that read more (by input name) and the study options they take,
+    passed on as keyword arguments."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
