@@ -12,7 +12,6 @@ from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
 from chaosgrid.cli import main
 from chaosgrid.grid import check_shifts, validate_cell
 
-
 PAPER = grid.plane_spec({**grid.PAPER_PLANES, "triplets": 20, "resolution": 12})
 
 
