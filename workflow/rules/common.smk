@@ -145,7 +145,11 @@ def curve_inputs(wildcards):
     job = CURVES[wildcards.study, wildcards.pair]
     start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
     folder = f"{PREPARED}/{job.cell['dataset']}"
-    return {"start": start, "end": end, "prepared": ancient(str(prepared_files(folder, [CLEAN])[0]))}
+    return {
+        "start": start,
+        "end": end,
+        "prepared": ancient(str(prepared_files(folder, [CLEAN])[0])),
+    }
 
 
 def ensemble_inputs(wildcards):
@@ -153,13 +157,21 @@ def ensemble_inputs(wildcards):
     `ensembles` block names, that study's runs table, predictions and weights files."""
     name = wildcards.study
     files = {
-        "weights": [f"results/{name}/weights/{key}.pt" for s, key in SHARDS if s == name],
-        "curves": [f"results/{name}/curves/{key}.parquet" for s, key in CURVES if s == name],
+        "weights": [
+            f"results/{name}/weights/{key}.pt" for s, key in SHARDS if s == name
+        ],
+        "curves": [
+            f"results/{name}/curves/{key}.parquet" for s, key in CURVES if s == name
+        ],
     }
-    for role, other in ensemble_studies(name, config["studies"][name], config["studies"]).items():
+    for role, other in ensemble_studies(
+        name, config["studies"][name], config["studies"]
+    ).items():
         keys = [key for s, key in SHARDS if s == other]
         files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
-        files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
+        files[f"{role}_predictions"] = [
+            f"results/{other}/predictions/{k}.parquet" for k in keys
+        ]
         files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
     return files
 
@@ -167,7 +179,9 @@ def ensemble_inputs(wildcards):
 def region_inputs(wildcards):
     """Input function of the regions analysis: the anchors of the study's probe planes."""
     spec = plane_spec(config["studies"][wildcards.study].get("planes"))
-    dataset = next(s.base["dataset"] for (n, _), s in SHARDS.items() if n == wildcards.study)
+    dataset = next(
+        s.base["dataset"] for (n, _), s in SHARDS.items() if n == wildcards.study
+    )
     return {"triplets": f"{PREPARED}/{dataset}/planes/{triplets_key(spec)}.pt"}
 
 
