@@ -117,3 +117,12 @@ def test_cifar10_1_and_cifar10_c_readers(tmp_path):
     assert y.tolist() == [8, 9, 0, 1]
     with pytest.raises(FileNotFoundError, match="snow.npy"):
         data.cifar10_c(tmp_path, "snow", 1)
+
+
+def test_augmented_batches_are_contiguous_images():
+    """A crop's gather leaves a channels-last view; torch 2.14's CPU convolutions corrupted memory on such a
+    view with 2-4 channels ("corrupted size vs. prev_size", ResNet-18 width 2 on 32x32 crops), so the batch
+    is made contiguous."""
+    x = torch.rand(8, 3, 32, 32)
+    out = data.augment(x, "flip_crop", data.generator("aug", 0))
+    assert out.is_contiguous() and out.shape == x.shape

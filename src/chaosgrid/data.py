@@ -321,7 +321,9 @@ def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torc
         rows = torch.arange(h, device=x.device)[None, :] + shifts[:, :1]
         cols = torch.arange(w, device=x.device)[None, :] + shifts[:, 1:]
         batch = torch.arange(n, device=x.device)[:, None, None]
-        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        # contiguous again: torch 2.14's CPU convolutions corrupt memory on this channels-last view when a
+        # layer has 2-4 channels (crashes measured on ResNet-18 width 2 and a 3->2 conv on 32x32 images)
+        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
     if flips is not None:
         x = torch.where(flips.to(x.device)[:, None, None, None], x.flip(-1), x)
     return x

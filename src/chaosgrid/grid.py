@@ -27,7 +27,7 @@ CELL_DEFAULTS: dict[str, object] = {
     "variant": "",  # a named recipe of a study's `variants` (a row of its table); "": none
     # data and model
     "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10 | mnist1d (1-D signals)
-    "model": "cnn",  # cnn | vgg16 | resnet18 | fast | mlp | conv1d (signals only)
+    "model": "cnn",  # cnn | vgg16 | resnet18 | preact_resnet18 | wrn28 | densenet | fast | mlp | vit | mixer | conv1d
     "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
     # length and batching
     "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
@@ -77,7 +77,8 @@ CELL_DEFAULTS: dict[str, object] = {
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"),
-    "model": ("cnn", "vgg16", "resnet18", "fast", "mlp", "conv1d"),
+    "model": ("cnn", "vgg16", "resnet18", "preact_resnet18", "wrn28", "densenet", "fast", "mlp", "vit", "mixer",
+              "conv1d"),
     "batch_order": ("shuffle", "replacement", "fixed"),
     "optimizer": ("sgd", "adam", "adamw", "sam"),
     "schedule": ("constant", "linear", "cosine", "step", "garipov", "cyclic_cosine", "fge"),
@@ -88,6 +89,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "tta": ("none", "flip"),
     "seed_source": ("all", "init", "order", "aug"),
 }
+IMAGE_MODELS = ("fast", "vit", "mixer")  # 2x2 whitening or 4x4 patches: images only
 SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image corruptions, the conv1d model
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
@@ -175,8 +177,8 @@ def validate_cell(params: dict) -> dict:
     if (cell["model"] == "conv1d") > (cell["dataset"] in SIGNAL_DATASETS):
         raise GridError(f"parameter 'model' is 'conv1d', a model for 1-D signals ({', '.join(SIGNAL_DATASETS)}), "
                         f"but dataset is {cell['dataset']!r}")  # fmt: skip
-    if cell["model"] == "fast" and cell["dataset"] in SIGNAL_DATASETS:
-        raise GridError(f"parameter 'model' is 'fast', whose 2x2 patch whitening needs images, but dataset "
+    if cell["model"] in IMAGE_MODELS and cell["dataset"] in SIGNAL_DATASETS:
+        raise GridError(f"parameter 'model' is {cell['model']!r}, whose patches need images, but dataset "
                         f"{cell['dataset']!r} holds 1-D signals")  # fmt: skip
     if cell["init_epoch"] and not cell["init_from"]:
         raise GridError("parameter 'init_epoch' picks a checkpoint of the 'init_from' study, but init_from is empty")

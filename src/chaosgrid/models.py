@@ -4,6 +4,11 @@
 - `vgg16`: VGG-16 with BatchNorm, stage widths w, 2w, 4w, 8w, 8w (w=64: the usual 14.7M-parameter CIFAR net).
 - `resnet18`: ResNet-18 with stage widths k, 2k, 4k, 8k as in the double-descent literature (k=64 is the
   standard net).
+- `preact_resnet18`: pre-activation ResNet-18 with stage widths k, 2k, 4k, 8k (the double-descent model).
+- `wrn28`: Wide ResNet-28-k, group widths 16k, 32k, 64k.
+- `densenet`: a small DenseNet-BC, three blocks of 6 bottleneck layers, growth rate w.
+- `vit`, `mixer`: a vision transformer (depth 6, 8 heads) and an MLP-Mixer (depth 12) on 4x4 patches, dim 8w
+  (images only).
 - `fast`: an airbench-style net: a frozen 2x2 patch-whitening convolution initialised from the training
   images, then three conv-pool-BN-GELU blocks (widths w, 4w, 4w; w=64 is airbench94's 64/256/256) and a
   scaled linear head. Pools use ceil_mode so 8x8 inputs work too.
@@ -148,6 +153,175 @@ class MLP(nn.Sequential):
         )  # fmt: skip
 
 
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv twice, the shortcut taken after the first BN-ReLU when the shape changes (He et al. 2016b)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.skip = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        shortcut = self.skip(out) if self.skip is not None else x
+        out = self.conv1(out)
+        return self.conv2(torch.relu(self.bn2(out))) + shortcut
+
+
+def _preact_stages(c_in: int, widths: tuple[int, ...], blocks: int) -> tuple[list[nn.Module], int]:
+    """Stages of `blocks` pre-activation blocks, the first of each (but the first stage) striding by 2."""
+    layers = []
+    for i, c in enumerate(widths):
+        for b in range(blocks):
+            layers.append(PreActBlock(c_in, c, 2 if i > 0 and b == 0 else 1))
+            c_in = c
+    return layers, c_in
+
+
+class PreActResNet18(nn.Sequential):
+    """Pre-activation ResNet-18 with stage widths k, 2k, 4k, 8k (Nakkiran et al.'s double-descent model,
+    dbViz's resnet18k), a final BN-ReLU before the pool."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        stages, c_out = _preact_stages(width, (width, 2 * width, 4 * width, 8 * width), 2)
+        super().__init__(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), *stages,
+            nn.BatchNorm2d(c_out), nn.ReLU(), GlobalPool(), nn.Linear(c_out, num_classes),
+        )  # fmt: skip
+
+
+class WideResNet28(nn.Sequential):
+    """Wide ResNet-28-k (Zagoruyko and Komodakis): three groups of four pre-activation blocks of widths 16k,
+    32k, 64k after a 16-channel convolution; k = 10 is the usual WRN-28-10."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        stages, c_out = _preact_stages(16, (16 * width, 32 * width, 64 * width), 4)
+        super().__init__(
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), *stages,
+            nn.BatchNorm2d(c_out), nn.ReLU(), GlobalPool(), nn.Linear(c_out, num_classes),
+        )  # fmt: skip
+
+
+class DenseLayer(nn.Module):
+    """BN-ReLU-conv1x1 (4g channels) then BN-ReLU-conv3x3 (g channels), concatenated to its input."""
+
+    def __init__(self, c_in: int, growth: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.body(x)], 1)
+
+
+class DenseNet(nn.Sequential):
+    """A small DenseNet-BC (Huang et al. 2017): three dense blocks of 6 bottleneck layers with growth rate w,
+    halving transitions between them (w = 12 is DenseNet-BC-40's growth rate)."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        c = 2 * width
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, c, 3, 1, 1, bias=False)]
+        for block in range(3):
+            for _ in range(6):
+                layers.append(DenseLayer(c, width))
+                c += width
+            if block < 2:
+                layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False),
+                           nn.AvgPool2d(2, ceil_mode=True)]  # fmt: skip
+                c //= 2
+        super().__init__(*layers, nn.BatchNorm2d(c), nn.ReLU(), GlobalPool(), nn.Linear(c, num_classes))
+
+
+class Patches(nn.Module):
+    """Non-overlapping `size` x `size` patches embedded linearly: (N, C, H, W) -> (N, tokens, dim)."""
+
+    def __init__(self, in_channels: int, dim: int, size: int = 4):
+        super().__init__()
+        self.embed = nn.Conv2d(in_channels, dim, size, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention written out (softmax(QK^T/sqrt(d))V): plain ops with vmap rules."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.qkv, self.out = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        weights = (q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)).softmax(-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(n, t, d))
+
+
+def _mlp(dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim), _mlp(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """A small vision transformer on 4x4 patches (dbViz's ViT4 at w = 64: dim 512, depth 6, 8 heads, MLP 512),
+    dim 8w, a class token and learned positions; no dropout (one recipe for both engines)."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 6, heads: int = 8):
+        super().__init__()
+        dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
+        self.patches = Patches(in_shape[0], dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(0.02 * torch.randn(1, tokens + 1, dim))
+        self.blocks = nn.Sequential(*(TransformerBlock(dim, heads) for _ in range(depth)))
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patches(x)
+        tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], 1) + self.position
+        return self.head(self.blocks(tokens)[:, 0])
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, tokens: int, dim: int):
+        super().__init__()
+        self.norm1, self.token_mlp = nn.LayerNorm(dim), _mlp(tokens, max(1, tokens // 2))
+        self.norm2, self.channel_mlp = nn.LayerNorm(dim), _mlp(dim, 4 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(self.norm2(x))
+
+
+class TokenMean(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1)
+
+
+class Mixer(nn.Sequential):
+    """MLP-Mixer on 4x4 patches (dbViz's MLPMixer4 at w = 64: dim 512, depth 12), dim 8w, token MLPs of half
+    the tokens and channel MLPs of 4x the dim (lucidrains' expansion factors)."""
+
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 12):
+        dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
+        super().__init__(
+            Patches(in_shape[0], dim), *(MixerBlock(tokens, dim) for _ in range(depth)), nn.LayerNorm(dim),
+            TokenMean(), nn.Linear(dim, num_classes),
+        )  # fmt: skip
+
+
 class Conv1dNet(nn.Sequential):
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
         channels, _, length = in_shape
@@ -162,13 +336,9 @@ class Conv1dNet(nn.Sequential):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-CONVOLUTIONAL = {
-    "cnn": CNN,
-    "vgg16": VGG16,
-    "resnet18": ResNet18,
-    "fast": FastNet,
-}  # built from the input's channel count
-MODELS = {**CONVOLUTIONAL, "mlp": MLP, "conv1d": Conv1dNet}  # the others take the whole input shape
+CONVOLUTIONAL = {"cnn": CNN, "vgg16": VGG16, "resnet18": ResNet18, "preact_resnet18": PreActResNet18,
+                 "wrn28": WideResNet28, "densenet": DenseNet, "fast": FastNet}  # built from the input's channels
+MODELS = {**CONVOLUTIONAL, "mlp": MLP, "vit": ViT, "mixer": Mixer, "conv1d": Conv1dNet}  # take the input shape
 
 
 def parameter_names(name: str, in_shape: tuple[int, ...], width: int) -> list[str]:
