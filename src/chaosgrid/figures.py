@@ -219,20 +219,27 @@ def variance_vs_shift(variance: pd.DataFrame, path: Path | str, study: str) -> N
     save(fig, path)
 
 
-def _x_axis(axes: list[str]) -> tuple[str | None, list[str]]:
-    """The axis region figures draw along (width when the study varies it) and the other axes."""
-    x_axis = "width" if "width" in axes else (axes[0] if axes else None)
-    return x_axis, [a for a in axes if a != x_axis]
+def _comparison(agreement: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """The column the region figures compare (the columns of an agreement table: <compare>_a, <compare>_b) and
+    the columns that split them."""
+    compare = next((c.removesuffix("_a") for c in agreement.columns if c.endswith("_a")), None)
+    return compare, [c for c in agreement.columns if not c.endswith(("_a", "_b")) and c != "agreement"]
 
 
-def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Predicted class over the first plane (colour: class): columns along the width (or first) axis,
-    rows for each value of the other axes times each of the first seeds."""
+def _in_order(values: pd.Series) -> list:
+    """Distinct values, sorted when they are numbers (widths), else in the order they first appear."""
+    distinct = list(dict.fromkeys(values))
+    return sorted(distinct) if all(isinstance(v, (int, float, np.number)) for v in distinct) else distinct
+
+
+def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], path: Path | str, study: str) -> None:
+    """Predicted class over the first plane (colour: class): a column per value of the compared column (the
+    width, or the architecture), rows for each value of the `by` columns times each of the first seeds."""
     resolution = round(len(maps.iloc[0]["pred"]) ** 0.5)
-    x_axis, others = _x_axis(axes)
-    columns = sorted(maps[x_axis].unique()) if x_axis else [None]
-    row_groups = list(maps.groupby(others, sort=True)) if others else [((), maps)]
-    seeds = max(len(g) for _, g in maps.groupby(axes)) if axes else len(maps)
+    columns = _in_order(maps[compare]) if compare else [None]
+    row_groups = list(maps.groupby(by, sort=False)) if by else [((), maps)]
+    keys = [c for c in (compare, *by) if c]
+    seeds = max(len(g) for _, g in maps.groupby(keys)) if keys else len(maps)
     n_rows = len(row_groups) * seeds
     fig, axs = plt.subplots(n_rows, len(columns), figsize=(1.3 * len(columns) + 1.2, 1.3 * n_rows + 0.8),
                             squeeze=False)  # fmt: skip
@@ -240,7 +247,7 @@ def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, stud
     for g, (key, group) in enumerate(row_groups):
         key = key if isinstance(key, tuple) else (key,)
         for c, value in enumerate(columns):
-            cell = group[group[x_axis] == value] if x_axis else group
+            cell = group[group[compare] == value] if compare else group
             for s in range(seeds):
                 ax = axs[g * seeds + s, c]
                 ax.set_xticks([])
@@ -249,41 +256,40 @@ def decision_regions(maps: pd.DataFrame, axes: list[str], path: Path | str, stud
                     grid = np.asarray(cell.iloc[s]["pred"]).reshape(resolution, resolution)
                     image = ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
                 if c == 0:
-                    label = "".join(f"{a} {v}\n" for a, v in zip(others, key))
+                    label = "".join(f"{a} {v}\n" for a, v in zip(by, key))
                     ax.set_ylabel(f"{label}seed {s + 1}", fontsize=7)
         for c, value in enumerate(columns):
-            axs[0, c].set_title(f"{x_axis} {value}" if x_axis else "all runs", fontsize=8)
+            axs[0, c].set_title(f"{compare} {value}" if compare else "all runs", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axs, ticks=range(10), label="predicted class", shrink=0.6)
     fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)")
     save(fig, path)
 
 
-def double_descent(regions: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Test error, fragmentation and reproducibility vs the width axis (else the first axis), a line per other point."""
-    x_axis, others = _x_axis(axes)
+def double_descent(regions: pd.DataFrame, compare: str, by: list[str], path: Path | str, study: str) -> None:
+    """Test error, fragmentation and reproducibility vs the compared column (the width), a line per `by` value."""
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.6))
     connectivity = int(regions["connectivity"].iloc[0])
     panels = (("test_error", "clean test error (%)", 100),
               ("fragmentation", f"class regions per plane ({connectivity}-connected)", 1),
               ("reproducibility", "points where two seeds agree (%)\n(dotted: one fixed pair)", 100))  # fmt: skip
-    lines = list(regions.groupby(others, sort=True)) if others else [((), regions)]
+    lines = list(regions.groupby(by, sort=True)) if by else [((), regions)]
     for key, rows in lines:
-        rows = rows.sort_values(x_axis)
-        label = ", ".join(f"{a} {v}" for a, v in zip(others, key if isinstance(key, tuple) else (key,))) or None
+        rows = rows.set_index(compare).reindex(_in_order(regions[compare])).dropna(subset=["test_error"]).reset_index()
+        label = ", ".join(f"{a} {v}" for a, v in zip(by, key if isinstance(key, tuple) else (key,))) or None
         for ax, (column, ylabel, scale) in zip(axs, panels):
-            line = ax.plot(rows[x_axis], scale * rows[column], "-o", label=label)[0]
+            line = ax.plot(rows[compare], scale * rows[column], "-o", label=label)[0]
             if column == "reproducibility":  # the paper's one fixed pair of seeds, beside the mean over pairs
-                ax.plot(rows[x_axis], scale * rows["reproducibility_pair"], ":", color=line.get_color())
+                ax.plot(rows[compare], scale * rows["reproducibility_pair"], ":", color=line.get_color())
             ax.set_ylabel(ylabel)
-            ax.set_xlabel(x_axis)
-            if x_axis == "width":
+            ax.set_xlabel(compare)
+            if compare == "width":
                 ax.set_xscale("log", base=2)
-                ax.set_xticks(sorted(regions[x_axis].unique()), [str(v) for v in sorted(regions[x_axis].unique())])
+                ax.set_xticks(sorted(regions[compare].unique()), [str(v) for v in sorted(regions[compare].unique())])
                 ax.minorticks_off()
-    if others:
+    if by:
         axs[0].legend(fontsize=8)
-    fig.suptitle(f"{study}: error, fragmentation and reproducibility of decision regions vs {x_axis}")
+    fig.suptitle(f"{study}: error, fragmentation and reproducibility of decision regions vs {compare}")
     fig.tight_layout()
     save(fig, path)
 
@@ -347,46 +353,38 @@ def variance_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: st
     return "4 figures"
 
 
-def region_agreement(table: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Heatmaps of the agreement between runs of two grid points along the compared axis (diagonal: within one
-    point, its reproducibility), one per value of the other axes."""
-    from chaosgrid.analysis.regions import compared_axis
-
-    axis = compared_axis(axes)
-    others = [a for a in axes if a != axis]
-    panels = list(table.groupby(others, sort=True)) if others else [((), table)]
-    values = list(dict.fromkeys(table[f"{axis}_a"]))
-    fig, axs = plt.subplots(1, len(panels), figsize=(1.0 + 0.55 * len(values) * len(panels) + 1.2 * len(panels),
-                                                     1.4 + 0.5 * len(values)), squeeze=False)  # fmt: skip
+def region_agreement(table: pd.DataFrame, compare: str, by: list[str], path: Path | str, study: str) -> None:
+    """Heatmaps of the agreement between runs of two grid points along the compared column (diagonal: within
+    one point, its reproducibility), one per value of the `by` columns."""
+    panels = list(table.groupby(by, sort=False)) if by else [((), table)]
+    values = _in_order(table[f"{compare}_a"])
+    size = 0.55 * len(values) + 1.2
+    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1.5, size + 0.6), squeeze=False)
     for ax, (key, rows) in zip(axs[0], panels, strict=True):
-        matrix = rows.pivot(index=f"{axis}_a", columns=f"{axis}_b", values="agreement").loc[values, values]
-        image = ax.imshow(100 * matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
-        for (i, j), v in np.ndenumerate(100 * matrix.to_numpy()):
+        matrix = 100 * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
+        image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
+        for (i, j), v in np.ndenumerate(matrix.to_numpy()):
             ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(values)), [str(v) for v in values], fontsize=8)
         key = key if isinstance(key, tuple) else (key,)
-        ax.set_title(", ".join(f"{a} {v}" for a, v in zip(others, key)) or "all runs", fontsize=9)
+        ax.set_title(", ".join(f"{a} {v}" for a, v in zip(by, key)) or "all runs", fontsize=9)
     fig.colorbar(image, ax=axs, label="plane points where two runs agree (%)", shrink=0.8)
-    fig.suptitle(f"{study}: do runs of two {axis}s draw the same decision regions?")
+    fig.suptitle(f"{study}: do runs of two {compare} values draw the same decision regions?")
     save(fig, path)
 
 
-def region_bars(regions: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Bars per value of the compared axis, one colour per value of the other axes: reproducibility (mean
-    over seed pairs) and clean test accuracy."""
-    from chaosgrid.analysis.regions import compared_axis
-
-    axis = compared_axis(axes)
-    others = [a for a in axes if a != axis]
-    groups = list(regions.groupby(others, sort=True)) if others else [((), regions)]
-    values = list(dict.fromkeys(regions[axis]))
+def region_bars(regions: pd.DataFrame, compare: str, by: list[str], path: Path | str, study: str) -> None:
+    """Bars per value of the compared column, one colour per value of the `by` columns: reproducibility
+    (mean over seed pairs) and clean test accuracy."""
+    groups = list(regions.groupby(by, sort=False)) if by else [((), regions)]
+    values = _in_order(regions[compare])
     fig, axs = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(values) * 2 + 2), 3.6))
     width = 0.8 / len(groups)
     for g, (key, rows) in enumerate(groups):
-        rows = rows.set_index(axis).reindex(values)
+        rows = rows.set_index(compare).reindex(values)
         key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{a} {v}" for a, v in zip(others, key)) or None
+        label = ", ".join(f"{a} {v}" for a, v in zip(by, key)) or None
         x = np.arange(len(values)) + (g - (len(groups) - 1) / 2) * width
         axs[0].bar(x, 100 * rows["reproducibility"], width, label=label)
         axs[1].bar(x, 100 * (1 - rows["test_error"]), width, label=label)
@@ -394,24 +392,26 @@ def region_bars(regions: pd.DataFrame, axes: list[str], path: Path | str, study:
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=30, ha="right")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, axis="y")
-    if others:
+    if by:
         axs[0].legend(fontsize=8)
-    fig.suptitle(f"{study}: reproducibility of decision regions and accuracy per {axis}")
+    fig.suptitle(f"{study}: reproducibility of decision regions and accuracy per {compare}")
     fig.tight_layout()
     save(fig, path)
 
 
 def region_figures(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
-    """The decision-region figures of a study (needs the `planes` probe set), from its region tables."""
+    """The decision-region figures of a study (needs the `planes` probe set), from its region tables; the
+    compared column and its splits are those of the agreement table."""
     names = ("decision_regions", "double_descent", "region_agreement", "region_bars")
     if tables["regions"].empty:
         return _placeholders(out, names, f"{study}: no converged run has predictions on the planes")
-    decision_regions(tables["region_maps"], axes, out / "decision_regions.png", study)
-    if not axes:
+    compare, by = _comparison(tables["region_agreement"])
+    decision_regions(tables["region_maps"], compare, by, out / "decision_regions.png", study)
+    if compare is None:
         return "1 figure and " + _placeholders(out, names[1:], f"{study}: no axis to draw against")
-    double_descent(tables["regions"], axes, out / "double_descent.png", study)
-    region_agreement(tables["region_agreement"], axes, out / "region_agreement.png", study)
-    region_bars(tables["regions"], axes, out / "region_bars.png", study)
+    double_descent(tables["regions"], compare, by, out / "double_descent.png", study)
+    region_agreement(tables["region_agreement"], compare, by, out / "region_agreement.png", study)
+    region_bars(tables["regions"], compare, by, out / "region_bars.png", study)
     return "4 figures"
 
 

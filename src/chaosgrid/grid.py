@@ -314,10 +314,12 @@ STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "wei
               "probabilities", "curves", "ensembles", "planes"}  # fmt: skip
 # The `planes` probe set (chaosgrid.planes): which images anchor its planes (`triplets` of them, from the
 # training or test set, of three distinct classes or any), the grid on each plane, and how the regions
-# analysis reads it (4- or 8-connected regions; the checkpoint at `epoch`, 0: the final one). The defaults
+# analysis reads it (4- or 8-connected regions; the checkpoint at `epoch`, 0: the final one; the run column
+# its agreement matrices `compare` and the columns that split them `by`, "" and []: the model axis where the
+# study has one, else its first axis, and the other axes). The defaults
 # are the planes as they first were; Somepalli et al.'s are PAPER_PLANES.
 PLANE_DEFAULTS = {"triplets": 8, "images": "train", "classes": "distinct", "resolution": 32, "margin": 0.25,
-                  "connectivity": 4, "epoch": 0.0}  # fmt: skip
+                  "connectivity": 4, "epoch": 0.0, "compare": "", "by": []}  # fmt: skip
 PAPER_PLANES = {"triplets": 500, "images": "test", "classes": "distinct", "resolution": 50, "margin": 0.1,
                 "connectivity": 8}  # fmt: skip
 TRIPLET_KEYS = ("triplets", "images", "classes")  # what picks the anchors (one prepared file per dataset each)
@@ -343,7 +345,9 @@ def plane_spec(block: dict | None) -> dict:
               "resolution": isinstance(spec["resolution"], int) and spec["resolution"] >= 2,
               "margin": isinstance(spec["margin"], (int, float)) and spec["margin"] >= 0,
               "connectivity": spec["connectivity"] in (4, 8),
-              "epoch": isinstance(spec["epoch"], (int, float)) and spec["epoch"] >= 0}  # fmt: skip
+              "epoch": isinstance(spec["epoch"], (int, float)) and spec["epoch"] >= 0,
+              "compare": spec["compare"] == "" or spec["compare"] in CELL_DEFAULTS,
+              "by": isinstance(spec["by"], list) and all(b in CELL_DEFAULTS for b in spec["by"])}  # fmt: skip
     if bad := [k for k, ok in checks.items() if not ok]:
         raise GridError(f"planes: {bad[0]} is {spec[bad[0]]!r}")
     return {**spec, "margin": float(spec["margin"]), "epoch": float(spec["epoch"])}

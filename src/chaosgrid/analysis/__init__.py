@@ -21,6 +21,8 @@ STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "trainin
 REPORT_TABLES = ("summary", "variance", "comparisons")
 # Its report pages: an overview of what the study runs (from its config), then those tables.
 REPORT_PAGES = ("overview", *REPORT_TABLES)
+# Study 2's table is about batching: it applies to studies whose named variants change it.
+BATCHING = ("batch_size", "micro_batch", "batch_order")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ ANALYSES = {
             ("full_batch_table", "full_batch_accuracy", "full_batch_curves", "full_batch_clipped"),
             "chaosgrid.analysis.full_batch:study_full_batch",
             "chaosgrid.figures:full_batch_figures",
-            applies=lambda study: bool(study.get("variants")),
+            applies=lambda study: any(k in v for v in (study.get("variants") or {}).values() for k in BATCHING),
             reads=("history",),
         ),
         Analysis(
