@@ -24,7 +24,7 @@ def test_format_value_is_canonical():
 @pytest.mark.parametrize(
     "params, named",
     [
-        ({"model": "vit"}, "model"),
+        ({"model": "swin"}, "model"),
         ({"lr": -0.1}, "lr"),
         ({"lr": 0}, "lr"),
         ({"data_fraction": 0}, "data_fraction"),
@@ -214,8 +214,9 @@ def test_signal_datasets_take_no_image_corruptions_and_conv1d_takes_only_signals
         expand_study("s", {"dataset": "mnist1d", "model": "conv1d", "shifts": ["contrast"], "severities": [1]})
     with pytest.raises(GridError, match="'conv1d'"):
         validate_cell({"model": "conv1d"})
-    with pytest.raises(GridError, match="'fast'"):
-        validate_cell({"model": "fast", "dataset": "mnist1d"})
+    for patches in grid.IMAGE_MODELS:
+        with pytest.raises(GridError, match=f"'{patches}', whose patches need images"):
+            validate_cell({"model": patches, "dataset": "mnist1d"})
     with pytest.raises(GridError, match="augment_copies"):
         validate_cell({"augment_copies": 4})
     assert validate_cell({"dataset": "mnist1d", "model": "mlp"})["model"] == "mlp"
@@ -230,8 +231,9 @@ def test_bad_checkpoints_are_named(checkpoints):
 ENSEMBLE_STUDIES = {
     "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "curves": {"pairs": 2, "epochs": 3, "lr": 0.01}},
     "fge": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "init_from": "ind", "init_epoch": 9.6},
-    "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2, "ensembles": {"fge": "sse_fge"}},
-    "sse_fge": {"init_from": "sse", "seeds": 2},
+    "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2, "ensembles": {"fge": "sse_fge"},
+            "probabilities": True},
+    "sse_fge": {"init_from": "sse", "seeds": 2, "probabilities": True},
 }  # fmt: skip
 
 
@@ -268,8 +270,11 @@ def test_bad_curves_blocks_are_named(curves, message):
 
 def test_bad_ensembles_blocks_are_named():
     with pytest.raises(GridError, match="ensembles names 'swa'"):
-        grid.expand_studies({"ind": {"ensembles": {"swa": "ind"}}})
+        grid.expand_studies({"ind": {"ensembles": {"swa": "ind"}, "probabilities": True}})
     with pytest.raises(GridError, match="ensembles fge: 'nope'"):
-        grid.expand_studies({"ind": {"ensembles": {"fge": "nope"}}})
+        grid.expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
     with pytest.raises(GridError, match="'sse' has axes lr"):
-        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}}, "sse": {"lr": [0.1, 0.2]}})
+        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
+                             "sse": {"lr": [0.1, 0.2], "probabilities": True}})
+    with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
+        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})

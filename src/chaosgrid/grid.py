@@ -525,6 +525,9 @@ def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
         if member in studies and study_axes(studies[member]):
             raise GridError(f"study {name!r}: ensembles compare studies of one grid point each, but "
                             f"{member!r} has axes {', '.join(study_axes(studies[member]))}")  # fmt: skip
+        if member in studies and not studies[member].get("probabilities"):
+            raise GridError(f"study {name!r}: ensembles average class probabilities: set `probabilities: true` "
+                            f"in study {member!r}")  # fmt: skip
     for role, other in block.items():
         if role not in ENSEMBLE_ROLES:
             raise GridError(f"study {name!r}: ensembles names {role!r}; choose from {', '.join(ENSEMBLE_ROLES)}")

@@ -142,6 +142,9 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
     """(ensembles, diversity, curves) of a study with an `ensembles` block: its own runs (single, ind,
     nocycle) and, for each method its block names, that study's `<method>_runs` table, `<method>_predictions`
     and `<method>_weights` files."""
+    curve_rows = pd.concat([pd.read_parquet(f) for f in curves]) if curves else pd.DataFrame()
+    if not roles:  # a study with curves alone: no ensembles to compare
+        return pd.DataFrame(), pd.DataFrame(), curve_rows
     if axes:
         raise ValueError(f"an ensembles study has one grid point; this one has axes {', '.join(axes)}")
     budget_epochs = float(runs["epochs"].iloc[0])
@@ -155,6 +158,5 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
     for method, (method_runs, files, weight_files) in sources.items():
         methods[method], labels = members(method_runs, files, method)
         weight_vectors[method] = flat_weights(weight_files)
-    curve_rows = pd.concat([pd.read_parquet(f) for f in curves]) if curves else pd.DataFrame()
     return (ensemble_errors(methods, labels, budget_epochs), diversity(methods, weight_vectors, budget_epochs),
             curve_rows)  # fmt: skip
