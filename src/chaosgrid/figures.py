@@ -259,10 +259,12 @@ def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], pat
                     label = "".join(f"{a} {v}\n" for a, v in zip(by, key))
                     ax.set_ylabel(f"{label}seed {s + 1}", fontsize=7)
         for c, value in enumerate(columns):
-            axs[0, c].set_title(f"{compare} {value}" if compare else "all runs", fontsize=8)
+            axs[0, c].set_title(str(value) if compare else "all runs", fontsize=7)
     if image is not None:
         fig.colorbar(image, ax=axs, ticks=range(10), label="predicted class", shrink=0.6)
-    fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)")
+    by_column = f"columns: {compare}; " if compare else ""
+    fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)\n"
+                 f"{by_column}colour: predicted class", fontsize=10)  # fmt: skip
     save(fig, path)
 
 
@@ -274,11 +276,12 @@ def double_descent(regions: pd.DataFrame, compare: str, by: list[str], path: Pat
               ("fragmentation", f"class regions per plane ({connectivity}-connected)", 1),
               ("reproducibility", "points where two seeds agree (%)\n(dotted: one fixed pair)", 100))  # fmt: skip
     lines = list(regions.groupby(by, sort=True)) if by else [((), regions)]
+    numeric = all(isinstance(v, (int, float, np.number)) for v in regions[compare])
     for key, rows in lines:
         rows = rows.set_index(compare).reindex(_in_order(regions[compare])).dropna(subset=["test_error"]).reset_index()
         label = ", ".join(f"{a} {v}" for a, v in zip(by, key if isinstance(key, tuple) else (key,))) or None
         for ax, (column, ylabel, scale) in zip(axs, panels):
-            line = ax.plot(rows[compare], scale * rows[column], "-o", label=label)[0]
+            line = ax.plot(rows[compare], scale * rows[column], "-o" if numeric else "o", label=label)[0]
             if column == "reproducibility":  # the paper's one fixed pair of seeds, beside the mean over pairs
                 ax.plot(rows[compare], scale * rows["reproducibility_pair"], ":", color=line.get_color())
             ax.set_ylabel(ylabel)
@@ -287,6 +290,8 @@ def double_descent(regions: pd.DataFrame, compare: str, by: list[str], path: Pat
                 ax.set_xscale("log", base=2)
                 ax.set_xticks(sorted(regions[compare].unique()), [str(v) for v in sorted(regions[compare].unique())])
                 ax.minorticks_off()
+            elif not numeric:
+                ax.tick_params(axis="x", labelrotation=30)
     if by:
         axs[0].legend(fontsize=8)
     fig.suptitle(f"{study}: error, fragmentation and reproducibility of decision regions vs {compare}")
@@ -358,19 +363,19 @@ def region_agreement(table: pd.DataFrame, compare: str, by: list[str], path: Pat
     one point, its reproducibility), one per value of the `by` columns."""
     panels = list(table.groupby(by, sort=False)) if by else [((), table)]
     values = _in_order(table[f"{compare}_a"])
-    size = 0.55 * len(values) + 1.2
-    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1.5, size + 0.6), squeeze=False)
+    size = 0.55 * len(values) + 0.8
+    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False)
     for ax, (key, rows) in zip(axs[0], panels, strict=True):
         matrix = 100 * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
         image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
         for (i, j), v in np.ndenumerate(matrix.to_numpy()):
             ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(values)), [str(v) for v in values], fontsize=8)
+        ax.set_yticks(range(len(values)), [str(v) for v in values] if ax is axs[0, 0] else [], fontsize=8)
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(", ".join(f"{a} {v}" for a, v in zip(by, key)) or "all runs", fontsize=9)
     fig.colorbar(image, ax=axs, label="plane points where two runs agree (%)", shrink=0.8)
-    fig.suptitle(f"{study}: do runs of two {compare} values draw the same decision regions?")
+    fig.suptitle(f"{study}: agreement of decision regions between runs, by {compare} (diagonal: distinct seeds)")
     save(fig, path)
 
 
@@ -379,7 +384,7 @@ def region_bars(regions: pd.DataFrame, compare: str, by: list[str], path: Path |
     (mean over seed pairs) and clean test accuracy."""
     groups = list(regions.groupby(by, sort=False)) if by else [((), regions)]
     values = _in_order(regions[compare])
-    fig, axs = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(values) * 2 + 2), 3.6))
+    fig, axs = plt.subplots(1, 2, figsize=(max(9.0, 1.6 * len(values)), 3.8))
     width = 0.8 / len(groups)
     for g, (key, rows) in enumerate(groups):
         rows = rows.set_index(compare).reindex(values)
@@ -388,9 +393,12 @@ def region_bars(regions: pd.DataFrame, compare: str, by: list[str], path: Path |
         x = np.arange(len(values)) + (g - (len(groups) - 1) / 2) * width
         axs[0].bar(x, 100 * rows["reproducibility"], width, label=label)
         axs[1].bar(x, 100 * (1 - rows["test_error"]), width, label=label)
-    for ax, ylabel in zip(axs, ("plane points where two seeds agree (%)", "clean test accuracy (%)"), strict=True):
+    shown = (100 * regions["reproducibility"], 100 * (1 - regions["test_error"]))
+    for ax, ylabel, values_shown in zip(axs, ("plane points where two seeds agree (%)", "clean test accuracy (%)"),
+                                        shown, strict=True):  # fmt: skip
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=30, ha="right")
         ax.set_ylabel(ylabel)
+        ax.set_ylim(max(0.0, float(values_shown.min()) - 5), min(100.0, float(values_shown.max()) + 2))
         ax.grid(alpha=0.3, axis="y")
     if by:
         axs[0].legend(fontsize=8)
