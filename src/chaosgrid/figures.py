@@ -364,7 +364,8 @@ def region_agreement(table: pd.DataFrame, compare: str, by: list[str], path: Pat
     panels = list(table.groupby(by, sort=False)) if by else [((), table)]
     values = _in_order(table[f"{compare}_a"])
     size = 0.55 * len(values) + 0.8
-    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False)
+    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False,
+                            layout="constrained")  # fmt: skip
     for ax, (key, rows) in zip(axs[0], panels, strict=True):
         matrix = 100 * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
         image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
