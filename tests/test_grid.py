@@ -278,3 +278,19 @@ def test_bad_ensembles_blocks_are_named():
                              "sse": {"lr": [0.1, 0.2], "probabilities": True}})
     with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
         grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
+
+
+def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes():
+    """The default planes keep their shards' specs (nothing re-runs); the paper's anchors and grid travel in
+    the spec, and the analysis-only keys (connectivity, epoch, compare, by) do not."""
+    plain = expand_study("s", {"shifts": ["planes"]})[0]
+    assert "planes" not in json.loads(plain.to_json()) and plain.plane_spec() == grid.plane_spec(None)
+    paper = expand_study("s", {"shifts": ["planes"], "planes": {**grid.PAPER_PLANES, "compare": "model"}})[0]
+    spec = json.loads(paper.to_json())["planes"]
+    assert spec == {"triplets": 500, "images": "test", "resolution": 50, "margin": 0.1}
+    assert Shard.from_json(paper.to_json()).plane_spec()["resolution"] == 50
+    assert grid.triplets_key(paper.plane_spec()) == "test-distinct-500"
+    assert grid.triplets_spec("test-distinct-500")["triplets"] == 500
+    for bad, named in (({"connectivity": 6}, "connectivity"), ({"images": "val"}, "images"), ({"size": 5}, "size")):
+        with pytest.raises(GridError, match=named):
+            expand_study("s", {"shifts": ["planes"], "planes": bad})
