@@ -276,6 +276,8 @@ def test_bad_ensembles_blocks_are_named():
     with pytest.raises(GridError, match="'sse' has axes lr"):
         grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
                              "sse": {"lr": [0.1, 0.2], "probabilities": True}})
+    with pytest.raises(GridError, match="sse_last is -1"):
+        grid.expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
     with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
         grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
 

@@ -304,7 +304,7 @@ def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_pat
     studies = {
         "ind": {**common, "epochs": 2, "schedule": "garipov", "warmup": 0, "checkpoints": "evenly:2",
                 "curves": {"pairs": 2, "points": 5, "epochs": 0.5},
-                "ensembles": {"sse": "sse", "fge": "fge", "single_cycle": "cycle"}},
+                "ensembles": {"sse": "sse", "fge": "fge", "single_cycle": "cycle", "sse_last": 1}},
         "sse": {**common, "epochs": 2, "schedule": "cyclic_cosine", "cycles": 2, "warmup": 0,
                 "checkpoints": "snapshots"},
         "fge": {**common, "init_from": "ind", "init_epoch": 1, "epochs": 1, "schedule": "fge", "cycles": 2,
@@ -324,7 +324,7 @@ def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_pat
         "single_cycle",
     }
     members = {m: table.loc[(m, 1), "members"] for m in ("ind", "nocycle", "sse", "fge", "single_cycle")}
-    assert members == {"ind": 1, "nocycle": 2, "sse": 2, "fge": 2, "single_cycle": 2}
+    assert members == {"ind": 1, "nocycle": 2, "sse": 1, "fge": 2, "single_cycle": 2}  # SSE: the last snapshot
     assert (
         table.xs(1, level="budget")["epochs"] == 2
     ).all()  # equal budgets: FGE's 1 + 1 epochs, 2 cycles of 1
@@ -334,7 +334,7 @@ def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_pat
         1 - runs["test_acc"].mean(), abs=0.002
     )  # float16 probs
     pairs = pd.read_parquet(tables / "diversity.parquet").set_index("method")["pairs"].to_dict()
-    assert pairs == {"ind": 6, "nocycle": 4, "sse": 4, "fge": 4, "single_cycle": 4}
+    assert pairs == {"ind": 6, "nocycle": 4, "fge": 4, "single_cycle": 4}  # one SSE member per run: no pairs
     curves = pd.read_parquet(tables / "curves.parquet")
     assert len(curves) == 2 * 3 * 5 and set(curves["pair"]) == {"pair~0-1", "pair~2-3"}
     ends = curves[curves["t"].isin([0.0, 1.0])].groupby(["pair", "t"])["test_err"].nunique()

@@ -333,6 +333,8 @@ CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_n
                *SEED_KEYS)  # fmt: skip
 # The methods a study's `ensembles` block names studies for, besides its own independent runs (Ind).
 ENSEMBLE_ROLES = ("sse", "fge", "single_cycle")
+# ... and how it ensembles them: `sse_last`, the last m snapshots of each SSE run (0: all of them).
+ENSEMBLE_OPTIONS = {"sse_last": 0}
 
 
 def plane_spec(block: dict | None) -> dict:
@@ -520,7 +522,10 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
 
 def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
     """The studies a study's `ensembles` block names for each method (sse, fge, single_cycle), checked."""
-    block = study.get("ensembles") or {}
+    block = {k: v for k, v in (study.get("ensembles") or {}).items() if k not in ENSEMBLE_OPTIONS}
+    last = (study.get("ensembles") or {}).get("sse_last", 0)
+    if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+        raise GridError(f"study {name!r}: ensembles sse_last is {last!r}; give a number of snapshots (0: all)")
     for member in [name, *block.values()] if block else []:
         if member in studies and study_axes(studies[member]):
             raise GridError(f"study {name!r}: ensembles compare studies of one grid point each, but "

@@ -83,6 +83,7 @@ ANALYSES = {
             "chaosgrid.analysis.ensembles:study_ensembles",
             "chaosgrid.figures:ensemble_figures",
             applies=lambda study: bool(study.get("ensembles") or study.get("curves")),
+            options=("ensembles",),
         ),
     )
 }

@@ -34,12 +34,11 @@ from chaosgrid.store import read_weights
 SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
 
 BUDGETS = (1, 2, 3)
-METHODS = ("single", "ind", "nocycle", *ENSEMBLE_ROLES)
 
 
-def members(runs: pd.DataFrame, prediction_files: list, method: str) -> tuple[pd.DataFrame, np.ndarray]:
+def members(runs: pd.DataFrame, prediction_files: list, method: str, last: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """(one row per converged run in seed order: seed index, epochs it cost, its members' steps and clean-test
-    probabilities (members x examples x classes); the test labels)."""
+    probabilities (members x examples x classes), the `last` of them when given; the test labels)."""
     table = read_columns(prediction_files, ["cell_id", "step", "final", "shift", "severity", "probs", "labels"],
                          probes=False, final=method in ("single", "ind", "single_cycle")).to_pandas()  # fmt: skip
     table = table[(table["shift"] == CLEAN[0]) & (table["severity"] == CLEAN[1])]
@@ -51,6 +50,7 @@ def members(runs: pd.DataFrame, prediction_files: list, method: str) -> tuple[pd
     rows = []
     for _, run in runs[~runs["diverged"]].sort_values(list(SEED_KEYS)).iterrows():
         own = table[table["cell_id"] == run["cell_id"]].sort_values("step")
+        own = own.iloc[-last:] if last else own
         probs = np.stack([np.asarray(p, dtype=np.float32).reshape(len(labels), -1) for p in own["probs"]])
         rows.append({"seed_index": int(run[SEED_OF[run["seed_source"]]]), "steps": own["step"].tolist(),
                      "probs": probs, "epochs": float(run["epochs"]) + float(run["init_epoch"])})  # fmt: skip
@@ -138,10 +138,10 @@ def flat_weights(weight_files: list) -> dict[int, dict[int, np.ndarray]]:
 
 
 def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str], weights: list, curves: list,
-                    **roles: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """(ensembles, diversity, curves) of a study with an `ensembles` block: its own runs (single, ind,
-    nocycle) and, for each method its block names, that study's `<method>_runs` table, `<method>_predictions`
-    and `<method>_weights` files."""
+                    ensembles: dict | None = None, **roles: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """(ensembles, diversity, curves) of a study with an `ensembles` block (`ensembles`, for its options):
+    its own runs (single, ind, nocycle) and, for each method the block names, that study's `<method>_runs`
+    table, `<method>_predictions` and `<method>_weights` files."""
     curve_rows = pd.concat([pd.read_parquet(f) for f in curves]) if curves else pd.DataFrame()
     if not roles:  # a study with curves alone: no ensembles to compare
         return pd.DataFrame(), pd.DataFrame(), curve_rows
@@ -156,7 +156,8 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
                              roles[f"{role}_weights"])  # fmt: skip
     methods, weight_vectors, labels = {}, {}, None
     for method, (method_runs, files, weight_files) in sources.items():
-        methods[method], labels = members(method_runs, files, method)
+        last = (ensembles or {}).get("sse_last", 0) if method == "sse" else 0
+        methods[method], labels = members(method_runs, files, method, last)
         weight_vectors[method] = flat_weights(weight_files)
     return (ensemble_errors(methods, labels, budget_epochs), diversity(methods, weight_vectors, budget_epochs),
             curve_rows)  # fmt: skip
