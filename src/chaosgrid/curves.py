@@ -107,11 +107,10 @@ def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch
 
 
 def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, y_train, x_test, y_test,
-          ts: list[float], weight_decay: float) -> list[dict]:  # fmt: skip
+          ts: list[float], weight_decay: float, first: torch.Tensor) -> list[dict]:  # fmt: skip
     """Each point t of the curve, BatchNorm recomputed: train NLL, train loss with the L2 term (as the
     authors report it), train and test error, and the test error of the two-member ensemble {w1, phi(t)}
-    (mean of softmax), w1 evaluated the same way (BatchNorm recomputed)."""
-    first = probabilities(at(model, {n: w1[n] for n in bend}, x_train), x_test)
+    (mean of softmax; `first`: w1's test probabilities, evaluated the same way, BatchNorm recomputed)."""
     rows = []
     for t in ts:
         phi = point(kind, t, w1, bend, w2)
@@ -136,13 +135,15 @@ def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] =
     model = train.init_model(job.cell, x).to(x.device)
     model.load_state_dict(w1)  # buffers that are not BatchNorm's (FastNet's whitening) come from w1
     ts = torch.linspace(0, 1, job.points).tolist()
+    first = probabilities(at(model, {n: w1[n] for n in parameter_names(model)}, x), x_test)
     rows = []
     for kind in job.kinds:
         begin = time.perf_counter()
         bend = train_bend(model, kind, w1, w2, x, y, job.cell)
         trained = time.perf_counter() - begin
         rows += [{"pair": job.key, "seed_a": job.seeds[0], "seed_b": job.seeds[1], **row}
-                 for row in along(model, kind, w1, bend, w2, x, y, x_test, y_test, ts, job.cell["weight_decay"])]  # fmt: skip
+                 for row in along(model, kind, w1, bend, w2, x, y, x_test, y_test, ts, job.cell["weight_decay"],
+                                  first)]  # fmt: skip
         worst = max(r["train_nll"] for r in rows if r["curve"] == kind)
         log(f"{kind}: bend trained in {trained:.1f} s, {job.points} points in {time.perf_counter() - begin - trained:.1f} s;"
             f" max train NLL {worst:.3f}")  # fmt: skip

@@ -36,25 +36,34 @@ SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}
 BUDGETS = (1, 2, 3)
 
 
-def members(runs: pd.DataFrame, prediction_files: list, method: str, last: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """(one row per converged run in seed order: seed index, epochs it cost, its members' steps and clean-test
-    probabilities (members x examples x classes), the `last` of them when given; the test labels)."""
-    table = read_columns(prediction_files, ["cell_id", "step", "final", "shift", "severity", "probs", "labels"],
-                         probes=False, final=method in ("single", "ind", "single_cycle")).to_pandas()  # fmt: skip
+def checkpoints(runs: pd.DataFrame, prediction_files: list) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one row per converged run in seed order: seed index, epochs it cost, and every kept checkpoint's steps
+    and clean-test probabilities (checkpoints x examples x classes), in step order; the test labels)."""
+    table = read_columns(prediction_files, ["cell_id", "step", "shift", "severity", "probs", "labels"],
+                         probes=False, final=False).to_pandas()  # fmt: skip
     table = table[(table["shift"] == CLEAN[0]) & (table["severity"] == CLEAN[1])]
     if table.empty or table["probs"].isna().any():
-        raise ValueError(f"the {method} runs store no class probabilities: set `probabilities: true` in their study")
-    if method == "fge":  # members are the low-lr points; the final step ends a cycle at the high lr
-        table = table[~table["final"]]
+        raise ValueError("runs store no class probabilities: set `probabilities: true` in their study")
     labels = np.asarray(table["labels"].iloc[0])
     rows = []
     for _, run in runs[~runs["diverged"]].sort_values(list(SEED_KEYS)).iterrows():
         own = table[table["cell_id"] == run["cell_id"]].sort_values("step")
-        own = own.iloc[-last:] if last else own
         probs = np.stack([np.asarray(p, dtype=np.float32).reshape(len(labels), -1) for p in own["probs"]])
         rows.append({"seed_index": int(run[SEED_OF[run["seed_source"]]]), "steps": own["step"].tolist(),
                      "probs": probs, "epochs": float(run["epochs"]) + float(run["init_epoch"])})  # fmt: skip
     return pd.DataFrame(rows), labels
+
+
+def members(checkpoints_: pd.DataFrame, method: str, last: int = 0) -> pd.DataFrame:
+    """The checkpoints a method ensembles, per run: the final one (single, ind, single_cycle), all but the
+    final one (fge: its low-lr points; the final step ends a cycle at the high lr), the `last` ones (sse,
+    when given), else all (sse, nocycle)."""
+    keep = {"single": slice(-1, None), "ind": slice(-1, None), "single_cycle": slice(-1, None),
+            "fge": slice(None, -1), "sse": slice(-last, None) if last else slice(None)}.get(method, slice(None))  # fmt: skip
+    chosen = checkpoints_.copy()
+    chosen["steps"] = [steps[keep] for steps in chosen["steps"]]
+    chosen["probs"] = [probs[keep] for probs in chosen["probs"]]
+    return chosen
 
 
 def _error(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -148,16 +157,17 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
     if axes:
         raise ValueError(f"an ensembles study has one grid point; this one has axes {', '.join(axes)}")
     budget_epochs = float(runs["epochs"].iloc[0])
-    sources = {"single": (runs, prediction_files, weights), "ind": (runs, prediction_files, weights),
-               "nocycle": (runs, prediction_files, weights)}  # fmt: skip
+    studies = {"ind": (runs, prediction_files, weights)}  # single and nocycle are read from Ind's files
     for role in ENSEMBLE_ROLES:
         if f"{role}_runs" in roles:
-            sources[role] = (pd.read_parquet(roles[f"{role}_runs"][0]), roles[f"{role}_predictions"],
+            studies[role] = (pd.read_parquet(roles[f"{role}_runs"][0]), roles[f"{role}_predictions"],
                              roles[f"{role}_weights"])  # fmt: skip
-    methods, weight_vectors, labels = {}, {}, None
-    for method, (method_runs, files, weight_files) in sources.items():
+    read = {study: (*checkpoints(r, files), flat_weights(w)) for study, (r, files, w) in studies.items()}
+    labels = read["ind"][1]
+    methods, weight_vectors = {}, {}
+    for method in ("single", "ind", "nocycle", *(r for r in ENSEMBLE_ROLES if r in studies)):
+        study = method if method in studies else "ind"
         last = (ensembles or {}).get("sse_last", 0) if method == "sse" else 0
-        methods[method], labels = members(method_runs, files, method, last)
-        weight_vectors[method] = flat_weights(weight_files)
+        methods[method], weight_vectors[method] = members(read[study][0], method, last), read[study][2]
     return (ensemble_errors(methods, labels, budget_epochs), diversity(methods, weight_vectors, budget_epochs),
             curve_rows)  # fmt: skip
