@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chaosgrid.analysis.ensembles import diversity, ensemble_errors, member_pairs
+from chaosgrid.analysis.ensembles import diversity, ensemble_errors, member_pairs, paired_interval
 
 LABELS = np.array([0, 1, 2, 0])
 
@@ -68,3 +68,16 @@ def test_diversity_measures_disagreement_and_distance_of_trainable_parameters():
     (row,) = diversity(methods, weights, 10).to_dict("records")
     assert (row["pairs"], row["disagreement"], row["distance"]) == (1, 0.5, 5.0)
     assert row["relative_distance"] == pytest.approx(5.0 / 3.5)  # over the members' mean norm
+
+
+@pytest.mark.parametrize("n", [4, 6, 12])
+def test_the_paired_interval_covers_the_true_difference_95_percent_of_the_time(n):
+    """Repetitions' paired differences drawn around a known mean (-0.5 points, spread 0.3): the 95% t interval
+    covers it in 95% of 4,000 simulated studies; +-2 standard errors would not at 4 repetitions."""
+    rng = np.random.default_rng(n)
+    draws = rng.normal(-0.5, 0.3, (4000, n))
+    covered = [lo <= -0.5 <= hi for _, _, lo, hi in map(paired_interval, draws)]
+    assert 0.935 <= np.mean(covered) <= 0.965
+    if n == 4:
+        two_se = [abs(m + 0.5) <= 2 * se for m, se, _, _ in map(paired_interval, draws)]
+        assert np.mean(two_se) < 0.9

@@ -600,7 +600,7 @@ CURVE_STYLE = {"line": "tab:red", "chain": "tab:blue", "bezier": "tab:green"}
 
 def ensemble_error(table: pd.DataFrame, path: Path | str, study: str) -> None:
     """Left: ensemble test error vs budget per method (mean and std over repetitions; the single model as a
-    band). Right: each repetition's error minus its own Ind runs' single-model error, mean +- 2 standard errors."""
+    band). Right: each repetition's error minus its own Ind runs' single-model error, mean and 95% t interval."""
     fig, (error_ax, diff_ax) = plt.subplots(1, 2, figsize=(10, 4))
     single = table[table["method"] == "single"].iloc[0]
     error_ax.axhspan(100 * (single["error"] - single["error_std"]), 100 * (single["error"] + single["error_std"]),
@@ -613,8 +613,10 @@ def ensemble_error(table: pd.DataFrame, path: Path | str, study: str) -> None:
         offset = (j - (len(methods) - 1) / 2) * 0.06
         error_ax.errorbar(rows["budget"] + offset, 100 * rows["error"], 100 * rows["error_std"].fillna(0), fmt="o-",
                           color=colour, capsize=3, label=label)  # fmt: skip
-        diff_ax.errorbar(rows["budget"] + offset, 100 * rows["diff_vs_single"], 200 * rows["diff_se"].fillna(0),
-                         fmt="o", color=colour, capsize=3, label=label)  # fmt: skip
+        interval = [100 * (rows["diff_vs_single"] - rows["diff_lo"]).fillna(0),
+                    100 * (rows["diff_hi"] - rows["diff_vs_single"]).fillna(0)]  # fmt: skip
+        diff_ax.errorbar(rows["budget"] + offset, 100 * rows["diff_vs_single"], interval, fmt="o", color=colour,
+                         capsize=3, label=label)  # fmt: skip
     diff_ax.axhline(0, color="0.3", lw=1)
     for ax in (error_ax, diff_ax):
         ax.set_xticks(list(table["budget"].unique()), [f"{b}B" for b in table["budget"].unique()])
@@ -624,7 +626,7 @@ def ensemble_error(table: pd.DataFrame, path: Path | str, study: str) -> None:
     error_ax.legend(fontsize=7)
     error_ax.set_title("error at equal budget", fontsize=9)
     diff_ax.set_ylabel("error - same seeds' single-model error (points)")
-    diff_ax.set_title("paired difference, +- 2 standard errors", fontsize=9)
+    diff_ax.set_title("paired difference, 95% t interval over repetitions", fontsize=9)
     fig.suptitle(f"{study}: ensembles at equal training budget")
     fig.tight_layout()
     save(fig, path)
