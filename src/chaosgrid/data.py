@@ -39,10 +39,12 @@ class Dataset:
     mean: torch.Tensor  # (C,), of the training images
     std: torch.Tensor  # (C,)
 
-    def to(self, device: torch.device | str) -> Dataset:
-        moved = {
-            k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test", "mean", "std")
-        }
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Dataset:
+        """The dataset on `device`, its images and statistics as `dtype` (labels stay integers). Models
+        train in the images' dtype: float64 lets a test compare engines without float32 rounding, which
+        depends on the CPU's kernels."""
+        moved = {k: getattr(self, k).to(device) for k in ("y_train", "y_test")}
+        moved |= {k: getattr(self, k).to(device, dtype) for k in ("x_train", "x_test", "mean", "std")}
         return replace(self, **moved)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,7 @@ def _offsets(shapes: list[torch.Size], owners: list[int]) -> list[int]:
 
 def norms(stack: Stack, values: list[torch.Tensor]) -> torch.Tensor:
     """(K,) global L2 norm of each run's part of `values` (a gradient, a perturbation)."""
-    return stack.run_sums([v.double().square() for v in values]).sqrt().float()
+    return stack.run_sums([v.double().square() for v in values]).sqrt().to(values[0].dtype)
 
 
 def scale_(stack: Stack, values: list[torch.Tensor], factors: torch.Tensor) -> None:

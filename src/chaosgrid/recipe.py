@@ -96,7 +96,8 @@ class Step:
         """(K, m) per-example losses and (K, m, classes) logits of a micro-batch."""
         with autocast(xb.device, self.cell["precision"], fp16=self.fp16):
             logits = self.forward(xb)
-        losses = F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(),
+        wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # autocast's bf16/fp16 logits upcast
+        losses = F.cross_entropy(wide.flatten(0, 1), yb.flatten(),
                                  label_smoothing=self.cell["label_smoothing"], reduction="none")  # fmt: skip
         return losses.view(yb.shape), logits
 
@@ -201,8 +202,10 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
 
     diverged = torch.full((k,), -1, dtype=torch.long, device=device)
     clipped = torch.zeros(k, device=device)
-    window = torch.zeros(3, k, device=device)  # loss sum, correct, seen over the last epoch's batches
-    epoch_stats = torch.zeros(3, k, device=device)  # the same over the current epoch
+    # loss sum, correct, seen over the last epoch's batches, and over the current epoch; float64, so a sum's
+    # value does not depend on how the batches were split into micro-batches
+    window = torch.zeros(3, k, dtype=torch.float64, device=device)
+    epoch_stats = torch.zeros(3, k, dtype=torch.float64, device=device)
     history, started, last_line = [], time.perf_counter(), time.perf_counter()
 
     def record(losses: torch.Tensor, logits: torch.Tensor, yb: torch.Tensor) -> None:

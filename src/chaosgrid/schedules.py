@@ -7,8 +7,10 @@ counts optimizer steps from 0, and a snapshot step s means "after s steps".
 - constant, linear, cosine, step (x0.1 at 50% and 75%): single-model schedules; no snapshots. Their decay
   spans the steps after warm-up, or `decay_length` x total steps counted from the end of warm-up when set
   (Geiping et al.'s "cosine-4000" over 3,000 steps: 1.333, ending at 27% of the peak lr).
-- garipov: Garipov et al.'s single-model schedule (dnn-mode-connectivity): the peak lr for the first half,
-  then linearly down to 1% of it at 90% of the decay, then 1%: what independent runs and FGE's start train on.
+- garipov: Garipov et al.'s single-model schedule (dnn-mode-connectivity's `learning_rate_schedule`): the
+  peak lr for the first half, then linearly down to 1% of it at 90%, then 1%: what independent runs and FGE's
+  start train on. As in the authors' `train.py`, the lr is set once per epoch, and epoch e (counted from 1)
+  of E trains at the factor of e/E (so the decay's first epoch is already below the peak).
 - cyclic_cosine: Huang et al.'s snapshot ensembles: `cycles` cosine cycles of ceil(T/M) steps, restarted
   every iteration count, a snapshot at each cycle end.
 - fge: Garipov et al.'s fast geometric ensembling: `cycles` cycles of c steps, lr going linearly
@@ -49,6 +51,24 @@ def _single(decay: Callable[[float], float]) -> Callable[[dict, int], Schedule]:
     return make
 
 
+def _garipov_factor(alpha: float) -> float:
+    return 1.0 if alpha <= 0.5 else max(0.01, 1 - 0.99 * (alpha - 0.5) / 0.4)
+
+
+def garipov(cell: dict, total: int) -> Schedule:
+    warm = _warm_steps(cell, total)
+    span = round(cell["decay_length"] * total) if cell["decay_length"] > 0 else total - warm
+    per_epoch = max(1, round(total / cell["epochs"]))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        epochs_done = ((step - warm) // per_epoch + 1) * per_epoch  # at the end of the epoch being trained
+        return _garipov_factor(min(1.0, epochs_done / max(1, span)))
+
+    return Schedule(factor)
+
+
 def cyclic_cosine(cell: dict, total: int) -> Schedule:
     warm = _warm_steps(cell, total)
     length = math.ceil(max(1, total - warm) / cell["cycles"])
@@ -82,7 +102,7 @@ SCHEDULES: dict[str, Callable[[dict, int], Schedule]] = {
     "linear": _single(lambda progress: 1 - progress),
     "cosine": _single(lambda progress: 0.5 * (1 + math.cos(math.pi * progress))),
     "step": _single(lambda progress: 0.1 ** ((progress >= 0.5) + (progress >= 0.75))),
-    "garipov": _single(lambda progress: 1.0 if progress <= 0.5 else max(0.01, 1 - 0.99 * (progress - 0.5) / 0.4)),
+    "garipov": garipov,
     "cyclic_cosine": cyclic_cosine,
     "fge": fge,
 }

@@ -91,13 +91,13 @@ def init_model(cell: dict, x_train: torch.Tensor) -> nn.Module:
 
 def build_stack(cells: list[dict], x: torch.Tensor, execution: Execution,
                 start: list[dict] | None = None) -> engine.Stack:  # fmt: skip
-    """The cells' models on x's device, stacked for the (resolved) engine, in its layout: at initialisation,
+    """The cells' models on x's device and dtype, stacked for the (resolved) engine, in its layout: at initialisation,
     or from `start`, one state dict per cell (a trained run that this one continues)."""
     modules = [init_model(c, x) for c in cells]
     for module, state in zip(modules, start or [], strict=False):
         module.load_state_dict(state)
     layout = engine.memory_format(execution)
-    return engine.make_stack([m.to(x.device, memory_format=layout) for m in modules], execution)
+    return engine.make_stack([m.to(x.device, x.dtype, memory_format=layout) for m in modules], execution)
 
 
 @torch.no_grad()
