@@ -79,3 +79,19 @@ def test_a_trained_bend_removes_the_barrier_of_the_straight_line(ends, digits):
         worst[kind] = max(r["train_nll"] for r in rows)
     print(f"max train NLL along the path: {worst}")
     assert worst["line"] > 4 * max(worst["chain"], worst["bezier"])
+
+
+def test_every_recipe_option_of_a_curves_block_reaches_the_bend(ends):
+    """The bend trains through the recipe: an option set in a `curves` block changes the trained bend (it was
+    silently ignored when curves had a loop of their own), and training is deterministic."""
+    w1, w2, x, y, net = ends("cnn", 4, 3)
+    base = {"model": "cnn", "width": 4, "epochs": 0.25, "warmup": 0}
+    bend = lambda **option: curves.train_bend(net, "chain", w1, w2, x, y, validate_cell({**base, **option}))
+    plain = torch.cat([t.flatten() for t in bend().values()])
+    assert torch.equal(plain, torch.cat([t.flatten() for t in bend().values()]))
+    options = [{"optimizer": "adam", "lr": 1e-3}, {"grad_clip": 0.05}, {"micro_batch": 16}, {"label_smoothing": 0.1},
+               {"nesterov": False}, {"grad_penalty": 0.5}, {"noise_additive": 0.01}, {"weight_decay": 0.05},
+               {"augmentation": "flip_crop"}, {"batch_order": "replacement"}]  # fmt: skip
+    for option in options:
+        moved = (torch.cat([t.flatten() for t in bend(**option).values()]) - plain).abs().max()
+        assert moved > 1e-4, option

@@ -261,6 +261,8 @@ def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holdi
 @pytest.mark.parametrize("curves, message", [
     ({"pairs": 4}, "1..3 pairs of its 6 seeds"), ({"kinds": ["spline"]}, "kinds"), ({"width": 8}, "'width'"),
     ({"init_seed": 3}, "'init_seed'"), ({"learning_rate": 0.1}, "'learning_rate'"), ({"lr": -1}, "'lr'"),
+    ({"tta": "flip"}, "'tta', which a curve's training does not use"),
+    ({"perturbation": "weight"}, "'perturbation'"), ({"seed_source": "init"}, "'seed_source'"),
 ])  # fmt: skip
 def test_bad_curves_blocks_are_named(curves, message):
     studies = {"ind": {"seeds": 6, "curves": curves}}

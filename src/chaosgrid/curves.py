@@ -4,9 +4,10 @@ A curve phi(t) joins the endpoint weights w1 (t=0) and w2 (t=1) through one trai
 - bezier: phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2;
 - chain (a polygonal chain): phi(t) = (1-2t) w1 + 2t theta for t <= 1/2, (2-2t) theta + (2t-1) w2 after;
 - line: the chain with theta at the midpoint, never trained (the straight segment, by the same code).
-The endpoints stay fixed and theta starts at (w1+w2)/2, so every kind starts as the straight line. Training
-draws one t ~ U(0,1) per batch and penalises 1/2 wd |phi(t)|^2: weight decay acts on the point of the curve,
-not on theta. BatchNorm running statistics mean nothing along a curve (training updates them at random t),
+The endpoints stay fixed and theta starts at (w1+w2)/2, so every kind starts as the straight line. The bend
+trains through the recipe (`recipe.fit`, as dnn-mode-connectivity's one `train` serves nets and curves), so
+every option of the curve's cell applies; each step draws one t ~ U(0,1) and penalises 1/2 wd |phi(t)|^2:
+weight decay acts on the point of the curve, not on theta. BatchNorm running statistics mean nothing along a curve (training updates them at random t),
 so every evaluated point first recomputes them over the training set, as the exact average of per-batch
 statistics (torch.optim.swa_utils.update_bn). Departure from the authors' code: that pass, and the train
 metrics along the curve, use the training images unaugmented, so they are deterministic.
@@ -25,8 +26,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.optim.swa_utils import update_bn
 
-from chaosgrid import schedules, train
-from chaosgrid.data import Dataset, augment, batch_indices, generator
+from chaosgrid import engine, recipe, train
+from chaosgrid.data import Dataset, generator
 from chaosgrid.grid import CURVE_KINDS
 
 KINDS = CURVE_KINDS
@@ -58,38 +59,54 @@ def point(kind: str, t: float, w1: dict, bend: dict, w2: dict) -> dict[str, torc
     return {n: a * w1[n] + b * theta + c * w2[n] for n, theta in bend.items()}
 
 
+class Curve(nn.Module):
+    """A `kind` curve between fixed endpoints as a module whose only parameters are the bend: calling it
+    runs `model` at phi(t) for the current t (`draw`, once per training step, so micro-batches, SAM's second
+    gradient and the penalty's shifted one all see the same point). Plain module, so the recipe's `LoopStack`
+    trains it like any run (a stack of K = 1)."""
+
+    def __init__(self, model: nn.Module, kind: str, w1: dict, w2: dict, t_seed: int):
+        super().__init__()
+        names = parameter_names(model)
+        self.kind, self.t = kind, 0.5
+        self.ends = ({n: w1[n].detach() for n in names}, {n: w2[n].detach() for n in names})
+        self.bend = nn.ParameterDict({n.replace(".", "/"): nn.Parameter(t) for n, t in midpoint(w1, w2, names).items()})
+        self._model = [model]  # held, not registered: the model's own parameters are not the curve's
+        self._draws = generator("curve_t", t_seed)
+
+    def draw(self, step: int) -> None:
+        self.t = float(torch.rand((), generator=self._draws))
+
+    def theta(self) -> dict[str, torch.Tensor]:
+        return {n.replace("/", "."): p for n, p in self.bend.items()}
+
+    def phi(self) -> dict[str, torch.Tensor]:
+        return point(self.kind, self.t, self.ends[0], self.theta(), self.ends[1])
+
+    def l2(self, weight_decay: float) -> torch.Tensor:
+        """(1,) weight_decay/2 |phi(t)|^2: the curve's weight decay, on the point, not on the bend."""
+        return (weight_decay / 2 * sum((p**2).sum() for p in self.phi().values())).reshape(1)
+
+    def train(self, mode: bool = True) -> Curve:
+        self._model[0].train(mode)
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        model = self._model[0]
+        return functional_call(model, {**dict(model.named_buffers()), **self.phi()}, (x,))
+
+
 def train_bend(model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor, y: torch.Tensor,
                cell: dict) -> dict[str, torch.Tensor]:  # fmt: skip
-    """Train the bend of a `kind` curve between state dicts w1 and w2 on (x, y), with the cell's epochs,
-    batch size, lr and schedule, SGD momentum, weight decay (on phi(t)), augmentation and order/aug seeds;
-    t is drawn from the cell's order seed. Returns the bend (the midpoint, untouched, for `line`)."""
-    names = parameter_names(model)
-    bend = {n: t.clone().requires_grad_(kind != "line") for n, t in midpoint(w1, w2, names).items()}
-    if kind == "line":
-        return {n: t.detach() for n, t in bend.items()}
-    fixed = ({n: w1[n].detach() for n in names}, {n: w2[n].detach() for n in names})
-    buffers = {n: b for n, b in model.named_buffers()}
-    optimizer = torch.optim.SGD(list(bend.values()), lr=cell["lr"], momentum=cell["momentum"])
-    steps_per_epoch = -(-len(x) // cell["batch_size"])
-    total = max(1, round(cell["epochs"] * steps_per_epoch))
-    factor = schedules.schedule(cell, total).factor
-    order, aug, draw = (generator(p, cell["order_seed"] if p != "aug" else cell["aug_seed"])
-                        for p in ("order", "aug", "curve_t"))  # fmt: skip
-    batches = batch_indices(len(x), cell["batch_size"], order)
-    model.train()
-    for step in range(total):
-        index = next(batches)
-        xb = augment(x[index], cell["augmentation"], aug) if cell["augmentation"] != "none" else x[index]
-        t = float(torch.rand((), generator=draw))
-        phi = point(kind, t, fixed[0], bend, fixed[1])
-        loss = F.cross_entropy(functional_call(model, {**phi, **buffers}, (xb,)), y[index].to(xb.device))
-        loss = loss + cell["weight_decay"] / 2 * sum((p**2).sum() for p in phi.values())
-        for group in optimizer.param_groups:
-            group["lr"] = cell["lr"] * factor(step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return {n: t.detach() for n, t in bend.items()}
+    """Train the bend of a `kind` curve between state dicts w1 and w2 on (x, y) through the recipe
+    (`recipe.fit`: every option of the cell, its order and aug seeds), with the cell's weight decay on
+    phi(t) as the authors apply it (in the loss; the optimizer's own weight decay is off); t is drawn from
+    the cell's order seed. Returns the bend (the midpoint, untouched, for `line`)."""
+    curve = Curve(model, kind, w1, w2, cell["order_seed"]).to(x.device, x.dtype)
+    if kind != "line":
+        recipe.fit(engine.LoopStack([curve]), [{**cell, "weight_decay": 0.0}], x, y, before_step=curve.draw,
+                   regularizer=lambda: curve.l2(cell["weight_decay"]))  # fmt: skip
+    return {n: t.detach() for n, t in curve.theta().items()}
 
 
 def at(model: nn.Module, params: dict[str, torch.Tensor], x_train: torch.Tensor) -> nn.Module:

@@ -331,6 +331,9 @@ CURVE_DEFAULTS = {"pairs": 1, "kinds": list(CURVE_KINDS), "points": 31}
 CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_noise", "label_noise_per_class",
                "init_from", "init_epoch",
                *SEED_KEYS)  # fmt: skip
+# Values a curve's training cannot honour: evaluation and seeding choices (the pair's seeds are the endpoints'),
+# and a perturbation of initial weights (the bend starts from the endpoints). A `curves` block setting one fails.
+CURVE_REFUSED = {"tta": ("flip",), "seed_source": ("init", "order", "aug"), "perturbation": ("weight",)}
 # The methods a study's `ensembles` block names studies for, besides its own independent runs (Ind).
 ENSEMBLE_ROLES = ("sse", "fge", "single_cycle")
 # ... and how it ensembles them: `sse_last`, the last m snapshots of each SSE run (0: all of them).
@@ -494,6 +497,9 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
         if bad := sorted(k for k in overrides if k not in CELL_DEFAULTS or k in CURVE_FIXED):
             raise GridError(f"study {name!r}: curves sets {bad[0]!r}; besides pairs, kinds and points it sets "
                             f"training parameters, not what makes the endpoints ({', '.join(CURVE_FIXED)})")  # fmt: skip
+        if unused := sorted(k for k, v in overrides.items() if v in CURVE_REFUSED.get(k, ())):
+            raise GridError(f"study {name!r}: curves sets {unused[0]!r}, which a curve's training does not use "
+                            f"(the bend trains from the endpoints' weights; its points are evaluated plainly)")  # fmt: skip
         if not block["kinds"] or not set(block["kinds"]) <= set(CURVE_KINDS):
             raise GridError(f"study {name!r}: curves kinds {block['kinds']!r}; choose from {', '.join(CURVE_KINDS)}")
         seeds = seed_list(study.get("seeds", 1))

@@ -88,18 +88,24 @@ class FitResult:
 class Step:
     """The gradient of one optimizer step for all K runs: micro-batches, penalty, SAM, clip and noise."""
 
-    def __init__(self, stack: engine.Stack, cell: dict, forward: Callable, noise_seeds: torch.Tensor):
+    def __init__(self, stack: engine.Stack, cell: dict, forward: Callable, noise_seeds: torch.Tensor,
+                 regularizer: Callable[[], torch.Tensor] | None = None):  # fmt: skip
         self.stack, self.cell, self.forward, self.noise_seeds = stack, cell, forward, noise_seeds
+        self.regularizer = regularizer
         self.fp16 = False
 
     def losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, m) per-example losses and (K, m, classes) logits of a micro-batch."""
+        """(K, m) per-example losses (plus the regularizer's (K,) term, so a batch's mean loss carries it
+        once) and (K, m, classes) logits of a micro-batch."""
         with autocast(xb.device, self.cell["precision"], fp16=self.fp16):
             logits = self.forward(xb)
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # autocast's bf16/fp16 logits upcast
         losses = F.cross_entropy(wide.flatten(0, 1), yb.flatten(),
                                  label_smoothing=self.cell["label_smoothing"], reduction="none")  # fmt: skip
-        return losses.view(yb.shape), logits
+        losses = losses.view(yb.shape)
+        if self.regularizer:
+            losses = losses + self.regularizer()[:, None]
+        return losses, logits
 
     def accumulate(self, micro_batches: list, lr: float, record: Callable | None = None) -> list[torch.Tensor]:
         """Gradients (like `params`) of the batch's mean loss, accumulated over its micro-batches."""
@@ -173,8 +179,13 @@ class Step:
 def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
         execution: engine.Execution = engine.DEFAULT_EXECUTION, checkpoints: str = "final",
         on_checkpoint: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
-        progress_every: float = 60.0) -> FitResult:  # fmt: skip
+        progress_every: float = 60.0, before_step: Callable[[int], None] | None = None,
+        regularizer: Callable[[], torch.Tensor] | None = None) -> FitResult:  # fmt: skip
     """Train the stack's K models, each on its own batch order, augmentation and gradient noise.
+
+    Curves train through the same loop (dnn-mode-connectivity's one `train` for nets and curves):
+    `before_step(step)` runs before each step's batches (a curve draws its t), and `regularizer()` adds a
+    (K,) term to every run's loss (weight decay on the curve's point rather than on its bend).
 
     Nothing here waits for the device inside the loop except a progress line (at most one per
     `progress_every` seconds): divergence and statistics are tracked as tensors. `on_checkpoint(steps)` is
@@ -197,7 +208,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=device)
     forward = torch.compile(stack.__call__) if execution.compile else stack
     layout = engine.memory_format(execution)
-    step_fn = Step(stack, cell, forward, noise_seeds)
+    step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
     saves = set(checkpoint_steps(checkpoints, schedule, steps_per_epoch, total))
 
     diverged = torch.full((k,), -1, dtype=torch.long, device=device)
@@ -217,6 +228,8 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
 
     stack.train(True)
     for step in range(total):
+        if before_step:
+            before_step(step)
         idx = torch.stack([next(order) for order in orders])  # (K, B)
         batch = idx.shape[1]
         draws = [draw_augmentation(batch, tuple(x.shape[-2:]), live_augmentation, g) for g in aug_generators]
