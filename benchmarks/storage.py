@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid import store
+from chaosgrid.cells import validate_cell
 from chaosgrid.engine import Execution
-from chaosgrid.grid import validate_cell
 from chaosgrid.train import EvalResult, RunResult
 
 EVAL_SETS = [("clean", 0, 10_000), ("cifar10_1", 0, 2_000)] + [

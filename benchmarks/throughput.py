@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from chaosgrid import data, engine, recipe, train
-from chaosgrid.grid import validate_cell
+from chaosgrid.cells import validate_cell
 
 
 def measure(execution: engine.Execution, k: int, dataset: data.Dataset, params: dict, steps: int):

@@ -33,8 +33,9 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import data, engine, grid, models, shifts, train
-from chaosgrid.grid import expand_study, validate_cell
+from chaosgrid import data, engine, models, shifts, studies, train
+from chaosgrid.cells import validate_cell
+from chaosgrid.studies import expand_study
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ("calibrated_chaos.yaml", "double_descent.yaml", "full_batch.yaml")
@@ -66,13 +67,13 @@ def checkpoint_count(cell: dict, spec: str) -> int:
     return cell["cycles"] if spec == "snapshots" else 1
 
 
-def run_flops(cell: dict, shard: grid.Shard) -> float:
+def run_flops(cell: dict, shard: studies.Shard) -> float:
     """FLOPs of one run of a paper recipe: its training images and its evaluation at every checkpoint."""
     shape, n_train = SIZES[cell["dataset"]]
     train_flops, eval_flops = flops_per_image(cell["model"], cell["width"], shape)
     images = cell["epochs"] * n_train * cell["data_fraction"] * max(1, cell["augment_copies"])
     passes = 2 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 1
-    examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in grid.eval_pairs(shard.shifts, shard.severities))
+    examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in studies.eval_pairs(shard.shifts, shard.severities))
     return images * passes * train_flops + examples * eval_flops * checkpoint_count(cell, shard.checkpoints)
 
 
@@ -141,7 +142,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())["studies"]["default"]
-    cnn = {k: v[0] if isinstance(v, list) else v for k, v in default.items() if k not in grid.STUDY_KEYS}
+    cnn = {k: v[0] if isinstance(v, list) else v for k, v in default.items() if k not in studies.STUDY_KEYS}
     fast = {"dataset": "synthetic", "model": "fast", "width": 64, "batch_size": 1024, "lr": 0.2,
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
     if smoke:
@@ -154,7 +155,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     rows = []
     for name, base in ((f"cnn w{cnn['width']} digits (default)", cnn), (f"fast w{fast['width']} 32x32", fast)):
         dataset = data.load(base["dataset"]).to(device)
-        pairs = grid.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [grid.CLEAN]
+        pairs = studies.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [studies.CLEAN]
         sets = shifts.eval_sets(dataset, pairs)
         rows += achieved(name, base, dataset, sets, [int(k) for k in str(ks if base is cnn else fast_ks).split(",")],
                          peak)  # fmt: skip

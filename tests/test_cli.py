@@ -88,7 +88,7 @@ def test_curve_jobs_name_a_bad_spec_and_a_run_missing_from_the_weights(tmp_path)
     import torch
 
     from chaosgrid import store, train
-    from chaosgrid.grid import validate_cell
+    from chaosgrid.cells import validate_cell
 
     weights = tmp_path / "w.pt"
     state = {"0.weight": torch.zeros(1)}

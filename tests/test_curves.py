@@ -5,7 +5,7 @@ import torch
 from torch.optim.swa_utils import update_bn
 
 from chaosgrid import curves, engine, models, recipe, train
-from chaosgrid.grid import validate_cell
+from chaosgrid.cells import validate_cell
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from chaosgrid import grid
-from chaosgrid.grid import GridError, Shard, cell_id, expand_study, validate_cell
+from chaosgrid import cells, studies
+from chaosgrid.cells import GridError, cell_id, validate_cell
+from chaosgrid.studies import Shard, expand_study
 
 
 def test_cell_id_is_stable_across_order_and_number_spelling():
@@ -15,10 +16,10 @@ def test_cell_id_is_stable_across_order_and_number_spelling():
 
 
 def test_format_value_is_canonical():
-    assert grid.format_value(0.1) == "0.1"
-    assert grid.format_value(1.0) == "1"
-    assert grid.format_value(True) == "true"
-    assert grid.format_value("flip_crop") == "flip_crop"
+    assert cells.format_value(0.1) == "0.1"
+    assert cells.format_value(1.0) == "1"
+    assert cells.format_value(True) == "true"
+    assert cells.format_value("flip_crop") == "flip_crop"
 
 
 @pytest.mark.parametrize(
@@ -71,8 +72,8 @@ def test_adding_an_axis_value_keeps_existing_keys():
 
 @pytest.mark.parametrize("source, varied", [("all", 3), ("init", 1), ("order", 1), ("aug", 1)])
 def test_seed_sources_vary_only_their_seed(source, varied):
-    seeds = [grid.seeds_for(source, i) for i in range(5)]
-    changing = [k for k in grid.SEED_KEYS if len({s[k] for s in seeds}) > 1]
+    seeds = [cells.seeds_for(source, i) for i in range(5)]
+    changing = [k for k in cells.SEED_KEYS if len({s[k] for s in seeds}) > 1]
     assert len(changing) == varied
 
 
@@ -101,7 +102,7 @@ def test_bad_studies_are_named(study, named):
 def test_grid_corruption_names_match_shift_functions():
     from chaosgrid.shifts import CORRUPTIONS
 
-    assert set(grid.CORRUPTION_NAMES) == set(CORRUPTIONS)
+    assert set(studies.CORRUPTION_NAMES) == set(CORRUPTIONS)
 
 
 # The published defaults, frozen: ids hash only values that differ from these, so none may ever change.
@@ -125,7 +126,7 @@ PUBLISHED = {
 
 def test_published_defaults_never_change():
     """A new parameter may be added (add it here too, at its "off" value); none may change or vanish."""
-    assert grid.CELL_DEFAULTS == PUBLISHED
+    assert cells.CELL_DEFAULTS == PUBLISHED
 
 
 def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
@@ -134,12 +135,13 @@ def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
     import yaml
 
     configs = sorted(Path(__file__).parents[1].glob("config/*.yaml"))
-    studies = {f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()}
-    before = {name: grid.expand_study(name, s) for name, s in studies.items()}
-    monkeypatch.setitem(grid.CELL_DEFAULTS, "grad_clip_v2", 0.0)
-    after = {name: grid.expand_study(name, s) for name, s in studies.items()}
+    declared = {f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()}
+    before = {name: studies.expand_study(name, s) for name, s in declared.items()}
+    monkeypatch.setitem(cells.PARAMETERS, "grad_clip_v2", cells.Parameter(0.0, "gradient operations", "new", "[0, inf)"))
+    monkeypatch.setitem(cells.CELL_DEFAULTS, "grad_clip_v2", 0.0)
+    after = {name: studies.expand_study(name, s) for name, s in declared.items()}
     assert sum(len(b) for b in before.values()) > 100
-    for name in studies:
+    for name in declared:
         assert [s.key for s in before[name]] == [s.key for s in after[name]]
         assert [s.to_json() for s in before[name]] == [s.to_json() for s in after[name]]
         assert [cell_id(c) for s in before[name] for c in s.cells()] == [
@@ -150,7 +152,7 @@ def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
 
 def test_a_non_default_value_changes_the_id():
     assert cell_id(validate_cell({"grad_clip": 0.25})) != cell_id(validate_cell({}))
-    assert grid.identity(validate_cell({"grad_clip": 0.25, "lr": 0.05})) == {"grad_clip": 0.25}
+    assert cells.identity(validate_cell({"grad_clip": 0.25, "lr": 0.05})) == {"grad_clip": 0.25}
 
 
 def test_duplicated_axis_values_are_rejected():
@@ -161,19 +163,19 @@ def test_duplicated_axis_values_are_rejected():
 
 
 def test_init_from_names_the_source_shard_and_makes_it_keep_weights():
-    studies = {
+    declared = {
         "base": {"lr": [0.05, 0.1], "seeds": 4, "shard_size": 2},
         "fge": {"lr": [0.05, 0.1], "schedule": "fge", "cycles": 2, "init_from": "base", "seeds": 4, "shard_size": 2},
     }
-    shards = grid.expand_studies(studies)
+    shards = studies.expand_studies(declared)
     follower = shards["fge", "lr~0.1/seeds~2-3"]
     assert follower.init_key == "lr~0.1/seeds~2-3"
     assert shards["base", "lr~0.1/seeds~2-3"].weights and not follower.weights
     assert '"init_key"' in follower.to_json() and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
     with pytest.raises(GridError, match="init_from 'nope'"):
-        grid.expand_studies({"a": {"init_from": "nope"}})
+        studies.expand_studies({"a": {"init_from": "nope"}})
     with pytest.raises(GridError, match="no shard with lr=0.2"):
-        grid.expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
+        studies.expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
 
 
 @pytest.mark.parametrize("declared, canonical", [("final", "final"), ("snapshots", "snapshots"), (2, "every:2"),
@@ -193,7 +195,7 @@ def test_variants_are_named_recipes_on_their_own_axis():
     full = shards[2].base
     assert (full["variant"], full["batch_size"], full["epochs"], full["lr"]) == ("full", 5000, 30.0, 0.1)
     assert shards[0].base["epochs"] == 3.0 and shards[0].base["batch_size"] == 64
-    assert grid.study_axes(study) == ["variant", "lr"]
+    assert studies.study_axes(study) == ["variant", "lr"]
 
 
 @pytest.mark.parametrize("variants, message", [
@@ -214,7 +216,7 @@ def test_signal_datasets_take_no_image_corruptions_and_conv1d_takes_only_signals
         expand_study("s", {"dataset": "mnist1d", "model": "conv1d", "shifts": ["contrast"], "severities": [1]})
     with pytest.raises(GridError, match="'conv1d'"):
         validate_cell({"model": "conv1d"})
-    for patches in grid.IMAGE_MODELS:
+    for patches in cells.IMAGE_MODELS:
         with pytest.raises(GridError, match=f"'{patches}', whose patches need images"):
             validate_cell({"model": patches, "dataset": "mnist1d"})
     with pytest.raises(GridError, match="augment_copies"):
@@ -238,24 +240,24 @@ ENSEMBLE_STUDIES = {
 
 
 def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holding_them():
-    shards = grid.expand_studies(ENSEMBLE_STUDIES)
-    jobs = grid.expand_curves(ENSEMBLE_STUDIES, shards)
+    shards = studies.expand_studies(ENSEMBLE_STUDIES)
+    jobs = studies.expand_curves(ENSEMBLE_STUDIES, shards)
     assert sorted(jobs) == [
         ("ind", f"lr~{lr}/pair~{a}-{b}") for lr in ("0.05", "0.1") for a, b in ((0, 1), (2, 3))
     ]
     job = jobs["ind", "lr~0.1/pair~2-3"]
     assert job.shards == ("lr~0.1/seeds~0-3", "lr~0.1/seeds~0-3") and job.seeds == (2, 3) and job.points == 31
-    assert job.kinds == grid.CURVE_KINDS and (job.cell["lr"], job.cell["epochs"], job.cell["init_seed"]) == (
+    assert job.kinds == studies.CURVE_KINDS and (job.cell["lr"], job.cell["epochs"], job.cell["init_seed"]) == (
         0.01,
         3,
         2,
     )
-    again = grid.CurveJob.from_json(job.to_json())
+    again = studies.CurveJob.from_json(job.to_json())
     assert (again.cell, again.seeds, again.kinds, again.key) == (job.cell, job.seeds, job.kinds, job.key)
     # every study whose runs are joined or ensembled keeps its weights; one that is not, does not
     assert all(s.weights for (name, _), s in shards.items() if name in ("ind", "sse", "sse_fge"))
     assert not any(s.weights for (name, _), s in shards.items() if name == "fge")
-    assert not any(s.weights for s in grid.expand_studies({"plain": {"seeds": 2}}).values())
+    assert not any(s.weights for s in studies.expand_studies({"plain": {"seeds": 2}}).values())
 
 
 @pytest.mark.parametrize("curves, message", [
@@ -265,36 +267,36 @@ def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holdi
     ({"perturbation": "weight"}, "'perturbation'"), ({"seed_source": "init"}, "'seed_source'"),
 ])  # fmt: skip
 def test_bad_curves_blocks_are_named(curves, message):
-    studies = {"ind": {"seeds": 6, "curves": curves}}
+    declared = {"ind": {"seeds": 6, "curves": curves}}
     with pytest.raises(GridError, match=message):
-        grid.expand_curves(studies, grid.expand_studies(studies))
+        studies.expand_curves(declared, studies.expand_studies(declared))
 
 
 def test_bad_ensembles_blocks_are_named():
     with pytest.raises(GridError, match="ensembles names 'swa'"):
-        grid.expand_studies({"ind": {"ensembles": {"swa": "ind"}, "probabilities": True}})
+        studies.expand_studies({"ind": {"ensembles": {"swa": "ind"}, "probabilities": True}})
     with pytest.raises(GridError, match="ensembles fge: 'nope'"):
-        grid.expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
+        studies.expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
     with pytest.raises(GridError, match="'sse' has axes lr"):
-        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
+        studies.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
                              "sse": {"lr": [0.1, 0.2], "probabilities": True}})
     with pytest.raises(GridError, match="sse_last is -1"):
-        grid.expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
+        studies.expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
     with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
-        grid.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
+        studies.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
 
 
 def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes():
     """The default planes keep their shards' specs (nothing re-runs); the paper's anchors and grid travel in
     the spec, and the analysis-only keys (connectivity, epoch, compare, by) do not."""
     plain = expand_study("s", {"shifts": ["planes"]})[0]
-    assert "planes" not in json.loads(plain.to_json()) and plain.plane_spec() == grid.plane_spec(None)
-    paper = expand_study("s", {"shifts": ["planes"], "planes": {**grid.PAPER_PLANES, "compare": "model"}})[0]
+    assert "planes" not in json.loads(plain.to_json()) and plain.plane_spec() == studies.plane_spec(None)
+    paper = expand_study("s", {"shifts": ["planes"], "planes": {**studies.PAPER_PLANES, "compare": "model"}})[0]
     spec = json.loads(paper.to_json())["planes"]
     assert spec == {"triplets": 500, "images": "test", "resolution": 50, "margin": 0.1}
     assert Shard.from_json(paper.to_json()).plane_spec()["resolution"] == 50
-    assert grid.triplets_key(paper.plane_spec()) == "test-distinct-500"
-    assert grid.triplets_spec("test-distinct-500")["triplets"] == 500
+    assert studies.triplets_key(paper.plane_spec()) == "test-distinct-500"
+    assert studies.triplets_spec("test-distinct-500")["triplets"] == 500
     for bad, named in (({"connectivity": 6}, "connectivity"), ({"images": "val"}, "images"), ({"size": 5}, "size")):
         with pytest.raises(GridError, match=named):
             expand_study("s", {"shifts": ["planes"], "planes": bad})

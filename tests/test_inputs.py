@@ -5,14 +5,14 @@ import pandas as pd
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import data, grid, inputs, planes, shifts
+from chaosgrid import data, inputs, planes, shifts, studies
 from chaosgrid.cli import main
 
-PAIRS = grid.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
+PAIRS = studies.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
 
 
 def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):
-    spec = grid.plane_spec({"images": "test", "triplets": 5})
+    spec = studies.plane_spec({"images": "test", "triplets": 5})
     inputs.prepare(digits, PAIRS, tmp_path, planes=spec)
     loaded = inputs.load_dataset("digits", tmp_path)
     assert all(torch.equal(getattr(loaded, f), getattr(digits, f)) for f in inputs.DATASET_FIELDS)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from chaosgrid import engine, models, recipe, train
-from chaosgrid.grid import CHOICES, IMAGE_MODELS, validate_cell
+from chaosgrid.cells import CHOICES, IMAGE_MODELS, validate_cell
 
 # Every model on images; all but conv1d (signals only) and the patch models (images only) on signals too.
 SHAPES = [(name, shape) for name in models.MODELS for shape in [(1, 8, 8), (3, 32, 32), (1, 1, 40)]

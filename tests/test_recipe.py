@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from chaosgrid import data, engine, recipe, schedules, train
-from chaosgrid.grid import validate_cell
+from chaosgrid.cells import validate_cell
 
 
 def run_cells(n, **params):

@@ -6,22 +6,23 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import engine, grid, inputs, planes, shifts, store, train
+from chaosgrid import engine, inputs, planes, shifts, store, studies, train
 from chaosgrid.aggregate import aggregate
 from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
+from chaosgrid.cells import validate_cell
 from chaosgrid.cli import main
-from chaosgrid.grid import check_shifts, validate_cell
+from chaosgrid.studies import check_shifts
 
-PAPER = grid.plane_spec({**grid.PAPER_PLANES, "triplets": 20, "resolution": 12})
+PAPER = studies.plane_spec({**studies.PAPER_PLANES, "triplets": 20, "resolution": 12})
 
 
 def test_triplets_are_fixed_by_the_dataset_and_the_spec(digits):
     distinct = planes.anchors(digits, PAPER)
     assert distinct.shape == (20, 3) and torch.equal(distinct, planes.anchors(digits, PAPER))
     assert all(len(set(digits.y_test[row].tolist())) == 3 for row in distinct)  # test images, three classes
-    default = planes.anchors(digits, grid.plane_spec(None))  # the first planes: 8 training triplets
+    default = planes.anchors(digits, studies.plane_spec(None))  # the first planes: 8 training triplets
     assert default.shape == (8, 3) and all(len(set(digits.y_train[row].tolist())) == 3 for row in default)
-    anyone = planes.anchors(digits, grid.plane_spec({"classes": "any", "triplets": 200}))
+    anyone = planes.anchors(digits, studies.plane_spec({"classes": "any", "triplets": 200}))
     assert any(len(set(digits.y_train[row].tolist())) < 3 for row in anyone)  # any classes: some repeat one
     assert all(len(set(row.tolist())) == 3 for row in anyone)  # but never the same image twice
 
@@ -76,7 +77,7 @@ def test_reproducibility_is_the_mean_pairwise_agreement():
 
 def test_planes_need_no_severities_and_work_on_any_dataset():
     check_shifts(("planes",), (), "digits")
-    assert grid.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
+    assert studies.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def region_study(digits, tmp_path_factory):
     (fewer and coarser), with checkpoints at epochs 1 and 2."""
     folder = tmp_path_factory.mktemp("regions")
     inputs.save_triplets(planes.anchors(digits, PAPER), folder / "triplets.pt")
-    sets = shifts.eval_sets(digits, grid.eval_pairs(["planes"], []), planes=PAPER)
+    sets = shifts.eval_sets(digits, studies.eval_pairs(["planes"], []), planes=PAPER)
     run_files, prediction_files, history_files = [], [], []
     for width in (2, 8):
         cells = [validate_cell({"width": width, "epochs": 2, "init_seed": s, "order_seed": s, "aug_seed": s})

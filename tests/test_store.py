@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from chaosgrid import engine, store, train
-from chaosgrid.grid import cell_id, expand_study, validate_cell
+from chaosgrid.cells import cell_id, validate_cell
+from chaosgrid.studies import expand_study
 
 CLI = [sys.executable, "-m", "chaosgrid.cli"]
 

@@ -10,7 +10,7 @@ import yaml
 from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, tiny_study, write_config
 
 from chaosgrid.analysis import ANALYSES, STUDY_TABLES
-from chaosgrid.grid import SHARD_FILES
+from chaosgrid.studies import SHARD_FILES
 
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
@@ -56,17 +56,35 @@ def test_python_lint_is_clean():
     assert done.returncode == 0, done.stdout
 
 
-def test_schema_knows_every_cell_parameter():
+def test_schema_and_readme_tables_are_generated_from_the_parameter_table():
+    """What derives from chaosgrid.cells.PARAMETERS is up to date (`chaosgrid schema --write` regenerates it),
+    and the schema holds every parameter a study sets, with its choices."""
     import yaml
 
-    from chaosgrid.grid import CELL_DEFAULTS, CHOICES, SEED_KEYS
+    from chaosgrid.cells import CHOICES, NOT_IN_STUDIES, PARAMETERS, render_readme, render_schema
 
-    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    study = schema["$defs"]["study"]["properties"]
-    assert set(CELL_DEFAULTS) - set(SEED_KEYS) - {"variant"} <= set(study)  # variants name them: `variants`
-    assert "variants" in study
+    schema_text = (REPO / "workflow/schemas/config.schema.yaml").read_text()
+    readme = (REPO / "config/README.md").read_text()
+    assert render_schema(schema_text) == schema_text, "run `chaosgrid schema --write`"
+    assert render_readme(readme) == readme, "run `chaosgrid schema --write`"
+    study = yaml.safe_load(schema_text)["$defs"]["study"]["properties"]
+    assert set(PARAMETERS) - set(NOT_IN_STUDIES) <= set(study) and "variants" in study
     for name, choices in CHOICES.items():
-        assert set(study[name]["oneOf"][0]["enum"]) == set(choices)
+        assert study[name]["oneOf"][0]["enum"] == list(choices)
+    assert all(f"| `{name}` |" in readme for name in PARAMETERS)
+
+
+def test_a_drifted_schema_is_named_by_the_check(tmp_path):
+    (tmp_path / "workflow/schemas").mkdir(parents=True)
+    (tmp_path / "config").mkdir()
+    schema = (REPO / "workflow/schemas/config.schema.yaml").read_text()
+    (tmp_path / "workflow/schemas/config.schema.yaml").write_text(schema.replace("peak learning rate", "lr"))
+    (tmp_path / "config/README.md").write_text((REPO / "config/README.md").read_text())
+    chaosgrid = str(Path(SNAKEMAKE).with_name("chaosgrid"))
+    done = subprocess.run([chaosgrid, "schema", "--repo", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "config.schema.yaml" in done.stderr and "README" not in done.stderr
+    subprocess.run([chaosgrid, "schema", "--repo", str(tmp_path), "--write"], check=True, capture_output=True)
+    assert (tmp_path / "workflow/schemas/config.schema.yaml").read_text() == schema
 
 
 @pytest.fixture(scope="module")

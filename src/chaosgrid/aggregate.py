@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from chaosgrid.grid import PROBE_SETS, SEED_KEYS
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.store import write_table
+from chaosgrid.studies import PROBE_SETS
 
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from chaosgrid import grid
+from chaosgrid import studies
+from chaosgrid.cells import CHOICES, GridError, cell_id
 from chaosgrid.downloads import SOURCES
-from chaosgrid.grid import CHOICES, GridError, Shard, cell_id
+from chaosgrid.studies import Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
 data_root_option = click.option(
@@ -159,7 +160,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
         execution = engine.Execution(engine_name, channels_last, compile_).resolved(
             torch_device, dataset.x_train[0, 0].numel(), len(cells)
         )
-        pairs = grid.eval_pairs(list(shard.shifts), list(shard.severities))
+        pairs = studies.eval_pairs(list(shard.shifts), list(shard.severities))
         sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
         start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
                  if init_path else None)  # fmt: skip
@@ -223,7 +224,7 @@ def train_curves(spec, start_path, end_path, out, threads, device, data_root, pr
     evenly spaced points of t, BatchNorm recomputed at every point."""
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        job = grid.CurveJob.from_json(_spec_text(spec))
+        job = studies.CurveJob.from_json(_spec_text(spec))
     except (GridError, json.JSONDecodeError, KeyError) as err:
         raise click.BadParameter(str(err), param_hint="--spec") from err
     import pyarrow as pa
@@ -347,7 +348,7 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
     torch.set_num_threads(1)  # shifted sets are the same bits whatever machine made them
     try:
         if planes_key:
-            spec = grid.triplets_spec(planes_key)
+            spec = studies.triplets_spec(planes_key)
             path = inputs.planes_file(out, planes_key)
             inputs.save_triplets(planes.anchors(inputs.load_dataset(name, out), spec), path)
         elif not eval_set:
@@ -437,7 +438,7 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     import pandas as pd
 
     from chaosgrid.analysis.compare import clean_points, compare, neighbours, value_orders
-    from chaosgrid.grid import CELL_DEFAULTS, SEED_KEYS, format_value
+    from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, format_value
 
     if bool(axis) == bool(a_pairs or b_pairs):
         raise click.UsageError("give either --axis NAME or both --a KEY=VALUE ... and --b KEY=VALUE ...")
@@ -473,6 +474,31 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
                  **compare(points[chosen[0]], points[chosen[1]], level)}]  # fmt: skip
     click.echo(f"{study}: clean test accuracy, {int(100 * level)}% intervals, differences in points (%)\n")
     click.echo("\n\n".join(_format_comparison(r) for r in rows) or "no pair of grid points with 2+ runs each")
+
+
+@main.command("schema")
+@click.option("--repo", type=click.Path(exists=True, file_okay=False), default=".", show_default=True,
+              help="The chaosgrid checkout whose files to check or rewrite.")  # fmt: skip
+@click.option("--write", is_flag=True, help="Rewrite the files instead of checking them.")
+def schema_command(repo, write) -> None:
+    """Check (or with --write regenerate) what derives from chaosgrid.cells.PARAMETERS: the config schema's
+    cell parameters and config/README.md's tables. Exits 1 naming each file that has drifted."""
+    from chaosgrid.cells import render_readme, render_schema
+
+    files = {Path(repo) / "workflow/schemas/config.schema.yaml": render_schema,
+             Path(repo) / "config/README.md": render_readme}  # fmt: skip
+    drifted = []
+    for path, render in files.items():
+        text = path.read_text()
+        wanted = render(text)
+        if wanted != text:
+            drifted.append(str(path))
+            if write:
+                path.write_text(wanted)
+    if drifted and not write:
+        raise click.ClickException(f"out of date with chaosgrid.cells.PARAMETERS: {', '.join(drifted)}; run "
+                                   f"`chaosgrid schema --write`")  # fmt: skip
+    click.echo(f"rewrote {', '.join(drifted)}" if drifted else "schema and README tables are up to date")
 
 
 def entry() -> None:

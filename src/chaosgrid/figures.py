@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid.aggregate import rows_at
-from chaosgrid.grid import CLEAN
 from chaosgrid.store import write_atomically
+from chaosgrid.studies import CLEAN
 
 
 def save(fig: plt.Figure, path: Path | str) -> None:

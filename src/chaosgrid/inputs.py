@@ -31,7 +31,7 @@ def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
 
 
 def planes_file(folder: Path | str, key: str) -> Path:
-    """Where a dataset's prepared plane anchors live: (triplets, 3) indices, named by grid.triplets_key."""
+    """Where a dataset's prepared plane anchors live: (triplets, 3) indices, named by studies.triplets_key."""
     return Path(folder) / "planes" / f"{key}.pt"
 
 
@@ -98,9 +98,9 @@ def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, roo
     """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
     into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
     jobs on prepared inputs this way)."""
-    from chaosgrid.grid import plane_spec, triplets_key
     from chaosgrid.planes import anchors
     from chaosgrid.shifts import shifted_set
+    from chaosgrid.studies import plane_spec, triplets_key
 
     save_dataset(data, folder)
     for name, severity in pairs:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from chaosgrid.grid import STUDY_KEYS, expand_study, format_value, study_axes
+from chaosgrid.cells import format_value
 from chaosgrid.store import write_atomically
+from chaosgrid.studies import STUDY_KEYS, expand_study, study_axes
 
 MAX_ROWS = 500
 STYLE = """<style>

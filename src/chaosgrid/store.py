@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from chaosgrid import __version__
-from chaosgrid.grid import CELL_DEFAULTS, cell_id, format_value
+from chaosgrid.cells import CELL_DEFAULTS, cell_id, format_value
 
 if TYPE_CHECKING:
     from chaosgrid.train import RunResult

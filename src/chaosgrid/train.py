@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from chaosgrid import engine, models, recipe
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.data import NUM_CLASSES, Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
-from chaosgrid.grid import SEED_KEYS
 
 # Eval examples per forward pass. A GPU wants large ones. On a CPU, what fits the cache: measured on a 2-core
 # CPU with 1 thread, the fast net (width 16) on 32x32 images does ~1,300 img/s in chunks of 128 vs 650 in

@@ -1,4 +1,4 @@
-# Grid expansion and input functions shared by the rules. Planning imports chaosgrid.grid and the analysis
+# Grid expansion and input functions shared by the rules. Planning imports chaosgrid.studies and the analysis
 # declarations only (no torch, no pandas).
 import json
 import os
@@ -12,11 +12,10 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
-from chaosgrid.grid import (
-    CHOICES,
+from chaosgrid.cells import CHOICES, GridError
+from chaosgrid.studies import (
     CLEAN,
     SHARD_FILES,
-    GridError,
     ensemble_studies,
     eval_pairs,
     expand_curves,

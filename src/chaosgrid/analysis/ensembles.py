@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid.aggregate import read_columns
-from chaosgrid.grid import CLEAN, ENSEMBLE_ROLES, SEED_KEYS
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.store import read_weights
+from chaosgrid.studies import CLEAN, ENSEMBLE_ROLES
 
 SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
 

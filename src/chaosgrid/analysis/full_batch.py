@@ -17,7 +17,7 @@ import pandas as pd
 
 from chaosgrid.aggregate import grid_point_matrices, read_columns, rows_at
 from chaosgrid.analysis.variance import binomial_variance, distribution_variance
-from chaosgrid.grid import CELL_DEFAULTS, SEED_KEYS, format_value
+from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, format_value
 
 # Shown in their own columns, so not repeated among a row's modifications.
 BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid.aggregate import grid_point_matrices
-from chaosgrid.grid import SEED_KEYS, plane_spec
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.planes import agreement, fragmentation, reproducibility
+from chaosgrid.studies import plane_spec
 
 MAPS_PER_POINT = 3  # runs per grid point whose first-plane decision map is kept for the figure
 

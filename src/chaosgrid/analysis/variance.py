@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from chaosgrid.grid import SEED_KEYS
+from chaosgrid.cells import SEED_KEYS
 
 
 def accuracies(correct: np.ndarray) -> np.ndarray:

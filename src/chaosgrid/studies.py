@@ -1,8 +1,7 @@
-"""Cells, shards and their ids: turn a study's declared axes into schedulable units.
+"""Studies: turn a study's declared axes into schedulable units (shards, curve jobs) and check its blocks.
 
-A *cell* is one training run, a flat dict of canonical parameters. Its id is a short hash of those
-parameters, so the same run has the same id whatever order a grid lists it in. A *shard* is a block of
-cells that differ only in their seeds; one process trains a shard's runs together. A shard's key spells
+A *cell* is one training run (`chaosgrid.cells`). A *shard* is a block of cells that differ only in their
+seeds; one process trains a shard's runs together. A shard's key spells
 out its axis values (``lr~0.05/width~16/seeds~0-7``) so that file presence tells what is done and a
 changed axis value touches only its own shards.
 
@@ -11,86 +10,23 @@ This module imports neither torch nor Snakemake: the workflow uses it to plan, t
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass, replace
 
-# Every training parameter with its default, in sections. The defaults train the `cnn` on `digits` to ~98%
-# in ~2 s. These values are *published*: a cell's id hashes only the values that differ from them
-# (`identity`), so they never change (a test freezes them), and every parameter added later defaults to
-# "off" — the value that reproduces the recipe as it was — so adding one changes no id and re-runs nothing.
-CELL_DEFAULTS: dict[str, object] = {
-    # Order matters: a shard key lists its axes in this order, so existing parameters keep their places.
-    # label
-    "variant": "",  # a named recipe of a study's `variants` (a row of its table); "": none
-    # data and model
-    "dataset": "digits",  # digits | synthetic | synthetic50k | cifar10 | mnist1d (1-D signals)
-    "model": "cnn",  # cnn | vgg16 | resnet18 | preact_resnet18 | wrn28 | densenet | fast | mlp | vit | mixer | conv1d
-    "width": 16,  # channels of the first stage (resnet18: k; fast: first block)
-    # length and batching
-    "epochs": 12.0,  # passes over the (fractional) training set; may be fractional
-    "batch_size": 64,  # examples per optimizer step; >= the training set size means full-batch GD
-    "micro_batch": 0,  # examples per forward/backward pass within a step (gradient accumulation); 0: the batch
-    "batch_order": "shuffle",  # shuffle (a new permutation each epoch) | replacement | fixed (one order)
-    "drop_last": False,  # leave out each epoch's last partial batch and each step's last partial micro-batch
-    # optimizer
-    "optimizer": "sgd",  # sgd | adam | adamw | sam (SAM's base step is SGD with the settings below)
-    "lr": 0.05,  # peak learning rate
-    "momentum": 0.9,  # SGD momentum (Adam's beta1 stays 0.9)
-    "nesterov": True,
-    "weight_decay": 5e-4,
-    "sam_rho": 0.05,  # SAM's ascent radius (optimizer sam only)
-    "label_smoothing": 0.0,
-    # schedule
-    "schedule": "linear",  # constant | linear | cosine | step | garipov | cyclic_cosine | fge
-    "warmup": 0.1,  # fraction of all steps spent ramping the lr up linearly from 0
-    "decay_length": 0.0,  # steps of the decay after warm-up, as a multiple of all steps; 0: the rest of the run
-    "cycles": 1,  # cyclic_cosine and fge: cycles after warm-up (a snapshot at each cycle end / fge low point)
-    "lr_min": 0.0,  # fge: the low learning rate (alpha_2) reached mid-cycle
-    # gradient operations, per run, in this order: penalty (per micro-batch), mean, clip, noise, step
-    "grad_penalty": 0.0,  # alpha of the gradient-norm penalty (Geiping et al.: coefficient lr/4 * alpha)
-    "penalty_method": "fd",  # fd (forward finite difference, the authors' code) | autograd (double backprop)
-    "penalty_eps": 0.01,  # L2 length of the finite-difference step
-    "grad_clip": 0.0,  # clip each run's gradient to this global L2 norm; 0: off
-    "noise_additive": 0.0,  # std of Gaussian noise added to each gradient coordinate
-    "noise_multiplicative": 0.0,  # std of Gaussian noise multiplying each coordinate by (1 + noise)
-    # data variants
-    "augmentation": "none",  # none | flip | crop | flip_crop
-    "augment_copies": 0,  # train on this many fixed augmented copies, no live augmentation; 0: live
-    "data_fraction": 1.0,  # class-balanced deterministic subset of the training set, in (0, 1]
-    "label_noise": 0.0,  # fraction of training labels replaced by a random other class, in [0, 1)
-    "label_noise_per_class": False,  # take that fraction of every class (Somepalli et al.), not of the whole set
-    # calibrated chaos, precision, evaluation
-    "perturbation": "none",  # none | weight | fp16_first_batch (calibrated-chaos tiny perturbations)
-    "precision": "fp32",  # fp32 | bf16 (autocast of forward passes; a recipe choice, so part of the cell)
-    "tta": "none",  # none | flip: test-time augmentation, logits averaged over the image and its mirror
-    "init_from": "",  # a study whose final weights (same axis values and seed) start this run; "": fresh init
-    "init_epoch": 0.0,  # with init_from: start from the source's checkpoint at this epoch instead (it must keep it)
-    # seeds
-    "seed_source": "all",  # which seeds follow the seed index: all | init | order | aug
-    "init_seed": 0,
-    "order_seed": 0,
-    "aug_seed": 0,
-}
-SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
-CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"),
-    "model": ("cnn", "vgg16", "resnet18", "preact_resnet18", "wrn28", "densenet", "fast", "mlp", "vit", "mixer",
-              "conv1d"),
-    "batch_order": ("shuffle", "replacement", "fixed"),
-    "optimizer": ("sgd", "adam", "adamw", "sam"),
-    "schedule": ("constant", "linear", "cosine", "step", "garipov", "cyclic_cosine", "fge"),
-    "penalty_method": ("fd", "autograd"),
-    "augmentation": ("none", "flip", "crop", "flip_crop"),
-    "perturbation": ("none", "weight", "fp16_first_batch"),
-    "precision": ("fp32", "bf16"),
-    "tta": ("none", "flip"),
-    "seed_source": ("all", "init", "order", "aug"),
-}
-IMAGE_MODELS = ("fast", "vit", "mixer")  # 2x2 whitening or 4x4 patches: images only
-SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image corruptions, the conv1d model
+from chaosgrid.cells import (
+    CELL_DEFAULTS,
+    SEED_KEYS,
+    SIGNAL_DATASETS,
+    STUDY_NAME,
+    GridError,
+    coerce,
+    format_value,
+    identity,  # fmt: skip
+    seeds_for,
+    validate_cell,
+)
+
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
 # Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
@@ -100,111 +36,6 @@ SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
 CLEAN = ("clean", 0)  # the unshifted test set, always evaluated first
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
-STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
-# Seeds that do not follow the seed index stay at this value.
-FIXED_SEED = 0
-
-
-class GridError(ValueError):
-    """A parameter or grid declaration is invalid; the message names the parameter."""
-
-
-def format_value(value: object) -> str:
-    """Canonical text of a parameter value, the same in ids and paths (0.1 never becomes 1e-1)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        text = repr(float(value))  # numpy floats too
-        return text[:-2] if text.endswith(".0") and "e" not in text else text
-    return str(value)
-
-
-def _coerce(name: str, value: object) -> object:
-    """Cast a value to the type of its default, so 1 and 1.0 give the same cell id."""
-    default = CELL_DEFAULTS[name]
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise GridError(f"parameter {name!r} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise GridError(f"parameter {name!r} must be a number, got {value!r}")
-        if isinstance(default, int) and float(value) != int(value):
-            raise GridError(f"parameter {name!r} must be an integer, got {value!r}")
-        return type(default)(value)
-    return str(value)
-
-
-def validate_cell(params: dict) -> dict:
-    """Return the complete, canonical cell for `params`, or raise GridError naming the bad parameter."""
-    unknown = sorted(set(params) - set(CELL_DEFAULTS))
-    if unknown:
-        raise GridError(f"unknown parameter {unknown[0]!r}; known: {', '.join(CELL_DEFAULTS)}")
-    cell = {name: _coerce(name, params.get(name, default)) for name, default in CELL_DEFAULTS.items()}
-    for name, choices in CHOICES.items():
-        if cell[name] not in choices:
-            raise GridError(f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(choices)}")
-    checks = {
-        "lr": cell["lr"] > 0,
-        "width": cell["width"] >= 1,
-        "epochs": cell["epochs"] > 0,
-        "batch_size": cell["batch_size"] >= 1,
-        "micro_batch": 0 <= cell["micro_batch"] <= cell["batch_size"],
-        "data_fraction": 0 < cell["data_fraction"] <= 1,
-        "label_noise": 0 <= cell["label_noise"] < 1,
-        "label_smoothing": 0 <= cell["label_smoothing"] < 1,
-        "warmup": 0 <= cell["warmup"] < 1,
-        "momentum": 0 <= cell["momentum"] < 1,
-        "weight_decay": cell["weight_decay"] >= 0,
-        "sam_rho": cell["sam_rho"] > 0,
-        "cycles": cell["cycles"] >= 1,
-        "lr_min": 0 <= cell["lr_min"] <= cell["lr"],
-        "grad_penalty": cell["grad_penalty"] >= 0,
-        "penalty_eps": cell["penalty_eps"] > 0,
-        "grad_clip": cell["grad_clip"] >= 0,
-        "noise_additive": cell["noise_additive"] >= 0,
-        "noise_multiplicative": cell["noise_multiplicative"] >= 0,
-        "init_from": cell["init_from"] == "" or STUDY_NAME.fullmatch(cell["init_from"]) is not None,
-        "variant": cell["variant"] == "" or STUDY_NAME.fullmatch(cell["variant"]) is not None,
-        "decay_length": cell["decay_length"] >= 0,
-        "init_epoch": cell["init_epoch"] >= 0,
-        "augment_copies": cell["augment_copies"] >= 0,
-    }
-    checks.update({key: cell[key] >= 0 for key in SEED_KEYS})
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise GridError(f"parameter {bad[0]!r} is out of range: {cell[bad[0]]!r}")
-    if (cell["model"] == "conv1d") > (cell["dataset"] in SIGNAL_DATASETS):
-        raise GridError(f"parameter 'model' is 'conv1d', a model for 1-D signals ({', '.join(SIGNAL_DATASETS)}), "
-                        f"but dataset is {cell['dataset']!r}")  # fmt: skip
-    if cell["model"] in IMAGE_MODELS and cell["dataset"] in SIGNAL_DATASETS:
-        raise GridError(f"parameter 'model' is {cell['model']!r}, whose patches need images, but dataset "
-                        f"{cell['dataset']!r} holds 1-D signals")  # fmt: skip
-    if cell["init_epoch"] and not cell["init_from"]:
-        raise GridError("parameter 'init_epoch' picks a checkpoint of the 'init_from' study, but init_from is empty")
-    if cell["augment_copies"] and cell["augmentation"] == "none":
-        raise GridError("parameter 'augment_copies' needs an 'augmentation' to copy with")
-    return cell
-
-
-def identity(cell: dict) -> dict:
-    """The values of `cell` that differ from the published defaults: what its id and spec are made of."""
-    return {k: v for k, v in cell.items() if v != CELL_DEFAULTS[k]}
-
-
-def cell_id(cell: dict) -> str:
-    """Stable 12-hex-digit id of a canonical cell: a hash of its non-default values, sorted and formatted.
-
-    A parameter added at its default ("off") therefore leaves every existing id unchanged.
-    """
-    canonical = json.dumps({k: format_value(v) for k, v in sorted(identity(cell).items())}, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def seeds_for(seed_source: str, index: int) -> dict[str, int]:
-    """The three seeds of seed index `index`: the sources named by `seed_source` follow it, others stay fixed."""
-    varied = SEED_KEYS if seed_source == "all" else (f"{seed_source}_seed",)
-    return {key: index if key in varied else FIXED_SEED for key in SEED_KEYS}
 
 
 @dataclass(frozen=True)
@@ -424,7 +255,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     for axis in axes:
         if not values_of[axis]:
             raise GridError(f"study {name!r}: axis {axis!r} is empty")
-        spelled = [format_value(_coerce(axis, v)) if axis in CELL_DEFAULTS else v for v in values_of[axis]]
+        spelled = [format_value(coerce(axis, v)) if axis in CELL_DEFAULTS else v for v in values_of[axis]]
         repeated = sorted({v for v in spelled if spelled.count(v) > 1})
         if repeated:
             raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
