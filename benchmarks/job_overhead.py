@@ -7,7 +7,7 @@
 Two real `chaosgrid train-shard` jobs on CIFAR-10-sized data (synthetic50k: 50,000 train / 10,000 test, the
 same cost per step as CIFAR-10) with the paper's evaluation load (clean + 4 corruptions x 3 severities,
 130,000 examples) train K runs for two short lengths, reading the dataset and its shifted sets prepared once
-beforehand, as the workflow's jobs do (the one-off preparation is timed and printed apart). Each job prints its phases (imports, data, eval sets,
+beforehand, as the workflow's jobs do (the one-off preparation is timed and printed apart). Each job prints its phases (imports, inputs,
 runs, writing); the interpreter start is the job's outside wall time minus their sum. Per-run seconds are
 linear in epochs, r(E) = a + b*E (a: init and evaluation, b: one epoch of training), so the two jobs give a
 and b, and with the measured fixed overhead and writing seconds per run the benchmark projects the overhead's

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, tiny_study, write_config
+from workflow_helpers import REPO, SNAKEMAKE, fail_once, planned_jobs, snakemake, tiny_study, write_config
 
 from chaosgrid.analysis import ANALYSES, STUDY_TABLES
 from chaosgrid.studies import SHARD_FILES
@@ -208,7 +208,7 @@ def test_bad_config_fails_before_any_job(tmp_path, study, named):
 def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
     config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2, resources={"runtime": 7, "mem_mb": 900}))
     marker = tmp_path / "failed-once"
-    done = snakemake(tmp_path, config, "--quiet", "host", env={"CHAOSGRID_FAIL_ONCE": str(marker)})  # job blocks
+    done = snakemake(tmp_path, config, "--quiet", "host", env=fail_once(marker))  # job blocks
     assert marker.exists()  # the first attempt failed ...
     assert len(pd.read_parquet(tmp_path / "results/tiny/tables/runs.parquet")) == 2  # ... the retry completed
     log = done.stdout + done.stderr  # ... with twice the time and memory (a limit that killed it is not hit again)

@@ -26,6 +26,12 @@ def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
     return path
 
 
+def fail_once(marker: Path) -> dict:
+    """Environment under which the first shard job fails (tests/faults/sitecustomize.py), leaving `marker`."""
+    path = os.pathsep.join(p for p in (str(Path(__file__).parent / "faults"), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, "CHAOSGRID_FAIL_ONCE": str(marker)}
+
+
 def snakemake(workdir: Path, config: Path, *args: str, env: dict | None = None, check: bool = True):
     """`snakemake` on the repository's Snakefile, working in `workdir`; returns the CompletedProcess.
 

@@ -148,7 +148,8 @@ del P
 CELL_DEFAULTS: dict[str, object] = {name: p.default for name, p in PARAMETERS.items()}
 CHOICES: dict[str, tuple[str, ...]] = {name: p.values for name, p in PARAMETERS.items() if isinstance(p.values, tuple)}
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
-NOT_IN_STUDIES = ("variant", *SEED_KEYS)  # set through `variants`, `seeds` and `seed_source`
+NOT_IN_STUDIES = ("variant", *SEED_KEYS)
+BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")  # how a run forms its steps (study 2)  # set through `variants`, `seeds` and `seed_source`
 IMAGE_MODELS = ("fast", "vit", "mixer")  # 2x2 whitening or 4x4 patches: images only
 SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image corruptions, the conv1d model
 FIXED_SEED = 0  # seeds that do not follow the seed index stay at this value

@@ -14,7 +14,7 @@ import click
 from chaosgrid import studies
 from chaosgrid.cells import CHOICES, GridError, cell_id
 from chaosgrid.downloads import SOURCES
-from chaosgrid.studies import Shard
+from chaosgrid.studies import CLEAN, Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
 data_root_option = click.option(
@@ -133,15 +133,10 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
         raise click.UsageError("the spec keeps weights (\"weights\": true): give --weights PATH")
     if shard.base["init_from"] and not init_path:
         raise click.UsageError(f"the runs start from study {shard.base['init_from']!r}: give --init-weights PATH")
-    if os.environ.get("CHAOSGRID_FAIL_ONCE"):  # fault injection for retry tests: fail while the marker is absent
-        marker = Path(os.environ["CHAOSGRID_FAIL_ONCE"])
-        if not marker.exists():
-            marker.touch()
-            raise click.ClickException(f"injected failure (CHAOSGRID_FAIL_ONCE={marker})")
 
     import torch
 
-    from chaosgrid import data, engine, inputs, models, shifts, store, train
+    from chaosgrid import engine, models, store, train
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -153,49 +148,29 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     lap("imports")
     try:
-        name = shard.base["dataset"]
-        dataset = inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)
-        dataset = dataset.to(torch_device)
-        lap("data")
-        execution = engine.Execution(engine_name, channels_last, compile_).resolved(
-            torch_device, dataset.x_train[0, 0].numel(), len(cells)
-        )
-        pairs = studies.eval_pairs(list(shard.shifts), list(shard.severities))
-        sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
-        start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
-                 if init_path else None)  # fmt: skip
-        lap("eval sets")
+        inputs = train.shard_inputs(shard, torch_device, engine.Execution(engine_name, channels_last, compile_),
+                                    data_root, prepared, init_path)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"shard {shard.key or '(ad hoc)'}: {len(cells)} runs, {len(sets)} eval sets, "
-               f"{torch_device} ({execution}, {threads} threads); ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
-
-    done = []
+    lap("inputs")
+    click.echo(f"shard {shard.key or '(ad hoc)'}: {len(cells)} runs, {len(inputs.sets)} eval sets, {torch_device} "
+               f"({inputs.execution}, {threads} threads); ready in {time.perf_counter() - STARTED:.1f} s")  # fmt: skip
 
     def progress(result) -> None:
-        done.append(result)
         status = f"DIVERGED at step {result.diverged_step}" if result.diverged_step >= 0 else (
-            f"test_acc {result.evals['clean', 0].acc:.4f}")  # fmt: skip
-        click.echo(f"  [{len(done)}/{len(cells)}] {cell_id(result.cell)} seeds "
+            f"test_acc {result.evals[CLEAN].acc:.4f}")  # fmt: skip
+        click.echo(f"  [{cells.index(result.cell) + 1}/{len(cells)}] {cell_id(result.cell)} seeds "
                    f"{result.cell['init_seed']}/{result.cell['order_seed']}/{result.cell['aug_seed']} "
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
-    results = train.train_shard(cells, dataset, sets, execution, progress, shard.checkpoints, shard.weights, start,
-                                log=click.echo, probabilities=shard.probabilities)  # fmt: skip
+    results = train.train_shard(cells, inputs.data, inputs.sets, inputs.execution, progress, shard.checkpoints,
+                                shard.weights, inputs.start, log=click.echo, probabilities=shard.probabilities)  # fmt: skip
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
-    prov = store.provenance(device_name, threads, execution.provenance())
-    written = [predictions_path, runs_path]
-    if shard.weights:
-        names = models.parameter_names(shard.base["model"], tuple(dataset.x_train.shape[1:]), shard.base["width"])
-        size = store.write_weights(results, list(shard.seed_indices), weights_path, names)
-        click.echo(f"weights: {size / len(results) / 1e6:.2f} MB per run")
-        written.insert(0, weights_path)
-    if history_path:
-        store.write_table(store.history_table(results), history_path)
-        written.insert(0, history_path)
-    store.write_table(store.predictions_table(results), predictions_path)
-    store.write_table(store.runs_table(results, shard.key, prov), runs_path)  # last: its presence means done
+    prov = store.provenance(device_name, threads, inputs.execution.provenance())
+    names = models.parameter_names(shard.base["model"], tuple(inputs.data.x_train.shape[1:]), shard.base["width"])
+    paths = {"weights": weights_path, "history": history_path, "predictions": predictions_path, "runs": runs_path}
+    written = store.write_shard(results, shard, paths, prov, names)
     lap("writing")
     total = sum(phases.values())
     overhead = total - phases["runs"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from chaosgrid.aggregate import rows_at
 from chaosgrid.store import write_atomically
-from chaosgrid.studies import CLEAN
+from chaosgrid.studies import CLEAN, clean_rows
 
 
 def save(fig: plt.Figure, path: Path | str) -> None:
@@ -42,10 +42,6 @@ def _within_percent(mean: np.ndarray, std: np.ndarray) -> list[np.ndarray]:
     return [np.minimum(std, mean), np.minimum(std, 100 - mean)]
 
 
-def _clean(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
-
-
 def _panels(n: int, rows: int = 1, size: tuple[float, float] = (3.4, 3.0)):
     """A rows x n grid of panels sharing the y axis within each row."""
     n = max(n, 1)
@@ -54,7 +50,7 @@ def _panels(n: int, rows: int = 1, size: tuple[float, float] = (3.4, 3.0)):
 
 def accuracy_distribution(evals: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """Per axis value: the distribution of clean test accuracy over runs (violin), pooled over other axes."""
-    runs = _clean(evals).dropna(subset=["acc"])
+    runs = clean_rows(evals).dropna(subset=["acc"])
     fig, axs = _panels(len(axes))
     if not axes:
         axs[0, 0].hist(100 * runs["acc"], bins=20, color="tab:blue")
@@ -81,7 +77,7 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
 
     Dots are grid points (one per combination of the other axes); the line joins their averages.
     """
-    points = _clean(summary)
+    points = clean_rows(summary)
     fig, axs = _panels(len(axes), rows=2)
     for col, axis in enumerate(axes):
         values = sorted(points[axis].unique())
@@ -108,8 +104,8 @@ def shifts(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: 
         placeholder(path, f"{study}: no shifted evaluation sets (add `shifts` and `severities` to the study)")
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    clean_acc = _clean(evals)["acc"]
-    clean_std = _clean(summary)["std_acc"].mean()
+    clean_acc = clean_rows(evals)["acc"]
+    clean_std = clean_rows(summary)["std_acc"].mean()
     for name in names:
         rows = evals[evals["shift"] == name].groupby("severity")["acc"]
         sev = [0, *rows.mean().index]
@@ -133,7 +129,7 @@ def shifts(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: 
 def variance_by_axis(variance: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """Per axis: observed run-to-run std of clean accuracy vs the independent-errors (binomial) prediction and
     the distribution-wise std, each averaged over the grid points at that axis value."""
-    points = _clean(variance)
+    points = clean_rows(variance)
     axes = axes or ["_all"]
     points = points.assign(_all="all runs")
     fig, axs = _panels(len(axes))
@@ -200,7 +196,7 @@ def variance_vs_shift(variance: pd.DataFrame, path: Path | str, study: str) -> N
         placeholder(path, f"{study}: no shifted evaluation sets (add `shifts` and `severities` to the study)")
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    clean = _clean(variance)[["ratio", "std_distribution"]].mean()
+    clean = clean_rows(variance)[["ratio", "std_distribution"]].mean()
     for name in names:
         rows = variance[variance["shift"] == name].groupby("severity")[["ratio", "std_distribution"]].mean()
         rows = rows.drop(index=0, errors="ignore")

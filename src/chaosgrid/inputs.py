@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chaosgrid.studies import PLANES, is_clean
+
 if TYPE_CHECKING:
     import torch
 
@@ -40,9 +42,9 @@ def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key:
     test set is part of the dataset; the probe planes are made in the job from their anchors' file)."""
     files = [Path(folder) / DATASET_FILE]
     for name, severity in pairs:
-        if name == "planes":
+        if name == PLANES:
             files.append(planes_file(folder, planes_key))
-        elif name != "clean":
+        elif not is_clean(name, severity):
             files.append(eval_file(folder, name, severity))
     return files
 
@@ -104,8 +106,8 @@ def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, roo
 
     save_dataset(data, folder)
     for name, severity in pairs:
-        if name == "planes":
+        if name == PLANES:
             spec = plane_spec(planes)
             save_triplets(anchors(data, spec), planes_file(folder, triplets_key(spec)))
-        elif name != "clean":
+        elif not is_clean(name, severity):
             save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))

@@ -176,6 +176,82 @@ class Step:
         return clipped
 
 
+class Batches:
+    """Each step's micro-batches for K runs: every run's batch from its own order (order seed,
+    `batch_order`), augmented from its own stream (aug seed), split into chunks of `micro_batch`."""
+
+    def __init__(self, cells: list[dict], x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                 execution: engine.Execution):  # fmt: skip
+        cell = cells[0]
+        self.x, self.y, self.k, self.cell, self.execution = x, y, len(cells), cell, execution
+        self.orders = [batch_indices(len(y), batch_size, generator("order", c["order_seed"]), cell["batch_order"],
+                                     cell["drop_last"]) for c in cells]  # fmt: skip
+        self.augmenters = [generator("aug", c["aug_seed"]) for c in cells]
+        self.augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies: augmented once
+
+    def next(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The next step's micro-batches, each (K, m, ...) inputs and (K, m) labels."""
+        x, cell = self.x, self.cell
+        idx = torch.stack([next(order) for order in self.orders])  # (K, B)
+        batch = idx.shape[1]
+        draws = [draw_augmentation(batch, tuple(x.shape[-2:]), self.augmentation, g) for g in self.augmenters]
+        shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
+        micro = min(cell["micro_batch"] or batch, batch)
+        out = []
+        for start in range(0, batch - micro + 1 if cell["drop_last"] else batch, micro):  # drop_last: whole chunks
+            part = slice(start, min(start + micro, batch))
+            ids = idx[:, part].reshape(-1).to(x.device)
+            xb = apply_augmentation(x[ids], None if shifts is None else shifts[:, part].reshape(-1, 2),
+                                    None if flips is None else flips[:, part].reshape(-1))  # fmt: skip
+            if self.execution.channels_last:
+                xb = xb.contiguous(memory_format=engine.memory_format(self.execution))
+            out.append((xb.view(self.k, -1, *x.shape[1:]), self.y[ids].view(self.k, -1)))
+        return out
+
+
+class RunStats:
+    """Per-run statistics of a fit, kept as tensors so the loop never waits for the device: loss sum,
+    correct and seen over the current epoch and over the last epoch's batches (float64, so a sum does not
+    depend on how batches were split into micro-batches), the first non-finite step, clipping, history."""
+
+    def __init__(self, k: int, device: torch.device, total: int, steps_per_epoch: int):
+        self.total, self.steps_per_epoch = total, steps_per_epoch
+        self.epoch = torch.zeros(3, k, dtype=torch.float64, device=device)
+        self.window = torch.zeros(3, k, dtype=torch.float64, device=device)
+        self.diverged = torch.full((k,), -1, dtype=torch.long, device=device)
+        self.clipped = torch.zeros(k, device=device)
+        self.history: list[dict] = []
+        self.in_window = False
+
+    def record(self, losses: torch.Tensor, logits: torch.Tensor, yb: torch.Tensor) -> None:
+        """Add a micro-batch's (K, m) losses and logits."""
+        correct = (logits.argmax(-1) == yb).sum(1).float()
+        stats = torch.stack([losses.sum(1), correct, torch.full_like(correct, yb.shape[1])])
+        self.epoch.add_(stats)
+        if self.in_window:
+            self.window.add_(stats)
+
+    def end_step(self, step: int, done: int, lr: float, clipped: torch.Tensor) -> None:
+        """After step `step` (`done` steps taken): divergence (a non-finite loss sum), clipping, history."""
+        self.clipped += clipped
+        self.diverged = torch.where((self.diverged < 0) & ~torch.isfinite(self.epoch[0]), step, self.diverged)
+        if done % self.steps_per_epoch == 0 or done == self.total:
+            mean = self.epoch[:2] / self.epoch[2]
+            self.history.append({"epoch": done / self.steps_per_epoch, "step": done, "current_lr": lr,
+                                 "train_loss": mean[0], "train_acc": mean[1]})  # fmt: skip
+            self.epoch.zero_()
+
+    def mean_loss(self) -> float:
+        """The mean loss over runs of the epoch so far (of the last one at an epoch's end): a device sync."""
+        loss = self.history[-1]["train_loss"] if self.epoch[2, 0] == 0 else self.epoch[0] / self.epoch[2]
+        return float(loss.mean())
+
+    def result(self) -> FitResult:
+        history = [{**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()} for h in self.history]
+        return FitResult((self.window[0] / self.window[2]).cpu(), (self.window[1] / self.window[2]).cpu(),
+                         self.diverged.cpu(), (self.clipped / self.total).cpu(), history)  # fmt: skip
+
+
 def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
         execution: engine.Execution = engine.DEFAULT_EXECUTION, checkpoints: str = "final",
         on_checkpoint: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
@@ -192,79 +268,41 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     called after each checkpoint step (the final one included), with the models in train mode again after.
     Only the training forward pass is compiled: evaluation changes mode and batch shape.
     """
-    cell = cells[0]
-    n, k, device = len(y), len(cells), x.device
-    batch_size, drop_last = min(cell["batch_size"], n), cell["drop_last"]
-    steps_per_epoch = n // batch_size if drop_last else math.ceil(n / batch_size)
+    cell, n, k = cells[0], len(y), len(cells)
+    batch_size = min(cell["batch_size"], n)
+    steps_per_epoch = n // batch_size if cell["drop_last"] else math.ceil(n / batch_size)
     total = max(1, round(cell["epochs"] * steps_per_epoch))
     schedule = schedules.schedule(cell, total)
     optimizer = OPTIMIZERS[cell["optimizer"]](stack.params, cell)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
-    orders = [batch_indices(n, batch_size, generator("order", c["order_seed"]), cell["batch_order"], drop_last)
-              for c in cells]  # fmt: skip
-    aug_generators = [generator("aug", c["aug_seed"]) for c in cells]
-    live_augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies are augmented once
+    batches = Batches(cells, x, y, batch_size, execution)
     # gradient noise follows the order seed (it stands for minibatch noise); < 2**32 for the counter RNG
-    noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=device)
+    noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=x.device)
     forward = torch.compile(stack.__call__) if execution.compile else stack
-    layout = engine.memory_format(execution)
     step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
+    stats = RunStats(k, x.device, total, steps_per_epoch)
     saves = set(checkpoint_steps(checkpoints, schedule, steps_per_epoch, total))
-
-    diverged = torch.full((k,), -1, dtype=torch.long, device=device)
-    clipped = torch.zeros(k, device=device)
-    # loss sum, correct, seen over the last epoch's batches, and over the current epoch; float64, so a sum's
-    # value does not depend on how the batches were split into micro-batches
-    window = torch.zeros(3, k, dtype=torch.float64, device=device)
-    epoch_stats = torch.zeros(3, k, dtype=torch.float64, device=device)
-    history, started, last_line = [], time.perf_counter(), time.perf_counter()
-
-    def record(losses: torch.Tensor, logits: torch.Tensor, yb: torch.Tensor) -> None:
-        correct = (logits.argmax(-1) == yb).sum(1).float()
-        stats = torch.stack([losses.sum(1), correct, torch.full_like(correct, yb.shape[1])])
-        epoch_stats.add_(stats)
-        if step >= total - steps_per_epoch:
-            window.add_(stats)
+    started = last_line = time.perf_counter()
 
     stack.train(True)
     for step in range(total):
         if before_step:
             before_step(step)
-        idx = torch.stack([next(order) for order in orders])  # (K, B)
-        batch = idx.shape[1]
-        draws = [draw_augmentation(batch, tuple(x.shape[-2:]), live_augmentation, g) for g in aug_generators]
-        shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
-        micro = min(cell["micro_batch"] or batch, batch)
-        micro_batches = []
-        for start in range(0, batch - micro + 1 if drop_last else batch, micro):  # drop_last: whole chunks only
-            part = slice(start, min(start + micro, batch))
-            ids = idx[:, part].reshape(-1).to(device)
-            xb = apply_augmentation(x[ids], None if shifts is None else shifts[:, part].reshape(-1, 2),
-                                    None if flips is None else flips[:, part].reshape(-1))  # fmt: skip
-            xb = xb.contiguous(memory_format=layout) if execution.channels_last else xb
-            micro_batches.append((xb.view(k, -1, *x.shape[1:]), y[ids].view(k, -1)))
+        micro_batches = batches.next()
+        stats.in_window = step >= total - steps_per_epoch
         step_fn.fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
         lr = optimizer.param_groups[0]["lr"]
-        clipped += step_fn(micro_batches, lr, step, record)
+        clipped = step_fn(micro_batches, lr, step, stats.record)
         optimizer.step()
         scheduler.step()
-        last_losses = epoch_stats[0]  # non-finite once any loss was: marks divergence without a sync
-        diverged = torch.where((diverged < 0) & ~torch.isfinite(last_losses), step, diverged)
         done = step + 1
-        if done % steps_per_epoch == 0 or done == total:
-            mean = epoch_stats[:2] / epoch_stats[2]
-            history.append({"epoch": done / steps_per_epoch, "step": done, "current_lr": lr, "train_loss": mean[0],
-                            "train_acc": mean[1]})  # fmt: skip
-            epoch_stats.zero_()
+        stats.end_step(step, done, lr, clipped)
         if done in saves and on_checkpoint:
             on_checkpoint(done)
             stack.train(True)
         if log and time.perf_counter() - last_line >= progress_every:
             last_line = time.perf_counter()
             elapsed = last_line - started
-            loss = (history[-1]["train_loss"] if epoch_stats[2, 0] == 0 else epoch_stats[0] / epoch_stats[2]).mean()
-            log(f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {loss:.4f} over {k} "
-                f"runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / done:.0f} s")  # fmt: skip
-    history = [{**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()} for h in history]
-    return FitResult((window[0] / window[2]).cpu(), (window[1] / window[2]).cpu(), diverged.cpu(),
-                     (clipped / total).cpu(), history)  # fmt: skip
+            log(f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {stats.mean_loss():.4f} "
+                f"over {k} runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / done:.0f} s")  # fmt: skip
+    return stats.result()

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
 from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
 from chaosgrid.planes import anchors, probe_set
-from chaosgrid.studies import CLEAN, plane_spec, triplets_key
+from chaosgrid.studies import PLANES, is_clean, plane_spec, triplets_key
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:
@@ -111,12 +111,12 @@ def eval_sets(
     `planes` spec (chaosgrid.studies.plane_spec) made as they are evaluated, from prepared anchors when given."""
     sets = {}
     for name, severity in pairs:
-        if name == "planes":
+        if name == PLANES:
             spec = plane_spec(planes)
             trip = load_triplets(planes_file(prepared, triplets_key(spec))) if prepared else anchors(data, spec)
             sets[name, severity] = probe_set(data, spec, trip)
             continue
-        if (name, severity) == CLEAN:
+        if is_clean(name, severity):
             x, y = data.x_test, data.y_test
         elif prepared is not None:
             x, y = load_eval_set(eval_file(prepared, name, severity))

@@ -222,6 +222,23 @@ def checkpoint_at(run: dict, epoch: float) -> int:
     return step
 
 
+def write_shard(results: list[RunResult], shard, paths: dict[str, str | None], prov: dict,
+                parameters: list[str]) -> list[str]:  # fmt: skip
+    """Write a shard's files (`paths` by kind: weights, history, predictions, runs; None: not asked for), each
+    atomically, the runs table last: its presence means the shard is done. Returns the paths written."""
+    written = []
+    if shard.weights:
+        size = write_weights(results, list(shard.seed_indices), paths["weights"], parameters)
+        print(f"weights: {size / len(results) / 1e6:.2f} MB per run")
+        written.append(paths["weights"])
+    if paths.get("history"):
+        write_table(history_table(results), paths["history"])
+        written.append(paths["history"])
+    write_table(predictions_table(results), paths["predictions"])
+    write_table(runs_table(results, shard.key, prov), paths["runs"])
+    return [*written, paths["predictions"], paths["runs"]]
+
+
 def starting_weights(path: Path | str, seed_indices: list[int], epoch: float = 0.0) -> list[dict]:
     """The state dict of each seed index's run at `epoch` (0: final) in a weights file: where continuing runs
     start."""

@@ -31,9 +31,20 @@ from chaosgrid.cells import (
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
 # Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
-PROBE_SETS = ("planes",)
+PLANES = "planes"  # the probe set of planes through triplets of images (a study's `planes` block)
+PROBE_SETS = (PLANES,)
 SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
 CLEAN = ("clean", 0)  # the unshifted test set, always evaluated first
+
+
+def is_clean(shift: str, severity: int) -> bool:
+    """Whether an evaluation set is the clean test set."""
+    return (shift, severity) == CLEAN
+
+
+def clean_rows(frame):
+    """The rows of a table (with `shift` and `severity` columns) that evaluate the clean test set."""
+    return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
 
@@ -283,7 +294,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
             shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
-                                probabilities=probabilities, planes=planes if "planes" in shifts else ()))
+                                probabilities=probabilities, planes=planes if PLANES in shifts else ()))
     return shards
 
 

@@ -150,6 +150,33 @@ class Checkpoints:
             self.weights[step] = self.stack.state_dicts()
 
 
+@dataclass
+class ShardInputs:
+    """What a shard job trains on: its dataset on the device, its evaluation sets, how it runs, and each
+    run's starting weights (runs continuing another study's)."""
+
+    data: Dataset
+    sets: dict
+    execution: Execution
+    start: list[dict] | None
+
+
+def shard_inputs(shard, device: torch.device, execution: Execution, data_root: str = "data",
+                 prepared: str | None = None, init_path: str | None = None) -> ShardInputs:  # fmt: skip
+    """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
+    here; raises FileNotFoundError or ValueError naming what is missing or malformed."""
+    from chaosgrid import data, inputs, shifts, store, studies
+
+    name = shard.base["dataset"]
+    dataset = (inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)).to(device)
+    execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
+    pairs = studies.eval_pairs(list(shard.shifts), list(shard.severities))
+    sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
+    start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
+             if init_path else None)  # fmt: skip
+    return ShardInputs(dataset, sets, execution, start)
+
+
 def train_shard(
     cells: list[dict],
     data: Dataset,

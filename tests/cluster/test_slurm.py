@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from workflow_helpers import REPO, SNAKEMAKE, snakemake, tiny_study, write_config
+from workflow_helpers import REPO, SNAKEMAKE, fail_once, snakemake, tiny_study, write_config
 
 HERE = Path(__file__).parent
 
@@ -78,7 +78,7 @@ def test_grid_through_slurm_matches_local_run_and_reruns_nothing(tmp_path, clust
 def test_a_job_that_fails_once_is_retried_on_the_cluster(tmp_path, cluster_env):
     config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2))
     marker = tmp_path / "failed-once"
-    done = snakemake_slurm(tmp_path / "work", config, {**cluster_env, "CHAOSGRID_FAIL_ONCE": str(marker)})
+    done = snakemake_slurm(tmp_path / "work", config, {**cluster_env, **fail_once(marker)})
     assert marker.exists()  # the first attempt failed ...
     # ... and was retried: the SLURM job's own Snakemake (the jobstep executor) honours `retries`, so the
     # retry runs inside the same allocation rather than as a new submission.

@@ -14,6 +14,9 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chaosgrid.cells import BATCHING
+from chaosgrid.studies import PLANES
+
 # What every study gets before any analysis: the aggregated tables and the figures drawn from them.
 STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
@@ -21,8 +24,6 @@ STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "trainin
 REPORT_TABLES = ("summary", "variance", "comparisons")
 # Its report pages: an overview of what the study runs (from its config), then those tables.
 REPORT_PAGES = ("overview", *REPORT_TABLES)
-# Study 2's table is about batching: it applies to studies whose named variants change it.
-BATCHING = ("batch_size", "micro_batch", "batch_order")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ ANALYSES = {
             ("decision_regions", "double_descent", "region_agreement", "region_bars"),
             "chaosgrid.analysis.regions:study_regions",
             "chaosgrid.figures:region_figures",
-            applies=lambda study: "planes" in study.get("shifts", []),
+            applies=lambda study: PLANES in study.get("shifts", []),
             options=("planes",),
         ),
         Analysis(
@@ -73,6 +74,7 @@ ANALYSES = {
             ("full_batch_table", "full_batch_accuracy", "full_batch_curves", "full_batch_clipped"),
             "chaosgrid.analysis.full_batch:study_full_batch",
             "chaosgrid.figures:full_batch_figures",
+            # study 2's table is about batching: it applies to studies whose named variants change it
             applies=lambda study: any(k in v for v in (study.get("variants") or {}).values() for k in BATCHING),
             reads=("history",),
         ),

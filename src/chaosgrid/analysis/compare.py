@@ -26,6 +26,7 @@ from scipy import stats
 
 from chaosgrid.analysis.variance import binomial_variance, distribution_variance, observed_variance
 from chaosgrid.cells import format_value
+from chaosgrid.studies import is_clean
 
 DELTAS = (0.1, 0.2, 0.5, 1.0)  # differences in accuracy points (percent) for the seeds-needed table
 POWER, ALPHA = 0.8, 0.05
@@ -127,7 +128,7 @@ def clean_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple, n
     points = {}
     for values, shift, severity, point, m in grid_point_matrices(runs[~runs["diverged"]], prediction_files, axes,
                                                                  ["correct"]):  # fmt: skip
-        if (shift, severity) == ("clean", 0) and len(point) >= 2:
+        if is_clean(shift, severity) and len(point) >= 2:
             points[tuple(values[a] for a in axes)] = m["correct"]
     return points
 

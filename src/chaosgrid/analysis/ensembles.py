@@ -30,7 +30,7 @@ import pandas as pd
 from chaosgrid.aggregate import read_columns
 from chaosgrid.cells import SEED_KEYS
 from chaosgrid.store import read_weights
-from chaosgrid.studies import CLEAN, ENSEMBLE_ROLES
+from chaosgrid.studies import ENSEMBLE_ROLES, clean_rows
 
 SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
 
@@ -42,7 +42,7 @@ def checkpoints(runs: pd.DataFrame, prediction_files: list) -> tuple[pd.DataFram
     and clean-test probabilities (checkpoints x examples x classes), in step order; the test labels)."""
     table = read_columns(prediction_files, ["cell_id", "step", "shift", "severity", "probs", "labels"],
                          probes=False, final=False).to_pandas()  # fmt: skip
-    table = table[(table["shift"] == CLEAN[0]) & (table["severity"] == CLEAN[1])]
+    table = clean_rows(table)
     if table.empty or table["probs"].isna().any():
         raise ValueError("runs store no class probabilities: set `probabilities: true` in their study")
     labels = np.asarray(table["labels"].iloc[0])

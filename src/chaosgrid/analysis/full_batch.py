@@ -17,10 +17,10 @@ import pandas as pd
 
 from chaosgrid.aggregate import grid_point_matrices, read_columns, rows_at
 from chaosgrid.analysis.variance import binomial_variance, distribution_variance
-from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, format_value
+from chaosgrid.cells import BATCHING, CELL_DEFAULTS, SEED_KEYS, format_value
+from chaosgrid.studies import clean_rows, is_clean
 
 # Shown in their own columns, so not repeated among a row's modifications.
-BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")
 DATA = ("augmentation", "augment_copies")
 SHOWN = {"variant", "epochs", *BATCHING, *DATA, *SEED_KEYS}
 ORDERS = {"shuffle": "shuffled each epoch", "replacement": "sampled with replacement", "fixed": "one fixed order"}
@@ -71,13 +71,12 @@ def study_full_batch(runs: pd.DataFrame, prediction_files: list, axes: list[str]
     converged = runs[~runs["diverged"]]
     rows = []
     for values, shift, severity, point, m in grid_point_matrices(converged, prediction_files, axes, ["correct"]):
-        if (shift, severity) == ("clean", 0):
+        if is_clean(shift, severity):
             rows.append(_row(values, point, rows_at(runs, values), m["correct"], runs.iloc[0]))
     table = pd.DataFrame(rows).sort_values(axes, key=by_variant, kind="stable").reset_index(drop=True)
     checkpoints = read_columns(prediction_files, ["cell_id", "step", "shift", "severity", "acc"], probes=False,
                                final=False).to_pandas()  # fmt: skip
-    clean = checkpoints[(checkpoints["shift"] == "clean") & (checkpoints["severity"] == 0)]
-    grouped = clean.merge(converged[["cell_id", *axes]], on="cell_id").groupby([*axes, "step"])["acc"]
+    grouped = clean_rows(checkpoints).merge(converged[["cell_id", *axes]], on="cell_id").groupby([*axes, "step"])["acc"]
     curves = pd.DataFrame({"mean_acc": grouped.mean(), "std_acc": grouped.std(ddof=1), "n_runs": grouped.size()})
     curves = curves.reset_index().sort_values([*axes, "step"], key=by_variant, kind="stable")
     return table, curves.reset_index(drop=True)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from chaosgrid.cells import SEED_KEYS
+from chaosgrid.studies import is_clean
 
 
 def accuracies(correct: np.ndarray) -> np.ndarray:
@@ -189,7 +190,7 @@ def study_tables(runs, prediction_files: list, axes: list[str]):
     for values, shift, severity, point, m in matrices:
         if len(point) >= 3:
             variance.append({**values, "shift": shift, "severity": severity, **variance_stats(m["correct"])})
-        if (shift, severity) == ("clean", 0):
+        if is_clean(shift, severity):
             if len(point) >= 3:
                 better.append({**values, **better_seeds(m["correct"])})
                 observed = accuracies(m["correct"])
