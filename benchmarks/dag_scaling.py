@@ -22,8 +22,9 @@ import pandas as pd
 import yaml
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
+from chaosgrid.evalsets import eval_pairs
 from chaosgrid.inputs import prepared_files
-from chaosgrid.studies import SHARD_FILES, eval_pairs, expand_study
+from chaosgrid.studies import SHARD_FILES, expand_study
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

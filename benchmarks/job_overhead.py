@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from chaosgrid import data, inputs, studies
+from chaosgrid import data, evalsets, inputs
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
@@ -70,7 +70,7 @@ def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> 
     epochs = [s * base["batch_size"] / n_train for s in step_counts]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        pairs = studies.eval_pairs(shifts, SEVERITIES if shifts else [])
+        pairs = evalsets.eval_pairs(shifts, SEVERITIES if shifts else [])
         inputs.prepare(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
         print(f"inputs prepared once (dataset and {len(pairs) - 1} shifted sets): {time.perf_counter() - start:.1f} s")
         jobs = [job(base, k, e, shifts, device, engine, Path(tmp)) for e in epochs]

@@ -30,7 +30,7 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, engine, inputs, shifts, studies, train
+from chaosgrid import data, engine, evalsets, inputs, shifts, train
 from chaosgrid.cells import validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
@@ -77,7 +77,7 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     base = {"dataset": dataset_name, "model": model, "width": width, "epochs": epochs, "batch_size": batch_size,
             "augmentation": "flip_crop"}  # fmt: skip
     dataset = data.load(dataset_name).to(device)
-    sets = shifts.eval_sets(dataset, studies.eval_pairs(SHIFTS, SEVERITIES))
+    sets = shifts.eval_sets(dataset, evalsets.eval_pairs(SHIFTS, SEVERITIES))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{model} width {width} on {dataset_name}, {epochs} epochs, {len(sets)} eval sets, {name}")
     header = ("K", "shard job", "own inputs", "in-proc loop", "in-proc vmap", "proc per run", "job/naive", "overhead",
@@ -89,7 +89,7 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared"
         start = time.perf_counter()
-        inputs.prepare(dataset.to("cpu"), studies.eval_pairs(SHIFTS, SEVERITIES), prepared)
+        inputs.prepare(dataset.to("cpu"), evalsets.eval_pairs(SHIFTS, SEVERITIES), prepared)
         print(f"inputs prepared once: {time.perf_counter() - start:.1f} s")
         for k in (int(v) for v in ks.split(",")):
             seeds = list(range(k))

@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import data, engine, models, shifts, studies, train
+from chaosgrid import data, engine, evalsets, models, shifts, studies, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.studies import expand_study
 
@@ -73,7 +73,7 @@ def run_flops(cell: dict, shard: studies.Shard) -> float:
     train_flops, eval_flops = flops_per_image(cell["model"], cell["width"], shape)
     images = cell["epochs"] * n_train * cell["data_fraction"] * max(1, cell["augment_copies"])
     passes = 2 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 1
-    examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in studies.eval_pairs(shard.shifts, shard.severities))
+    examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in evalsets.eval_pairs(shard.shifts, shard.severities))
     return images * passes * train_flops + examples * eval_flops * checkpoint_count(cell, shard.checkpoints)
 
 
@@ -155,7 +155,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     rows = []
     for name, base in ((f"cnn w{cnn['width']} digits (default)", cnn), (f"fast w{fast['width']} 32x32", fast)):
         dataset = data.load(base["dataset"]).to(device)
-        pairs = studies.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [studies.CLEAN]
+        pairs = evalsets.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [evalsets.CLEAN]
         sets = shifts.eval_sets(dataset, pairs)
         rows += achieved(name, base, dataset, sets, [int(k) for k in str(ks if base is cnn else fast_ks).split(",")],
                          peak)  # fmt: skip

@@ -18,8 +18,8 @@ def digits():
 
 @pytest.fixture(scope="session")
 def digits_sets(digits):
+    from chaosgrid.evalsets import eval_pairs
     from chaosgrid.shifts import eval_sets
-    from chaosgrid.studies import eval_pairs
 
     return eval_sets(digits, eval_pairs(["gaussian_noise", "contrast"], [2]))
 

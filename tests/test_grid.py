@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from chaosgrid import cells, studies
+from chaosgrid import cells, evalsets, studies
 from chaosgrid.cells import GridError, cell_id, validate_cell
 from chaosgrid.studies import Shard, expand_study
 
@@ -102,7 +102,7 @@ def test_bad_studies_are_named(study, named):
 def test_grid_corruption_names_match_shift_functions():
     from chaosgrid.shifts import CORRUPTIONS
 
-    assert set(studies.CORRUPTION_NAMES) == set(CORRUPTIONS)
+    assert set(evalsets.CORRUPTION_NAMES) == set(CORRUPTIONS)
 
 
 # The published defaults, frozen: ids hash only values that differ from these, so none may ever change.

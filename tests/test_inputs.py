@@ -5,10 +5,10 @@ import pandas as pd
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import data, inputs, planes, shifts, studies
+from chaosgrid import data, evalsets, inputs, planes, shifts, studies
 from chaosgrid.cli import main
 
-PAIRS = studies.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
+PAIRS = evalsets.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
 
 
 def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):

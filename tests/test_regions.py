@@ -6,12 +6,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import engine, inputs, planes, shifts, store, studies, train
+from chaosgrid import engine, evalsets, inputs, planes, shifts, store, studies, train
 from chaosgrid.aggregate import aggregate
 from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
 from chaosgrid.cells import validate_cell
 from chaosgrid.cli import main
-from chaosgrid.studies import check_shifts
+from chaosgrid.evalsets import check_shifts
 
 PAPER = studies.plane_spec({**studies.PAPER_PLANES, "triplets": 20, "resolution": 12})
 
@@ -77,7 +77,7 @@ def test_reproducibility_is_the_mean_pairwise_agreement():
 
 def test_planes_need_no_severities_and_work_on_any_dataset():
     check_shifts(("planes",), (), "digits")
-    assert studies.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
+    assert evalsets.eval_pairs(["planes", "jpeg"], [2]) == [("clean", 0), ("planes", 0), ("jpeg", 2)]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def region_study(digits, tmp_path_factory):
     (fewer and coarser), with checkpoints at epochs 1 and 2."""
     folder = tmp_path_factory.mktemp("regions")
     inputs.save_triplets(planes.anchors(digits, PAPER), folder / "triplets.pt")
-    sets = shifts.eval_sets(digits, studies.eval_pairs(["planes"], []), planes=PAPER)
+    sets = shifts.eval_sets(digits, evalsets.eval_pairs(["planes"], []), planes=PAPER)
     run_files, prediction_files, history_files = [], [], []
     for width in (2, 8):
         cells = [validate_cell({"width": width, "epochs": 2, "init_seed": s, "order_seed": s, "aug_seed": s})

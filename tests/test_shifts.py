@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from chaosgrid import data, shifts, studies
+from chaosgrid import data, evalsets, shifts
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_corruptions_are_deterministic_and_grow_with_severity(images, name):
 
 
 def test_eval_sets_clean_first_and_normalised(digits):
-    pairs = studies.eval_pairs(["jpeg", "pixelate"], [1, 5])
+    pairs = evalsets.eval_pairs(["jpeg", "pixelate"], [1, 5])
     assert pairs == [("clean", 0), ("jpeg", 1), ("jpeg", 5), ("pixelate", 1), ("pixelate", 5)]
     sets = shifts.eval_sets(digits, pairs)
     x, y = sets["clean", 0]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import data, engine, recipe, schedules, shifts, studies, train
+from chaosgrid import data, engine, evalsets, recipe, schedules, shifts, train
 from chaosgrid.cells import validate_cell
 
 
@@ -161,7 +161,7 @@ def test_label_noise_and_fraction_shape_the_training_set(digits):
 
 def test_synthetic_task_is_learnable():
     ds = data.synthetic(2000, 500)
-    sets = shifts.eval_sets(ds, studies.eval_pairs([], []))
+    sets = shifts.eval_sets(ds, evalsets.eval_pairs([], []))
     (result,) = train.train_shard(cells(1, dataset="synthetic", width=8, epochs=4, batch_size=128, lr=0.1), ds, sets)
     assert result.evals["clean", 0].acc > 0.25  # chance is 0.10
 

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from chaosgrid.cells import SEED_KEYS
+from chaosgrid.evalsets import PROBE_SETS
 from chaosgrid.store import write_table
-from chaosgrid.studies import PROBE_SETS
 
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 

@@ -14,7 +14,8 @@ import click
 from chaosgrid import studies
 from chaosgrid.cells import CHOICES, GridError, cell_id
 from chaosgrid.downloads import SOURCES
-from chaosgrid.studies import CLEAN, Shard
+from chaosgrid.evalsets import CLEAN
+from chaosgrid.studies import Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
 data_root_option = click.option(
@@ -234,7 +235,7 @@ def figures(evals, summary, history, axes, study, outdir) -> None:
     """Draw a study's figures (accuracy distribution, mean/std along axes, shifts, training curves)."""
     import pandas as pd
 
-    from chaosgrid import figures as fig
+    from chaosgrid.figures import study as study_figures
 
     evals_df, summary_df, history_df = pd.read_parquet(evals), pd.read_parquet(summary), pd.read_parquet(history)
     axis_list = [a for a in axes.split(",") if a]
@@ -242,11 +243,8 @@ def figures(evals, summary, history, axes, study, outdir) -> None:
     if missing:
         raise click.BadParameter(f"axis {missing[0]!r} is not a column of {evals}", param_hint="--axes")
     out = Path(outdir)
-    fig.accuracy_distribution(evals_df, axis_list, out / "accuracy_distribution.png", study)
-    fig.mean_std_by_axis(summary_df, axis_list, out / "mean_std_by_axis.png", study)
-    fig.shifts(evals_df, summary_df, out / "shifts.png", study)
-    fig.training_curves(history_df, axis_list, out / "training_curves.png", study)
-    click.echo(f"wrote 4 figures to {out}")
+    drawn = study_figures.draw({"evals": evals_df, "summary": summary_df, "history": history_df}, axis_list, study, out)
+    click.echo(f"wrote {drawn} to {out}")
 
 
 @main.command("analysis-figures")

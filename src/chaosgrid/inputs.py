@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosgrid.studies import PLANES, is_clean
+from chaosgrid.evalsets import PLANES, is_clean
+
+PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset
 
 if TYPE_CHECKING:
     import torch

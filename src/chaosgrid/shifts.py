@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
+from chaosgrid.evalsets import PLANES, is_clean
 from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
 from chaosgrid.planes import anchors, probe_set
-from chaosgrid.studies import PLANES, is_clean, plane_spec, triplets_key
+from chaosgrid.studies import plane_spec, triplets_key
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:

@@ -165,12 +165,12 @@ def shard_inputs(shard, device: torch.device, execution: Execution, data_root: s
                  prepared: str | None = None, init_path: str | None = None) -> ShardInputs:  # fmt: skip
     """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
     here; raises FileNotFoundError or ValueError naming what is missing or malformed."""
-    from chaosgrid import data, inputs, shifts, store, studies
+    from chaosgrid import data, evalsets, inputs, shifts, store
 
     name = shard.base["dataset"]
     dataset = (inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)).to(device)
     execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
-    pairs = studies.eval_pairs(list(shard.shifts), list(shard.severities))
+    pairs = evalsets.eval_pairs(list(shard.shifts), list(shard.severities))
     sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
     start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
              if init_path else None)  # fmt: skip

@@ -1,5 +1,5 @@
 # Per study: every declared analysis (chaosgrid.analysis.ANALYSES) that applies to it, as a pair of rules
-# made here from the declaration: tables from the runs and predictions (and what ANALYSIS_INPUTS adds), then
+# made here from the declaration: tables from the runs and predictions (and the files its `inputs` names), then
 # figures for the report.
 
 
@@ -9,7 +9,11 @@ for analysis in ANALYSES.values():
         name:
             analysis.name
         input:
-            unpack(ANALYSIS_INPUTS.get(analysis.name, lambda wildcards: {})),
+            unpack(
+                lambda wildcards, analysis=analysis: analysis.extra_inputs(
+                    wildcards.study, config["studies"], SHARDS, CURVES
+                )
+            ),
             runs="results/{study}/tables/runs.parquet",
             predictions=shard_files("predictions"),
         output:

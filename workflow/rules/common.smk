@@ -13,20 +13,16 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import CHOICES, GridError
+from chaosgrid.evalsets import CLEAN, eval_pairs
 from chaosgrid.studies import (
-    CLEAN,
     SHARD_FILES,
-    ensemble_studies,
-    eval_pairs,
     expand_curves,
     expand_studies,
-    plane_spec,
     study_axes,
     triplets_key,
 )
-from chaosgrid.inputs import DATASET_FILE, prepared_files
+from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
 
-PREPARED = "resources/prepared"  # per dataset: data.pt and eval/<shift>~<severity>.pt (chaosgrid.inputs)
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
 
@@ -149,43 +145,6 @@ def curve_inputs(wildcards):
         "end": end,
         "prepared": ancient(str(prepared_files(folder, [CLEAN])[0])),
     }
-
-
-def ensemble_inputs(wildcards):
-    """Input function of the ensembles analysis: the study's weights and curve files, and for each method its
-    `ensembles` block names, that study's runs table, predictions and weights files."""
-    name = wildcards.study
-    files = {
-        "weights": [
-            f"results/{name}/weights/{key}.pt" for s, key in SHARDS if s == name
-        ],
-        "curves": [
-            f"results/{name}/curves/{key}.parquet" for s, key in CURVES if s == name
-        ],
-    }
-    for role, other in ensemble_studies(
-        name, config["studies"][name], config["studies"]
-    ).items():
-        keys = [key for s, key in SHARDS if s == other]
-        files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
-        files[f"{role}_predictions"] = [
-            f"results/{other}/predictions/{k}.parquet" for k in keys
-        ]
-        files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
-    return files
-
-
-def region_inputs(wildcards):
-    """Input function of the regions analysis: the anchors of the study's probe planes."""
-    spec = plane_spec(config["studies"][wildcards.study].get("planes"))
-    dataset = next(
-        s.base["dataset"] for (n, _), s in SHARDS.items() if n == wildcards.study
-    )
-    return {"triplets": f"{PREPARED}/{dataset}/planes/{triplets_key(spec)}.pt"}
-
-
-# Analyses that read more than their study's runs table and predictions (chaosgrid.analysis.ANALYSES).
-ANALYSIS_INPUTS = {"ensembles": ensemble_inputs, "regions": region_inputs}
 
 
 def study_options(keys):

@@ -3,9 +3,12 @@
 An `Analysis` names its tables and figures, the function that computes the tables (called as
 `compute(runs, prediction_files, axes)`, returning one DataFrame per table in order), the function that
 draws the figures (`draw(tables, axes, study, outdir)`, tables by name, its own and the study tables it
-names in `reads`, returning a line for the log), and when it applies to a study. One generic Snakemake rule pair, one script (`scripts/analysis.py`) and one
-CLI command (`chaosgrid analysis-figures`) serve every analysis, so a new one costs a module, an entry here
-and its report captions. Functions are named as "module:function" so that planning imports no pandas.
+names in `reads`, returning a line for the log), when it applies to a study, the study blocks it owns
+(`blocks`: keys of a study's config that are not cell parameters) and the further files it reads
+(`inputs`). One generic Snakemake rule pair, one script (`scripts/analysis.py`) and one CLI command
+(`chaosgrid analysis-figures`) serve every analysis, so a new one costs a module, an entry here, its figures
+module (`chaosgrid.figures.<name>`) and its report captions. Functions are named as "module:function" so
+that planning imports no pandas.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chaosgrid.cells import BATCHING
-from chaosgrid.studies import PLANES
+from chaosgrid.evalsets import PLANES
 
 # What every study gets before any analysis: the aggregated tables and the figures drawn from them.
 STUDY_TABLES = ("runs", "evals", "summary", "history")
@@ -36,10 +39,16 @@ class Analysis:
     applies: Callable[[dict], bool] = lambda study: True
     reads: tuple[str, ...] = ()  # study tables (STUDY_TABLES) the figures draw from besides the analysis's
     options: tuple[str, ...] = ()  # keys of the study's config passed to `compute` as keyword arguments
+    blocks: tuple[str, ...] = ()  # the study config keys it owns (checked by chaosgrid.studies at planning)
+    inputs: str = ""  # "module:function" (study, studies, shards, curves) -> further input files by name
 
     def function(self, which: str) -> Callable:
         module, name = getattr(self, which).split(":")
         return getattr(importlib.import_module(module), name)
+
+    def extra_inputs(self, study: str, studies: dict, shards: dict, curves: dict) -> dict:
+        """The files this analysis of `study` reads besides its runs table and predictions."""
+        return self.function("inputs")(study, studies, shards, curves) if self.inputs else {}
 
 
 ANALYSES = {
@@ -50,30 +59,32 @@ ANALYSES = {
             ("variance", "churn", "better_seeds", "independence"),
             ("variance_by_axis", "independence", "churn", "variance_vs_shift"),
             "chaosgrid.analysis.variance:study_tables",
-            "chaosgrid.figures:variance_figures",
+            "chaosgrid.figures.variance:draw",
         ),
         Analysis(
             "compare",
             ("comparisons",),
             ("comparisons",),
             "chaosgrid.analysis.compare:study_comparisons",
-            "chaosgrid.figures:comparison_figures",
+            "chaosgrid.figures.compare:draw",
         ),
         Analysis(
             "regions",
             ("regions", "region_maps", "region_agreement", "triplets"),
             ("decision_regions", "double_descent", "region_agreement", "region_bars"),
             "chaosgrid.analysis.regions:study_regions",
-            "chaosgrid.figures:region_figures",
+            "chaosgrid.figures.regions:draw",
             applies=lambda study: PLANES in study.get("shifts", []),
             options=("planes",),
+            blocks=("planes",),
+            inputs="chaosgrid.analysis:region_inputs",
         ),
         Analysis(
             "full_batch",
             ("full_batch", "full_batch_curves"),
             ("full_batch_table", "full_batch_accuracy", "full_batch_curves", "full_batch_clipped"),
             "chaosgrid.analysis.full_batch:study_full_batch",
-            "chaosgrid.figures:full_batch_figures",
+            "chaosgrid.figures.full_batch:draw",
             # study 2's table is about batching: it applies to studies whose named variants change it
             applies=lambda study: any(k in v for v in (study.get("variants") or {}).values() for k in BATCHING),
             reads=("history",),
@@ -83,12 +94,38 @@ ANALYSES = {
             ("ensembles", "diversity", "curves"),
             ("ensemble_error", "ensemble_diversity", "curves"),
             "chaosgrid.analysis.ensembles:study_ensembles",
-            "chaosgrid.figures:ensemble_figures",
+            "chaosgrid.figures.ensembles:draw",
             applies=lambda study: bool(study.get("ensembles") or study.get("curves")),
             options=("ensembles",),
+            blocks=("ensembles", "curves"),
+            inputs="chaosgrid.analysis:ensemble_inputs",
         ),
     )
 }
+
+
+def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+    """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
+    block names, that study's runs table, predictions and weights files."""
+    from chaosgrid.studies import ensemble_studies
+
+    files = {"weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
+             "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name]}  # fmt: skip
+    for role, other in ensemble_studies(name, studies[name], studies).items():
+        keys = [key for s, key in shards if s == other]
+        files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
+        files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
+        files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
+    return files
+
+
+def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+    """The regions analysis reads the anchors of the study's probe planes."""
+    from chaosgrid.inputs import PREPARED, planes_file
+    from chaosgrid.studies import plane_spec, triplets_key
+
+    dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
+    return {"triplets": str(planes_file(f"{PREPARED}/{dataset}", triplets_key(plane_spec(studies[name].get("planes")))))}
 
 
 def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],

@@ -26,7 +26,7 @@ from scipy import stats
 
 from chaosgrid.analysis.variance import binomial_variance, distribution_variance, observed_variance
 from chaosgrid.cells import format_value
-from chaosgrid.studies import is_clean
+from chaosgrid.evalsets import is_clean
 
 DELTAS = (0.1, 0.2, 0.5, 1.0)  # differences in accuracy points (percent) for the seeds-needed table
 POWER, ALPHA = 0.8, 0.05

@@ -29,8 +29,9 @@ import pandas as pd
 
 from chaosgrid.aggregate import read_columns
 from chaosgrid.cells import SEED_KEYS
+from chaosgrid.evalsets import clean_rows
 from chaosgrid.store import read_weights
-from chaosgrid.studies import ENSEMBLE_ROLES, clean_rows
+from chaosgrid.studies import ENSEMBLE_ROLES
 
 SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from chaosgrid.cells import SEED_KEYS
-from chaosgrid.studies import is_clean
+from chaosgrid.evalsets import is_clean
 
 
 def accuracies(correct: np.ndarray) -> np.ndarray:

@@ -1,0 +1,57 @@
+"""Evaluation sets: their names, the clean test set, probe sets, and which shifts a dataset admits.
+
+Every run is evaluated on the clean test set and on each shift at each severity; a probe set (points on
+planes through images) is stored like an evaluation set but kept out of accuracy tables and variance
+statistics. Torch-free, so planning can check a study's shifts.
+"""
+
+from __future__ import annotations
+
+from chaosgrid.cells import SIGNAL_DATASETS, GridError
+
+# Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
+CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
+# Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
+# They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
+PLANES = "planes"  # the probe set of planes through triplets of images (a study's `planes` block)
+PROBE_SETS = (PLANES,)
+SINGLE_LEVEL_SETS = ("cifar10_1", *PROBE_SETS)  # one version each: severity 0
+CLEAN = ("clean", 0)  # the unshifted test set, always evaluated first
+
+
+def is_clean(shift: str, severity: int) -> bool:
+    """Whether an evaluation set is the clean test set."""
+    return (shift, severity) == CLEAN
+
+
+def clean_rows(frame):
+    """The rows of a table (with `shift` and `severity` columns) that evaluate the clean test set."""
+    return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
+
+
+def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tuple[int, ...]) -> list[tuple[str, int]]:
+    """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
+    pairs = [CLEAN]
+    for name in shifts:
+        pairs += [(name, 0)] if name in SINGLE_LEVEL_SETS else [(name, s) for s in severities]
+    return pairs
+
+
+def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:
+    """Raise GridError naming the first unknown shift, a published set on the wrong dataset, or a bad severity."""
+    for name in shifts:
+        if name in PROBE_SETS:
+            continue
+        if dataset in SIGNAL_DATASETS:
+            raise GridError(f"shift {name!r} is an image corruption, but dataset {dataset!r} holds 1-D signals")
+        if name == "cifar10_1" or name.startswith("cifar10c_"):
+            if dataset != "cifar10":
+                raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
+        elif name not in CORRUPTION_NAMES:
+            known = ", ".join(CORRUPTION_NAMES)
+            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes")
+    for severity in severities:
+        if not 1 <= severity <= 5:
+            raise GridError(f"severity must be 1..5, got {severity!r}")
+    if any(name not in SINGLE_LEVEL_SETS for name in shifts) and not severities:
+        raise GridError("shifts are listed but 'severities' is empty")
