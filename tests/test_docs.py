@@ -1,0 +1,64 @@
+"""The docs a newcomer reads can be trusted: every link resolves, and every command they show runs, or, where
+running it would train (a study), names files and options that exist (every config is dry-run by
+test_workflow.py::test_dry_run_of_every_config)."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chaosgrid.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = [REPO / "README.md", REPO / "config/README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def commands(page: Path) -> list[str]:
+    """Shell commands shown on a page: fenced bash lines (continuations joined) and inline `snakemake ...`,
+    `chaosgrid ...` and `make ...` code."""
+    text = page.read_text()
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        joined = block.replace("\\\n", " ")
+        found += [line.split("#")[0].strip() for line in joined.splitlines() if line.split("#")[0].strip()]
+    found += re.findall(r"`((?:snakemake|chaosgrid|make) [^`]+)`", text)
+    return found
+
+
+def test_every_link_resolves():
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
+            if not target.startswith("http"):
+                assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to a missing {target}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_command_shown_exists(page):
+    makefile = (REPO / "Makefile").read_text()
+    runner = CliRunner()
+    for command in commands(page):
+        words = shlex.split(command)
+        placeholder = lambda word: "<" in word or word.isupper()  # config/<study>.yaml, NAME
+        program = Path(words[0]).name
+        if program == "make":
+            assert re.search(rf"^{words[1]}:", makefile, flags=re.MULTILINE), f"{page.name}: no make target in {command}"
+        elif program == "chaosgrid":
+            sub = [w for w in words[1:] if not w.startswith("-")][:1]
+            done = runner.invoke(main, [*sub, "--help"])
+            assert done.exit_code == 0, f"{page.name}: {command}: {done.output}"
+        elif program == "snakemake":
+            for i, word in enumerate(words):
+                if word == "--configfile" and not placeholder(words[i + 1]):
+                    assert (REPO / words[i + 1]).exists(), f"{page.name}: {command} names a missing config"
+                if word == "--profile" and not placeholder(words[i + 1]):
+                    assert (REPO / words[i + 1] / "config.yaml").exists(), f"{page.name}: no profile {words[i + 1]}"
+        elif program == "python" and words[1].startswith("benchmarks/"):
+            assert (REPO / words[1]).exists(), f"{page.name}: {command}"
+
+
+def test_the_readme_stays_short_and_points_to_the_docs():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme) < 10_000
+    assert all(f"(docs/{p.name})" in readme for p in (REPO / "docs").glob("*.md"))
