@@ -34,7 +34,7 @@ def measure(execution: engine.Execution, k: int, dataset: data.Dataset, params: 
     steps_per_epoch = math.ceil(len(dataset.y_train) / params["batch_size"])
     cells = [validate_cell({**params, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(k)]
     x, y = train.training_set(dataset, cells[0])
-    stacks = [(train.build_stack(g, x, execution), g) for g in engine.stack_groups(cells, execution)]
+    stacks = [(train.build_stack(g, x, dataset.num_classes, execution), g) for g in engine.stack_groups(cells, execution)]
 
     def run(n_steps: int) -> float:
         start = time.perf_counter()

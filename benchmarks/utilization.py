@@ -50,7 +50,7 @@ EVAL_SIZE = {"cifar10_1": 2_000, "planes": 8_192}  # others: the test set's 10,0
 def flops_per_image(model: str, width: int, shape: tuple[int, ...]) -> tuple[float, float]:
     """(forward + backward, forward) FLOPs of one image, counted on the meta device."""
     with torch.device("meta"):
-        net = models.build(model, shape, data.NUM_CLASSES, width)
+        net = models.build(model, shape, 10, width)
         x = torch.empty(8, *shape)
     with FlopCounterMode(display=False) as train_count:
         net(x).sum().backward()

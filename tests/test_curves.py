@@ -19,7 +19,7 @@ def ends(digits):
             cell = validate_cell({"model": model, "width": width, "epochs": epochs, "init_seed": seed,
                                   "order_seed": seed, "aug_seed": seed})  # fmt: skip
             x, y = train.training_set(digits, cell)
-            stack = engine.LoopStack([train.init_model(cell, x)])
+            stack = engine.LoopStack([train.init_model(cell, x, 10)])
             recipe.fit(stack, [cell], x, y)
             states.append(stack.state_dicts()[0])
         return states[0], states[1], x, y, models.build(model, tuple(x.shape[1:]), 10, width)

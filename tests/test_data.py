@@ -32,11 +32,11 @@ def test_balanced_subset_is_deterministic_and_balanced(digits):
 
 def test_label_noise_replaces_exact_fraction_with_other_classes(digits):
     y = digits.y_train
-    noisy = data.noisy_labels(y, 0.2)
+    noisy = data.noisy_labels(y, 0.2, 10)
     assert (noisy != y).sum() == round(0.2 * len(y))
-    assert torch.equal(noisy, data.noisy_labels(y, 0.2))
+    assert torch.equal(noisy, data.noisy_labels(y, 0.2, 10))
     assert noisy.max() < 10
-    balanced = data.noisy_labels(y, 0.2, per_class=True)  # the paper's: the same fraction of every class
+    balanced = data.noisy_labels(y, 0.2, 10, per_class=True)  # the paper's: the same fraction of every class
     changed = torch.bincount(y[balanced != y], minlength=10)
     assert torch.equal(changed, torch.round(0.2 * torch.bincount(y, minlength=10)).long())
 

@@ -14,7 +14,7 @@ def test_models_take_any_input_shape(name, shape):
     torch.manual_seed(0)
     model = models.build(name, shape, 10, width=4)
     if name == "fast":
-        model.whiten.fit(torch.rand(50, *shape))
+        model.fit_to_data(torch.rand(50, *shape))
     assert model(torch.rand(5, *shape)).shape == (5, 10)
 
 
@@ -68,11 +68,11 @@ def test_each_model_trains_a_step_alike_on_both_engines(name, shape):
                             "order_seed": i, "aug_seed": i, "augmentation": "flip_crop"}) for i in (0, 1)]  # fmt: skip
     states = []
     for stack_type in (engine.LoopStack, engine.VmapStack):
-        stack = stack_type([train.init_model(c, x).double() for c in cells])
+        stack = stack_type([train.init_model(c, x, 10).double() for c in cells])
         result = recipe.fit(stack, cells, x, y)
         assert torch.isfinite(result.train_loss).all() and result.history[-1]["step"] == 2
         states.append(stack.state_dicts())
-    start = train.init_model(cells[0], x).double().state_dict()
+    start = train.init_model(cells[0], x, 10).double().state_dict()
     for loop, vmap in zip(*states, strict=True):
         for key, value in loop.items():
             torch.testing.assert_close(vmap[key], value, atol=1e-10, rtol=1e-9)

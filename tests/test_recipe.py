@@ -16,7 +16,7 @@ def run_cells(n, **params):
 def fitted_state(stack_type, cells, x, y):
     """Fit `cells` together in one stack of `stack_type` in x's dtype; return (FitResult, one flat weight
     vector per run)."""
-    stack = stack_type([train.init_model(c, x).to(x.dtype) for c in cells])
+    stack = stack_type([train.init_model(c, x, 10).to(x.dtype) for c in cells])
     result = recipe.fit(stack, cells, x, y)
     flat = [torch.cat([t.flatten().to(x.dtype) for t in state.values()]) for state in stack.state_dicts()]
     return result, flat
@@ -95,7 +95,7 @@ def test_full_batch_gradient_is_the_mean_over_the_training_set(digits):
     cell = validate_cell({"model": "mlp", "width": 2, "batch_size": 10_000, "micro_batch": 100, "epochs": 1,
                           "warmup": 0, "schedule": "constant", "momentum": 0, "weight_decay": 0})  # fmt: skip
     x, y = train.training_set(digits, cell)
-    model = train.init_model(cell, x)
+    model = train.init_model(cell, x, 10)
     start = [p.detach().clone() for p in model.parameters()]
     loss = torch.nn.functional.cross_entropy(model(x), y)
     expected = torch.autograd.grad(loss, list(model.parameters()))
@@ -220,7 +220,7 @@ def test_drop_last_leaves_out_partial_batches_and_chunks(digits):
     seen = []
     cell = validate_cell({"width": 2, "epochs": 2, "batch_size": 5000, "micro_batch": 500, "drop_last": True})
     x, y = train.training_set(digits, cell)  # 1,438 examples: two whole chunks of 500 per step
-    stack = engine.LoopStack([train.init_model(cell, x)])
+    stack = engine.LoopStack([train.init_model(cell, x, 10)])
     original = recipe.Step.accumulate
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(recipe.Step, "accumulate", lambda self, chunks, *a: seen.append([c[1].shape[1] for c in chunks])
@@ -237,12 +237,12 @@ def test_weights_reload_to_identical_predictions_and_runs_continue_from_them(dig
         assert sorted(r.weights) == [*sorted(r.checkpoints), r.steps] and len(r.checkpoints) == 1
         assert r.history[-1]["step"] == r.steps and len(r.history) == 1
     x, _ = train.training_set(digits, cells[0])
-    stack = train.build_stack(cells, x, engine.Execution("loop"), [r.weights[r.steps] for r in results])
+    stack = train.build_stack(cells, x, 10, engine.Execution("loop"), [r.weights[r.steps] for r in results])
     again = train.evaluate(stack, digits_sets)
     for r, evals in zip(results, again):
         for key, e in r.evals.items():
             assert (evals[key].pred == e.pred).all() and (evals[key].p_true == e.p_true).all()
-    snapshot = train.build_stack(cells[:1], x, engine.Execution("loop"), [results[0].weights[min(results[0].weights)]])
+    snapshot = train.build_stack(cells[:1], x, 10, engine.Execution("loop"), [results[0].weights[min(results[0].weights)]])
     (mid,) = train.evaluate(snapshot, digits_sets)
     assert (mid["clean", 0].p_true == results[0].checkpoints[min(results[0].checkpoints)]["clean", 0].p_true).all()
     more = run_cells(2, width=4, epochs=0.1, lr=0.001, init_from="base")
@@ -258,7 +258,7 @@ def test_progress_lines_report_epoch_loss_and_eta(digits):
     cells = run_cells(2, width=4, epochs=0.2)
     x, y = train.training_set(digits, cells[0])
     lines = []
-    result = recipe.fit(engine.LoopStack([train.init_model(c, x) for c in cells]), cells, x, y, log=lines.append,
+    result = recipe.fit(engine.LoopStack([train.init_model(c, x, 10) for c in cells]), cells, x, y, log=lines.append,
                         progress_every=0.0)  # fmt: skip
     assert len(lines) == result.history[-1]["step"] == 5
     assert lines[-1].startswith("  epoch 0.2/0.2: mean train loss") and "over 2 runs" in lines[-1] and "ETA 0 s" in lines[-1]

@@ -70,7 +70,7 @@ def test_a_cpu_evaluates_stacked_models_one_by_one_with_the_bits_of_vmap(digits)
     rounding (3e-8 at width 4)."""
     spec = cells(3, width=4)
     x, _ = train.training_set(digits, spec[0])
-    stack = engine.make_stack([train.init_model(c, x) for c in spec], engine.Execution("vmap"))
+    stack = engine.make_stack([train.init_model(c, x, 10) for c in spec], engine.Execution("vmap"))
     stack.train(False)
     with torch.no_grad():
         batched = torch.func.vmap(stack._one, in_dims=(0, 0, None))(stack.stacked, stack.buffers, x[:300])
@@ -85,7 +85,7 @@ def trained(digits):
     """A cnn trained for one epoch on digits, as a one-model stack, and the normalised test images."""
     cell = cells(1, epochs=1)[0]
     x, y = train.training_set(digits, cell)
-    stack = engine.LoopStack([train.init_model(cell, x)])
+    stack = engine.LoopStack([train.init_model(cell, x, 10)])
     recipe.fit(stack, [cell], x, y)
     return stack, digits.normalize(digits.x_test)
 
@@ -101,12 +101,12 @@ def test_eval_uses_batchnorm_running_statistics(digits, trained):
 def test_a_diverged_run_is_marked_and_others_continue(digits):
     spec = cells(2, epochs=1)
     x, y = train.training_set(digits, spec[0])
-    modules = [train.init_model(c, x) for c in spec]
+    modules = [train.init_model(c, x, 10) for c in spec]
     with torch.no_grad():
         next(modules[1].parameters()).view(-1)[0] = float("nan")
     together = recipe.fit(engine.VmapStack(modules), spec, x, y)
     assert together.diverged_step.tolist() == [-1, 0]
-    alone = recipe.fit(engine.VmapStack([train.init_model(spec[0], x)]), spec[:1], x, y)
+    alone = recipe.fit(engine.VmapStack([train.init_model(spec[0], x, 10)]), spec[:1], x, y)
     assert alone.diverged_step.tolist() == [-1]
     assert abs(together.train_loss[0].item() - alone.train_loss[0].item()) < 1e-4
 

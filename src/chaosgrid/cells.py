@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 
 NAME = r"[A-Za-z0-9_]*"  # study and variant names ("" allowed: none)
+CODE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"  # package.module:attribute
+NPZ = r"npz:.+\.npz"  # a dataset in one .npz file (`dataset: {npz: path}` in a config)
 STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 INTERVAL = re.compile(r"([\[(])\s*(-?[0-9.]+|-inf)\s*,\s*([0-9.]+|inf)\s*([\])])")
 
@@ -33,12 +35,15 @@ class GridError(ValueError):
 @dataclass(frozen=True)
 class Parameter:
     """One cell parameter. `values`: a tuple of choices, an interval such as "[0, 1)" for numbers, a regular
-    expression for free text, or None for booleans."""
+    expression for free text, or None for booleans; `other`: a regular expression of further text values
+    besides the choices (the user's own code or files)."""
 
     default: bool | int | float | str
     section: str
     doc: str
     values: tuple[str, ...] | str | None = None
+    other: str = ""
+    mapping: str = ""  # a config may also write {mapping: text}, meaning "mapping:text" (`dataset: {npz: path}`)
 
     def interval(self) -> tuple[float, float, bool, bool] | None:
         """(low, high, low included, high included) of a numeric parameter."""
@@ -49,7 +54,7 @@ class Parameter:
 
     def admits(self, value: object) -> bool:
         if isinstance(self.values, tuple):
-            return value in self.values
+            return value in self.values or bool(self.other and re.fullmatch(self.other, str(value)))
         if bound := self.interval():
             low, high, low_in, high_in = bound
             return (low < value or (low_in and value == low)) and (value < high or (high_in and value == high))
@@ -64,15 +69,17 @@ PARAMETERS: dict[str, Parameter] = {
     "variant": P("", "label", "a named recipe of the study's `variants` (set there, not directly); \"\": none", NAME),
     "dataset": P("digits", "data and model", "`digits` (scikit-learn, 8x8), `synthetic` (3x32x32, 5,000/1,000), "
                  "`synthetic50k` (CIFAR-10 sized), `cifar10` (from `data_root`), `mnist1d` (1-D signals of length "
-                 "40, 2,000/10,000, generated offline; no image shifts)",
-                 ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d")),
+                 "40, 2,000/10,000, generated offline; no image shifts); or your own: `package.module:function` "
+                 "returning arrays, or `{npz: path}` (docs/your-own-experiments.md)",
+                 ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"), other=f"{CODE}|{NPZ}",
+                 mapping="npz"),
     "model": P("cnn", "data and model", "`cnn` (VGG-style, widths w/2w/4w), `vgg16` (VGG-16-BN, one linear layer; "
                "w=64: 14.7M parameters), `resnet18` and `preact_resnet18` (widths k/2k/4k/8k), `wrn28` (Wide "
                "ResNet-28-k), `densenet` (DenseNet-BC, growth w), `fast` (airbench-style), `mlp` (two hidden layers "
                "of 16w), `vit` and `mixer` (4x4 patches, dim 8w), `conv1d` (signals only); `fast`, `vit` and "
-               "`mixer` need images",
+               "`mixer` need images; or your own: `package.module:function` (docs/your-own-experiments.md)",
                ("cnn", "vgg16", "resnet18", "preact_resnet18", "wrn28", "densenet", "fast", "mlp", "vit", "mixer",
-                "conv1d")),
+                "conv1d"), other=CODE),
     "width": P(16, "data and model", "channels of the first stage (resnet18: k; fast: first block)", "[1, inf)"),
     "epochs": P(12.0, "length and batching", "passes over the (fractional) training set; may be fractional",
                 "(0, inf)"),
@@ -168,6 +175,11 @@ def format_value(value: object) -> str:
 def coerce(name: str, value: object) -> object:
     """Cast a value to the type of its default, so 1 and 1.0 give the same cell id."""
     default = CELL_DEFAULTS[name]
+    mapping = PARAMETERS[name].mapping if name in PARAMETERS else ""
+    if mapping and isinstance(value, dict):
+        if set(value) != {mapping} or not isinstance(value[mapping], str):
+            raise GridError(f"parameter {name!r} is {value!r}; as a mapping it takes one key, {mapping}: <path>")
+        return f"{mapping}:{value[mapping]}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise GridError(f"parameter {name!r} must be true or false, got {value!r}")
@@ -188,8 +200,9 @@ def validate_cell(params: dict) -> dict:
         raise GridError(f"unknown parameter {unknown[0]!r}; known: {', '.join(CELL_DEFAULTS)}")
     cell = {name: coerce(name, params.get(name, default)) for name, default in CELL_DEFAULTS.items()}
     for name, parameter in PARAMETERS.items():
-        if isinstance(parameter.values, tuple) and cell[name] not in parameter.values:
-            raise GridError(f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(parameter.values)}")
+        if isinstance(parameter.values, tuple) and not parameter.admits(cell[name]):
+            own = ", or your own: package.module:function" if parameter.other else ""
+            raise GridError(f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(parameter.values)}{own}")
         if not parameter.admits(cell[name]):
             raise GridError(f"parameter {name!r} is out of range: {cell[name]!r} (allowed: {parameter.values})")
     relations = {  # ranges that depend on another parameter
@@ -238,7 +251,13 @@ def seeds_for(seed_source: str, index: int) -> dict[str, int]:
 def _json_schema(parameter: Parameter) -> dict:
     """JSON schema of one value of `parameter`."""
     if isinstance(parameter.values, tuple):
-        return {"enum": list(parameter.values)}
+        forms = [{"enum": list(parameter.values)}]
+        if parameter.other:
+            forms.append({"type": "string", "pattern": f"^({parameter.other})$"})
+        if parameter.mapping:
+            forms.append({"type": "object", "additionalProperties": False, "required": [parameter.mapping],
+                          "properties": {parameter.mapping: {"type": "string"}}})  # fmt: skip
+        return {"anyOf": forms} if len(forms) > 1 else forms[0]
     if isinstance(parameter.default, bool):
         return {"type": "boolean"}
     if bound := parameter.interval():
@@ -304,7 +323,8 @@ def markdown_tables() -> str:
         lines += [f"**{section}**", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
         for name, p in PARAMETERS.items():
             if p.section == section:
-                allowed = (", ".join(f"`{v}`" for v in p.values) if isinstance(p.values, tuple)
+                allowed = (", ".join(f"`{v}`" for v in p.values) + (", your own" if p.other else "")
+                           if isinstance(p.values, tuple)
                            else "true, false" if p.values is None else f"`{p.values}`")  # fmt: skip
                 default = f"`{format_value(p.default)}`" if p.default != "" else '`""`'
                 lines.append(f"| `{name}` | {default} | {allowed} | {p.doc} |")

@@ -150,7 +150,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     lap("imports")
     try:
         inputs = train.shard_inputs(shard, torch_device, engine.Execution(engine_name, channels_last, compile_),
-                                    data_root, prepared, init_path)  # fmt: skip
+                                    data_root, prepared, init_path, click.echo)  # fmt: skip
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     lap("inputs")
@@ -169,7 +169,8 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
     prov = store.provenance(device_name, threads, inputs.execution.provenance())
-    names = models.parameter_names(shard.base["model"], tuple(inputs.data.x_train.shape[1:]), shard.base["width"])
+    names = models.parameter_names(shard.base["model"], tuple(inputs.data.x_train.shape[1:]), inputs.data.num_classes,
+                                   shard.base["width"])  # fmt: skip
     paths = {"weights": weights_path, "history": history_path, "predictions": predictions_path, "runs": runs_path}
     written = store.write_shard(results, shard, paths, prov, names)
     lap("writing")
@@ -298,8 +299,60 @@ def report_tables(folder, names, study, study_config, outdir) -> None:
     click.echo(f"wrote {len(wanted) + bool(study_config)} pages to {outdir}")
 
 
+@main.command("check-model")
+@click.argument("model")
+@click.option("--dataset", default="digits", show_default=True, help="A built-in dataset, or your own.")
+@click.option("--width", type=click.IntRange(1), default=8, show_default=True)
+@data_root_option
+def check_model(model, dataset, width, data_root) -> None:
+    """Check a model (built-in, or your own package.module:function) before a grid uses it: its parameters
+    and FLOPs per example, whether vmap stacks it, and whether K=3 runs stepped together equal each alone
+    (two steps in float64, on each engine it can run on)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from chaosgrid import data, engine, recipe, train
+    from chaosgrid.cells import validate_cell
+
+    torch.set_num_threads(1)
+    try:
+        cells = [validate_cell({"model": model, "dataset": dataset, "width": width, "epochs": 1, "batch_size": 8,
+                                "warmup": 0, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(3)]  # fmt: skip
+        ds = data.load(dataset, data_root)
+        one = train.init_model(cells[0], ds.normalize(ds.x_train[:64]), ds.num_classes)
+    except (GridError, ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    x = ds.normalize(ds.x_train[:16]).double()
+    y = ds.y_train[:16]
+    with FlopCounterMode(display=False) as flops:
+        one.eval()(ds.normalize(ds.x_train[:1]))
+    click.echo(f"{model} on {dataset} (width {width}, {ds.num_classes} classes, inputs {tuple(x.shape[1:])}): "
+               f"{sum(p.numel() for p in one.parameters()):,} parameters, "
+               f"{flops.get_total_flops() / 1e6:.2f} MFLOP per example (forward)")  # fmt: skip
+    why = train.unstackable(cells[0], ds)
+    click.echo(f"vmap: {'stacks it' if not why else 'cannot stack it (' + why + '); shards use the loop'}")
+    failed = False
+    for name, stack_type in [("loop", engine.LoopStack)] + ([("vmap", engine.VmapStack)] if not why else []):
+        together = stack_type([train.init_model(c, x, ds.num_classes).double() for c in cells])
+        recipe.fit(together, cells, x, y)
+        worst = 0.0
+        for r, cell in enumerate(cells):
+            alone = stack_type([train.init_model(cell, x, ds.num_classes).double()])
+            recipe.fit(alone, [cell], x, y)
+            pairs = zip(together.state_dicts()[r].values(), alone.state_dicts()[0].values(), strict=True)
+            worst = max(worst, max(float((a.double() - b.double()).abs().max()) for a, b in pairs))
+        ok = worst <= 1e-10
+        failed |= not ok
+        click.echo(f"{name}: 3 runs together {'equal' if ok else 'DIFFER from'} each run alone (max |difference| "
+                   f"{worst:.1e} after 2 steps, float64)")  # fmt: skip
+    if failed:
+        raise click.ClickException("runs trained together influence each other: batch statistics or randomness "
+                                   "shared across the stack (e.g. a module-level RNG or a buffer shared by runs)")  # fmt: skip
+
+
 @main.command("prepare")
-@click.option("--dataset", "name", type=click.Choice(CHOICES["dataset"]), required=True)
+@click.option("--dataset", "name", required=True,
+              help=f"A dataset: {', '.join(CHOICES['dataset'])}, or your own (npz:<path>, package.module:function).")
 @click.option("--eval-set", "eval_set", metavar="SHIFT~SEVERITY",
               help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
                    "--out; without it (and --planes), make the dataset itself.")  # fmt: skip

@@ -149,7 +149,7 @@ def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] =
     x, y = train.training_set(data, job.cell)
     x_test, y_test = data.normalize(data.x_test), data.y_test
     w1, w2 = ({k: v.to(x.device) for k, v in w.items()} for w in (w1, w2))
-    model = train.init_model(job.cell, x).to(x.device)
+    model = train.init_model(job.cell, x, data.num_classes).to(x.device)
     model.load_state_dict(w1)  # buffers that are not BatchNorm's (FastNet's whitening) come from w1
     ts = torch.linspace(0, 1, job.points).tolist()
     first = probabilities(at(model, {n: w1[n] for n in parameter_names(model)}, x), x_test)

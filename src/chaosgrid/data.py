@@ -20,7 +20,8 @@ import torch
 
 from chaosgrid.downloads import CIFAR10_1_FILES, CIFAR10_C_LABELS, CIFAR10_FILES, SOURCES
 
-NUM_CLASSES = 10
+SYNTHETIC_CLASSES = 10  # the shape classes of the synthetic set
+MAX_CLASSES = 256  # predictions are stored as uint8 (chaosgrid.store)
 DOWNLOAD_HELP = (
     "The workflow downloads it (rule download_data); by hand: `chaosgrid download {name} --data-root {root}`, "
     "or point --data-root / CHAOSGRID_DATA at a folder that holds it."
@@ -38,6 +39,7 @@ class Dataset:
     y_test: torch.Tensor
     mean: torch.Tensor  # (C,), of the training images
     std: torch.Tensor  # (C,)
+    num_classes: int = 10  # a property of the dataset: one more than its largest label
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Dataset:
         """The dataset on `device`, its images and statistics as `dtype` (labels stay integers). Models
@@ -61,16 +63,16 @@ def generator(purpose: str, seed: int) -> torch.Generator:
 
 
 def _make(name: str, x_train, y_train, x_test, y_test) -> Dataset:
+    """A Dataset from arrays (images N x C x H x W, 1-D signals N x C x 1 x L), normalised by the training
+    set's per-channel statistics; its class count is one more than its largest label."""
     x_train, x_test = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(x_test, dtype=torch.float32)
-    return Dataset(
-        name,
-        x_train,
-        torch.as_tensor(y_train, dtype=torch.int64),
-        x_test,
-        torch.as_tensor(y_test, dtype=torch.int64),
-        x_train.mean(dim=(0, 2, 3)),
-        x_train.std(dim=(0, 2, 3)).clamp_min(1e-3),
-    )
+    y_train, y_test = torch.as_tensor(y_train, dtype=torch.int64), torch.as_tensor(y_test, dtype=torch.int64)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    if num_classes > MAX_CLASSES or min(y_train.min(), y_test.min()) < 0:
+        raise ValueError(f"dataset {name!r}: labels must be integers in 0..{MAX_CLASSES - 1} (predictions are "
+                         f"stored as uint8); found {int(min(y_train.min(), y_test.min()))}..{num_classes - 1}")  # fmt: skip
+    return Dataset(name, x_train, y_train, x_test, y_test, x_train.mean(dim=(0, 2, 3)),
+                   x_train.std(dim=(0, 2, 3)).clamp_min(1e-3), num_classes)  # fmt: skip
 
 
 def digits(test_fraction: float = 0.2) -> Dataset:
@@ -115,7 +117,7 @@ def synthetic_images(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, t
     do not saturate it, so run-to-run variance is visible.
     """
     g = torch.Generator().manual_seed(derive_seed("synthetic", seed))
-    y = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+    y = torch.randint(0, SYNTHETIC_CLASSES, (n,), generator=g)
     coords = torch.arange(size, dtype=torch.float32)
     centre = size / 2 + (torch.rand(n, 2, generator=g) - 0.5) * size * 0.4
     radius = size * (0.16 + 0.16 * torch.rand(n, generator=g))
@@ -124,7 +126,7 @@ def synthetic_images(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, t
     rotate = torch.rand(n, generator=g) < 0.5  # swap axes: rotates stripes and triangles by 90 degrees
     dx, dy = torch.where(rotate[:, None, None], dy, dx), torch.where(rotate[:, None, None], dx, dy)
     mask = _shape_masks(y, dx, dy, radius[:, None, None]).float()[:, None]
-    tint = torch.rand(NUM_CLASSES, 3, generator=torch.Generator().manual_seed(7))
+    tint = torch.rand(SYNTHETIC_CLASSES, 3, generator=torch.Generator().manual_seed(7))
     foreground = 0.6 * torch.rand(n, 3, generator=g) + 0.4 * tint[y]
     background = torch.rand(n, 3, generator=g)
     texture = torch.nn.functional.interpolate(
@@ -189,7 +191,7 @@ def cifar10(root: Path) -> Dataset:
             return _published("cifar10", Path(self.root), CIFAR10_FILES[0]).exists()
 
         def _load_meta(self) -> None:
-            self.classes = [f"class{i}" for i in range(NUM_CLASSES)]
+            self.classes = [f"class{i}" for i in range(10)]
 
     _published("cifar10", root, CIFAR10_FILES[0])  # torchvision's own message does not say where it looked
     train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
@@ -219,8 +221,47 @@ def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor,
     return x, torch.from_numpy(np.array(labels[rows])).long()
 
 
+OWN_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def own(name: str) -> Dataset:
+    """The user's dataset: `npz:<path>`, a file holding the arrays x_train, y_train, x_test, y_test (any
+    framework can write one), or `package.module:function` returning them (a mapping with those keys, or a
+    tuple in that order; numpy arrays or tensors; images N x C x H x W or signals N x C x L; integer labels)."""
+    if name.startswith("npz:"):
+        path = Path(name.removeprefix("npz:"))
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset {name!r}: no file {path}")
+        with np.load(path) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    else:
+        from chaosgrid import plugins
+
+        arrays = plugins.load(name)()
+        arrays = dict(zip(OWN_ARRAYS, arrays, strict=True)) if isinstance(arrays, (tuple, list)) else arrays
+    return from_arrays(name, arrays)
+
+
+def from_arrays(name: str, arrays: dict) -> Dataset:
+    """A Dataset from the user's arrays, checked: each named in the message when missing or malformed."""
+    if missing := [key for key in OWN_ARRAYS if key not in arrays]:
+        raise ValueError(f"dataset {name!r} has no {missing[0]!r}; it must give {', '.join(OWN_ARRAYS)}")
+    x_train, y_train, x_test, y_test = (np.asarray(arrays[key]) for key in OWN_ARRAYS)
+    for key, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"dataset {name!r}: x_{key} must be N x C x H x W images or N x C x L signals and "
+                             f"y_{key} N integer labels; got shapes {x.shape} and {y.shape} ({y.dtype})")  # fmt: skip
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"dataset {name!r}: x_train's examples are {x_train.shape[1:]}, x_test's {x_test.shape[1:]}")
+    as_images = lambda x: x[:, :, None, :] if x.ndim == 3 else x  # signals as (N, C, 1, L), as mnist1d
+    return _make(name, as_images(x_train.astype(np.float32)), y_train, as_images(x_test.astype(np.float32)), y_test)
+
+
 def load(name: str, root: Path | str = "data") -> Dataset:
-    """The named dataset, on the CPU. Offline sets are built in memory; cifar10 is read from `root`."""
+    """The named dataset, on the CPU. Offline sets are built in memory; cifar10 is read from `root`; the
+    user's own (`npz:<path>`, `package.module:function`) by `own`."""
+    if name.startswith("npz:") or ":" in name:
+        return own(name)
     if name == "digits":
         return digits()
     if name == "synthetic":
@@ -247,20 +288,22 @@ def balanced_subset(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Te
     return torch.sort(torch.cat(keep)).values
 
 
-def noisy_labels(y: torch.Tensor, fraction: float, seed: int = 0, per_class: bool = False) -> torch.Tensor:
-    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class;
-    with `per_class` that fraction of every class (Somepalli et al.: 1,000 of each CIFAR-10 class)."""
+def noisy_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int = 0,
+                 per_class: bool = False) -> torch.Tensor:  # fmt: skip
+    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class
+    of `num_classes`; with `per_class` that fraction of every class (Somepalli et al.: 1,000 of each CIFAR-10
+    class)."""
     if fraction <= 0:
         return y
     g = generator("label_noise", seed)
     if per_class:
-        members = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(NUM_CLASSES)]
+        members = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(num_classes)]
         flip = torch.cat([m[torch.randperm(len(m), generator=g)[: round(fraction * len(m))]] for m in members])
     else:
         flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
-    shift = torch.randint(1, NUM_CLASSES, (len(flip),), generator=g)
+    shift = torch.randint(1, num_classes, (len(flip),), generator=g)
     noisy = y.clone()
-    noisy[flip] = (y[flip] + shift.to(y.device)) % NUM_CLASSES
+    noisy[flip] = (y[flip] + shift.to(y.device)) % num_classes
     return noisy
 
 

@@ -20,6 +20,17 @@ from chaosgrid.evalsets import PLANES, is_clean
 
 PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset
 
+
+def dataset_folder(name: str) -> str:
+    """The subfolder of PREPARED holding a dataset's files: its name, or for the user's own a name safe in a
+    path (`npz-<file stem>-<hash of the path>`, `<module>-<function>`)."""
+    if name.startswith("npz:"):
+        import hashlib
+
+        path = name.removeprefix("npz:")
+        return f"npz-{Path(path).stem}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    return name.replace(":", "-")
+
 if TYPE_CHECKING:
     import torch
 
@@ -68,16 +79,20 @@ def _load(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def save_dataset(data: Dataset, folder: Path | str) -> Path:
+    import torch
+
     path = Path(folder) / DATASET_FILE
-    _save({k: getattr(data, k) for k in DATASET_FIELDS}, path)
+    _save({**{k: getattr(data, k) for k in DATASET_FIELDS}, "num_classes": torch.tensor(data.num_classes)}, path)
     return path
 
 
 def load_dataset(name: str, folder: Path | str) -> Dataset:
-    """The dataset `name` as prepared in `folder`, on the CPU, memory-mapped."""
+    """The dataset `name` as prepared in `folder`, on the CPU, memory-mapped. Files prepared before datasets
+    carried their class count hold a built-in 10-class set."""
     from chaosgrid.data import Dataset
 
-    return Dataset(name, **_load(Path(folder) / DATASET_FILE))
+    tensors = _load(Path(folder) / DATASET_FILE)
+    return Dataset(name, **{k: tensors[k] for k in DATASET_FIELDS}, num_classes=int(tensors.get("num_classes", 10)))
 
 
 def save_eval_set(x: torch.Tensor, y: torch.Tensor, path: Path | str) -> None:

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from chaosgrid.data import NUM_CLASSES
+from chaosgrid import plugins
 
 
 def conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -139,6 +139,10 @@ class FastNet(nn.Module):
             c_in = c
         layers += [GlobalPool("max"), nn.Linear(c_in, num_classes, bias=False)]
         self.body = nn.Sequential(*layers)
+
+    def fit_to_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation (chaosgrid.train.init_model's hook): the whitening from the images."""
+        self.whiten.fit(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.whiten(x)) / 9.0  # airbench's logit scale
@@ -341,15 +345,22 @@ CONVOLUTIONAL = {"cnn": CNN, "vgg16": VGG16, "resnet18": ResNet18, "preact_resne
 MODELS = {**CONVOLUTIONAL, "mlp": MLP, "vit": ViT, "mixer": Mixer, "conv1d": Conv1dNet}  # take the input shape
 
 
-def parameter_names(name: str, in_shape: tuple[int, ...], width: int) -> list[str]:
+def parameter_names(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> list[str]:
     """The trainable tensors of a model (its state dict's other entries are buffers), from a copy on the meta
     device: nothing is allocated or initialised."""
     with torch.device("meta"):
-        return [n for n, _ in build(name, in_shape, NUM_CLASSES, width).named_parameters()]
+        return [n for n, _ in build(name, in_shape, num_classes, width).named_parameters()]
 
 
 def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:
-    """A fresh model of family `name` for inputs of shape (C, H, W), with the current global RNG state."""
+    """A fresh model of family `name` for inputs of shape (C, H, W), with the current global RNG state; a name
+    "package.module:function" calls the user's own `function(in_shape, num_classes, width)`, which must
+    return an nn.Module (a `fit_to_data(x)` method, if it has one, gets training images after init)."""
+    if plugins.is_reference(name):
+        model = plugins.load(name)(tuple(in_shape), num_classes, width)
+        if not isinstance(model, nn.Module):
+            raise plugins.PluginError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+        return model
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name](in_shape[0] if name in CONVOLUTIONAL else in_shape, num_classes, width)

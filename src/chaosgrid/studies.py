@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import zipfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from chaosgrid import plugins
 from chaosgrid.analysis import ANALYSES
 from chaosgrid.cells import (
     CELL_DEFAULTS,
@@ -27,6 +30,7 @@ from chaosgrid.cells import (
     validate_cell,
 )
 from chaosgrid.evalsets import PLANES, check_shifts
+from chaosgrid.inputs import dataset_folder
 
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
@@ -246,12 +250,52 @@ def expand_study(name: str, study: dict) -> list[Shard]:
             raise GridError(f"study {name!r}: {where}{err}") from err
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         check_shifts(shifts, severities, base["dataset"])
-        prefix = "".join(f"{a}~{format_value(base[a])}/" for a in axes)
+        try:
+            own_files(base)
+        except GridError as err:
+            raise GridError(f"study {name!r}: {err}") from err
+        prefix = "".join(f"{a}~{key_text(base[a])}/" for a in axes)
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
             shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
                                 probabilities=probabilities, planes=planes if PLANES in shifts else ()))
     return shards
+
+
+def key_text(value: object) -> str:
+    """A value as spelled in a shard key (a path): the user's own code or file by a path-safe name."""
+    text = format_value(value)
+    return dataset_folder(text) if ":" in text else text
+
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def own_files(cell: dict) -> list[str]:
+    """The files of the user's own code and data that a cell uses (a model or dataset named
+    "package.module:function", a dataset "npz:<path>"), checked without importing anything: GridError names
+    the parameter and the file. The workflow makes them inputs of the shards that use them."""
+    files = []
+    for key in ("model", "dataset"):
+        value = cell[key]
+        if value.startswith("npz:"):
+            path = Path(value.removeprefix("npz:"))
+            if not path.is_file():
+                raise GridError(f"parameter {key!r}: no file {path} (relative paths are from the working directory)")
+            try:
+                members = {Path(m).stem for m in zipfile.ZipFile(path).namelist()}
+            except zipfile.BadZipFile as err:
+                raise GridError(f"parameter {key!r}: {path} is not an .npz file ({err})") from err
+            if missing := [a for a in NPZ_ARRAYS if a not in members]:
+                raise GridError(f"parameter {key!r}: {path} has no array {missing[0]!r}; it needs "
+                                f"{', '.join(NPZ_ARRAYS)}")  # fmt: skip
+            files.append(str(path))
+        elif plugins.is_reference(value):
+            try:
+                files.append(str(plugins.source(value)))
+            except plugins.PluginError as err:
+                raise GridError(f"parameter {key!r}: {err}") from err
+    return files
 
 
 @dataclass(frozen=True)

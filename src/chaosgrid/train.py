@@ -21,7 +21,7 @@ from torch import nn
 
 from chaosgrid import engine, models, recipe
 from chaosgrid.cells import SEED_KEYS
-from chaosgrid.data import NUM_CLASSES, Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
+from chaosgrid.data import Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
 
 # Eval examples per forward pass. A GPU wants large ones. On a CPU, what fits the cache: measured on a 2-core
@@ -70,30 +70,32 @@ def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]
     augmentation is)."""
     keep = balanced_subset(data.y_train.cpu(), cell["data_fraction"]).to(data.x_train.device)
     x = data.normalize(data.x_train[keep])
-    y = noisy_labels(data.y_train[keep], cell["label_noise"], per_class=cell["label_noise_per_class"])
+    y = noisy_labels(data.y_train[keep], cell["label_noise"], data.num_classes, per_class=cell["label_noise_per_class"])
     if cell["augment_copies"]:
         x, y = augmented_copies(x, y, cell["augment_copies"], cell["augmentation"])
     return x, y
 
 
-def init_model(cell: dict, x_train: torch.Tensor) -> nn.Module:
-    """The cell's model at initialisation, built on the CPU from its init seed (device-independent)."""
+def init_model(cell: dict, x_train: torch.Tensor, num_classes: int) -> nn.Module:
+    """The cell's model at initialisation, built on the CPU from its init seed (device-independent). A model
+    with a `fit_to_data(x)` method (data-dependent initialisation, as the fast net's whitening) is given the
+    first 5,000 training images."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", cell["init_seed"]))
-        model = models.build(cell["model"], tuple(x_train.shape[1:]), NUM_CLASSES, cell["width"])
-    if isinstance(model, models.FastNet):
-        model.whiten.fit(x_train[:5000].cpu())
+        model = models.build(cell["model"], tuple(x_train.shape[1:]), num_classes, cell["width"])
+    if hasattr(model, "fit_to_data"):
+        model.fit_to_data(x_train[:5000].cpu())
     if cell["perturbation"] == "weight":
         with torch.no_grad():
             next(p for p in model.parameters() if p.dim() > 1).view(-1)[0] *= 1.001
     return model
 
 
-def build_stack(cells: list[dict], x: torch.Tensor, execution: Execution,
+def build_stack(cells: list[dict], x: torch.Tensor, num_classes: int, execution: Execution,
                 start: list[dict] | None = None) -> engine.Stack:  # fmt: skip
     """The cells' models on x's device and dtype, stacked for the (resolved) engine, in its layout: at initialisation,
     or from `start`, one state dict per cell (a trained run that this one continues)."""
-    modules = [init_model(c, x) for c in cells]
+    modules = [init_model(c, x, num_classes) for c in cells]
     for module, state in zip(modules, start or [], strict=False):
         module.load_state_dict(state)
     layout = engine.memory_format(execution)
@@ -162,19 +164,38 @@ class ShardInputs:
 
 
 def shard_inputs(shard, device: torch.device, execution: Execution, data_root: str = "data",
-                 prepared: str | None = None, init_path: str | None = None) -> ShardInputs:  # fmt: skip
+                 prepared: str | None = None, init_path: str | None = None,
+                 log: Callable[[str], None] = print) -> ShardInputs:  # fmt: skip
     """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
-    here; raises FileNotFoundError or ValueError naming what is missing or malformed."""
-    from chaosgrid import data, evalsets, inputs, shifts, store
+    here; raises FileNotFoundError or ValueError naming what is missing or malformed. A user's model that
+    vmap cannot stack trains on the loop engine, with a line saying why."""
+    from chaosgrid import data, evalsets, inputs, plugins, shifts, store
 
     name = shard.base["dataset"]
     dataset = (inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)).to(device)
     execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
+    own_model = plugins.is_reference(shard.base["model"])
+    if execution.engine == "vmap" and own_model and (why := unstackable(shard.cells()[0], dataset)):
+        log(f"vmap cannot stack {shard.base['model']} ({why}): training on the loop engine")
+        execution = replace(execution, engine="loop")
     pairs = evalsets.eval_pairs(list(shard.shifts), list(shard.severities))
     sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
     start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
              if init_path else None)  # fmt: skip
     return ShardInputs(dataset, sets, execution, start)
+
+
+def unstackable(cell: dict, data: Dataset) -> str:
+    """Why vmap cannot stack the cell's model (an in-place update of a parameter or buffer, data-dependent
+    control flow, an op without a batching rule), or "" when two copies take a training step under it."""
+    x = data.normalize(data.x_train[:4])
+    stack = build_stack([cell, cell], x, data.num_classes, engine.Execution("vmap"))
+    try:
+        stack.train(True)
+        stack(torch.stack([x, x])).sum().backward()
+    except Exception as err:  # noqa: BLE001 -- any failure of the user's module under vmap means: use the loop
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return ""
 
 
 def train_shard(
@@ -208,7 +229,7 @@ def train_shard(
     for positions in engine.stack_groups(list(range(len(cells))), execution):
         group = [cells[i] for i in positions]
         begin = time.perf_counter()
-        stack = build_stack(group, x, execution, [start[i] for i in positions] if start else None)
+        stack = build_stack(group, x, data.num_classes, execution, [start[i] for i in positions] if start else None)
         taken = Checkpoints(stack, sets, shared["precision"], shared["tta"], keep_weights, probabilities)
         fitted = recipe.fit(stack, group, x, y, execution, checkpoints, taken, log)
         evals, weights = taken.evals, taken.weights

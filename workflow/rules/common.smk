@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -12,16 +13,17 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
-from chaosgrid.cells import CHOICES, GridError
+from chaosgrid.cells import GridError
 from chaosgrid.evalsets import CLEAN, eval_pairs
 from chaosgrid.studies import (
     SHARD_FILES,
     expand_curves,
     expand_studies,
+    own_files,
     study_axes,
     triplets_key,
 )
-from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
+from chaosgrid.inputs import DATASET_FILE, PREPARED, dataset_folder, prepared_files
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
@@ -80,6 +82,11 @@ def check_data_folders():
 
 
 check_data_folders()
+# The datasets the shards train on, by the folder of their prepared files (the user's own by a path-safe name).
+DATASET_OF_FOLDER = {
+    dataset_folder(shard.base["dataset"]): shard.base["dataset"]
+    for shard in SHARDS.values()
+}
 # Studies whose shards keep their weights (asked for, or another study starts from them).
 WEIGHT_STUDIES = sorted(
     {study for (study, _), shard in SHARDS.items() if shard.weights}
@@ -94,7 +101,7 @@ wildcard_constraints:
 
 def one_of(names):
     """A wildcard constraint matching exactly these names (nothing when there are none)."""
-    return "|".join(names) if names else "(?!)"
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
 def shard_files(kind):
@@ -130,16 +137,27 @@ def prepared_inputs(wildcards):
     one (the same bits) never re-runs a shard that is done."""
     shard = SHARDS[wildcards.study, wildcards.shard]
     pairs = eval_pairs(shard.shifts, shard.severities)
-    folder = f"{PREPARED}/{shard.base['dataset']}"
+    folder = f"{PREPARED}/{dataset_folder(shard.base['dataset'])}"
     planes = triplets_key(shard.plane_spec())
     return [ancient(str(path)) for path in prepared_files(folder, pairs, planes)]
+
+
+def own_inputs(wildcards):
+    """Input function: the files of the user's own model or dataset a shard uses, so that editing one re-runs
+    exactly the shards that use it."""
+    return own_files(SHARDS[wildcards.study, wildcards.shard].base)
+
+
+def own_dataset_inputs(wildcards):
+    """Input function: the file of the user's own dataset (its loader's module, or its .npz)."""
+    return own_files({"model": "", "dataset": DATASET_OF_FOLDER[wildcards.dataset]})
 
 
 def curve_inputs(wildcards):
     """Input function of a curve job: the weights files holding its two runs and the prepared dataset."""
     job = CURVES[wildcards.study, wildcards.pair]
     start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
-    folder = f"{PREPARED}/{job.cell['dataset']}"
+    folder = f"{PREPARED}/{dataset_folder(job.cell['dataset'])}"
     return {
         "start": start,
         "end": end,

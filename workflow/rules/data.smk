@@ -33,22 +33,26 @@ rule download_data:
 
 rule prepare_dataset:
     input:
-        published=lambda wildcards: published_folders(dataset=wildcards.dataset),
+        published=lambda wildcards: published_folders(
+            dataset=DATASET_OF_FOLDER[wildcards.dataset]
+        ),
+        own=own_dataset_inputs,
     output:
         f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
     log:
         f"{PREPARED}/logs/{{dataset}}.log",
     wildcard_constraints:
-        dataset=one_of(CHOICES["dataset"]),
+        dataset=one_of(DATASET_OF_FOLDER),
     conda:
         "../../envs/chaosgrid.yaml"
     resources:
         mem_mb=8000,
     params:
+        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
         out=lambda wildcards, output: os.path.dirname(output[0]),
         root=DATA_ROOT,
     shell:
-        "chaosgrid prepare --dataset {wildcards.dataset} --out {params.out:q}"
+        "chaosgrid prepare --dataset {params.dataset:q} --out {params.out:q}"
         " --data-root {params.root:q} > {log:q} 2>&1"
 
 
@@ -61,16 +65,17 @@ rule prepare_eval_set:
     log:
         f"{PREPARED}/logs/{{dataset}}/{{shift}}~{{severity}}.log",
     wildcard_constraints:
-        dataset=one_of(CHOICES["dataset"]),
+        dataset=one_of(DATASET_OF_FOLDER),
         shift=r"[a-z0-9_]+",
         severity=r"\d",
     conda:
         "../../envs/chaosgrid.yaml"
     params:
+        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
         out=lambda wildcards, input: os.path.dirname(input.dataset),
         root=DATA_ROOT,
     shell:
-        "chaosgrid prepare --dataset {wildcards.dataset} --eval-set {wildcards.shift}~{wildcards.severity}"
+        "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.shift}~{wildcards.severity}"
         " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"
 
 
@@ -82,12 +87,13 @@ rule prepare_planes:
     log:
         f"{PREPARED}/logs/{{dataset}}/planes-{{key}}.log",
     wildcard_constraints:
-        dataset=one_of(CHOICES["dataset"]),
+        dataset=one_of(DATASET_OF_FOLDER),
         key=r"(train|test)-(distinct|any)-\d+",
     conda:
         "../../envs/chaosgrid.yaml"
     params:
+        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
         out=lambda wildcards, input: os.path.dirname(input.dataset),
     shell:
-        "chaosgrid prepare --dataset {wildcards.dataset} --planes {wildcards.key}"
+        "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key}"
         " --out {params.out:q} > {log:q} 2>&1"

@@ -8,6 +8,7 @@ rule train_shard:
     input:
         unpack(start_weights),
         prepared=prepared_inputs,
+        own=own_inputs,
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
@@ -31,7 +32,7 @@ rule train_shard:
         files=lambda wildcards, input, output: " ".join(
             f"--{name.replace('start', 'init-weights')} {path}"
             for name, path in [*input.items(), *output.items()]
-            if name != "prepared"
+            if name not in ("prepared", "own")
         ),
         device=config.get("device", "auto"),
         execution=execution_flags(config.get("execution", {})),

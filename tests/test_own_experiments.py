@@ -1,0 +1,151 @@
+"""The user's own model and dataset through the whole pipeline (examples/my_lab), and their errors."""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, write_config
+
+from chaosgrid import data, engine, models, plugins, studies, train
+from chaosgrid.cells import GridError, validate_cell
+from chaosgrid.cli import main
+
+EXAMPLES = REPO / "examples"
+OWN = {"model": "my_lab.nets:small_net", "dataset": "my_lab.data:load", "width": 4}
+
+
+@pytest.fixture
+def importable(tmp_path, monkeypatch) -> Path:
+    """A copy of the example package on the import path of this process and of the workflow's jobs (a copy:
+    a test edits it); returns its folder."""
+    code = tmp_path / "code"
+    shutil.copytree(EXAMPLES / "my_lab", code / "my_lab", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p))
+    return code
+
+
+def test_planning_finds_the_users_module_without_importing_it(tmp_path, monkeypatch):
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab/__init__.py").write_text("raise RuntimeError('planning imported the package')")
+    (tmp_path / "lab/nets.py").write_text("raise RuntimeError('planning imported the module')")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert plugins.source("lab.nets:net") == tmp_path / "lab/nets.py"
+    with pytest.raises(plugins.PluginError, match="no 'nope' in lab"):
+        plugins.source("lab.nope:net")
+
+
+@pytest.mark.parametrize("study, message", [
+    ({"model": "no_such_lab.nets:net"}, "parameter 'model': module 'no_such_lab.nets'"),
+    ({"model": "lab.nets"}, "parameter 'model' is 'lab.nets'; choose one of cnn"),
+    ({"dataset": {"npz": "missing.npz"}}, "parameter 'dataset': no file missing.npz"),
+    ({"dataset": {"npz": "broken.npz"}}, "parameter 'dataset': broken.npz has no array 'y_test'"),
+    ({"dataset": {"zip": "x.npz"}}, "as a mapping it takes one key, npz"),
+])  # fmt: skip
+def test_bad_own_code_is_named_at_planning(tmp_path, monkeypatch, study, message):
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "broken.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)))
+    with pytest.raises(GridError, match=message):
+        studies.expand_study("mine", study)
+
+
+def test_a_dataset_function_and_its_npz_give_the_same_dataset(tmp_path, importable):
+    from my_lab.data import write_npz
+
+    write_npz(str(tmp_path / "lab.npz"))
+    by_function, by_file = data.load("my_lab.data:load"), data.load(f"npz:{tmp_path / 'lab.npz'}")
+    assert by_function.x_train.shape == (1000, 1, 1, 24) and by_function.num_classes == 5
+    assert torch.equal(by_function.x_train, by_file.x_train) and torch.equal(by_function.y_test, by_file.y_test)
+    with pytest.raises(ValueError, match="labels must be integers in 0..255"):
+        data.from_arrays("big", {"x_train": np.zeros((2, 1, 4)), "y_train": np.array([0, 300]),
+                                 "x_test": np.zeros((1, 1, 4)), "y_test": np.array([0])})  # fmt: skip
+    with pytest.raises(ValueError, match="x_train must be N x C x H x W images or N x C x L signals"):
+        data.from_arrays("flat", {"x_train": np.zeros((2, 4)), "y_train": np.array([0, 1]),
+                                  "x_test": np.zeros((1, 4)), "y_test": np.array([0])})  # fmt: skip
+
+
+def test_a_model_vmap_cannot_stack_trains_on_the_loop_with_a_line_saying_why(tmp_path, monkeypatch, digits):
+    (tmp_path / "branchy.py").write_text(
+        "import torch\n"
+        "class Branchy(torch.nn.Module):\n"
+        "    def __init__(self, shape, classes):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(int(torch.tensor(shape).prod()), classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x.flatten(1)) * (2 if x.mean() > 0 else 1)  # data-dependent control flow\n"
+        "def net(in_shape, num_classes, width):\n"
+        "    return Branchy(in_shape, num_classes)\n"
+    )  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cell = validate_cell({"model": "branchy:net", "epochs": 0.2})
+    assert "data-dependent control flow" in train.unstackable(cell, digits)
+    assert train.unstackable(validate_cell({"model": "cnn"}), digits) == ""
+    shard = studies.Shard("s", "", {k: v for k, v in cell.items() if not k.endswith("_seed")}, tuple(range(8)))
+    lines = []
+    inputs = train.shard_inputs(shard, torch.device("cpu"), engine.Execution("vmap"), log=lines.append)
+    assert inputs.execution.engine == "loop" and "vmap cannot stack branchy:net" in lines[0]
+    results = train.train_shard(shard.cells(), inputs.data, inputs.sets, inputs.execution)
+    assert len(results) == 8 and all(r.diverged_step == -1 for r in results)
+
+
+@pytest.mark.parametrize("name", [m for m in models.MODELS if m != "conv1d"] + ["conv1d"])
+def test_check_model_passes_for_every_built_in_model(name):
+    dataset = "mnist1d" if name == "conv1d" else "digits"
+    done = CliRunner().invoke(main, ["check-model", name, "--dataset", dataset, "--width", "2"])
+    assert done.exit_code == 0, done.output
+    assert "vmap: stacks it" in done.output and done.output.count("equal each run alone") == 2
+
+
+def test_check_model_reports_a_users_model(importable):
+    done = CliRunner().invoke(main, ["check-model", "my_lab.nets:small_net", "--dataset", "my_lab.data:load"])
+    assert done.exit_code == 0, done.output
+    assert "5 classes" in done.output and "parameters" in done.output and "MFLOP" in done.output
+
+
+def cifar100_shaped(path: Path) -> None:
+    """A 100-class set of 3x32x32 images, 6 per class to train, 3 to test: classes told apart by colour."""
+    rng = np.random.default_rng(0)
+    colours = rng.random((100, 3))
+    make = lambda per: (np.repeat(np.arange(100), per),)
+    (y_train,), (y_test,) = make(6), make(3)
+    images = lambda y: (colours[y][:, :, None, None] + 0.05 * rng.standard_normal((len(y), 3, 32, 32))).astype("f4")
+    np.savez(path, x_train=images(y_train), y_train=y_train, x_test=images(y_test), y_test=y_test)
+
+
+def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
+    """The example's model and dataset function, and a 100-class CIFAR-100-shaped .npz: tables, figures and
+    `chaosgrid compare` work; editing the model's file re-plans exactly its shards."""
+    cifar100_shaped(tmp_path / "c100.npz")
+    start = time.perf_counter()
+    config = write_config(
+        tmp_path,
+        my_lab={**OWN, "epochs": 2, "batch_size": 50, "weight_decay": [0.0, 0.005], "seeds": 3},
+        hundred={"dataset": {"npz": "c100.npz"}, "model": "cnn", "width": 4, "epochs": 3, "lr": 0.1, "seeds": 2},
+    )
+    snakemake(tmp_path, config)
+    print(f"example study and the 100-class study through the workflow: {time.perf_counter() - start:.0f} s")
+    runs = pd.read_parquet(tmp_path / "results/my_lab/tables/runs.parquet")
+    assert len(runs) == 6 and set(runs["model"]) == {"my_lab.nets:small_net"} and runs["test_acc"].min() > 0.3
+    hundred = pd.read_parquet(tmp_path / "results/hundred/tables/runs.parquet")
+    evals = pd.read_parquet(tmp_path / "results/hundred/tables/evals.parquet")
+    predictions = pd.read_parquet(next((tmp_path / "results/hundred/predictions").glob("*.parquet")))
+    assert len(hundred) == 2 and hundred["test_acc"].min() > 0.05  # chance is 0.01
+    assert np.concatenate(predictions["pred"].to_numpy()).max() > 9  # classes beyond the tenth are predicted
+    assert len(evals) == 2 and (tmp_path / "results/hundred/tables/variance.parquet").exists()
+    for study in ("my_lab", "hundred"):
+        assert (tmp_path / f"results/{study}/figures/mean_std_by_axis.png").exists()
+    compared = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "my_lab", "--axis",
+                               "weight_decay", "--results", str(tmp_path / "results")],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    assert "weight_decay" in compared.stdout
+    with open(importable / "my_lab/nets.py", "a") as model_file:  # an edit of the model's file (Snakemake
+        model_file.write("# edited\n")  # compares contents: a touch alone re-runs nothing)
+    plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
+    assert plan["train_shard"] == 2 and "prepare_dataset" not in plan  # my_lab's two shards, nothing of hundred's
