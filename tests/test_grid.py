@@ -121,6 +121,8 @@ PUBLISHED = {
     "init_epoch": 0.0,
     # added with study 4 (decision regions), "off"
     "label_noise_per_class": False,
+    # added with your own training code, "off"
+    "trainer": "",
 }  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """The user's own model and dataset through the whole pipeline (examples/my_lab), and their errors."""
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -128,6 +130,8 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
         tmp_path,
         my_lab={**OWN, "epochs": 2, "batch_size": 50, "weight_decay": [0.0, 0.005], "seeds": 3},
         hundred={"dataset": {"npz": "c100.npz"}, "model": "cnn", "width": 4, "epochs": 3, "lr": 0.1, "seeds": 2},
+        sklearn={"trainer": "my_lab.train:run", "dataset": "my_lab.data:load", "hidden": [8, 32], "alpha": 0.001,
+                 "epochs": 40, "seeds": 3},
     )
     snakemake(tmp_path, config)
     print(f"example study and the 100-class study through the workflow: {time.perf_counter() - start:.0f} s")
@@ -139,13 +143,88 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     assert len(hundred) == 2 and hundred["test_acc"].min() > 0.05  # chance is 0.01
     assert np.concatenate(predictions["pred"].to_numpy()).max() > 9  # classes beyond the tenth are predicted
     assert len(evals) == 2 and (tmp_path / "results/hundred/tables/variance.parquet").exists()
-    for study in ("my_lab", "hundred"):
+    mlp = pd.read_parquet(tmp_path / "results/sklearn/tables/runs.parquet")
+    assert sorted(mlp["hidden"]) == [8, 8, 8, 32, 32, 32] and (mlp["alpha"] == 0.001).all()
+    assert mlp["test_acc"].min() > 0.3 and mlp["train_loss"].notna().all()
+    for study in ("my_lab", "hundred", "sklearn"):
         assert (tmp_path / f"results/{study}/figures/mean_std_by_axis.png").exists()
     compared = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "my_lab", "--axis",
                                "weight_decay", "--results", str(tmp_path / "results")],
                               capture_output=True, text=True, check=True)  # fmt: skip
     assert "weight_decay" in compared.stdout
+    own_axis = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "sklearn", "--axis",
+                               "hidden", "--results", str(tmp_path / "results")],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    assert "hidden" in own_axis.stdout
     with open(importable / "my_lab/nets.py", "a") as model_file:  # an edit of the model's file (Snakemake
         model_file.write("# edited\n")  # compares contents: a touch alone re-runs nothing)
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
-    assert plan["train_shard"] == 2 and "prepare_dataset" not in plan  # my_lab's two shards, nothing of hundred's
+    assert plan["train_shard"] == 2 and "prepare_dataset" not in plan  # my_lab's two shards, nothing of the others'
+
+
+def write_trainer(folder: Path, body: str) -> str:
+    """A module with `run(params, data)` whose body is `body` (numpy as np), named after the test's folder (a
+    name imported once per process); returns the trainer's reference."""
+    module = "trainer_" + "".join(c if c.isalnum() else "_" for c in folder.name)
+    (folder / f"{module}.py").write_text("import numpy as np\n\ndef run(params, data):\n" + body)
+    return f"{module}:run"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("    raise RuntimeError('out of memory')\n", "raised RuntimeError: out of memory"),
+    ("    return {'probabilities': {}}\n", "no probabilities for evaluation set 'clean'"),
+    ("    return {'probabilities': {n: np.ones((len(x), 3)) / 3 for n, (x, y) in data.sets.items()}}\n",
+     r"have shape \(\d+, 3\); expected \(\d+, 10\)"),
+    ("    return {'probabilities': {n: np.full((len(x), 10), np.nan) for n, (x, y) in data.sets.items()}}\n",
+     "are not probabilities"),
+    ("    return [1, 2]\n", "returned list"),
+])  # fmt: skip
+def test_a_trainer_that_breaks_its_contract_fails_its_job_naming_what(tmp_path, monkeypatch, digits, digits_sets,
+                                                                      body, message):  # fmt: skip
+    from chaosgrid.trainers import TrainerError
+
+    trainer = write_trainer(tmp_path, body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cells = [validate_cell({"trainer": trainer, "init_seed": 0})]
+    with pytest.raises(TrainerError, match=message):
+        train.train_shard(cells, digits, digits_sets)
+
+
+def test_non_finite_logits_mark_a_run_diverged(tmp_path, monkeypatch, digits, digits_sets):
+    trainer = write_trainer(tmp_path, "    bad = params['init_seed'] == 1\n"
+                            "    return {'logits': {n: np.full((len(x), 10), np.nan if bad else 0.0)\n"
+                            "                       for n, (x, y) in data.sets.items()}}\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cells = [validate_cell({"trainer": trainer, "init_seed": i}) for i in (0, 1)]
+    good, bad = train.train_shard(cells, digits, digits_sets)
+    assert good.diverged_step == -1 and good.evals["clean", 0].acc == pytest.approx(0.1, abs=0.05)
+    assert bad.diverged_step == 0 and np.isnan(bad.evals["clean", 0].acc)
+
+
+def test_a_command_trainer_gets_each_value_as_one_argument_never_read_by_a_shell(tmp_path, digits, digits_sets):
+    """Values a study sets reach the command as single arguments: `1; touch PWNED` and `$(id)` run nothing."""
+    from chaosgrid.trainers import train_runs
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys, json, numpy as np\n"
+        "data, out, note, tag = sys.argv[1:]\n"
+        f"json.dump(sys.argv[1:], open({str(tmp_path / 'argv.json')!r}, 'w'))\n"
+        "with np.load(data) as d:\n"
+        "    names = [k[2:] for k in d.files if k.startswith('y.')]\n"
+        "    np.savez(out, **{'logits.' + n: np.eye(10)[d['y.' + n]] for n in names})\n"
+    )  # fmt: skip
+    command = f"{sys.executable} {script} {{data}} {{out}} {{note}} {{tag}}"
+    cell = validate_cell({"trainer": {"command": command}, "note": "1; touch PWNED", "tag": "$(id)"})
+    (result,) = train_runs([cell], digits, digits_sets)
+    assert result.evals["clean", 0].acc == 1.0  # the labels' one-hot logits came back
+    assert json.loads((tmp_path / "argv.json").read_text())[2:] == ["1; touch PWNED", "$(id)"]
+    assert not any(Path(p, "PWNED").exists() for p in (tmp_path, Path.cwd(), REPO))
+
+
+def test_check_trainer_tells_a_trainer_that_ignores_its_seeds(tmp_path, monkeypatch):
+    trainer = write_trainer(tmp_path, "    p = np.random.rand(1, 10)  # ignores the run's seeds\n"
+                            "    return {'logits': {n: np.repeat(p, len(x), 0) for n, (x, y) in data.sets.items()}}\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    done = CliRunner().invoke(main, ["check-trainer", trainer])
+    assert done.exit_code == 1 and "DIFFERENT predictions" in done.output

@@ -145,6 +145,10 @@ PARAMETERS: dict[str, Parameter] = {
                    NAME),
     "init_epoch": P(0.0, "calibrated chaos, precision, evaluation", "with `init_from`: start from the source's "
                     "checkpoint at this epoch (it must keep it); 0: its final weights", "[0, inf)"),
+    "trainer": P("", "your own training code", "train each run with your own code instead of chaosgrid's recipe: "
+                 "`package.module:function` called in the shard's process, or `{command: \"python train.py --lr "
+                 "{lr} --out {out}\"}` run without a shell; the study may then declare keys of its own "
+                 "(docs/your-own-experiments.md); \"\": the recipe", f"|{CODE}|command:.+", mapping="command"),
     "seed_source": P("all", "seeds", "which seeds follow the seed index: `all`, `init`, `order` or `aug` (the others "
                      "stay at 0)", ("all", "init", "order", "aug")),
     "init_seed": P(0, "seeds", "set by `seeds` and `seed_source`", "[0, inf)"),
@@ -193,12 +197,23 @@ def coerce(name: str, value: object) -> object:
     return str(value)
 
 
+OWN_KEY = re.compile(r"[a-z][a-z0-9_]*")
+
+
 def validate_cell(params: dict) -> dict:
-    """Return the complete, canonical cell for `params`, or raise GridError naming the bad parameter."""
-    unknown = sorted(set(params) - set(CELL_DEFAULTS))
-    if unknown:
-        raise GridError(f"unknown parameter {unknown[0]!r}; known: {', '.join(CELL_DEFAULTS)}")
+    """Return the complete, canonical cell for `params`, or raise GridError naming the bad parameter. With a
+    `trainer`, keys that are not parameters are the study's own (single values: text, numbers, booleans),
+    kept after the parameters in sorted order."""
+    own = sorted(set(params) - set(CELL_DEFAULTS))
+    if own and not params.get("trainer"):
+        raise GridError(f"unknown parameter {own[0]!r}; known: {', '.join(CELL_DEFAULTS)} (keys of a study's own "
+                        f"need a `trainer` that reads them)")  # fmt: skip
+    for key in own:
+        if not OWN_KEY.fullmatch(key) or not isinstance(params[key], (str, int, float, bool)):
+            raise GridError(f"own key {key!r} must be a lower-case name with a single text, number or boolean value, "
+                            f"got {params[key]!r}")  # fmt: skip
     cell = {name: coerce(name, params.get(name, default)) for name, default in CELL_DEFAULTS.items()}
+    cell |= {key: params[key] for key in own}
     for name, parameter in PARAMETERS.items():
         if isinstance(parameter.values, tuple) and not parameter.admits(cell[name]):
             own = ", or your own: package.module:function" if parameter.other else ""
@@ -226,8 +241,9 @@ def validate_cell(params: dict) -> dict:
 
 
 def identity(cell: dict) -> dict:
-    """The values of `cell` that differ from the published defaults: what its id and spec are made of."""
-    return {k: v for k, v in cell.items() if v != CELL_DEFAULTS[k]}
+    """The values of `cell` that differ from the published defaults (and its own keys, which have none):
+    what its id and spec are made of."""
+    return {k: v for k, v in cell.items() if k not in CELL_DEFAULTS or v != CELL_DEFAULTS[k]}
 
 
 def cell_id(cell: dict) -> str:

@@ -350,6 +350,46 @@ def check_model(model, dataset, width, data_root) -> None:
                                    "shared across the stack (e.g. a module-level RNG or a buffer shared by runs)")  # fmt: skip
 
 
+@main.command("check-trainer")
+@click.argument("trainer")
+@click.option("--dataset", default="digits", show_default=True, help="A built-in dataset, or your own.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A parameter or own key of the run (repeat), e.g. --set hidden=16; values read as YAML.")  # fmt: skip
+@data_root_option
+def check_trainer(trainer, dataset, settings, data_root) -> None:
+    """Check your own trainer (package.module:function, or 'command:...') before a grid uses it: run one run
+    twice with equal seeds and say whether the predictions are equal (the trainer must use the seeds it is
+    given), and that its output keeps the contract (chaosgrid.trainers)."""
+    import numpy as np
+    import torch
+    import yaml
+
+    from chaosgrid import data, evalsets, shifts, trainers
+    from chaosgrid.cells import validate_cell
+
+    torch.set_num_threads(1)
+    params = {"trainer": trainer, "dataset": dataset}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{setting!r} is not KEY=VALUE", param_hint="--set")
+        params[key] = yaml.safe_load(value)
+    try:
+        cell = validate_cell(params)
+        ds = data.load(dataset, data_root)
+        sets = shifts.eval_sets(ds, evalsets.eval_pairs([], []))
+        first, second = (trainers.train_runs([cell], ds, sets)[0] for _ in range(2))
+    except (GridError, ValueError, FileNotFoundError, trainers.TrainerError) as err:
+        raise click.ClickException(str(err)) from err
+    same = np.array_equal(first.evals[CLEAN].pred, second.evals[CLEAN].pred) and np.array_equal(
+        first.evals[CLEAN].p_true, second.evals[CLEAN].p_true)
+    click.echo(f"{trainer} on {dataset}: the contract holds (test accuracy {first.evals[CLEAN].acc:.4f}); "
+               f"two runs with equal seeds give {'equal' if same else 'DIFFERENT'} predictions")  # fmt: skip
+    if not same:
+        raise click.ClickException("the trainer does not make its runs from the seeds it is given (init_seed, "
+                                   "order_seed, aug_seed): runs cannot be reproduced, nor seeds told apart")  # fmt: skip
+
+
 @main.command("prepare")
 @click.option("--dataset", "name", required=True,
               help=f"A dataset: {', '.join(CHOICES['dataset'])}, or your own (npz:<path>, package.module:function).")
@@ -464,7 +504,8 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     import pandas as pd
 
     from chaosgrid.analysis.compare import clean_points, compare, neighbours, value_orders
-    from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, format_value
+    from chaosgrid.cells import SEED_KEYS, format_value
+    from chaosgrid.store import parameter_columns
 
     if bool(axis) == bool(a_pairs or b_pairs):
         raise click.UsageError("give either --axis NAME or both --a KEY=VALUE ... and --b KEY=VALUE ...")
@@ -473,7 +514,7 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     if not runs_path.exists():
         raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first", param_hint="--study")
     runs = pd.read_parquet(runs_path)
-    axes = [k for k in CELL_DEFAULTS if k not in SEED_KEYS and runs[k].nunique() > 1]
+    axes = [k for k in parameter_columns(list(runs.columns)) if k not in SEED_KEYS and runs[k].nunique() > 1]
     if "variant" in axes:  # a variant's own settings are not axes of their own
         axes = [a for a in axes if a == "variant" or runs.groupby("variant")[a].nunique().max() > 1]
     points = clean_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)

@@ -116,7 +116,8 @@ def provenance(device: str, threads: int, execution: dict) -> dict:
 
 
 def runs_table(results: list[RunResult], shard: str, prov: dict) -> pa.Table:
-    """One row per run: every cell parameter (defaults included), outcome, provenance."""
+    """One row per run: every cell parameter (defaults included), the study's own keys (a trainer's) after
+    them, outcome, provenance."""
     rows = [
         {
             "cell_id": cell_id(r.cell),
@@ -134,7 +135,16 @@ def runs_table(results: list[RunResult], shard: str, prov: dict) -> pa.Table:
         }
         for r in results
     ]
-    return pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
+    own = [k for k in results[0].cell if k not in CELL_DEFAULTS]
+    schema = RUNS_SCHEMA
+    for i, key in enumerate(own):
+        schema = schema.insert(2 + len(CELL_FIELDS) + i, pa.field(key, _ARROW_TYPES[type(results[0].cell[key])]))
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def parameter_columns(columns: list[str]) -> list[str]:
+    """The columns of a runs table that describe a run: every cell parameter, then the study's own keys."""
+    return [*CELL_DEFAULTS, *(c for c in columns if c not in RUNS_SCHEMA.names)]
 
 
 def predictions_table(results: list[RunResult]) -> pa.Table:

@@ -187,8 +187,10 @@ def seed_list(seeds: int | list[int]) -> list[int]:
 
 def study_axes(study: dict) -> list[str]:
     """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order, with `variant`
-    (first) when the study declares `variants`."""
-    return [k for k in CELL_DEFAULTS if isinstance(study.get(k), list) or (k == "variant" and study.get("variants"))]
+    (first) when the study declares `variants`; then, with a `trainer`, its own list-valued keys, in order."""
+    axes = [k for k in CELL_DEFAULTS if isinstance(study.get(k), list) or (k == "variant" and study.get("variants"))]
+    own = [k for k in study if k not in CELL_DEFAULTS and k not in STUDY_KEYS] if study.get("trainer") else []
+    return axes + [k for k in own if isinstance(study[k], list)]
 
 
 def study_variants(name: str, study: dict) -> dict[str, dict]:
@@ -223,6 +225,9 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     variants = study_variants(name, study)
     axes = study_axes(study)
     values_of = {a: list(variants) if a == "variant" else params[a] for a in axes}
+    for axis in set(axes) - set(CELL_DEFAULTS):  # an own axis of numbers is all floats if any is ([0, 0.1])
+        if any(isinstance(v, float) for v in values_of[axis]) and not any(isinstance(v, (bool, str)) for v in values_of[axis]):
+            values_of[axis] = [float(v) for v in values_of[axis]]
     for axis in axes:
         if not values_of[axis]:
             raise GridError(f"study {name!r}: axis {axis!r} is empty")
@@ -254,6 +259,9 @@ def expand_study(name: str, study: dict) -> list[Shard]:
             own_files(base)
         except GridError as err:
             raise GridError(f"study {name!r}: {err}") from err
+        if base["trainer"] and (checkpoints != "final" or weights or base["init_from"]):
+            raise GridError(f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
+                            f"or weights of them, and starts none from another study (init_from)")  # fmt: skip
         prefix = "".join(f"{a}~{key_text(base[a])}/" for a in axes)
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
@@ -276,8 +284,8 @@ def own_files(cell: dict) -> list[str]:
     "package.module:function", a dataset "npz:<path>"), checked without importing anything: GridError names
     the parameter and the file. The workflow makes them inputs of the shards that use them."""
     files = []
-    for key in ("model", "dataset"):
-        value = cell[key]
+    for key in ("model", "dataset", "trainer"):
+        value = cell.get(key, "")
         if value.startswith("npz:"):
             path = Path(value.removeprefix("npz:"))
             if not path.is_file():

@@ -120,17 +120,23 @@ def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str 
     out = None
     for key, (x, y) in sets.items():
         probs = torch.cat([logits(xc).softmax(-1) for xc in x.split(eval_chunk(x))], dim=1)
-        pred = probs.argmax(-1)
-        p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
-        correct = pred == y
-        acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
-        pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
-        kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
-        labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
-        out = out or [{} for _ in range(len(probs))]
-        for r in range(len(probs)):
-            out[r][key] = EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels)
+        results = eval_results(probs, y, probabilities)
+        out = out or [{} for _ in results]
+        for r, result in enumerate(results):
+            out[r][key] = result
     return out
+
+
+def eval_results(probs: torch.Tensor, y: torch.Tensor, probabilities: bool = False) -> list[EvalResult]:
+    """Each run's predictions on one evaluation set from its (K, examples, classes) probabilities."""
+    pred = probs.argmax(-1)
+    p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
+    correct = pred == y
+    acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
+    pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
+    kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
+    labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
+    return [EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels) for r in range(len(probs))]
 
 
 @dataclass
@@ -220,6 +226,10 @@ def train_shard(
     for c in cells:
         if {k: v for k, v in c.items() if k not in SEED_KEYS} != shared:
             raise ValueError("a shard's cells must differ only in their seeds")
+    if shared["trainer"]:  # the user's own training code trains each run (chaosgrid.trainers)
+        from chaosgrid.trainers import train_runs
+
+        return train_runs(cells, data, sets, progress, probabilities)
     device = data.x_train.device
     x, y = training_set(data, cells[0])
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
