@@ -5,6 +5,7 @@ seeds and the study's own keys (here `hidden` and `alpha`), `data` the arrays (c
 """
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.neural_network import MLPClassifier
@@ -29,12 +30,9 @@ if __name__ == "__main__":  # the command form: python train.py DATA OUT HIDDEN 
     with np.load(data_path) as npz:
         arrays = {k: npz[k] for k in npz.files}
     names = sorted({k.partition(".")[2] for k in arrays if k.startswith("x.")})
-
-    class Data:
-        x_train, y_train = arrays["x_train"], arrays["y_train"]
-        sets = {n: (arrays[f"x.{n}"], arrays[f"y.{n}"]) for n in names}
-        num_classes = int(max(arrays["y_train"].max(), *(arrays[f"y.{n}"].max() for n in names))) + 1
-
-    result = run({"hidden": hidden, "alpha": alpha, "epochs": epochs, "init_seed": int(seed)}, Data)
+    data = SimpleNamespace(x_train=arrays["x_train"], y_train=arrays["y_train"],
+                           sets={n: (arrays[f"x.{n}"], arrays[f"y.{n}"]) for n in names},
+                           num_classes=int(max(arrays["y_train"].max(), *(arrays[f"y.{n}"].max() for n in names))) + 1)  # fmt: skip
+    result = run({"hidden": hidden, "alpha": alpha, "epochs": epochs, "init_seed": int(seed)}, data)
     np.savez(out, **{f"probabilities.{n}": p for n, p in result["probabilities"].items()},
              **{"history.train_loss": np.array([h["train_loss"] for h in result["history"]])})  # fmt: skip

@@ -135,7 +135,7 @@ def runs_table(results: list[RunResult], shard: str, prov: dict) -> pa.Table:
         }
         for r in results
     ]
-    own = [k for k in results[0].cell if k not in CELL_DEFAULTS]
+    own = [k for k in results[0].cell if k not in CELL_DEFAULTS] if results else []
     schema = RUNS_SCHEMA
     for i, key in enumerate(own):
         schema = schema.insert(2 + len(CELL_FIELDS) + i, pa.field(key, _ARROW_TYPES[type(results[0].cell[key])]))
