@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 import torch
-from published_data import write_cifar10, write_cifar10_1, write_cifar10_c
+from published_data import (
+    write_cifar10,
+    write_cifar10_1,
+    write_cifar10_c,
+    write_cifar100,
+    write_idx,
+    write_svhn,
+)
 
 from chaosgrid import data
 
@@ -100,6 +107,26 @@ def test_cifar10_reads_torchvision_format(tmp_path):
     assert ds.x_train.shape == (100, 3, 32, 32) and ds.x_test.shape == (20, 3, 32, 32)
     assert torch.allclose(ds.x_test[3], torch.from_numpy(test_images[3]).permute(2, 0, 1).float() / 255)
     assert ds.y_test.tolist() == test_labels
+
+
+def test_cifar100_svhn_mnist_and_fashion_mnist_read_their_published_formats(tmp_path):
+    """Through torchvision's dataset classes, from tiny files in the real formats: pixels, labels (SVHN's 10
+    is the digit 0) and the class count each dataset carries."""
+    images, fine = write_cifar100(tmp_path)
+    ds = data.load("cifar100", tmp_path)
+    assert ds.x_test.shape == (30, 3, 32, 32) and ds.y_test.tolist() == fine and ds.num_classes == 100
+    assert torch.allclose(ds.x_test[2], torch.from_numpy(images[2]).permute(2, 0, 1).float() / 255)
+    images, digits = write_svhn(tmp_path / "svhn")
+    ds = data.load("svhn", tmp_path)
+    assert ds.y_test.tolist() == digits.tolist() and ds.num_classes == 10
+    assert torch.allclose(ds.x_test[5], torch.from_numpy(images[5]).permute(2, 0, 1).float() / 255)
+    for name, folder in (("mnist", "mnist"), ("fashion_mnist", "fashion-mnist")):
+        images, labels = write_idx(tmp_path / folder)
+        ds = data.load(name, tmp_path)
+        assert ds.x_train.shape == (9, 1, 28, 28) and ds.y_test.tolist() == labels.tolist()
+        assert torch.equal(ds.x_test[4, 0], torch.from_numpy(images[4]).float() / 255)
+    with pytest.raises(FileNotFoundError, match="svhn not found: looked for .*train_32x32.mat"):
+        data.load("svhn", tmp_path / "elsewhere")
 
 
 def test_missing_cifar10_says_where_it_looked(tmp_path):

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from published_data import md5, serving, tar_folder, write_cifar10, write_cifar10_1, write_cifar10_c
+from published_data import (
+    md5,
+    serving,
+    tar_folder,
+    write_cifar10,
+    write_cifar10_1,
+    write_cifar10_c,
+    write_cifar100,
+    write_idx,  # fmt: skip
+    write_svhn,
+)
 from workflow_helpers import planned_jobs, snakemake, tiny_study
 
 from chaosgrid import data, downloads
@@ -19,6 +29,15 @@ def publish(name: str, served: Path) -> list[tuple[str, str]]:
     if name == "cifar10":
         write_cifar10(made)
         return [("cifar-10-python.tar.gz", tar_folder(made / "cifar-10-batches-py", served / "cifar-10-python.tar.gz"))]
+    if name == "cifar100":
+        write_cifar100(made)
+        return [("cifar-100-python.tar.gz", tar_folder(made / "cifar-100-python", served / "cifar-100-python.tar.gz"))]
+    if name == "svhn":
+        write_svhn(served)
+        return [(f, md5(served / f)) for f in ("train_32x32.mat", "test_32x32.mat")]
+    if name in ("mnist", "fashion_mnist"):
+        write_idx(served, gzipped=True)
+        return [(f"{f}.gz", md5(served / f"{f}.gz")) for f in downloads.MNIST_FILES]
     if name == "cifar10_1":
         write_cifar10_1(served)
         return [(f, md5(served / f)) for f in ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")]
@@ -27,8 +46,10 @@ def publish(name: str, served: Path) -> list[tuple[str, str]]:
 
 
 def read(name: str, root: Path):
-    return {"cifar10": lambda: data.cifar10(root).x_test, "cifar10_1": lambda: data.cifar10_1(root)[0],
-            "cifar10_c": lambda: data.cifar10_c(root, "fog", 2)[0]}[name]()  # fmt: skip
+    """What the loader makes of a downloaded source: its test images."""
+    if name in ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist"):
+        return data.load(name, root).x_test
+    return {"cifar10_1": lambda: data.cifar10_1(root)[0], "cifar10_c": lambda: data.cifar10_c(root, "fog", 2)[0]}[name]()
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
@@ -39,7 +60,7 @@ def test_a_good_download_leaves_the_folder_the_loader_reads_and_nothing_else(tmp
         source = Source(SOURCES[name].folder, tuple((f"{url}/{f}", m) for f, m in files))
         assert download(name, root, source) == root / SOURCES[name].folder
     assert [p.name for p in root.iterdir()] == [SOURCES[name].folder]  # no scratch folder, no archive
-    assert read(name, root).shape[1:] == (3, 32, 32)
+    assert read(name, root).shape[1:] == ((1, 28, 28) if "mnist" in name else (3, 32, 32))
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))

@@ -68,10 +68,12 @@ P = Parameter
 PARAMETERS: dict[str, Parameter] = {
     "variant": P("", "label", "a named recipe of the study's `variants` (set there, not directly); \"\": none", NAME),
     "dataset": P("digits", "data and model", "`digits` (scikit-learn, 8x8), `synthetic` (3x32x32, 5,000/1,000), "
-                 "`synthetic50k` (CIFAR-10 sized), `cifar10` (from `data_root`), `mnist1d` (1-D signals of length "
-                 "40, 2,000/10,000, generated offline; no image shifts); or your own: `package.module:function` "
-                 "returning arrays, or `{npz: path}` (docs/your-own-experiments.md)",
-                 ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d"), other=f"{CODE}|{NPZ}",
+                 "`synthetic50k` (CIFAR-10 sized), `mnist1d` (1-D signals of length 40, 2,000/10,000, generated "
+                 "offline; no image shifts); from `data_root`, downloaded when missing: `cifar10`, `cifar100`, "
+                 "`svhn` (train and test), `mnist`, `fashion_mnist` (28x28); or your own: "
+                 "`package.module:function` returning arrays, or `{npz: path}` (docs/your-own-experiments.md)",
+                 ("digits", "synthetic", "synthetic50k", "cifar10", "mnist1d", "cifar100", "svhn", "mnist",
+                  "fashion_mnist"), other=f"{CODE}|{NPZ}",
                  mapping="npz"),
     "model": P("cnn", "data and model", "`cnn` (VGG-style, widths w/2w/4w), `vgg16` (VGG-16-BN, one linear layer; "
                "w=64: 14.7M parameters), `resnet18` and `preact_resnet18` (widths k/2k/4k/8k), `wrn28` (Wide "

@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chaosgrid.downloads import CIFAR10_1_FILES, CIFAR10_C_LABELS, CIFAR10_FILES, SOURCES
+from chaosgrid.downloads import (
+    CIFAR10_1_FILES,
+    CIFAR10_C_LABELS,
+    CIFAR10_FILES,
+    CIFAR100_FILES,
+    MNIST_FILES,
+    SOURCES,  # fmt: skip
+    SVHN_FILES,
+)
 
 SYNTHETIC_CLASSES = 10  # the shape classes of the synthetic set
 MAX_CLASSES = 256  # predictions are stored as uint8 (chaosgrid.store)
@@ -62,12 +70,13 @@ def generator(purpose: str, seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(purpose, seed))
 
 
-def _make(name: str, x_train, y_train, x_test, y_test) -> Dataset:
+def _make(name: str, x_train, y_train, x_test, y_test, classes: int = 0) -> Dataset:
     """A Dataset from arrays (images N x C x H x W, 1-D signals N x C x 1 x L), normalised by the training
-    set's per-channel statistics; its class count is one more than its largest label."""
+    set's per-channel statistics; its class count is `classes` (a published set's), else one more than its
+    largest label."""
     x_train, x_test = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(x_test, dtype=torch.float32)
     y_train, y_test = torch.as_tensor(y_train, dtype=torch.int64), torch.as_tensor(y_test, dtype=torch.int64)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    num_classes = max(classes, int(max(y_train.max(), y_test.max())) + 1)
     if num_classes > MAX_CLASSES or min(y_train.min(), y_test.min()) < 0:
         raise ValueError(f"dataset {name!r}: labels must be integers in 0..{MAX_CLASSES - 1} (predictions are "
                          f"stored as uint8); found {int(min(y_train.min(), y_test.min()))}..{num_classes - 1}")  # fmt: skip
@@ -196,7 +205,56 @@ def cifar10(root: Path) -> Dataset:
     _published("cifar10", root, CIFAR10_FILES[0])  # torchvision's own message does not say where it looked
     train, test = (UncheckedCIFAR10(str(root), train=t, download=False) for t in (True, False))
     to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0
-    return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets)
+    return _make("cifar10", to_x(train), train.targets, to_x(test), test.targets, classes=10)
+
+
+def cifar100(root: Path) -> Dataset:
+    """CIFAR-100 (fine labels) from torchvision's on-disk format in `root/cifar-100-python`."""
+    from torchvision.datasets import CIFAR100
+
+    class UncheckedCIFAR100(CIFAR100):
+        def _check_integrity(self) -> bool:  # as UncheckedCIFAR10: subsets and re-encoded copies are fine
+            return True
+
+        def _load_meta(self) -> None:
+            self.classes = [f"class{i}" for i in range(100)]
+
+    _published("cifar100", root, *CIFAR100_FILES)
+    train, test = (UncheckedCIFAR100(str(root), train=t, download=False) for t in (True, False))
+    to_x = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).float() / 255.0
+    return _make("cifar100", to_x(train), train.targets, to_x(test), test.targets, classes=100)
+
+
+def svhn(root: Path) -> Dataset:
+    """SVHN's cropped digits (train and test, not extra) from their .mat files in `root/svhn`, read by
+    torchvision (label 10 is digit 0)."""
+    from torchvision.datasets import SVHN
+
+    class UncheckedSVHN(SVHN):
+        def _check_integrity(self) -> bool:
+            return True
+
+    folder = _published("svhn", root, *SVHN_FILES)
+    train, test = (UncheckedSVHN(str(folder), split=s, download=False) for s in ("train", "test"))
+    to_x = lambda d: torch.from_numpy(d.data).float() / 255.0  # already N x 3 x 32 x 32
+    return _make("svhn", to_x(train), train.labels, to_x(test), test.labels, classes=10)
+
+
+def mnist(root: Path, name: str = "mnist") -> Dataset:
+    """MNIST (or, with name="fashion_mnist", Fashion-MNIST) from its idx files in the source's folder, read by
+    torchvision: 28x28 grey images."""
+    from torchvision.datasets import MNIST
+
+    folder = _published(name, root, *MNIST_FILES)
+
+    class FolderMNIST(MNIST):
+        @property
+        def raw_folder(self) -> str:  # the idx files lie in the source's folder itself
+            return str(folder)
+
+    train, test = (FolderMNIST(str(root), train=t, download=False) for t in (True, False))
+    to_x = lambda d: d.data[:, None].float() / 255.0
+    return _make(name, to_x(train), train.targets, to_x(test), test.targets, classes=10)
 
 
 def _npy_images(path: Path) -> torch.Tensor:
@@ -272,6 +330,12 @@ def load(name: str, root: Path | str = "data") -> Dataset:
         return mnist1d()
     if name == "cifar10":
         return cifar10(Path(root))
+    if name == "cifar100":
+        return cifar100(Path(root))
+    if name == "svhn":
+        return svhn(Path(root))
+    if name in ("mnist", "fashion_mnist"):
+        return mnist(Path(root), name)
     raise ValueError(f"unknown dataset {name!r}")
 
 

@@ -10,6 +10,7 @@ there, and only then renamed into place, so a failed or killed download never lo
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
 import sys
@@ -21,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")  # unpacked to the source's folder
+GZIP_SUFFIX = ".gz"  # any other gzip file is decompressed into it (MNIST's idx files)
 # The files in each source's folder that the loaders (chaosgrid.data) open.
 CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+CIFAR100_FILES = ("train", "test", "meta")
+SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# The published image datasets a study trains on, by the source that holds them (all but CIFAR-10's shifts).
+TRAINING_SOURCES = {"cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES, "svhn": SVHN_FILES,
+                    "mnist": MNIST_FILES, "fashion_mnist": MNIST_FILES}  # fmt: skip
 CIFAR10_1_FILES = ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")
 CIFAR10_C_LABELS = "labels.npy"
 CHUNK = 1 << 20
@@ -36,6 +44,11 @@ class Source:
 
     folder: str
     files: tuple[tuple[str, str], ...]
+
+
+def _idx_source(folder: str, base: str, md5s: tuple[str, ...]) -> Source:
+    """MNIST-format files, gzipped at `base`, in MNIST_FILES order."""
+    return Source(folder, tuple((f"{base}/{name}.gz", md5) for name, md5 in zip(MNIST_FILES, md5s, strict=True)))
 
 
 SOURCES = {
@@ -58,6 +71,27 @@ SOURCES = {
             ),
         ),
     ),
+    # The python version of CIFAR-100; the MD5 torchvision checks.
+    "cifar100": Source(
+        "cifar-100-python",
+        (("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
+    ),
+    # SVHN's cropped digits (format 2), train and test; the MD5s torchvision checks.
+    "svhn": Source(
+        "svhn",
+        (
+            ("http://ufldl.stanford.edu/housenumbers/train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+            ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+        ),
+    ),
+    # LeCun et al.'s idx files (torchvision's mirror) and Zalando's Fashion-MNIST in the same format,
+    # decompressed into the folder; the MD5s of the .gz files, as torchvision checks them.
+    "mnist": _idx_source("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist", (
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+        "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
+    "fashion_mnist": _idx_source("fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com", (
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+        "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
     # Hendrycks & Dietterich's corruptions (Zenodo record 2535967, 2.9 GB); the MD5 Zenodo lists.
     "cifar10_c": Source(
         "CIFAR-10-C",
@@ -74,8 +108,8 @@ def sources_for(dataset: str, shifts: tuple[str, ...] | list[str]) -> dict[str, 
     """The published sources a shard reads, each with the files in its folder that the shard opens: its
     dataset when published, and the published sets among its shifts."""
     needed: dict[str, list[str]] = {}
-    if dataset == "cifar10":
-        needed["cifar10"] = list(CIFAR10_FILES)
+    if dataset in TRAINING_SOURCES:
+        needed[dataset] = list(TRAINING_SOURCES[dataset])
     if "cifar10_1" in shifts:
         needed["cifar10_1"] = list(CIFAR10_1_FILES)
     corruptions = [s.removeprefix("cifar10c_") for s in shifts if s.startswith("cifar10c_")]
@@ -149,6 +183,12 @@ def download(name: str, root: Path, source: Source | None = None, progress=sys.s
                 with tarfile.open(archive) as tar:
                     tar.extractall(scratch, filter="data")  # refuses absolute paths and links out of scratch
                 archive.unlink()
+            elif file_name.endswith(GZIP_SUFFIX):
+                packed = scratch / file_name
+                _fetch(url, md5, packed, progress)
+                with gzip.open(packed) as unpacked, open(scratch / source.folder / file_name[: -len(GZIP_SUFFIX)], "wb") as out:
+                    shutil.copyfileobj(unpacked, out)
+                packed.unlink()
             else:
                 _fetch(url, md5, scratch / source.folder / file_name, progress)
         if not any((scratch / source.folder).iterdir()):

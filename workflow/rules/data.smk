@@ -1,4 +1,4 @@
-# Published datasets (CIFAR-10, CIFAR-10.1, CIFAR-10-C) are inputs of the prepare jobs that read them.
+# Published datasets (CIFAR-10/100, CIFAR-10.1, CIFAR-10-C, SVHN, MNIST, Fashion-MNIST) are inputs of the prepare jobs that read them.
 # Present under data_root, they are used as they are (`ancient`: their timestamps never re-run a job);
 # missing, this rule downloads each once, checksums verified, before any job that needs it is scheduled. It
 # runs on the machine Snakemake runs on (`localrule`), which on a cluster is the login node with internet.
@@ -10,7 +10,7 @@ rule download_data:
     log:
         "results/downloads/{folder}.log",
     wildcard_constraints:
-        folder=one_of([re.escape(source.folder) for source in DATA_SOURCES.values()]),
+        folder=one_of([source.folder for source in DATA_SOURCES.values()]),
     retries: 2
     localrule: True
     conda:
