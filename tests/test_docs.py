@@ -23,7 +23,7 @@ def commands(page: Path) -> list[str]:
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
         joined = block.replace("\\\n", " ")
         found += [line.split("#")[0].strip() for line in joined.splitlines() if line.split("#")[0].strip()]
-    found += re.findall(r"`((?:snakemake|chaosgrid|make) [^`]+)`", text)
+    found += re.findall(r"`((?:[A-Z]+=\S+ )?(?:snakemake|chaosgrid|make) [^`]+)`", text)
     return found
 
 
@@ -40,6 +40,8 @@ def test_every_command_shown_exists(page):
     runner = CliRunner()
     for command in commands(page):
         words = shlex.split(command)
+        while "=" in words[0] and not words[0].startswith("-"):  # PYTHONPATH=examples snakemake ...
+            words = words[1:]
         placeholder = lambda word: "<" in word or word.isupper()  # config/<study>.yaml, NAME
         program = Path(words[0]).name
         if program == "make":
