@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("storage.py", "B per run per eval set"),
         ("job_overhead.py", "projected paper shard"),
         ("utilization.py", "of peak"),
+        ("own_model.py", "own / built-in"),
     ],
 )
 def test_benchmark_smoke(tmp_path, script, header):
