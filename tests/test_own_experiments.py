@@ -50,10 +50,14 @@ def test_planning_finds_the_users_module_without_importing_it(tmp_path, monkeypa
     ({"dataset": {"npz": "missing.npz"}}, "parameter 'dataset': no file missing.npz"),
     ({"dataset": {"npz": "broken.npz"}}, "parameter 'dataset': broken.npz has no array 'y_test'"),
     ({"dataset": {"zip": "x.npz"}}, "as a mapping it takes one key, npz"),
+    ({"dataset": {"npz": "whole.npz"}, "shifts": ["own_ood"]}, "whole.npz has no array 'x_ood'"),
+    ({"shifts": ["own_ood"]}, "shift 'own_ood' names a set of the user's own dataset"),
 ])  # fmt: skip
 def test_bad_own_code_is_named_at_planning(tmp_path, monkeypatch, study, message):
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "broken.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)))
+    np.savez(tmp_path / "whole.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)),
+             y_test=np.zeros(2, int))  # fmt: skip
     with pytest.raises(GridError, match=message):
         studies.expand_study("mine", study)
 
@@ -64,6 +68,10 @@ def test_a_dataset_function_and_its_npz_give_the_same_dataset(tmp_path, importab
     write_npz(str(tmp_path / "lab.npz"))
     by_function, by_file = data.load("my_lab.data:load"), data.load(f"npz:{tmp_path / 'lab.npz'}")
     assert by_function.x_train.shape == (1000, 1, 1, 24) and by_function.num_classes == 5
+    drifted, labels = data.own_set("my_lab.data:load", "drifted")
+    assert drifted.shape == (1000, 1, 1, 24) and torch.equal(labels, by_function.y_test)
+    with pytest.raises(ValueError, match="has no evaluation set 'ood'.*its sets: drifted"):
+        data.own_set("my_lab.data:load", "ood")
     assert torch.equal(by_function.x_train, by_file.x_train) and torch.equal(by_function.y_test, by_file.y_test)
     with pytest.raises(ValueError, match="labels must be integers in 0..255"):
         data.from_arrays("big", {"x_train": np.zeros((2, 1, 4)), "y_train": np.array([0, 300]),
@@ -128,7 +136,8 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     start = time.perf_counter()
     config = write_config(
         tmp_path,
-        my_lab={**OWN, "epochs": 2, "batch_size": 50, "weight_decay": [0.0, 0.005], "seeds": 3},
+        my_lab={**OWN, "epochs": 2, "batch_size": 50, "weight_decay": [0.0, 0.005], "seeds": 3,
+                "shifts": ["own_drifted"]},
         hundred={"dataset": {"npz": "c100.npz"}, "model": "cnn", "width": 4, "epochs": 3, "lr": 0.1, "seeds": 2},
         sklearn={"trainer": "my_lab.train:run", "dataset": "my_lab.data:load", "hidden": [8, 32], "alpha": 0.001,
                  "epochs": 40, "seeds": 3},
@@ -146,6 +155,8 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     mlp = pd.read_parquet(tmp_path / "results/sklearn/tables/runs.parquet")
     assert sorted(mlp["hidden"]) == [8, 8, 8, 32, 32, 32] and (mlp["alpha"] == 0.001).all()
     assert mlp["test_acc"].min() > 0.3 and mlp["train_loss"].notna().all()
+    drifted = pd.read_parquet(tmp_path / "results/my_lab/tables/evals.parquet").query("shift == 'own_drifted'")
+    assert len(drifted) == 6 and drifted["acc"].between(0.05, 1).all()  # the dataset's own shifted set, evaluated
     for study in ("my_lab", "hundred", "sklearn"):
         assert (tmp_path / f"results/{study}/figures/mean_std_by_axis.png").exists()
     compared = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "my_lab", "--axis",

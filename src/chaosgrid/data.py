@@ -282,22 +282,39 @@ def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor,
 OWN_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def own(name: str) -> Dataset:
-    """The user's dataset: `npz:<path>`, a file holding the arrays x_train, y_train, x_test, y_test (any
+def own_arrays(name: str) -> dict:
+    """The user's dataset as arrays: `npz:<path>`, a file holding x_train, y_train, x_test, y_test (any
     framework can write one), or `package.module:function` returning them (a mapping with those keys, or a
-    tuple in that order; numpy arrays or tensors; images N x C x H x W or signals N x C x L; integer labels)."""
+    tuple in that order; numpy arrays or tensors; images N x C x H x W or signals N x C x L; integer labels).
+    Further pairs x_<set>, y_<set> are evaluation sets, named `own_<set>` in a study's shifts."""
     if name.startswith("npz:"):
         path = Path(name.removeprefix("npz:"))
         if not path.is_file():
             raise FileNotFoundError(f"dataset {name!r}: no file {path}")
         with np.load(path) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    else:
-        from chaosgrid import plugins
+            return {key: npz[key] for key in npz.files}
+    from chaosgrid import plugins
 
-        arrays = plugins.load(name)()
-        arrays = dict(zip(OWN_ARRAYS, arrays, strict=True)) if isinstance(arrays, (tuple, list)) else arrays
-    return from_arrays(name, arrays)
+    arrays = plugins.load(name)()
+    return dict(zip(OWN_ARRAYS, arrays, strict=True)) if isinstance(arrays, (tuple, list)) else dict(arrays)
+
+
+def own(name: str) -> Dataset:
+    """The user's dataset (`own_arrays`), checked."""
+    return from_arrays(name, own_arrays(name))
+
+
+def own_set(name: str, subset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A further evaluation set of the user's dataset: its arrays x_<subset> and y_<subset>, checked alike."""
+    arrays = own_arrays(name)
+    if f"x_{subset}" not in arrays or f"y_{subset}" not in arrays:
+        sets = sorted(k[2:] for k in arrays if k.startswith("x_") and k[2:] not in ("train", "test"))
+        raise ValueError(f"dataset {name!r} has no evaluation set {subset!r} (arrays x_{subset}, y_{subset}); "
+                         f"its sets: {', '.join(sets) or 'none'}")  # fmt: skip
+    view = {"x_train": arrays[f"x_{subset}"], "y_train": arrays[f"y_{subset}"],
+            "x_test": arrays[f"x_{subset}"], "y_test": arrays[f"y_{subset}"]}  # fmt: skip
+    made = from_arrays(f"{name} ({subset})", view)
+    return made.x_test, made.y_test
 
 
 def from_arrays(name: str, arrays: dict) -> Dataset:

@@ -7,6 +7,8 @@ statistics. Torch-free, so planning can check a study's shifts.
 
 from __future__ import annotations
 
+import re
+
 from chaosgrid.cells import SIGNAL_DATASETS, GridError
 
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
@@ -29,18 +31,33 @@ def clean_rows(frame):
     return frame[(frame["shift"] == CLEAN[0]) & (frame["severity"] == CLEAN[1])]
 
 
+OWN_PREFIX = "own_"  # `own_<name>`: a further evaluation set of the user's dataset (x_<name>, y_<name>)
+OWN_SET = re.compile(r"own_([a-z0-9_]+)")
+
+
+def single_level(name: str) -> bool:
+    """Whether an evaluation set has one version (severity 0): published sets, probe sets, the user's own."""
+    return name in SINGLE_LEVEL_SETS or name.startswith(OWN_PREFIX)
+
+
 def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tuple[int, ...]) -> list[tuple[str, int]]:
     """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
     pairs = [CLEAN]
     for name in shifts:
-        pairs += [(name, 0)] if name in SINGLE_LEVEL_SETS else [(name, s) for s in severities]
+        pairs += [(name, 0)] if single_level(name) else [(name, s) for s in severities]
     return pairs
 
 
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:
     """Raise GridError naming the first unknown shift, a published set on the wrong dataset, or a bad severity."""
+    own_dataset = ":" in dataset
     for name in shifts:
         if name in PROBE_SETS:
+            continue
+        if name.startswith(OWN_PREFIX):
+            if not own_dataset or not OWN_SET.fullmatch(name):
+                raise GridError(f"shift {name!r} names a set of the user's own dataset (own_<name>, lower case: its "
+                                f"arrays x_<name> and y_<name>), but dataset is {dataset!r}")  # fmt: skip
             continue
         if dataset in SIGNAL_DATASETS:
             raise GridError(f"shift {name!r} is an image corruption, but dataset {dataset!r} holds 1-D signals")
@@ -49,9 +66,10 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
                 raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
         elif name not in CORRUPTION_NAMES:
             known = ", ".join(CORRUPTION_NAMES)
-            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes")
+            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes, "
+                            f"or own_<name> (a set of your own dataset)")  # fmt: skip
     for severity in severities:
         if not 1 <= severity <= 5:
             raise GridError(f"severity must be 1..5, got {severity!r}")
-    if any(name not in SINGLE_LEVEL_SETS for name in shifts) and not severities:
+    if any(not single_level(name) for name in shifts) and not severities:
         raise GridError("shifts are listed but 'severities' is empty")

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator
-from chaosgrid.evalsets import PLANES, is_clean
+from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator, own_set
+from chaosgrid.evalsets import OWN_PREFIX, PLANES, is_clean
 from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
 from chaosgrid.planes import anchors, probe_set
 from chaosgrid.studies import plane_spec, triplets_key
@@ -95,7 +95,9 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 
 def shifted_set(data: Dataset, name: str, severity: int, root: Path | str = "data") -> tuple[torch.Tensor, torch.Tensor]:
     """Images (in [0, 1], unnormalised) and labels of one shifted evaluation set, on the device of `data`: a
-    corruption of the test set or a published set read from `root`."""
+    corruption of the test set, a published set read from `root`, or a further set of the user's dataset."""
+    if name.startswith(OWN_PREFIX):
+        return own_set(data.name, name.removeprefix(OWN_PREFIX))
     if name == "cifar10_1":
         return cifar10_1(Path(root))
     if name.startswith("cifar10c_"):

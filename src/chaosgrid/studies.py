@@ -29,7 +29,7 @@ from chaosgrid.cells import (
     seeds_for,
     validate_cell,
 )
-from chaosgrid.evalsets import PLANES, check_shifts
+from chaosgrid.evalsets import OWN_PREFIX, PLANES, check_shifts
 from chaosgrid.inputs import dataset_folder
 
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
@@ -256,7 +256,7 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         check_shifts(shifts, severities, base["dataset"])
         try:
-            own_files(base)
+            own_files(base, shifts)
         except GridError as err:
             raise GridError(f"study {name!r}: {err}") from err
         if base["trainer"] and (checkpoints != "final" or weights or base["init_from"]):
@@ -279,10 +279,11 @@ def key_text(value: object) -> str:
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def own_files(cell: dict) -> list[str]:
+def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
     """The files of the user's own code and data that a cell uses (a model or dataset named
-    "package.module:function", a dataset "npz:<path>"), checked without importing anything: GridError names
-    the parameter and the file. The workflow makes them inputs of the shards that use them."""
+    "package.module:function", a dataset "npz:<path>", holding the `own_<set>` evaluation sets of `shifts`),
+    checked without importing anything: GridError names the parameter and the file. The workflow makes them
+    inputs of the shards that use them."""
     files = []
     for key in ("model", "dataset", "trainer"):
         value = cell.get(key, "")
@@ -294,9 +295,10 @@ def own_files(cell: dict) -> list[str]:
                 members = {Path(m).stem for m in zipfile.ZipFile(path).namelist()}
             except zipfile.BadZipFile as err:
                 raise GridError(f"parameter {key!r}: {path} is not an .npz file ({err})") from err
-            if missing := [a for a in NPZ_ARRAYS if a not in members]:
+            own_sets = [f"{axis}_{s.removeprefix(OWN_PREFIX)}" for s in shifts if s.startswith(OWN_PREFIX) for axis in "xy"]
+            if missing := [a for a in (*NPZ_ARRAYS, *own_sets) if a not in members]:
                 raise GridError(f"parameter {key!r}: {path} has no array {missing[0]!r}; it needs "
-                                f"{', '.join(NPZ_ARRAYS)}")  # fmt: skip
+                                f"{', '.join((*NPZ_ARRAYS, *own_sets))}")  # fmt: skip
             files.append(str(path))
         elif plugins.is_reference(value):
             try:
