@@ -387,3 +387,14 @@ def test_a_study_with_the_papers_planes_compares_architectures_and_optimizers(tm
     assert {len(p) for p in predictions.query("shift == 'planes'")["pred"]} == {3 * 10 * 10}
     for figure in ("decision_regions", "double_descent", "region_agreement", "region_bars"):
         assert (tmp_path / f"results/arch/figures/{figure}.png").stat().st_size > 10_000
+
+
+def test_numbers_written_as_yaml_1_1_reads_them_as_text_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 5e-4 and 1e-3 as strings: the config a researcher writes first plans as meant."""
+    config = tmp_path / "config.yaml"
+    config.write_text("studies:\n  wd:\n    lr: 1e-3\n    weight_decay: [0, 5e-4, 5e-3]\n    seeds: 2\n")
+    done = snakemake(tmp_path, config, "-n")
+    assert planned_jobs(done.stdout)["train_shard"] == 3
+    config.write_text("studies:\n  wd:\n    lr: -1e-3\n")
+    done = snakemake(tmp_path, config, "-n", check=False)
+    assert done.returncode != 0 and "parameter 'lr' is out of range: -0.001" in done.stdout + done.stderr

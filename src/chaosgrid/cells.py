@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 NAME = r"[A-Za-z0-9_]*"  # study and variant names ("" allowed: none)
 CODE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"  # package.module:attribute
-NPZ = r"npz:.+\.npz"  # a dataset in one .npz file (`dataset: {npz: path}` in a config)
+NPZ = r"npz:.+\.npz"
+# Numbers YAML 1.1 leaves as text: an exponent without a dot in the mantissa (5e-4, 1E3). Accepted as numbers.
+YAML11_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")  # a dataset in one .npz file (`dataset: {npz: path}` in a config)
 STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 INTERVAL = re.compile(r"([\[(])\s*(-?[0-9.]+|-inf)\s*,\s*([0-9.]+|inf)\s*([\])])")
 
@@ -191,6 +193,8 @@ def coerce(name: str, value: object) -> object:
             raise GridError(f"parameter {name!r} must be true or false, got {value!r}")
         return value
     if isinstance(default, (int, float)):
+        if isinstance(value, str) and YAML11_FLOAT.fullmatch(value):
+            value = float(value)  # YAML 1.1 (PyYAML, Snakemake) reads 5e-4 and 1e-3 as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise GridError(f"parameter {name!r} must be a number, got {value!r}")
         if isinstance(default, int) and float(value) != int(value):
@@ -285,6 +289,8 @@ def _json_schema(parameter: Parameter) -> dict:
             schema["minimum" if low_in else "exclusiveMinimum"] = int(low) if low.is_integer() else low
         if high < math.inf:
             schema["maximum" if high_in else "exclusiveMaximum"] = int(high) if high.is_integer() else high
+        if isinstance(parameter.default, float):  # 5e-4 as YAML 1.1 reads it: text, range-checked at planning
+            return {"anyOf": [schema, {"type": "string", "pattern": f"^{YAML11_FLOAT.pattern}$"}]}
         return schema
     return {"type": "string", "pattern": f"^{parameter.values}$"}
 
