@@ -148,9 +148,14 @@ def own_inputs(wildcards):
     return own_files(SHARDS[wildcards.study, wildcards.shard].base)
 
 
+def dataset_name(wildcards):
+    """Param function: the dataset whose prepared files the wildcard's folder holds."""
+    return DATASET_OF_FOLDER[wildcards.dataset]
+
+
 def own_dataset_inputs(wildcards):
     """Input function: the file of the user's own dataset (its loader's module, or its .npz)."""
-    return own_files({"model": "", "dataset": DATASET_OF_FOLDER[wildcards.dataset]})
+    return own_files({"model": "", "dataset": dataset_name(wildcards)})
 
 
 def curve_inputs(wildcards):

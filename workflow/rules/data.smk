@@ -33,9 +33,7 @@ rule download_data:
 
 rule prepare_dataset:
     input:
-        published=lambda wildcards: published_folders(
-            dataset=DATASET_OF_FOLDER[wildcards.dataset]
-        ),
+        published=lambda wildcards: published_folders(dataset=dataset_name(wildcards)),
         own=own_dataset_inputs,
     output:
         f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
@@ -48,7 +46,7 @@ rule prepare_dataset:
     resources:
         mem_mb=8000,
     params:
-        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
+        dataset=dataset_name,
         out=lambda wildcards, output: os.path.dirname(output[0]),
         root=DATA_ROOT,
     shell:
@@ -71,7 +69,7 @@ rule prepare_eval_set:
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
+        dataset=dataset_name,
         out=lambda wildcards, input: os.path.dirname(input.dataset),
         root=DATA_ROOT,
     shell:
@@ -92,7 +90,7 @@ rule prepare_planes:
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        dataset=lambda wildcards: DATASET_OF_FOLDER[wildcards.dataset],
+        dataset=dataset_name,
         out=lambda wildcards, input: os.path.dirname(input.dataset),
     shell:
         "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key}"
