@@ -36,6 +36,8 @@ def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], pat
     n_rows = len(row_groups) * seeds
     fig, axs = plt.subplots(n_rows, len(columns), figsize=(1.3 * len(columns) + 1.2, 1.3 * n_rows + 0.8),
                             squeeze=False)  # fmt: skip
+    classes = int(max(np.max(p) for p in maps["pred"])) + 1  # a dataset's class count, as far as predicted
+    cmap = "tab10" if classes <= 10 else "tab20" if classes <= 20 else "nipy_spectral"
     image = None
     for g, (key, group) in enumerate(row_groups):
         key = key if isinstance(key, tuple) else (key,)
@@ -47,14 +49,16 @@ def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], pat
                 ax.set_yticks([])
                 if s < len(cell):
                     grid = np.asarray(cell.iloc[s]["pred"]).reshape(resolution, resolution)
-                    image = ax.imshow(grid, cmap="tab10", vmin=-0.5, vmax=9.5, origin="lower", interpolation="nearest")
+                    image = ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=max(classes, 10) - 0.5, origin="lower",
+                                      interpolation="nearest")  # fmt: skip
                 if c == 0:
                     label = "".join(f"{a} {v}\n" for a, v in zip(by, key))
                     ax.set_ylabel(f"{label}seed {s + 1}", fontsize=7)
         for c, value in enumerate(columns):
             axs[0, c].set_title(str(value) if compare else "all runs", fontsize=7)
     if image is not None:
-        fig.colorbar(image, ax=axs, ticks=range(10), label="predicted class", shrink=0.6)
+        fig.colorbar(image, ax=axs, ticks=range(max(classes, 10)) if classes <= 20 else None, label="predicted class",
+                     shrink=0.6)  # fmt: skip
     by_column = f"columns: {compare}; " if compare else ""
     fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)\n"
                  f"{by_column}colour: predicted class", fontsize=10)  # fmt: skip
