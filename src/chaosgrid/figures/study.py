@@ -63,7 +63,8 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
 
 
 def accuracy_under_shift(evals: pd.DataFrame, summary: pd.DataFrame, path: Path | str, study: str) -> None:
-    """Accuracy (left) and run-to-run std (right) under each shift vs severity; severity 0 is the clean set."""
+    """Accuracy (left) and run-to-run std (right) under each shift vs severity, from the clean set (0); sets of
+    one version (CIFAR-10.1, a dataset's own) as single points to the right, named on the axis."""
     names = [s for s in evals["shift"].unique() if s != CLEAN[0]]
     if not names:
         placeholder(path, f"{study}: no shifted evaluation sets (add `shifts` and `severities` to the study)")
@@ -71,20 +72,34 @@ def accuracy_under_shift(evals: pd.DataFrame, summary: pd.DataFrame, path: Path 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     clean_acc = clean_rows(evals)["acc"]
     clean_std = clean_rows(summary)["std_acc"].mean()
+    levels = sorted(int(s) for s in evals["severity"].unique() if s > 0)
+    single = [n for n in names if set(evals.loc[evals["shift"] == n, "severity"]) == {0}]
+    where = {n: max(levels, default=0) + 1 + i for i, n in enumerate(single)}
     for name in names:
         rows = evals[evals["shift"] == name].groupby("severity")["acc"]
+        stds = summary[summary["shift"] == name].groupby("severity")["std_acc"].mean()
+        if name in where:  # one point, not a line from the clean set
+            mean = 100 * np.array([rows.mean().iloc[0]])
+            left.errorbar([where[name]], mean, yerr=_within_percent(mean, 100 * rows.std().to_numpy()), marker="s",
+                          capsize=3, ls="none", label=name)  # fmt: skip
+            right.plot([where[name]], 100 * stds.to_numpy(), marker="s", ls="none", label=name)
+            continue
         sev = [0, *rows.mean().index]
         mean = 100 * np.array([clean_acc.mean(), *rows.mean()])
         spread = _within_percent(mean, 100 * np.array([clean_acc.std(), *rows.std()]))
         left.errorbar(sev, mean, yerr=spread, marker="o", capsize=3, label=name)
-        stds = summary[summary["shift"] == name].groupby("severity")["std_acc"].mean()
         right.plot(sev, 100 * np.array([clean_std, *stds]), marker="o", label=name)
+    clean_mean = 100 * np.array([clean_acc.mean()])
+    left.errorbar([0], clean_mean, yerr=_within_percent(clean_mean, [100 * clean_acc.std()]), marker="o", capsize=3,
+                  color="0.3", ls="none", label="clean test set")  # fmt: skip
+    left.axhline(clean_mean[0], color="0.5", ls=":", lw=1)
+    right.plot([0], [100 * clean_std], marker="o", color="0.3", ls="none")
+    right.axhline(100 * clean_std, color="0.5", ls=":", lw=1)
     left.set_ylabel("test accuracy (%, mean ± std over all runs)")
     right.set_ylabel("std over seeds (pp, mean over grid points)")
-    severities = sorted({0, *evals["severity"].unique()})
     for ax in (left, right):
-        ax.set_xlabel("shift severity (0 = clean test set)")
-        ax.set_xticks(severities)
+        ax.set_xlabel("shift severity (0 = clean test set); sets of one version to the right")
+        ax.set_xticks([0, *levels, *where.values()], ["clean", *levels, *where])
     left.legend(fontsize=8)
     fig.suptitle(f"{study}: accuracy and its run-to-run spread under distribution shift")
     fig.tight_layout()
