@@ -137,3 +137,30 @@ def test_weights_files_find_a_checkpoint_by_epoch_and_name_the_trainable_paramet
         store.starting_weights(path, [7], epoch=3)
     with pytest.raises(FileNotFoundError, match="no run with seed index 8"):
         store.starting_weights(path, [8])
+
+
+def test_a_writer_that_fails_after_removing_its_temporary_file_surfaces_its_own_error(tmp_path):
+    """pyarrow removes its output when the disk is full; the cleanup must not mask ENOSPC."""
+    import errno
+    from pathlib import Path
+
+    def full_disk(tmp):
+        Path(tmp).unlink()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device"):
+        store.write_atomically(tmp_path / "runs.parquet", full_disk)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
+    """SIGTERM (SLURM's first signal) in the middle of a write: the job exits 143 and removes its .tmp."""
+    script = ("import sys, time\nfrom chaosgrid import cli, store\ncli.exit_on_sigterm()\n"
+              "def slow(tmp):\n    open(tmp, 'w').write('partial')\n    print('writing', flush=True)\n    time.sleep(60)\n"
+              f"store.write_atomically({str(tmp_path / 'out.parquet')!r}, slow)\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert list(tmp_path.iterdir()) == []

@@ -179,7 +179,10 @@ def _list_array(arrays: list[np.ndarray | None], value_type: pa.DataType) -> pa.
 
 
 def write_atomically(path: Path | str, write) -> None:
-    """Call write(temporary path) in the target folder, then rename: a crash leaves no partial file."""
+    """Call write(temporary path) in the target folder, then rename: a crash leaves no partial file (and
+    SIGTERM, which SLURM sends first, none either: the CLI turns it into an exit that runs this cleanup). The
+    writer's own error is what surfaces: a writer that removed its temporary file before failing (pyarrow
+    does, on a full disk) must not turn ENOSPC into a FileNotFoundError about the temporary name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -191,7 +194,7 @@ def write_atomically(path: Path | str, write) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from collaborators
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
