@@ -30,6 +30,21 @@ def test_bad_parameters_fail_before_training(tmp_path, base, named):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("spec, named", [
+    ("null", "a JSON object with base and seeds"), ('{"base": [], "seeds": [0]}', "'base' maps parameters"),
+    ('{"base": {}, "seeds": ["a"]}', "'seeds' is a non-empty list"), ('{"base": {}, "seeds": 3}', "'seeds'"),
+    ('{"base": {}, "seeds": []}', "'seeds'"), ('{"base": {}, "seeds": [-1]}', "'seeds'"),
+    ('{"base": {}, "seeds": [0], "shfits": ["jpeg"]}', "unknown key 'shfits'"),
+    ('{"base": {}, "seeds": [0], "shifts": "jpeg"}', "'shifts' is a list"), ("[1, 2", "Expecting"),
+])  # fmt: skip
+def test_a_malformed_spec_is_one_clear_error_naming_the_key(tmp_path, spec, named):
+    """Specs written by hand: each mistake is named before torch loads, never a traceback."""
+    args = ["--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")]
+    result = CliRunner().invoke(main, ["train-shard", "--spec", spec, *args])
+    assert result.exit_code == 2 and named in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_shift_and_missing_spec_file_are_named(tmp_path):
     args = ["--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")]
     bad_shift = '{"base": {}, "seeds": [0], "shifts": ["snow"], "severities": [1]}'

@@ -36,6 +36,11 @@ from chaosgrid.inputs import dataset_folder
 SHARD_FILES = ("runs", "predictions", "history")
 
 
+# The keys of a shard spec (Shard.to_json): anything else is a typo that would silently change the shard.
+SPEC_KEYS = {"study", "key", "base", "seeds", "shifts", "severities", "checkpoints", "weights", "init_key",
+             "probabilities", "planes"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Shard:
     """Cells that differ only in their seeds: `base` parameters and a block of seed indices, plus what the
@@ -72,16 +77,28 @@ class Shard:
 
     @classmethod
     def from_json(cls, text: str) -> Shard:
+        """The shard a spec describes, or GridError naming the key that is missing, unknown or malformed."""
         spec = json.loads(text)
-        missing = {"base", "seeds"} - set(spec)
-        if missing:
-            raise GridError(f"shard spec lacks {min(missing)!r}")
+        if not isinstance(spec, dict):
+            raise GridError(f"a shard spec is a JSON object with base and seeds, got {spec!r}")
+        if missing := sorted({"base", "seeds"} - set(spec)):
+            raise GridError(f"shard spec lacks {missing[0]!r}")
+        if unknown := sorted(set(spec) - SPEC_KEYS):
+            raise GridError(f"shard spec has an unknown key {unknown[0]!r}; known: {', '.join(sorted(SPEC_KEYS))}")
+        if not isinstance(spec["base"], dict):
+            raise GridError(f"shard spec's 'base' maps parameters to values, got {spec['base']!r}")
+        seeds = spec["seeds"]
+        if not isinstance(seeds, list) or not seeds or not all(type(s) is int and s >= 0 for s in seeds):
+            raise GridError(f"shard spec's 'seeds' is a non-empty list of seed indices >= 0, got {seeds!r}")
+        for key in ("shifts", "severities"):
+            if not isinstance(spec.get(key, []), list):
+                raise GridError(f"shard spec's {key!r} is a list, got {spec[key]!r}")
         base = validate_cell(spec["base"])
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))
         check_shifts(shifts, severities, base["dataset"])
         checkpoints = check_checkpoints(spec.get("checkpoints", "final"))
-        seeds = tuple(int(s) for s in spec["seeds"])
+        seeds = tuple(seeds)
         planes = plane_spec(spec.get("planes"))
         return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
                    bool(spec.get("weights", False)), spec.get("init_key", ""), bool(spec.get("probabilities", False)),
