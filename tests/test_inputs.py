@@ -2,6 +2,7 @@
 have made itself."""
 
 import pandas as pd
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -52,3 +53,18 @@ def test_a_missing_prepared_file_is_named(tmp_path):
     assert bad.exit_code == 2 and "'jpeg' is not SHIFT~SEVERITY" in bad.output
     bad = CliRunner().invoke(main, ["prepare", "--dataset", "digits", "--planes", "test-500", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "'test-500' is not a planes key" in bad.output
+
+
+def test_a_corrupt_prepared_file_or_weights_file_is_named_with_what_to_do(tmp_path, digits):
+    """torch's own message ("mmap can only be used with files saved with ...") names no file."""
+    from chaosgrid import store
+
+    inputs.save_dataset(digits, tmp_path)
+    path = tmp_path / inputs.DATASET_FILE
+    path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk or a killed copy
+    with pytest.raises(ValueError, match=f"{path} is truncated or corrupt .*: delete it and run the workflow again"):
+        inputs.load_dataset("digits", tmp_path)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=f"{weights} is truncated or corrupt .*: delete it to have its shard re-run"):
+        store.starting_weights(weights, [0])

@@ -71,11 +71,11 @@ def _save(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
 
 
 def _load(path: Path | str) -> dict[str, torch.Tensor]:
-    import torch
+    from chaosgrid.store import load_torch_file
 
     if not Path(path).exists():
         raise FileNotFoundError(f"prepared input {path} not found; the workflow makes it (`chaosgrid prepare`)")
-    return torch.load(path, mmap=True, weights_only=True)
+    return load_torch_file(path, "delete it and run the workflow again, which remakes it", mmap=True)
 
 
 def save_dataset(data: Dataset, folder: Path | str) -> Path:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import subprocess
 import tempfile
@@ -214,11 +215,22 @@ def write_weights(results: list[RunResult], seed_indices: list[int], path: Path 
     return Path(path).stat().st_size
 
 
-def read_weights(path: Path | str) -> dict:
-    """A weights file: {"parameters": names, "runs": {seed index: {"epochs", "steps", "weights": {step: state}}}}."""
+def load_torch_file(path: Path | str, remedy: str, **options) -> dict:
+    """torch.load of a file chaosgrid wrote, with a truncated or corrupt one reported by its path and what to
+    do (torch's own message names neither)."""
     import torch
 
-    content = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, weights_only=True, **options)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is truncated or corrupt (torch.load: {type(err).__name__}): {remedy}") from err
+
+
+def read_weights(path: Path | str) -> dict:
+    """A weights file: {"parameters": names, "runs": {seed index: {"epochs", "steps", "weights": {step: state}}}}."""
+    content = load_torch_file(path, "delete it to have its shard re-run", map_location="cpu")
     if content.get("format") != 2:
         raise ValueError(f"{path} is a weights file of an older format: delete it to have its shard re-run")
     return {"parameters": content["parameters"], "runs": {run["seed_index"]: run for run in content["runs"]}}
