@@ -89,3 +89,12 @@ def test_neighbours_compare_adjacent_values_with_the_other_axes_equal():
 def test_different_test_sets_are_refused():
     with pytest.raises(ValueError, match="different test sets"):
         c.compare(A, B[:, :3])
+
+
+def test_a_grid_point_whose_runs_diverged_is_named_not_dropped_silently():
+    import pandas as pd
+
+    runs = pd.DataFrame({"lr": [0.1, 0.1, 0.1, 5.0, 5.0, 5.0], "diverged": [False, False, False, True, True, False]})
+    points = {(0.1,): np.zeros((3, 4), bool)}
+    assert c.left_out(runs, ["lr"], points) == [
+        "left out: grid point lr=5: 1 converged run(s) of 3 (2 diverged); a comparison needs 2+"]

@@ -504,7 +504,7 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
     """
     import pandas as pd
 
-    from chaosgrid.analysis.compare import clean_points, compare, neighbours, value_orders
+    from chaosgrid.analysis.compare import clean_points, compare, left_out, neighbours, value_orders
     from chaosgrid.cells import SEED_KEYS, format_value
     from chaosgrid.store import parameter_columns
 
@@ -541,6 +541,8 @@ def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
         rows = [{"axis": "points", "a": label(chosen[0]), "b": label(chosen[1]),
                  **compare(points[chosen[0]], points[chosen[1]], level)}]  # fmt: skip
     click.echo(f"{study}: clean test accuracy, {int(100 * level)}% intervals, differences in points (%)\n")
+    for line in left_out(runs, axes, points):
+        click.echo(line)
     click.echo("\n\n".join(_format_comparison(r) for r in rows) or "no pair of grid points with 2+ runs each")
 
 

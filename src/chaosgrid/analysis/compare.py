@@ -133,6 +133,20 @@ def clean_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple, n
     return points
 
 
+def left_out(runs, axes: list[str], points: dict) -> list[str]:
+    """A line for each grid point that comparisons leave out (fewer than 2 converged runs), saying why, so a
+    point whose runs diverged does not vanish without a word."""
+    lines = []
+    for key, group in runs.groupby(axes, sort=False) if axes else [((), runs)]:
+        key = key if isinstance(key, tuple) else (key,)
+        if key not in points:
+            where = ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True)) or "the study"
+            diverged = int(group["diverged"].sum())
+            lines.append(f"left out: grid point {where}: {len(group) - diverged} converged run(s) of {len(group)} "
+                         f"({diverged} diverged); a comparison needs 2+")  # fmt: skip
+    return lines
+
+
 def study_comparisons(runs, prediction_files: list, axes: list[str]):
     """(comparisons,): every neighbouring pair along every axis of a study, on the clean test set."""
     import pandas as pd
