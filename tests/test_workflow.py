@@ -398,3 +398,12 @@ def test_numbers_written_as_yaml_1_1_reads_them_as_text_are_numbers(tmp_path):
     config.write_text("studies:\n  wd:\n    lr: -1e-3\n")
     done = snakemake(tmp_path, config, "-n", check=False)
     assert done.returncode != 0 and "parameter 'lr' is out of range: -0.001" in done.stdout + done.stderr
+
+
+def test_a_key_given_twice_in_a_config_is_refused_naming_the_line(tmp_path):
+    """YAML keeps the last of two equal keys silently (2 shards where 4 were meant): planning refuses it."""
+    config = tmp_path / "config.yaml"
+    config.write_text("studies:\n  s:\n    seeds: 4\n    shard_size: 1\n    seeds: 2\n")
+    done = snakemake(tmp_path, config, "-n", check=False)
+    assert done.returncode != 0
+    assert "line 5: key 'seeds' is given twice (first on line 3)" in done.stdout + done.stderr

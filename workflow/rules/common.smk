@@ -15,6 +15,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import GridError
+from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
 from chaosgrid.evalsets import CLEAN, eval_pairs
 from chaosgrid.studies import (
     SHARD_FILES,
@@ -28,6 +29,15 @@ from chaosgrid.studies import (
 from chaosgrid.inputs import DATASET_FILE, PREPARED, dataset_folder, prepared_files
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
+
+
+def check_config_files():
+    """Refuse a config file that names a key twice in a mapping (YAML keeps the last silently)."""
+    for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
+        try:
+            check_no_duplicate_keys(path)
+        except DuplicateKeyError as err:
+            raise WorkflowError(f"config {err}") from err
 
 
 def _expand_all(studies):
@@ -60,6 +70,7 @@ def _data_sources(overrides):
 
 
 point_jobs_at_chaosgrid()
+check_config_files()
 SHARDS, CURVES = _expand_all(config["studies"])
 DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
 DATA_SOURCES = _data_sources(config.get("downloads"))
