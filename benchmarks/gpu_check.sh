@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The first thing to run on any GPU machine (about 8 minutes on one H100/H200-class GPU): the tests marked
+# `gpu`, then the throughput and runs-per-hour benchmarks at the README's GPU sizes, then one summary beside
+# airbench's published 3.83 s per run on an A100. Everything lands in $OUT (default
+# results/benchmarks/gpu_check): nvidia-smi.txt, tests.txt, throughput.csv, runs_per_hour.csv, summary.csv.
+#
+#   bash benchmarks/gpu_check.sh            # with this checkout's .venv, or a python3 that has torch
+#
+# It needs no Snakemake: PYTHONPATH=src runs chaosgrid from this checkout. Each step has its own time limit,
+# so a hung step costs its limit, not the lease.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/benchmarks/gpu_check}
+PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+status=0
+step() { local limit=$1; shift; echo "== $*"; timeout "$limit" "$@" || { echo "== failed ($?): $*"; status=1; }; }
+
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+"$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/nvidia-smi.txt"
+step 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/tests.txt"
+step 180 "$PY" benchmarks/throughput.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
+    --ks 1,8,32,64 --bf16 --compile --device cuda --out "$OUT/throughput.csv"
+step 180 "$PY" benchmarks/runs_per_hour.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
+    --epochs 10 --naive-max 2 --out "$OUT/runs_per_hour.csv"
+step 30 "$PY" - "$OUT" <<'PY'
+"""summary.csv: the best measured seconds per 10-epoch fast-net run beside airbench94's 3.83 s on an A100."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+out = Path(sys.argv[1])
+rates = pd.read_csv(out / "runs_per_hour.csv")
+columns = [c for c in rates.columns if c.endswith("_runs_per_hour")]
+best = rates.melt(id_vars=["k"], value_vars=columns, var_name="how", value_name="runs_per_hour").nlargest(1, "runs_per_hour")
+best["seconds_per_run"] = 3600 / best["runs_per_hour"]
+best["airbench94_a100_seconds_per_run"] = 3.83
+best["vs_airbench"] = best["airbench94_a100_seconds_per_run"] / best["seconds_per_run"]
+best.to_csv(out / "summary.csv", index=False)
+print(best.to_string(index=False))
+PY
+exit $status
