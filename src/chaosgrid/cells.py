@@ -180,6 +180,17 @@ def format_value(value: object) -> str:
     return str(value)
 
 
+def path_text(value: object) -> str:
+    """A value as spelled in a path (a shard key, the folder of a dataset's prepared files): its canonical text,
+    and the user's own code or file by a name safe in a path (`<module>-<function>`, `npz-<file stem>-<hash
+    of the path>`)."""
+    text = format_value(value)
+    if text.startswith("npz:"):
+        path = text.removeprefix("npz:")
+        return f"npz-{path.rpartition('/')[2].removesuffix('.npz')}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    return text.replace(":", "-")
+
+
 def coerce(name: str, value: object) -> object:
     """Cast a value to the type of its default, so 1 and 1.0 give the same cell id."""
     default = CELL_DEFAULTS[name]
@@ -221,11 +232,12 @@ def validate_cell(params: dict) -> dict:
     cell = {name: coerce(name, params.get(name, default)) for name, default in CELL_DEFAULTS.items()}
     cell |= {key: params[key] for key in own}
     for name, parameter in PARAMETERS.items():
-        if isinstance(parameter.values, tuple) and not parameter.admits(cell[name]):
+        if parameter.admits(cell[name]):
+            continue
+        if isinstance(parameter.values, tuple):
             own = ", or your own: package.module:function" if parameter.other else ""
             raise GridError(f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(parameter.values)}{own}")
-        if not parameter.admits(cell[name]):
-            raise GridError(f"parameter {name!r} is out of range: {cell[name]!r} (allowed: {parameter.values})")
+        raise GridError(f"parameter {name!r} is out of range: {cell[name]!r} (allowed: {parameter.values})")
     relations = {  # ranges that depend on another parameter
         "micro_batch": (cell["micro_batch"] <= cell["batch_size"], "at most batch_size"),
         "lr_min": (cell["lr_min"] <= cell["lr"], "at most lr"),

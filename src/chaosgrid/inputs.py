@@ -18,18 +18,9 @@ from typing import TYPE_CHECKING
 
 from chaosgrid.evalsets import PLANES, is_clean
 
-PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset
+PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text)
 
 
-def dataset_folder(name: str) -> str:
-    """The subfolder of PREPARED holding a dataset's files: its name, or for the user's own a name safe in a
-    path (`npz-<file stem>-<hash of the path>`, `<module>-<function>`)."""
-    if name.startswith("npz:"):
-        import hashlib
-
-        path = name.removeprefix("npz:")
-        return f"npz-{Path(path).stem}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
-    return name.replace(":", "-")
 
 if TYPE_CHECKING:
     import torch

@@ -25,12 +25,12 @@ from chaosgrid.cells import (
     GridError,
     coerce,
     format_value,
-    identity,  # fmt: skip
+    identity,
+    path_text,
     seeds_for,
     validate_cell,
 )
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, check_shifts
-from chaosgrid.inputs import dataset_folder
 
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
@@ -279,18 +279,12 @@ def expand_study(name: str, study: dict) -> list[Shard]:
         if base["trainer"] and (checkpoints != "final" or weights or base["init_from"]):
             raise GridError(f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
                             f"or weights of them, and starts none from another study (init_from)")  # fmt: skip
-        prefix = "".join(f"{a}~{key_text(base[a])}/" for a in axes)
+        prefix = "".join(f"{a}~{path_text(base[a])}/" for a in axes)
         for block in blocks:
             key = f"{prefix}seeds~{block[0]}-{block[-1]}"
             shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
                                 probabilities=probabilities, planes=planes if PLANES in shifts else ()))
     return shards
-
-
-def key_text(value: object) -> str:
-    """A value as spelled in a shard key (a path): the user's own code or file by a path-safe name."""
-    text = format_value(value)
-    return dataset_folder(text) if ":" in text else text
 
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
@@ -309,7 +303,8 @@ def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
             if not path.is_file():
                 raise GridError(f"parameter {key!r}: no file {path} (relative paths are from the working directory)")
             try:
-                members = {Path(m).stem for m in zipfile.ZipFile(path).namelist()}
+                with zipfile.ZipFile(path) as archive:
+                    members = {Path(m).stem for m in archive.namelist()}
             except zipfile.BadZipFile as err:
                 raise GridError(f"parameter {key!r}: {path} is not an .npz file ({err})") from err
             own_sets = [f"{axis}_{s.removeprefix(OWN_PREFIX)}" for s in shifts if s.startswith(OWN_PREFIX) for axis in "xy"]

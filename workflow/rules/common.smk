@@ -4,7 +4,6 @@ import functools
 import json
 import os
 import re
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
-from chaosgrid.cells import GridError
+from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
 from chaosgrid.evalsets import CLEAN, eval_pairs
 from chaosgrid.studies import (
@@ -26,7 +25,7 @@ from chaosgrid.studies import (
     study_axes,
     triplets_key,
 )
-from chaosgrid.inputs import DATASET_FILE, PREPARED, dataset_folder, prepared_files
+from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
@@ -97,8 +96,7 @@ def check_data_folders():
 check_data_folders()
 # The datasets the shards train on, by the folder of their prepared files (the user's own by a path-safe name).
 DATASET_OF_FOLDER = {
-    dataset_folder(shard.base["dataset"]): shard.base["dataset"]
-    for shard in SHARDS.values()
+    path_text(shard.base["dataset"]): shard.base["dataset"] for shard in SHARDS.values()
 }
 # Studies whose shards keep their weights (asked for, or another study starts from them).
 WEIGHT_STUDIES = sorted(
@@ -158,7 +156,7 @@ def prepared_inputs(wildcards):
 def _prepared(dataset, shifts, severities, planes):
     """The prepared files of a dataset's evaluation sets, made once for all the shards that share them (a
     6,000-shard plan spent ~3% of its time here, measured)."""
-    folder = f"{PREPARED}/{dataset_folder(dataset)}"
+    folder = f"{PREPARED}/{path_text(dataset)}"
     pairs = eval_pairs(shifts, severities)
     planes = triplets_key(plane_spec(dict(planes)))
     return tuple(str(path) for path in prepared_files(folder, pairs, planes))
@@ -184,7 +182,7 @@ def curve_inputs(wildcards):
     """Input function of a curve job: the weights files holding its two runs and the prepared dataset."""
     job = CURVES[wildcards.study, wildcards.pair]
     start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
-    folder = f"{PREPARED}/{dataset_folder(job.cell['dataset'])}"
+    folder = f"{PREPARED}/{path_text(job.cell['dataset'])}"
     return {
         "start": start,
         "end": end,

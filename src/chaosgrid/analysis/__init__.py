@@ -121,11 +121,12 @@ def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dic
 
 def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
     """The regions analysis reads the anchors of the study's probe planes."""
-    from chaosgrid.inputs import PREPARED, dataset_folder, planes_file
+    from chaosgrid.cells import path_text
+    from chaosgrid.inputs import PREPARED, planes_file
     from chaosgrid.studies import plane_spec, triplets_key
 
     dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
-    folder = f"{PREPARED}/{dataset_folder(dataset)}"
+    folder = f"{PREPARED}/{path_text(dataset)}"
     return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}
 
 
