@@ -70,6 +70,19 @@ def test_adding_an_axis_value_keeps_existing_keys():
     assert before < after and after - before == {"lr~0.2/seeds~0-3"}
 
 
+def test_a_growing_study_adds_seed_blocks_and_keeps_its_finished_shards():
+    keys = lambda seeds, done=(): [s.key for s in expand_study("s", {"lr": [0.1], "seeds": seeds}, done)]
+    assert keys(8) == ["lr~0.1/seeds~0-7"] and keys(20)[1:] == ["lr~0.1/seeds~8-15", "lr~0.1/seeds~16-19"]
+    grown = keys(16, keys(12))  # 0-7 and the partial 8-11 done: completed by 12-15, nothing renamed
+    assert grown == ["lr~0.1/seeds~0-7", "lr~0.1/seeds~8-11", "lr~0.1/seeds~12-15"]
+    assert keys(32, grown)[3:] == ["lr~0.1/seeds~16-23", "lr~0.1/seeds~24-31"]
+    assert keys(12, keys(16)) == keys(12)  # fewer seeds: a finished shard holding unwanted seeds is not used
+    assert keys(16, ["lr~0.2/seeds~8-11", "lr~0.1/seeds~x"]) == keys(16)  # another grid point's, or no seeds
+    listed = [s.key for s in expand_study("s", {"seeds": [0, 2, 3, 9], "shard_size": 8})]
+    assert listed == ["seeds~0,2-3", "seeds~9-9"]
+    assert [studies.parse_seed_text(k.partition("~")[2]) for k in listed] == [(0, 2, 3), (9,)]
+
+
 @pytest.mark.parametrize("source, varied", [("all", 3), ("init", 1), ("order", 1), ("aug", 1)])
 def test_seed_sources_vary_only_their_seed(source, varied):
     seeds = [cells.seeds_for(source, i) for i in range(5)]
@@ -81,7 +94,7 @@ def test_shard_spec_round_trips():
     shard = expand_study("s", {"lr": [0.1], "seeds": [3, 5], "shifts": ["jpeg"], "severities": [1, 3]})[0]
     again = Shard.from_json(shard.to_json())
     assert again.cells() == shard.cells() and again.shifts == ("jpeg",) and again.severities == (1, 3)
-    assert json.loads(shard.to_json())["key"] == "lr~0.1/seeds~3-5"
+    assert json.loads(shard.to_json())["key"] == "lr~0.1/seeds~3,5"
 
 
 @pytest.mark.parametrize(

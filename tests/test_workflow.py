@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import time
@@ -181,6 +182,23 @@ def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
     snakemake(work, config)
     assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 12
     assert (work / "results/tiny/runs/lr~0.2/seeds~0-1.parquet").exists()
+
+
+def test_a_study_grown_from_12_to_16_to_32_seeds_trains_only_the_new_blocks(tmp_path):
+    grown = lambda seeds: write_config(tmp_path, f"s{seeds}.yaml", grow=tiny_study(lr=0.05, seeds=seeds, shard_size=8))
+    shard_jobs = lambda out: sorted(re.findall(r"rule train_shard:\n(?:    .*\n)*?    output: results/grow/runs/"
+                                               r"(seeds~[\d,-]+)\.parquet", out))  # fmt: skip
+    snakemake(tmp_path, grown(12))
+    dry = snakemake(tmp_path, grown(16), "-n", "--quiet", "host").stdout
+    after = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "compare": 1, "compare_figures": 1,
+             "report_tables": 1, "all": 1}  # fmt: skip
+    assert planned_jobs(dry) == {"train_shard": 1, **after} and shard_jobs(dry) == ["seeds~12-15"]
+    snakemake(tmp_path, grown(16))
+    dry = snakemake(tmp_path, grown(32), "-n", "--quiet", "host").stdout
+    assert planned_jobs(dry) == {"train_shard": 2, **after}
+    assert shard_jobs(dry) == ["seeds~16-23", "seeds~24-31"]
+    runs = pd.read_parquet(tmp_path / "results/grow/tables/runs.parquet")
+    assert sorted(runs["init_seed"]) == list(range(16))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -202,6 +203,59 @@ def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else sorted(set(seeds))
 
 
+# Runs per shard unless a study sets `shard_size`: a study grows 8 seeds at a time without renaming a finished
+# shard, and 8 runs share a process's fixed cost (about 2 s of imports and writing here, ~10% of a default-grid
+# job) and let vmap stack them (1.29x at K=8 on digits, docs/benchmarks.md). Paper configs set their own.
+SHARD_SIZE = 8
+
+
+def seed_text(block: tuple[int, ...]) -> str:
+    """A block of seed indices as it appears in a shard key: "first-last" when consecutive ("0-7", "3-3"), else
+    its runs of consecutive indices ("0-2,5")."""
+    runs = [[block[0], block[0]]]
+    for seed in block[1:]:
+        if seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    if len(runs) == 1:
+        return f"{block[0]}-{block[-1]}"
+    return ",".join(f"{first}-{last}" if last > first else str(first) for first, last in runs)
+
+
+def parse_seed_text(text: str) -> tuple[int, ...] | None:
+    """The seed indices a key's "seeds~" part names (seed_text's inverse), or None for anything else."""
+    seeds = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        last = last or first
+        if not (first.isdigit() and last.isdigit()) or int(last) < int(first):
+            return None
+        seeds += range(int(first), int(last) + 1)
+    return tuple(seeds)
+
+
+def seed_blocks(seeds: list[int], size: int, finished: Iterable[tuple[int, ...]] = ()) -> list[tuple[int, ...]]:
+    """The seed indices grouped into shards: block b holds the wanted seeds in [b·size, (b+1)·size), so that
+    raising `seeds` adds blocks and never renames one. A block may already be covered in part by `finished`
+    shards (their seed tuples; a study that grew from 12 to 16 seeds finished seeds~8-11 of block 1): those
+    whose seeds are all still wanted are kept (larger first, never overlapping), and the block's other seeds
+    make one more shard (seeds~12-15), so growth completes a partial block instead of re-training it."""
+    blocks: dict[int, list[int]] = {}
+    for seed in seeds:
+        blocks.setdefault(seed // size, []).append(seed)
+    shards = []
+    for block in blocks.values():
+        left = set(block)
+        for done in sorted(finished, key=lambda d: (-len(d), d)):
+            if set(done) <= left:
+                shards.append(done)
+                left -= set(done)
+        if left:
+            shards.append(tuple(sorted(left)))
+    return sorted(shards)
+
+
 def study_axes(study: dict) -> list[str]:
     """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order, with `variant`
     (first) when the study declares `variants`; then, with a `trainer`, its own list-valued keys, in order."""
@@ -229,9 +283,10 @@ def study_variants(name: str, study: dict) -> dict[str, dict]:
     return variants or {"": {}}
 
 
-def expand_study(name: str, study: dict) -> list[Shard]:
+def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[Shard]:
     """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
     `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
+    Each grid point's seeds are split into blocks (seed_blocks), keeping the `finished` shard keys that fit.
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
@@ -260,8 +315,12 @@ def expand_study(name: str, study: dict) -> list[Shard]:
     except GridError as err:
         raise GridError(f"study {name!r}: {err}") from err
     seeds = seed_list(study.get("seeds", 1))
-    size = int(study.get("shard_size", len(seeds)))
-    blocks = [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
+    size = int(study.get("shard_size", SHARD_SIZE))
+    done_at: dict[str, list[tuple[int, ...]]] = {}  # grid point (key prefix) -> its finished shards' seeds
+    for key in finished:
+        prefix, _, text = key.rpartition("seeds~")
+        if (done := parse_seed_text(text)) is not None:
+            done_at.setdefault(prefix, []).append(done)
     shards = []
     for values in itertools.product(*values_of.values()):
         point = dict(zip(axes, values, strict=True))
@@ -280,8 +339,8 @@ def expand_study(name: str, study: dict) -> list[Shard]:
             raise GridError(f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
                             f"or weights of them, and starts none from another study (init_from)")  # fmt: skip
         prefix = "".join(f"{a}~{path_text(base[a])}/" for a in axes)
-        for block in blocks:
-            key = f"{prefix}seeds~{block[0]}-{block[-1]}"
+        for block in seed_blocks(seeds, size, done_at.get(prefix, ())):
+            key = f"{prefix}seeds~{seed_text(block)}"
             shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
                                 probabilities=probabilities, planes=planes if PLANES in shifts else ()))
     return shards
@@ -411,13 +470,16 @@ def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
     return dict(block)
 
 
-def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
-    """Every study's shards by (study, key), with starting points resolved: a shard whose runs start from
+def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = None) -> dict[tuple[str, str], Shard]:
+    """Every study's shards by (study, key) (`finished`: each study's shard keys already done, which a grown
+    study keeps), with starting points resolved: a shard whose runs start from
     another study's weights (`init_from`) names that study's shard with the same values on the source's
     axes and the same seeds, and every shard of a source study keeps its weights (the workflow chooses the
     rule that writes them by study), as does every study whose runs curves join or whose members ensembles
     compare (weight distances). Raises GridError naming what does not match."""
-    shards = {(name, s.key): s for name, study in studies.items() for s in expand_study(name, study)}
+    finished = finished or {}
+    shards = {(name, s.key): s for name, study in studies.items()
+              for s in expand_study(name, study, finished.get(name, ()))}  # fmt: skip
     for (name, key), shard in list(shards.items()):
         source = shard.base["init_from"]
         if not source:
@@ -430,7 +492,7 @@ def expand_studies(studies: dict) -> dict[tuple[str, str], Shard]:
         if not match:
             values = ", ".join(f"{a}={format_value(shard.base[a])}" for a in axes)
             raise GridError(f"study {name!r}: init_from {source!r} has no shard with {values or 'its values'} "
-                            f"and seeds {shard.seed_indices[0]}-{shard.seed_indices[-1]} (shard {key})")  # fmt: skip
+                            f"and seeds {seed_text(shard.seed_indices)} (shard {key})")  # fmt: skip
         shards[name, key] = replace(shard, init_key=match[0].key)
     sources = {s.base["init_from"] for s in shards.values()}
     for name, study in studies.items():  # curve endpoints and ensemble members keep weights too

@@ -39,10 +39,22 @@ def check_config_files():
             raise WorkflowError(f"config {err}") from err
 
 
+def finished_shards(studies):
+    """Each study's shard keys whose runs table exists: a study that grew keeps them (studies.seed_blocks)."""
+    return {
+        name: [
+            str(path.relative_to(folder).with_suffix(""))
+            for path in folder.rglob("*.parquet")
+        ]
+        for name in studies
+        if (folder := Path("results", name, "runs")).is_dir()
+    }
+
+
 def _expand_all(studies):
     """Every study's shards and curve jobs, or a WorkflowError naming the bad key."""
     try:
-        shards = expand_studies(studies)
+        shards = expand_studies(studies, finished_shards(studies))
         return shards, expand_curves(studies, shards)
     except GridError as err:
         raise WorkflowError(f"config studies: {err}") from err
@@ -106,7 +118,7 @@ WEIGHT_STUDIES = sorted(
 
 wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
-    shard=r"([a-z_]+~[^/~]+/)*seeds~\d+-\d+",
+    shard=r"([a-z_]+~[^/~]+/)*seeds~\d+(-\d+)?(,\d+(-\d+)?)*",
     pair=r"([a-z_]+~[^/~]+/)*pair~\d+-\d+",
 
 
