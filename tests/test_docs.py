@@ -64,3 +64,16 @@ def test_the_readme_stays_short_and_points_to_the_docs():
     readme = (REPO / "README.md").read_text()
     assert len(readme) < 10_000
     assert all(f"(docs/{p.name})" in readme for p in (REPO / "docs").glob("*.md"))
+
+
+def test_one_glossary_for_the_parts_of_a_difference():
+    """The words of docs/statistics.md's glossary, and none of the retired ones that meant two things
+    ("test-set sampling" for both the coin-flip part and the test-set draw), across code, captions and docs."""
+    glossary = (REPO / "docs/statistics.md").read_text().split("## Words", 1)[1].split("\n## ", 1)[0]
+    assert all(f"**{word}**" in glossary for word in ("run-to-run", "per-example coin flips", "distribution-wise",
+                                                        "test-set draw"))  # fmt: skip
+    files = [*PAGES, *(REPO / "workflow/report").glob("*.rst"), *(REPO / "src/chaosgrid").rglob("*.py")]
+    for path in files:
+        text = " ".join(path.read_text().split()).lower()
+        for retired in ("test-set sampling", "test-set noise", "test set noise", "sampling noise"):
+            assert retired not in text, f"{path.relative_to(REPO)} says {retired!r}; docs/statistics.md: Words"

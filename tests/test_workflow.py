@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import signal
@@ -118,8 +119,10 @@ def test_end_to_end_tables_and_figures(grid_run):
     names = ["accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves", "variance_by_axis",
              "independence", "churn", "variance_vs_shift", "comparisons"]  # fmt: skip
     comparisons = pd.read_parquet(tables / "comparisons.parquet")
-    assert list(comparisons[["axis", "a", "b"]].itertuples(index=False, name=None)) == [("lr", "0.1", "0.05")]
+    assert list(comparisons[["shift", "axis", "a", "b"]].itertuples(index=False, name=None)) == [
+        ("clean", "lr", "0.1", "0.05"), ("jpeg", "lr", "0.1", "0.05")]  # one comparison per evaluation set
     assert comparisons["test_set_lo"].lt(comparisons["diff"]).all() and comparisons["runs_test_set_1pt"].ge(2).all()
+    assert (comparisons["comparisons"] == 1).all() and comparisons["test_set_verdict_holm"].notna().all()
     for name in names:
         assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
     assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
@@ -134,13 +137,22 @@ def test_compare_prints_both_questions_and_names_bad_input(grid_run):
     assert by_axis.returncode == 0, by_axis.stderr
     assert "lr: A=0.1 vs B=0.05" in by_axis.stdout and "on the distribution" in by_axis.stdout
     by_points = run("--a", "lr=0.1", "--b", "lr=0.05")
-    assert by_points.returncode == 0 and "A=lr=0.1 vs B=lr=0.05" in by_points.stdout
-    assert by_points.stdout.split("\n", 2)[2] == by_axis.stdout.split("\n", 2)[2].replace(
-        "lr: A=0.1 vs B=0.05", "points: A=lr=0.1 vs B=lr=0.05")  # the same comparison both ways  # fmt: skip
-    bad_input = {("--axis", "width"): "'width' is not an axis", ("--a", "lr=0.3", "--b", "lr=0.1"): "matches 0"}
+    assert by_points.returncode == 0 and by_points.stdout == by_axis.stdout  # the same comparison both ways
+    assert run("--a", "lr=1e-1", "--b", "lr=5e-2").stdout == by_points.stdout  # values match as numbers
+    shifted = run("--axis", "lr", "--eval", "jpeg:1")
+    assert shifted.returncode == 0 and "accuracy on the jpeg:1 test set" in shifted.stdout
+    as_json = json.loads(run("--axis", "lr", "--format", "json").stdout)
+    assert [(r["eval"], r["a"], r["b"]) for r in as_json] == [("clean", "0.1", "0.05")]
+    as_csv = run("--axis", "lr", "--eval", "jpeg:1", "--format", "csv").stdout.splitlines()
+    assert len(as_csv) == 2 and as_csv[0].startswith("eval,axis,a,b,at")
+    bad_input = {("--axis", "width"): "'width' is not an axis", ("--a", "lr=0.3", "--b", "lr=0.1"): "values: 0.05, 0.1",
+                 ("--axis", "lr", "--eval", "snow:1"): "its sets: clean, jpeg:1"}  # fmt: skip
     for args, named in bad_input.items():
         bad = run(*args)
-        assert bad.returncode == 2 and named in bad.stderr
+        assert bad.returncode == 2 and named in bad.stderr, bad.stderr
+    unknown = subprocess.run([chaosgrid, "compare", "--study", "tiny_", "--results", str(work / "results"), "--axis",
+                              "lr"], check=False, capture_output=True, text=True)  # fmt: skip
+    assert unknown.returncode == 2 and "studies with tables: tiny" in unknown.stderr
 
 
 def test_report_builds(grid_run):

@@ -57,11 +57,23 @@ def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.
 
 
 def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """Per grid point and evaluation set: n runs, mean/std/min/max accuracy over converged runs, diverged fraction."""
+    """Per grid point and evaluation set: n runs, mean/std/min/max accuracy over converged runs with 95%
+    intervals of the mean and std (`variance.accuracy_intervals`; 2+ runs), diverged fraction."""
+    from chaosgrid.analysis.variance import accuracy_intervals
+
     keys = [*axes, "shift", "severity"]
     grouped = frame.groupby(keys, sort=True, dropna=False)
     acc = grouped["acc"]
-    return pd.DataFrame(
+
+    def bounds(values: pd.Series) -> pd.Series:
+        values = values.dropna().to_numpy(dtype=float)
+        if len(values) < 2:
+            return pd.Series(np.nan, index=["mean_acc_lo", "mean_acc_hi", "std_acc_lo", "std_acc_hi"])
+        found = accuracy_intervals(values)
+        return pd.Series({f"{name}_{end}": float(found[name][i]) for name in ("mean_acc", "std_acc")
+                          for i, end in ((1, "lo"), (2, "hi"))})  # fmt: skip
+
+    table = pd.DataFrame(
         {
             "n_runs": grouped.size(),
             "n_converged": acc.count(),
@@ -71,7 +83,8 @@ def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
             "max_acc": acc.max(),
             "frac_diverged": grouped["diverged"].mean(),
         }
-    ).reset_index()
+    )
+    return table.join(acc.apply(bounds).unstack()).reset_index()
 
 
 def aggregate(run_files: list, prediction_files: list, history_files: list, axes: list[str],

@@ -463,87 +463,78 @@ def _parse_point(pairs: tuple[str, ...], option: str) -> dict[str, str]:
     return point
 
 
-def _format_comparison(row: dict) -> str:
-    """A comparison as a few readable lines, in accuracy points."""
-    from chaosgrid.analysis.compare import DELTAS
-
-    pt = lambda x: f"{100 * x:+.2f}"
-    needed = lambda kind: "  ".join(f"{d:g}pt: {row[f'runs_{kind}_{d:g}pt']:.0f}" for d in DELTAS)
-    title = f"{row['axis']}: A={row['a']} vs B={row['b']}" + (f" ({row['at']})" if row.get("at") else "")
-    return "\n".join([
-        title,
-        (f"  mean accuracy   A {100 * row['mean_a']:.2f}% ({row['n_a']} runs)   B {100 * row['mean_b']:.2f}% "
-         f"({row['n_b']} runs)   A - B {pt(row['diff'])} points"),
-        (f"  std of A - B    run-to-run {100 * row['se_runs']:.2f} (of it per-example coin flips "
-         f"{100 * row['se_binomial']:.2f}, distribution-wise {100 * row['se_distribution_runs']:.2f}); "
-         f"test-set sampling {100 * row['se_test_sampling']:.2f}"),
-        f"  on this test set    [{pt(row['test_set_lo'])}, {pt(row['test_set_hi'])}]  {row['test_set_verdict']}",
-        (f"  on the distribution [{pt(row['distribution_lo'])}, {pt(row['distribution_hi'])}]  "
-         f"{row['distribution_verdict']}"),
-        f"  runs per arm for 80% power, test set:     {needed('test_set')}",
-        f"  runs per arm for 80% power, distribution: {needed('distribution')}",
-    ])  # fmt: skip
-
-
 @main.command("compare")
 @click.option("--study", required=True, help="A study whose tables exist (results/<study>/tables/runs.parquet).")
-@click.option("--axis", help="Compare every pair of neighbouring values along this axis, other axes held equal.")
-@click.option("--a", "a_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point A (repeat for each axis).")
-@click.option("--b", "b_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point B (repeat for each axis).")
+@click.option("--axis", help="Compare neighbouring values along this axis: pooled over the other axes (a main "
+              "effect), then at each of their values.")  # fmt: skip
+@click.option("--a", "a_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Grid point A (repeat for each axis; name fewer axes to pool over the others).")  # fmt: skip
+@click.option("--b", "b_pairs", multiple=True, metavar="KEY=VALUE", help="Grid point B, naming the same axes as A.")
+@click.option("--eval", "eval_set", default="clean", show_default=True, metavar="SET",
+              help="The evaluation set: clean, a shift at a severity (contrast:2), or a one-version set (cifar10_1).")
 @click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
               help="Confidence level of the intervals (the verdicts' test is at 1 - level).")  # fmt: skip
-@click.option("--results", type=click.Path(exists=True, file_okay=False), default="results", show_default=True,
-              help="Folder holding <study>/ (the workflow's results/).")  # fmt: skip
-def compare_command(study, axis, a_pairs, b_pairs, level, results) -> None:
-    """Is the difference between two grid points real, and how many seeds would show it?
+@click.option("--results", default="results", show_default=True, help="Folder holding <study>/ (the workflow's results/).")
+@click.option("--format", "output", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
+              help="text for reading; json or csv (one row per comparison, fractions, not points) for scripts.")
+def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, output) -> None:
+    """Is the difference between grid points real, and how many seeds would show it?
 
-    Splits the uncertainty of a difference in mean test accuracy into run-to-run variation (per-example
-    coin flips and real differences between runs) and test-set sampling, and answers two questions: is A
-    better on this test set, and is A better on the distribution? Then: runs per arm to detect 0.1-1 point
-    differences. Reads results/<study>/tables/runs.parquet and the study's predictions files.
+    Splits the uncertainty of a difference in mean accuracy into run-to-run variation (per-example coin
+    flips and distribution-wise spread) and the test-set draw, and answers two questions: is A better on
+    this test set, and on the distribution? Naming fewer axes in --a/--b than the study has pools over the
+    others (a main effect, with a line on whether the effect differs between them). Several comparisons get
+    Holm-adjusted verdicts beside their own. Then: runs per arm to detect 0.1-1 point differences. Reads
+    results/<study>/tables/runs.parquet and the study's predictions files; the words are defined in
+    docs/statistics.md.
     """
     import pandas as pd
 
-    from chaosgrid.analysis.compare import clean_points, compare, left_out, neighbours, value_orders
-    from chaosgrid.cells import SEED_KEYS, format_value
+    from chaosgrid.analysis import compare as c
+    from chaosgrid.cells import SEED_KEYS
     from chaosgrid.store import parameter_columns
 
     if bool(axis) == bool(a_pairs or b_pairs):
         raise click.UsageError("give either --axis NAME or both --a KEY=VALUE ... and --b KEY=VALUE ...")
-    folder = Path(results) / study
+    folder, results = Path(results) / study, Path(results)
+    if not results.is_dir():
+        raise click.BadParameter(f"no folder {results}: run this where you ran snakemake, or pass the results "
+                                 f"folder", param_hint="--results")  # fmt: skip
     runs_path = folder / "tables" / "runs.parquet"
     if not runs_path.exists():
-        raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first", param_hint="--study")
+        done = sorted(p.parent.parent.name for p in results.glob("*/tables/runs.parquet"))
+        raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first (studies with tables: "
+                                 f"{', '.join(done) or 'none'})", param_hint="--study")  # fmt: skip
     runs = pd.read_parquet(runs_path)
     axes = [k for k in parameter_columns(list(runs.columns)) if k not in SEED_KEYS and runs[k].nunique() > 1]
     if "variant" in axes:  # a variant's own settings are not axes of their own
         axes = [a for a in axes if a == "variant" or runs.groupby("variant")[a].nunique().max() > 1]
-    points = clean_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)
-    if axis:
-        if axis not in axes:
-            raise click.BadParameter(f"{axis!r} is not an axis of {study}; its axes: {', '.join(axes)}",
-                                     param_hint="--axis")  # fmt: skip
-        rows = [r for r in neighbours(points, axes, value_orders(runs, axes), level) if r["axis"] == axis]
-    else:
-        chosen = []
-        for option, pairs in (("--a", a_pairs), ("--b", b_pairs)):
-            wanted = _parse_point(pairs, option)
-            unknown = [k for k in wanted if k not in axes]
-            if unknown:
-                raise click.BadParameter(f"{unknown[0]!r} is not an axis of {study}; its axes: {', '.join(axes)}",
-                                         param_hint=option)  # fmt: skip
-            match = [k for k in points if all(format_value(k[axes.index(a)]) == v for a, v in wanted.items())]
-            if len(match) != 1:
-                raise click.BadParameter(f"{' '.join(pairs)} matches {len(match)} grid points with 2+ runs; name "
-                                         f"a value of every axis ({', '.join(axes)})", param_hint=option)  # fmt: skip
-            chosen.append(match[0])
-        label = lambda key: ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True))
-        rows = [{"axis": "points", "a": label(chosen[0]), "b": label(chosen[1]),
-                 **compare(points[chosen[0]], points[chosen[1]], level)}]  # fmt: skip
-    click.echo(f"{study}: clean test accuracy, {int(100 * level)}% intervals, differences in points (%)\n")
-    for line in left_out(runs, axes, points):
+    sets = c.eval_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)
+    names = {c.eval_name(*key): key for key in sets}
+    if eval_set not in names:
+        raise click.BadParameter(f"{study} has no evaluation set {eval_set!r}; its sets: {', '.join(names)}",
+                                 param_hint="--eval")  # fmt: skip
+    points, orders = sets[names[eval_set]], c.value_orders(runs, axes)
+    try:
+        if axis:
+            if axis not in axes:
+                raise ValueError(f"--axis: {axis!r} is not an axis of {study}; its axes: {', '.join(axes)}")
+            rows = [r for r in c.neighbours(points, axes, orders, level) if r["axis"] == axis]
+        else:
+            a, b = (c.chosen_values(_parse_point(pairs, option), axes, orders, option)
+                    for option, pairs in (("--a", a_pairs), ("--b", b_pairs)))  # fmt: skip
+            rows = c.between(points, axes, a, b, level)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    rows = c.holm(rows, level)
+    if output != "text":
+        table = pd.DataFrame([{"eval": eval_set, **r} for r in rows])
+        click.echo(table.to_json(orient="records", indent=1) if output == "json" else table.to_csv(index=False).rstrip())
+        return
+    click.echo(f"{study}: accuracy on the {eval_set} test set, {100 * level:g}% intervals, differences in points (%)")
+    for line in c.left_out(runs, axes, points):
         click.echo(line)
-    click.echo("\n\n".join(_format_comparison(r) for r in rows) or "no pair of grid points with 2+ runs each")
+    click.echo(c.describe(rows, level) or "no pair of grid points with 2+ runs each")
 
 
 @main.command("schema")

@@ -1,20 +1,28 @@
-"""Is a difference between two grid points real, and how many seeds would show it? (after Jordan 2023)
+"""Is a difference between grid points real, and how many seeds would show it? (after Jordan 2023)
 
-Two grid points A and B (R_A and R_B runs, scored on the same n test examples) differ in mean test accuracy
-by d = mean(acc_A) - mean(acc_B). Its variance has three parts:
-- per-example coin flips: var_binomial_A/R_A + var_binomial_B/R_B (each run's accuracy is a sum of n
-  nearly independent right/wrong outcomes; what Jordan finds to be most of the run-to-run variance);
-- real run-to-run differences on the distribution: var_distribution_A/R_A + var_distribution_B/R_B;
-  (these two add up to the observed run-to-run variance, var_observed/R, on this test set);
-- test-set sampling: another n examples from the distribution would give another difference. Paired over
-  examples: with d_i = p_A,i - p_B,i the difference in the fraction of runs right on example i,
-  Var_i(d_i)/n - var_binomial_A/R_A - var_binomial_B/R_B (the per-example noise of d_i removed).
-Two questions, two intervals (Student t with Welch's degrees of freedom):
-- test set: is A better than B *on this test set*, expected over seeds? d ± t·sqrt(run-to-run part);
-- distribution: is A better than B *on the data distribution*? d ± t·sqrt(run-to-run + test-set parts).
-Seeds needed: runs per arm for 80% power at the 5% level (two-sided t-test) to detect a difference of delta
-points, from the observed std (the test-set question) and from the distribution-wise std (the runs needed
-if every run were scored on fresh data, so that test-set sampling vanished: more seeds cannot buy that).
+Words (one glossary: compare, the README, the figures' captions and the report use these and only these):
+- **run-to-run** variation: how a run's test accuracy varies with its seeds. It has two parts:
+  - **per-example coin flips** (the binomial part): what it would be if each run got each test example right
+    independently with that example's chance p_i (Jordan finds it most of the run-to-run variance);
+  - **distribution-wise** spread: the rest, runs that really differ in accuracy on the data distribution.
+- **test-set draw**: another n examples from the same distribution would give another difference between
+  A and B (a paired term over examples, separate from run-to-run variation).
+
+Two grid points A and B (R_A and R_B runs, scored on the same n test examples) differ in mean accuracy by
+d = mean(acc_A) - mean(acc_B). Its variance: run-to-run var_observed_A/R_A + var_observed_B/R_B, of which
+per-example coin flips var_binomial_A/R_A + var_binomial_B/R_B; and the test-set draw, from the paired
+per-example differences d_i = p_A,i - p_B,i: Var_i(d_i)/n - var_binomial_A/R_A - var_binomial_B/R_B (their
+own coin-flip noise removed). Two questions, two intervals (Student t, Welch's degrees of freedom):
+- on this test set: is A better here, expected over seeds? d ± t·sqrt(run-to-run part);
+- on the distribution: is A better on new data? d ± t·sqrt(run-to-run + test-set draw).
+A *main effect* pools S pairs (A_s, B_s) that differ in one axis, the other axes at each of their S values
+(`pooled`): the equal-weight mean of the S differences, its variance their sum over S² (runs are
+independent across points; the test-set draw is paired over the shared examples), so one pair is S = 1.
+Several comparisons at once: Holm's step-down adjustment keeps the family-wise rate of false verdicts at
+1 - level (`holm`). Seeds needed: runs per arm (per grid point) for 80% power at the 5% level (two-sided
+t-test) to detect a difference of delta points, from the run-to-run std (this test set) and from the
+distribution-wise std (the runs needed if every run were scored on fresh data, so that the test-set draw
+vanished: more seeds cannot buy that).
 """
 
 from __future__ import annotations
@@ -24,9 +32,8 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from chaosgrid.analysis.variance import binomial_variance, distribution_variance, observed_variance
+from chaosgrid.analysis.variance import binomial_variance, distribution_variance, intervals, observed_variance
 from chaosgrid.cells import format_value
-from chaosgrid.evalsets import is_clean
 
 DELTAS = (0.1, 0.2, 0.5, 1.0)  # differences in accuracy points (percent) for the seeds-needed table
 POWER, ALPHA = 0.8, 0.05
@@ -52,41 +59,103 @@ def runs_needed(variance: float, delta: float, power: float = POWER, alpha: floa
 
 
 def compare(correct_a: np.ndarray, correct_b: np.ndarray, level: float = 0.95, plan: bool = True) -> dict:
-    """Difference in mean accuracy of A and B (runs x examples correctness, the same examples), its
-    variance parts, the test-set and distribution intervals with their verdicts, and (`plan`) seeds needed."""
-    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    (runs_a, n), runs_b = correct_a.shape, correct_b.shape[0]
-    if correct_b.shape[1] != n:
-        raise ValueError(f"A and B are scored on different test sets ({n} vs {correct_b.shape[1]} examples)")
-    if min(runs_a, runs_b) < 2:
+    """Difference in mean accuracy of A and B (runs x examples correctness, the same examples): `pooled` of
+    one pair, and with `plan` (what a reader plans with; simulations of the verdicts skip it) each arm's
+    run-to-run / per-example-coin-flip variance ratio with its interval."""
+    row = pooled([(correct_a, correct_b)], level, plan)
+    for arm, correct in (("a", correct_a), ("b", correct_b)) if plan else ():
+        ratio = intervals(np.asarray(correct, dtype=bool), level)["ratio"] if len(correct) >= 3 else (np.nan,) * 3
+        row[f"ratio_{arm}"], row[f"ratio_{arm}_lo"], row[f"ratio_{arm}_hi"] = (float(x) for x in ratio)
+    return row
+
+
+def pooled(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95, plan: bool = True) -> dict:
+    """The equal-weight mean D = (1/S) Σ_s d_s of S differences d_s = mean(acc_A_s) - mean(acc_B_s) (each a
+    runs x examples correctness pair, all on the same examples), its variance parts, both intervals with
+    their verdicts and p-values, and (`plan`) runs per arm and grid point needed for 80% power.
+
+    Var(D) = (1/S²) Σ_s (obs_A_s/R_A_s + obs_B_s/R_B_s) over runs (independent between grid points), plus the
+    test-set draw, paired over the shared examples: D_i = (1/S) Σ_s (p_A_s,i - p_B_s,i), Var_i(D_i)/n minus
+    its coin-flip part (1/S²) Σ_s (bin_A_s/R_A_s + bin_B_s/R_B_s). Degrees of freedom: Welch-Satterthwaite over
+    the 2S arms, ν = (Σ_j c_j)² / Σ_j c_j²/(R_j - 1) with c_j = obs_j/R_j (the test-set draw's, ~n, are many
+    more). Equal weights make D the main effect averaged over the grid, as in a factorial design: a point
+    with more runs does not count more. With S > 1, Welch's test (`heterogeneity`) asks whether the d_s differ by more than
+    their run-to-run errors (an interaction: the effect depends on the other axes)."""
+    arms = [np.asarray(m, dtype=bool) for pair in pairs for m in pair]
+    n, points = arms[0].shape[1], len(pairs)
+    if any(m.shape[1] != n for m in arms):
+        raise ValueError(f"A and B are scored on different test sets ({n} vs {arms[1].shape[1]} examples)")
+    if min(len(m) for m in arms) < 2:
         raise ValueError("each side needs at least 2 runs")
-    acc_a, acc_b = correct_a.mean(1), correct_b.mean(1)
-    diff = float(acc_a.mean() - acc_b.mean())
-    obs_a, obs_b = float(observed_variance(correct_a)), float(observed_variance(correct_b))
-    bin_a, bin_b = float(binomial_variance(correct_a)), float(binomial_variance(correct_b))
-    dist_a, dist_b = float(distribution_variance(correct_a)), float(distribution_variance(correct_b))
-    per_example = correct_a.mean(0) - correct_b.mean(0)
-    var_runs = obs_a / runs_a + obs_b / runs_b
-    var_test = max(float(np.var(per_example, ddof=1)) / n - bin_a / runs_a - bin_b / runs_b, 0.0)
-    # Welch-Satterthwaite degrees of freedom of the run-to-run part (the test-set part's are ~n, many more)
-    df = var_runs**2 / ((obs_a / runs_a) ** 2 / (runs_a - 1) + (obs_b / runs_b) ** 2 / (runs_b - 1)) if var_runs > 0 else np.inf
+    runs = np.array([len(m) for m in arms], dtype=float)
+    obs, bin_, dist = (np.array([float(f(m)) for m in arms]) for f in (observed_variance, binomial_variance,
+                                                                          distribution_variance))  # fmt: skip
+    means = np.array([m.mean() for m in arms])
+    diffs = means[0::2] - means[1::2]
+    diff = float(diffs.mean())
+    per_run = obs / runs  # each arm's share of the run-to-run variance of its point's difference
+    var_runs = per_run.sum() / points**2
+    per_example = sum(a.mean(0) - b.mean(0) for a, b in pairs) / points
+    var_draw = max(float(np.var(per_example, ddof=1)) / n - (bin_ / runs).sum() / points**2, 0.0)
+    welch = lambda shares, dfs: shares.sum(-1) ** 2 / (shares**2 / dfs).sum(-1)  # Welch-Satterthwaite
+    df = welch(per_run, runs - 1) if var_runs > 0 else np.inf
     t = float(stats.t.ppf((1 + level) / 2, df))
-    se_test_set, se_distribution = np.sqrt(var_runs), np.sqrt(var_runs + var_test)
+    se_test_set, se_distribution = np.sqrt(var_runs), np.sqrt(var_runs + var_draw)
     row = {
-        "n_a": runs_a, "n_b": runs_b, "n_examples": n, "mean_a": float(acc_a.mean()), "mean_b": float(acc_b.mean()),
-        "diff": diff, "se_binomial": float(np.sqrt(max(bin_a / runs_a + bin_b / runs_b, 0.0))),
-        "se_distribution_runs": float(np.sqrt(max(dist_a, 0.0) / runs_a + max(dist_b, 0.0) / runs_b)),
-        "se_runs": float(se_test_set), "se_test_sampling": float(np.sqrt(var_test)), "df": float(df),
-        "test_set_lo": diff - t * se_test_set, "test_set_hi": diff + t * se_test_set,
-        "distribution_lo": diff - t * se_distribution, "distribution_hi": diff + t * se_distribution,
+        "points": points, "n_a": int(runs[0::2].sum()), "n_b": int(runs[1::2].sum()), "n_examples": n,
+        "mean_a": float(means[0::2].mean()), "mean_b": float(means[1::2].mean()), "diff": diff,
+        "se_binomial": float(np.sqrt(max((bin_ / runs).sum(), 0.0)) / points),
+        "se_distribution_runs": float(np.sqrt((np.maximum(dist, 0.0) / runs).sum()) / points),
+        "se_runs": float(se_test_set), "se_test_draw": float(np.sqrt(var_draw)), "df": float(df),
     }  # fmt: skip
-    row["test_set_verdict"] = verdict(row["test_set_lo"], row["test_set_hi"])
-    row["distribution_verdict"] = verdict(row["distribution_lo"], row["distribution_hi"])
-    pooled_obs, pooled_dist = (obs_a + obs_b) / 2, max((dist_a + dist_b) / 2, 0.0)
+    for question, se in (("test_set", se_test_set), ("distribution", se_distribution)):
+        row[f"{question}_lo"], row[f"{question}_hi"] = diff - t * se, diff + t * se
+        row[f"{question}_verdict"] = verdict(row[f"{question}_lo"], row[f"{question}_hi"])
+        row[f"{question}_p"] = float(2 * stats.t.sf(abs(diff) / se, df)) if se > 0 else 1.0 if diff == 0 else 0.0
+    if points > 1:
+        shares, dfs = per_run.reshape(points, 2), (runs - 1).reshape(points, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row.update(heterogeneity(diffs, shares.sum(1), welch(shares, dfs)))
+    pooled_obs, pooled_dist = obs.mean() / points, max(dist.mean(), 0.0) / points
     for delta in DELTAS if plan else ():
         row[f"runs_test_set_{delta:g}pt"] = runs_needed(pooled_obs, delta / 100)
         row[f"runs_distribution_{delta:g}pt"] = runs_needed(pooled_dist, delta / 100)
     return row
+
+
+def heterogeneity(diffs: np.ndarray, variances: np.ndarray, dfs: np.ndarray) -> dict:
+    """Whether S differences disagree beyond their run-to-run errors: Welch's (1951) test of equal means
+    with unequal, estimated variances (the differences' `variances`, each with Welch-Satterthwaite `dfs`),
+    F = [Σ w_s (d_s - d_w)² / (S-1)] / [1 + 2(S-2)/(S²-1) · Λ] on (S-1, (S²-1)/(3Λ)) degrees of freedom,
+    w_s = 1/v_s, Λ = Σ (1 - w_s/Σw)²/ν_s. Chosen over Cochran's Q against χ², which treats the variances as
+    known and gave 6.2% false verdicts at 8 runs per point (Welch's: tests/test_compare.py). Also the
+    smallest and largest d_s; NaN where a point's variance is 0 (runs that do not vary: no scale)."""
+    spread = {"diff_min": float(diffs.min()), "diff_max": float(diffs.max())}
+    if (variances <= 0).any():
+        return {**spread, "heterogeneity_f": np.nan, "heterogeneity_p": np.nan}
+    points, weights = len(diffs), 1 / variances
+    centre = (weights * diffs).sum() / weights.sum()
+    lam = ((1 - weights / weights.sum()) ** 2 / dfs).sum()
+    f = (weights * (diffs - centre) ** 2).sum() / (points - 1) / (1 + 2 * (points - 2) / (points**2 - 1) * lam)
+    p = stats.f.sf(f, points - 1, (points**2 - 1) / (3 * lam))
+    return {**spread, "heterogeneity_f": float(f), "heterogeneity_p": float(p)}
+
+
+def holm(rows: list[dict], level: float = 0.95) -> list[dict]:
+    """The rows with Holm-adjusted p-values and verdicts for both questions: over the m comparisons made
+    together, the family-wise rate of any false verdict stays at most 1 - level (Holm 1979: the k-th
+    smallest p-value is scaled by m - k + 1, kept monotone), where per-pair verdicts at 5% each would
+    give about 1 - 0.95^m. Each row also records m (`comparisons`)."""
+    rows = [{**r, "comparisons": len(rows)} for r in rows]
+    for question in ("test_set", "distribution"):
+        order = sorted(range(len(rows)), key=lambda i: rows[i][f"{question}_p"])
+        adjusted = 0.0
+        for rank, i in enumerate(order):
+            adjusted = min(max(adjusted, (len(rows) - rank) * rows[i][f"{question}_p"]), 1.0)
+            rows[i][f"{question}_p_holm"] = adjusted
+            sign = "A > B" if rows[i]["diff"] > 0 else "A < B"
+            rows[i][f"{question}_verdict_holm"] = sign if adjusted < 1 - level else "no evidence"
+    return rows
 
 
 def verdict(low: float, high: float) -> str:
@@ -103,34 +172,46 @@ def value_orders(runs, axes: list[str]) -> dict[str, list]:
             for a in axes}  # fmt: skip
 
 
+def label(axes: list[str], key: tuple) -> str:
+    """A grid point (or the part of one) as "lr=0.05, width=16"."""
+    return ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True))
+
+
 def neighbours(points: dict[tuple, np.ndarray], axes: list[str], orders: dict[str, list],
-               level: float = 0.95) -> list[dict]:  # fmt: skip
+               level: float = 0.95, plan: bool = True) -> list[dict]:  # fmt: skip
     """Every comparison of neighbouring values along each axis (in `orders`), the other axes held equal:
-    `points` maps a grid point's axis values (in `axes` order) to its correctness matrix; A is the later value."""
+    `points` maps a grid point's axis values (in `axes` order) to its correctness matrix; A is the later value.
+    Where an axis has others beside it, each neighbouring pair first as a main effect, pooled over the
+    other axes' values at which both exist (`pooled`; its `at` says over what), then at each of them."""
     rows = []
     for k, axis in enumerate(axes):
-        for rest in sorted({key[:k] + key[k + 1 :] for key in points}):
-            present = {key[k] for key in points if key[:k] + key[k + 1 :] == rest}
-            values = [v for v in orders[axis] if v in present]
-            for before, after in itertools.pairwise(values):
-                a, b = (*rest[:k], after, *rest[k:]), (*rest[:k], before, *rest[k:])
-                fixed = dict(zip([x for x in axes if x != axis], rest, strict=True))
-                at = ", ".join(f"{ax}={format_value(v)}" for ax, v in fixed.items())
-                rows.append({"axis": axis, "a": format_value(after), "b": format_value(before), "at": at, **fixed,
-                             **compare(points[a], points[b], level)})  # fmt: skip
+        others = [x for x in axes if x != axis]
+        rests = sorted({key[:k] + key[k + 1 :] for key in points})
+        at_value = lambda rest, value, k=k: (*rest[:k], value, *rest[k:])
+        for before, after in itertools.pairwise(orders[axis]):
+            both = [rest for rest in rests if at_value(rest, before) in points and at_value(rest, after) in points]
+            pair = {"axis": axis, "a": format_value(after), "b": format_value(before)}
+            if len(both) > 1:
+                pairs = [(points[at_value(r, after)], points[at_value(r, before)]) for r in both]
+                rows.append({**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points",
+                             **pooled(pairs, level, plan)})  # fmt: skip
+            for rest in both:
+                rows.append({**pair, "at": label(others, rest), **dict(zip(others, rest, strict=True)),
+                             **compare(points[at_value(rest, after)], points[at_value(rest, before)], level, plan)})  # fmt: skip
     return rows
 
 
-def clean_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple, np.ndarray]:
-    """Each grid point's clean-test correctness matrix over its converged runs (points with 2+ runs)."""
+def eval_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple[str, int], dict[tuple, np.ndarray]]:
+    """Per test evaluation set (shift, severity), each grid point's correctness matrix over its converged
+    runs (points with 2+ runs)."""
     from chaosgrid.aggregate import grid_point_matrices
 
-    points = {}
+    sets: dict[tuple[str, int], dict[tuple, np.ndarray]] = {}
     for values, shift, severity, point, m in grid_point_matrices(runs[~runs["diverged"]], prediction_files, axes,
                                                                  ["correct"]):  # fmt: skip
-        if is_clean(shift, severity) and len(point) >= 2:
-            points[tuple(values[a] for a in axes)] = m["correct"]
-    return points
+        if len(point) >= 2:
+            sets.setdefault((shift, severity), {})[tuple(values[a] for a in axes)] = m["correct"]
+    return sets
 
 
 def left_out(runs, axes: list[str], points: dict) -> list[str]:
@@ -148,8 +229,137 @@ def left_out(runs, axes: list[str], points: dict) -> list[str]:
 
 
 def study_comparisons(runs, prediction_files: list, axes: list[str]):
-    """(comparisons,): every neighbouring pair along every axis of a study, on the clean test set."""
+    """(comparisons,): per test evaluation set, every neighbouring pair along every axis of a study (main
+    effects and per point, `neighbours`), with Holm's verdicts over that evaluation set's comparisons."""
     import pandas as pd
 
-    points = clean_points(runs, prediction_files, axes)
-    return (pd.DataFrame(neighbours(points, axes, value_orders(runs, axes))),)
+    orders = value_orders(runs, axes)
+    rows = [{"shift": shift, "severity": severity, **row}
+            for (shift, severity), points in eval_points(runs, prediction_files, axes).items()
+            for row in holm(neighbours(points, axes, orders))]  # fmt: skip
+    return (pd.DataFrame(rows),)
+
+
+def eval_name(shift: str, severity: int) -> str:
+    """An evaluation set as `--eval` spells it: clean, contrast:2, cifar10_1."""
+    return shift if severity == 0 else f"{shift}:{severity}"
+
+
+def chosen_values(wanted: dict[str, str], axes: list[str], orders: dict[str, list], option: str) -> dict:
+    """The axis values a `--a`/`--b` KEY=VALUE list names, matched as numbers where the axis holds numbers
+    (5e-3 is 0.005); ValueError naming the unknown axis or value, with the ones that exist."""
+    chosen = {}
+    for axis, text in wanted.items():
+        if axis not in axes:
+            raise ValueError(f"{option}: {axis!r} is not an axis of the study; its axes: {', '.join(axes)}")
+        match = [v for v in orders[axis] if _same(text, v)]
+        if not match:
+            raise ValueError(f"{option}: {axis} has no value {text}; its values: "
+                             f"{', '.join(format_value(v) for v in orders[axis])}")  # fmt: skip
+        chosen[axis] = match[0]
+    return chosen
+
+
+def _same(text: str, value: object) -> bool:
+    """Whether a value typed on the command line names an axis value: as numbers where both are, else as text."""
+    return float(text) == float(value) if _number(text) and _number(value) else format_value(value) == text
+
+
+def _number(value: object) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
+def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, level: float = 0.95) -> list[dict]:
+    """A (`a`: values of some axes) against B (`b`: values of the same axes): one pair when they name every
+    axis; else the main effect pooled over the other axes' values at which both exist, then each of those
+    points. ValueError when A and B name different axes or no point has both."""
+    if set(a) != set(b):
+        raise ValueError(f"--a names {', '.join(a)} and --b names {', '.join(b)}: name the same axes in both")
+    others = [x for x in axes if x not in a]
+    point = lambda values, rest: tuple(values[x] if x in values else rest[others.index(x)] for x in axes)
+    rests = sorted({tuple(key[axes.index(x)] for x in others) for key in points})
+    both = [r for r in rests if point(a, r) in points and point(b, r) in points]
+    if not both:
+        raise ValueError(f"no grid point with 2+ runs has both {label(list(a), tuple(a.values()))} and "
+                         f"{label(list(b), tuple(b.values()))}")  # fmt: skip
+    pair = {"axis": ", ".join(a), "a": ", ".join(map(format_value, a.values())),
+            "b": ", ".join(map(format_value, b.values()))}  # fmt: skip
+    rows = [{**pair, "at": label(others, r), **dict(zip(others, r, strict=True)),
+             **compare(points[point(a, r)], points[point(b, r)], level)} for r in both]  # fmt: skip
+    if len(both) == 1:
+        return rows
+    pairs = [(points[point(a, r)], points[point(b, r)]) for r in both]
+    return [{**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points", **pooled(pairs, level)}, *rows]
+
+
+def describe(rows: list[dict], level: float = 0.95) -> str:
+    """Comparisons as readable text, in accuracy points: a block for each main effect or lone pair, a line
+    for each grid point of a main effect; first, how many comparisons were made and what Holm's adjustment
+    promises."""
+    alpha = f"{100 * (1 - level):g}%"
+    lines = []
+    if len(rows) > 1:
+        lines.append(f"{len(rows)} comparisons: at {alpha} each, about {len(rows) * (1 - level):.1f} false verdicts "
+                     f"are expected where nothing differs; the Holm verdicts keep the chance of any false verdict "
+                     f"at {alpha}.")  # fmt: skip
+    main = None  # the pair whose main effect was the last block: its grid points follow as lines
+    for r in rows:
+        if r["points"] > 1:
+            main = (r["axis"], r["a"], r["b"])
+        if r["points"] == 1 and main == (r["axis"], r["a"], r["b"]):
+            lines.append(f"    at {r['at']}: A - B {_points(r['diff'])}, this test set {_interval(r, 'test_set')} "
+                         f"{r['test_set_verdict']}{_holm(r, 'test_set', len(rows))}")  # fmt: skip
+        else:
+            lines += ["", *_block(r, level, len(rows))]
+    return "\n".join(lines).strip("\n")
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def _interval(row: dict, question: str) -> str:
+    return f"[{_points(row[f'{question}_lo'])}, {_points(row[f'{question}_hi'])}]"
+
+
+def _holm(row: dict, question: str, made: int) -> str:
+    return f"   Holm: {row[f'{question}_verdict_holm']}" if made > 1 else ""
+
+
+def _block(r: dict, level: float, made: int) -> list[str]:
+    """The lines of one comparison (a pair or a main effect) of `made` comparisons."""
+    title = f"{r['axis']}: A={r['a']} vs B={r['b']}" + (f" ({r['at']})" if r.get("at") else "")
+    runs = "runs" if r["points"] == 1 else f"runs over {r['points']} points"
+    block = [
+        title,
+        (f"  mean accuracy   A {100 * r['mean_a']:.2f}% ({r['n_a']} {runs})   B {100 * r['mean_b']:.2f}% "
+         f"({r['n_b']} {runs})   A - B {_points(r['diff'])} points"),
+        (f"  std of A - B    run-to-run {100 * r['se_runs']:.2f} (per-example coin flips "
+         f"{100 * r['se_binomial']:.2f}, distribution-wise {100 * r['se_distribution_runs']:.2f}); "
+         f"test-set draw {100 * r['se_test_draw']:.2f}"),
+    ]  # fmt: skip
+    if r["points"] == 1 and not np.isnan(r.get("ratio_a", np.nan)):
+        ratio = {arm: f"{r[f'ratio_{arm}']:.2f} [{r[f'ratio_{arm}_lo']:.2f}, {r[f'ratio_{arm}_hi']:.2f}]" for arm in "ab"}
+        block.append(f"  run-to-run / coin-flip variance   A {ratio['a']}   B {ratio['b']}   (1: runs differ only "
+                     f"by per-example coin flips)")  # fmt: skip
+    for question, name in (("test_set", "on this test set   "), ("distribution", "on the distribution")):
+        block.append(f"  {name} {_interval(r, question)}  {r[f'{question}_verdict']}{_holm(r, question, made)}")
+    if r["points"] > 1:
+        p = r["heterogeneity_p"]
+        judged = ("no scale to judge by (runs that do not vary)" if np.isnan(p) else
+                  f"Welch F = {r['heterogeneity_f']:.2f}, p = {p:.3f}: "
+                  + ("the effect differs between grid points (an interaction)" if p < 1 - level
+                     else "no evidence that it differs between grid points"))  # fmt: skip
+        block.append(f"  per grid point  A - B from {_points(r['diff_min'])} to {_points(r['diff_max'])}; {judged}")
+    if "runs_test_set_1pt" in r:
+        needed = {kind: "  ".join(f"{d:g}pt: {r[f'runs_{kind}_{d:g}pt']:.0f}" for d in DELTAS)
+                  for kind in ("test_set", "distribution")}  # fmt: skip
+        per = "per arm" if r["points"] == 1 else "per arm and grid point"
+        block.append(f"  runs {per} for 80% power, this test set:    {needed['test_set']}")
+        block.append(f"  runs {per} for 80% power, the distribution: " + (needed["distribution"] if
+                     r["se_distribution_runs"] > 0 else "no distribution-wise spread detected at this number of runs"))  # fmt: skip
+    return block

@@ -4,7 +4,7 @@ Per variant (and the values of any other axes), over its converged runs on the c
 - what it is: `batching` (SGD and its batch order, or full batch and its chunks), `data` (live augmentation,
   none, or R fixed augmented copies), `steps`, and `modifications`: the settings in which it differs from the
   first variant (the reference row), leaving out those the other columns show;
-- how it does: mean and std of test accuracy, the binomial std (the test-set sampling part of that std) and
+- how it does: mean and std of test accuracy, the binomial std (the per-example coin-flip part of that std) and
   the distribution-wise std (what remains: the spread of the runs' accuracies on the distribution), both
   from the run-to-run variance estimators; the fraction of steps clipped; seconds of training per run.
 A second table follows test accuracy through training (every checkpoint of the runs).

@@ -46,7 +46,7 @@ def observed_variance(correct: np.ndarray) -> float | np.ndarray:
 
 
 def distribution_variance(correct: np.ndarray) -> float | np.ndarray:
-    """n/(n-1) * (Var_runs(acc) - binomial variance). Raw: may be negative from sampling noise."""
+    """n/(n-1) * (Var_runs(acc) - binomial variance). Raw: may be negative from estimation error (few runs)."""
     n = correct.shape[-1]
     return n / (n - 1) * (observed_variance(correct) - binomial_variance(correct))
 
@@ -94,6 +94,18 @@ def variance_interval(acc: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     return c * var * np.exp(-z * se), c * var * np.exp(z * se)
 
 
+def accuracy_intervals(acc: np.ndarray, level: float = 0.95) -> dict[str, tuple]:
+    """Mean and std of run accuracies (last axis: runs) with their `level` intervals, as (estimate, low, high):
+    Student t for the mean, Bonett's interval for the variance (`variance_interval`). The summary table and
+    `intervals` share them."""
+    runs = acc.shape[-1]
+    mean, var = acc.mean(axis=-1), np.var(acc, axis=-1, ddof=1)
+    half = stats.t.ppf((1 + level) / 2, runs - 1) * np.sqrt(var / runs)
+    low, high = variance_interval(acc, level)
+    return {"mean_acc": (mean, mean - half, mean + half), "var_observed": (var, low, high),
+            "std_acc": (np.sqrt(var), np.sqrt(low), np.sqrt(high))}  # fmt: skip
+
+
 def intervals(correct: np.ndarray, level: float = 0.95) -> dict[str, tuple]:
     """Point estimate and `level` interval of every reported statistic, each as (estimate, low, high).
 
@@ -110,19 +122,15 @@ def intervals(correct: np.ndarray, level: float = 0.95) -> dict[str, tuple]:
     outside its own interval in 98% of simulated studies).
     """
     runs, n = correct.shape[-2:]
-    acc = accuracies(correct)
-    mean, var_obs, var_bin = acc.mean(axis=-1), observed_variance(correct), binomial_variance(correct)
-    t = stats.t.ppf((1 + level) / 2, runs - 1)
-    half = t * np.sqrt(var_obs / runs)
-    obs_lo, obs_hi = variance_interval(acc, level)
-    bin_half = t * jackknife_se(correct)
+    found = accuracy_intervals(accuracies(correct), level)
+    var_obs, obs_lo, obs_hi = found["var_observed"]
+    var_bin = binomial_variance(correct)
+    bin_half = stats.t.ppf((1 + level) / 2, runs - 1) * jackknife_se(correct)
     scale = n / (n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (var_obs / var_bin, obs_lo / var_bin, obs_hi / var_bin)
     return {
-        "mean_acc": (mean, mean - half, mean + half),
-        "std_acc": (np.sqrt(var_obs), np.sqrt(obs_lo), np.sqrt(obs_hi)),
-        "var_observed": (var_obs, obs_lo, obs_hi),
+        **found,
         "var_binomial": (var_bin, var_bin - bin_half, var_bin + bin_half),
         "var_distribution": tuple(scale * (v - var_bin) for v in (var_obs, obs_lo, obs_hi)),
         "ratio": ratio,

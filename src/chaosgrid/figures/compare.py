@@ -14,31 +14,46 @@ from chaosgrid.figures import _placeholders, save
 
 
 def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 24) -> None:
-    """Left: each neighbouring pair's difference in mean accuracy with its two intervals (dark: on this
-    test set; light: on the distribution). Right: runs per arm for 80% power vs the difference to detect,
-    one faint line per pair and the median in bold, for both questions."""
-    from chaosgrid.analysis.compare import DELTAS
+    """One panel per evaluation set (clean first): each comparison's difference in mean accuracy with its
+    two intervals (dark: on this test set; light: on the distribution), main effects (pooled over the other
+    axes) first, a filled mark where Holm's verdict over the set's comparisons holds. Last: runs per arm for
+    80% power vs the difference to detect on the clean set, one faint line per comparison, the median bold."""
+    from chaosgrid.analysis.compare import DELTAS, eval_name
 
-    shown = table if len(table) <= most else table.iloc[np.sort(np.random.default_rng(0).choice(len(table), most,
-                                                                                                 replace=False))]  # fmt: skip
-    fig, (diff_ax, runs_ax) = plt.subplots(1, 2, figsize=(13, 1.2 + 0.32 * max(len(shown), 8)),
-                                           gridspec_kw={"width_ratios": [1.4, 1]})  # fmt: skip
+    key = ["axis", "a", "b", "at"]
+    clean = table[(table["shift"] == "clean") & (table["severity"] == 0)]
+    main = clean["at"].str.startswith("pooled")
+    pairs = clean[~main]
+    room = max(most - int(main.sum()), 0)
+    if len(pairs) > room:
+        pairs = pairs.iloc[np.sort(np.random.default_rng(0).choice(len(pairs), room, replace=False))]
+    shown = pd.concat([clean[main], pairs])
+    sets = list(dict.fromkeys(zip(table["shift"], table["severity"], strict=True)))
+    fig, panels = plt.subplots(1, len(sets) + 1, figsize=(3.6 * len(sets) + 4.5, 1.4 + 0.3 * max(len(shown), 8)),
+                               gridspec_kw={"width_ratios": [1] * len(sets) + [1.1]}, squeeze=False)  # fmt: skip
     y = np.arange(len(shown))[::-1]
-    diff = 100 * shown["diff"]
-    diff_ax.hlines(y, 100 * shown["distribution_lo"], 100 * shown["distribution_hi"], color="tab:blue", alpha=0.35,
-                   lw=6, label="on the distribution (+ test-set sampling)")  # fmt: skip
-    diff_ax.hlines(y, 100 * shown["test_set_lo"], 100 * shown["test_set_hi"], color="tab:blue", lw=2,
-                   label="on this test set (run-to-run)")  # fmt: skip
-    diff_ax.plot(diff, y, "k|", ms=10)
-    diff_ax.axvline(0, color="0.4", lw=0.8)
-    labels = [f"{r['axis']} {r['a']} vs {r['b']}" + (f" ({r['at']})" if r["at"] else "") for _, r in shown.iterrows()]
-    diff_ax.set_yticks(y, labels, fontsize=7)
-    diff_ax.set_xlabel("A - B, mean clean test accuracy (points)")
-    diff_ax.legend(fontsize=7, loc="best")
-    diff_ax.set_title("difference with 95% intervals" + ("" if len(shown) == len(table)
-                                                          else f" ({len(shown)} of {len(table)} pairs)"), fontsize=9)  # fmt: skip
+    for ax, (shift, severity) in zip(panels[0], sets, strict=False):
+        rows = shown[key].merge(table[(table["shift"] == shift) & (table["severity"] == severity)], on=key, how="left")
+        ax.hlines(y, 100 * rows["distribution_lo"], 100 * rows["distribution_hi"], color="tab:blue", alpha=0.3, lw=6,
+                  label="on the distribution (+ test-set draw)")  # fmt: skip
+        ax.hlines(y, 100 * rows["test_set_lo"], 100 * rows["test_set_hi"], color="tab:blue", lw=2,
+                  label="on this test set (run-to-run)")  # fmt: skip
+        held = rows["test_set_verdict_holm"] != "no evidence"
+        ax.plot(100 * rows["diff"][held], y[held], "o", color="k", ms=4, label="Holm: a difference")
+        ax.plot(100 * rows["diff"][~held], y[~held], "o", mfc="white", color="k", ms=4, label="Holm: no evidence")
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_title(f"{eval_name(shift, severity)} ({int(rows['comparisons'].max())} comparisons)", fontsize=9)
+        ax.set_xlabel("A - B, mean accuracy (points)", fontsize=8)
+        ax.set_yticks(y, [] if ax is not panels[0][0] else
+                      [f"{r['axis']} {r['a']} vs {r['b']} ({r['at']})" for _, r in shown.iterrows()], fontsize=7)  # fmt: skip
+        ax.grid(axis="x", alpha=0.3)
+    for label in panels[0][0].get_yticklabels():
+        label.set_fontweight("bold" if "pooled" in label.get_text() else "normal")
+    fig.legend(*panels[0][0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.4, 0.0), ncol=4,
+               fontsize=8, frameon=False)  # fmt: skip
+    runs_ax = panels[0][-1]
     for kind, colour, name in (("test_set", "tab:blue", "this test set"), ("distribution", "tab:green", "the distribution")):
-        needed = np.array([[r[f"runs_{kind}_{d:g}pt"] for d in DELTAS] for _, r in table.iterrows()], dtype=float)
+        needed = np.array([[r[f"runs_{kind}_{d:g}pt"] for d in DELTAS] for _, r in clean.iterrows()], dtype=float)
         needed = np.where(np.isfinite(needed), needed, np.nan)
         for line in needed:
             runs_ax.plot(DELTAS, line, color=colour, alpha=0.12, lw=1)
@@ -49,11 +64,12 @@ def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 2
         axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     runs_ax.set_xticks(DELTAS)
     runs_ax.set_xlabel("difference to detect (points)")
-    runs_ax.set_ylabel("runs per arm for 80% power at 5%")
+    runs_ax.set_ylabel("runs per arm (and grid point) for 80% power at 5%")
     runs_ax.grid(alpha=0.3, which="both")
     runs_ax.legend(fontsize=8)
-    runs_ax.set_title("seeds needed (from each pair's pooled std)", fontsize=9)
-    fig.suptitle(f"{study}: are neighbouring grid points different?")
+    runs_ax.set_title("seeds needed, clean test set", fontsize=9)
+    hidden = "" if len(shown) == len(clean) else f" ({len(shown)} of {len(clean)} comparisons shown, main effects first)"
+    fig.suptitle(f"{study}: are neighbouring grid points different? 95% intervals{hidden}")
     fig.tight_layout()
     save(fig, path)
 

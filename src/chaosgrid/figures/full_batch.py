@@ -22,7 +22,7 @@ def _row_labels(table: pd.DataFrame, axes: list[str]) -> list[str]:
 
 def full_batch_table(table: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """The study's table as the paper prints it: each row's recipe and test accuracy, mean ± std over seeds,
-    beside the binomial std (test-set sampling) and the distribution-wise std."""
+    beside the per-example coin-flip (binomial) std and the distribution-wise std."""
     import textwrap
 
     header = ["row", "batching", "data", "steps", "modifications vs the first row", "runs",
@@ -44,20 +44,20 @@ def full_batch_table(table: pd.DataFrame, axes: list[str], path: Path | str, stu
         cell.set_edgecolor("0.85")
         if row == 0:
             cell.set_text_props(weight="bold")
-    ax.set_title(f"{study}: test accuracy per recipe (std over seeds; binomial: its test-set sampling part; "
+    ax.set_title(f"{study}: test accuracy per recipe (std over seeds; grey: its per-example coin-flip part; "
                  f"distribution-wise: its part from real differences between runs)", fontsize=10)  # fmt: skip
     save(fig, path)
 
 
 def full_batch_accuracy(table: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
     """Each row's test accuracy: mean ± std over seeds (black), and ± the binomial std alone (grey), the part
-    of the spread that test-set sampling explains."""
+    of the spread that per-example coin flips explain."""
     labels = _row_labels(table, axes)
     y = np.arange(len(table))[::-1]
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.32 * len(table)))
     mean = 100 * table["mean_acc"]
     ax.errorbar(mean, y + 0.15, xerr=100 * table["std_binomial"], fmt="none", ecolor="0.6", lw=3,
-                label="± binomial std (test-set sampling)")  # fmt: skip
+                label="± per-example coin-flip (binomial) std")  # fmt: skip
     ax.errorbar(mean, y - 0.15, xerr=100 * table["std_acc"], fmt="o", color="black", ms=4, capsize=3,
                 label="mean ± std over seeds")  # fmt: skip
     ax.set_yticks(y, labels)

@@ -38,9 +38,11 @@ def accuracy_distribution(evals: pd.DataFrame, axes: list[str], path: Path | str
 
 
 def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Per axis: each grid point's mean accuracy (top) and run-to-run std over seeds (bottom) vs the axis value.
+    """Per axis: each grid point's mean accuracy (top) and run-to-run std over seeds (bottom) vs the axis value,
+    with its 95% interval (the summary table's: t for the mean, Bonett's for the std).
 
-    Dots are grid points (one per combination of the other axes); the line joins their averages.
+    Dots are grid points (one per combination of the other axes); the line joins their averages. Whether two
+    values differ is the comparisons figure's question (main effects with their intervals), not the line's.
     """
     points = clean_rows(summary)
     fig, axs = _panels(len(axes), rows=2)
@@ -48,16 +50,21 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
         values = sorted(points[axis].unique())
         position = {v: i for i, v in enumerate(values)}
         x = points[axis].map(position).to_numpy(dtype=float)
-        jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(x))
+        x = x + np.random.default_rng(0).uniform(-0.12, 0.12, len(x))
         for row, column, label in ((0, "mean_acc", "mean accuracy (%)"), (1, "std_acc", "std over seeds (pp)")):
             ax = axs[row, col]
-            ax.scatter(x + jitter, 100 * points[column], s=14, alpha=0.6, color="tab:blue")
+            centre, low, high = (100 * points[c].to_numpy(dtype=float) for c in (column, f"{column}_lo", f"{column}_hi"))
+            ax.errorbar(x, centre, yerr=[centre - low, high - centre], fmt="o", ms=3.5, alpha=0.6, color="tab:blue",
+                        elinewidth=0.8, label="grid point, 95% interval")  # fmt: skip
             averages = points.groupby(axis)[column].mean()
-            ax.plot(range(len(values)), 100 * averages.reindex(values).to_numpy(), "-o", color="black")
+            ax.plot(range(len(values)), 100 * averages.reindex(values).to_numpy(), "-", color="black", lw=1.5,
+                    label="average over grid points")  # fmt: skip
             ax.set_xticks(range(len(values)), [str(v) for v in values])
             ax.set_xlabel(axis)
             axs[row, 0].set_ylabel(label)
-    fig.suptitle(f"{study}: mean and run-to-run std of clean accuracy along each axis (dots: grid points)")
+    axs[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{study}: mean and run-to-run std of clean accuracy along each axis\n(dots: grid points, bars: 95% "
+                 f"intervals; does a value differ? see the comparisons figure)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     save(fig, path)
 

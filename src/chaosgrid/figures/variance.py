@@ -14,46 +14,69 @@ from chaosgrid.figures import _panels, _placeholders, _within_percent, placehold
 
 
 def variance_by_axis(variance: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
-    """Per axis: observed run-to-run std of clean accuracy vs the independent-errors (binomial) prediction and
-    the distribution-wise std, each averaged over the grid points at that axis value."""
+    """Per axis: each grid point's observed run-to-run std of clean accuracy with its 95% interval (Bonett's),
+    beside the std that per-example coin flips alone predict (binomial, with its jackknife interval), and the
+    averages over the grid points at each value of the observed, predicted and distribution-wise std."""
     points = clean_rows(variance)
     axes = axes or ["_all"]
     points = points.assign(_all="all runs")
     fig, axs = _panels(len(axes))
-    curves = (("std_acc", "observed (test set)", "tab:blue"), ("std_binomial", "predicted if independent", "tab:orange"),
-              ("std_distribution", "distribution-wise", "tab:green"))  # fmt: skip
     for ax, axis in zip(axs[0], axes):
         values = sorted(points[axis].unique(), key=str) if axis == "_all" else sorted(points[axis].unique())
-        means = points.groupby(axis)[[c for c, _, _ in curves]].mean().reindex(values)
-        for column, label, colour in curves:
-            ax.plot(range(len(values)), 100 * means[column], "-o", label=label, color=colour)
+        x = points[axis].map({v: i for i, v in enumerate(values)}).to_numpy(dtype=float)
+        x = x + np.random.default_rng(0).uniform(-0.15, 0.15, len(x))
+        for column, shift, colour, label in (("std_acc", -0.05, "tab:blue", "observed, grid point"),
+                                             ("std_binomial", 0.05, "tab:orange", "coin flips predict, grid point")):  # fmt: skip
+            centre = 100 * points[column].to_numpy(dtype=float)
+            if column == "std_acc":
+                low, high = 100 * points["std_acc_lo"], 100 * points["std_acc_hi"]
+            else:
+                low, high = (100 * np.sqrt(points[f"var_binomial_{end}"].clip(lower=0)) for end in ("lo", "hi"))
+            ax.errorbar(x + shift, centre, yerr=[centre - low, high - centre], fmt="o", ms=3, alpha=0.5, color=colour,
+                        elinewidth=0.8, label=label)  # fmt: skip
+        means = points.groupby(axis)[["std_acc", "std_binomial", "std_distribution"]].mean().reindex(values)
+        for column, colour, label in (("std_acc", "tab:blue", "observed, average"),
+                                      ("std_binomial", "tab:orange", "coin flips predict, average"),
+                                      ("std_distribution", "tab:green", "distribution-wise, average")):  # fmt: skip
+            ax.plot(range(len(values)), 100 * means[column], "-", lw=1.8, label=label, color=colour)
         ax.set_xticks(range(len(values)), [str(v) for v in values])
         ax.set_xlabel("" if axis == "_all" else axis)
     axs[0, 0].set_ylabel("std of accuracy (pp)")
-    axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{study}: run-to-run std of clean accuracy, observed vs predicted from independent errors")
+    axs[0, 0].legend(fontsize=6)
+    fig.suptitle(f"{study}: run-to-run std of clean accuracy, observed vs what per-example coin flips predict "
+                 f"(bars: 95% intervals)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     save(fig, path)
 
 
-def independence(independence_df: pd.DataFrame, axes: list[str], path: Path | str, study: str, panels: int = 4) -> None:
-    """Histograms of observed run accuracies vs the Poisson-binomial prediction, for up to `panels` grid points."""
-    keys = axes or None
-    groups = list(independence_df.groupby(keys)) if keys else [((), independence_df)]
-    groups = sorted(groups, key=lambda g: -(g[1]["kind"] == "observed").sum())[:panels]
-    fig, axs = _panels(len(groups))
-    for ax, (values, rows) in zip(axs[0], groups):
+def independence(independence_df: pd.DataFrame, variance: pd.DataFrame, axes: list[str], path: Path | str,
+                 study: str, panels: int = 4) -> None:  # fmt: skip
+    """Histograms of observed run accuracies vs the Poisson-binomial prediction for the grid points farthest
+    from and closest to independent errors (highest and lowest observed / predicted variance ratio), each
+    titled with its point and ratio, so a reader knows which of the study's points are shown and why."""
+    ranked = clean_rows(variance).dropna(subset=["ratio"]).sort_values("ratio", ascending=False)
+    if len(ranked) > panels:
+        ranked = pd.concat([ranked.head(panels // 2), ranked.tail(panels - panels // 2)])
+    fig, axs = _panels(len(ranked))
+    for ax, (_, point) in zip(axs[0], ranked.iterrows()):
+        rows = independence_df
+        for a in axes:
+            rows = rows[rows[a] == point[a]]
         observed, predicted = (100 * rows.loc[rows["kind"] == k, "acc"] for k in ("observed", "predicted"))
         bins = np.linspace(min(observed.min(), predicted.min()), max(observed.max(), predicted.max()) + 1e-9, 16)
         ax.hist(predicted, bins=bins, density=True, alpha=0.5, color="tab:orange", label="predicted if independent")
         ax.hist(observed, bins=bins, density=True, histtype="step", lw=2, color="tab:blue",
                 label=f"observed ({len(observed)} runs)")  # fmt: skip
-        values = values if isinstance(values, tuple) else (values,)
-        ax.set_title("\n".join(f"{a}={v}" for a, v in zip(axes, values)) or "all runs", fontsize=8)
+        where = "\n".join(f"{a}={point[a]}" for a in axes) or "all runs"
+        ax.set_title(f"{where}\nvariance ratio {point['ratio']:.2f} [{point['ratio_lo']:.2f}, {point['ratio_hi']:.2f}]",
+                     fontsize=8)  # fmt: skip
         ax.set_xlabel("clean test accuracy (%)")
     axs[0, 0].set_ylabel("density")
     axs[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{study}: accuracy over runs vs independent per-example errors (Poisson-binomial)")
+    which = (f"the {panels // 2} grid points farthest from and {panels - panels // 2} closest to independent errors, "
+             f"of {len(clean_rows(variance))}" if len(clean_rows(variance)) > panels else "every grid point")  # fmt: skip
+    fig.suptitle(f"{study}: accuracy over runs vs independent per-example errors (Poisson-binomial): {which}",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     save(fig, path)
 
@@ -108,7 +131,7 @@ def draw(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path
         names = ANALYSES["variance"].figures
         return _placeholders(out, names, f"{study}: no grid point has 3 or more converged runs")
     variance_by_axis(tables["variance"], axes, out / "variance_by_axis.png", study)
-    independence(tables["independence"], axes, out / "independence.png", study)
+    independence(tables["independence"], tables["variance"], axes, out / "independence.png", study)
     churn(tables["churn"], axes, out / "churn.png", study)
     variance_vs_shift(tables["variance"], out / "variance_vs_shift.png", study)
     return "4 figures"
