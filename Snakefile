@@ -24,6 +24,7 @@ container: config.get("container", "envs/chaosgrid.sif")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/sequential.smk"
 include: "workflow/rules/ensembles.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"

@@ -213,6 +213,30 @@ def test_a_study_grown_from_12_to_16_to_32_seeds_trains_only_the_new_blocks(tmp_
     assert sorted(runs["init_seed"]) == list(range(16))
 
 
+def test_a_study_adds_seed_blocks_only_while_its_comparisons_are_undecided(tmp_path):
+    """lr 0.05 vs 0.001 differs by far more than delta (decided at the second look), lr 0.1 vs 0.05 by little
+    (open until the budget or futility): the second block trains for all three points, later blocks only
+    for the two points of the open comparison, and the decisions table says how each stopped."""
+    until = {"compare": {"axis": "lr"}, "delta": 0.5, "block": 4, "max_seeds": 12}
+    study = {k: v for k, v in tiny_study(lr=[0.001, 0.05, 0.1], until=until).items()
+             if k not in ("seeds", "shard_size", "shifts", "severities")}  # the block sets the seeds  # fmt: skip
+    config = write_config(tmp_path, seq=study)
+    dry = snakemake(tmp_path, config, "-n")
+    assert "seq: 12 runs in 3 shards first (4 seeds per grid point), then up to 2 more blocks" in dry.stdout + dry.stderr
+    snakemake(tmp_path, config)
+    decisions = pd.read_parquet(tmp_path / "results/seq/tables/decisions.parquet")
+    assert list(decisions["comparison"]) == ["lr=0.05 vs 0.001", "lr=0.1 vs 0.05"]
+    first, second = decisions.to_dict("records")
+    assert first["status"] == "success" and first["verdict"] == "A > B" and first["seeds"] < 12
+    trained = sorted(str(p.relative_to(tmp_path / "results/seq/runs")) for p in (tmp_path / "results/seq/runs").rglob("*.parquet"))
+    blocks = {lr: sum(k.startswith(f"lr~{lr}/") for k in trained) for lr in ("0.001", "0.05", "0.1")}
+    assert blocks["0.001"] == first["look"] and blocks["0.05"] == blocks["0.1"] == second["look"]
+    runs = pd.read_parquet(tmp_path / "results/seq/tables/runs.parquet")
+    assert len(runs) == 4 * sum(blocks.values())
+    assert (tmp_path / "results/seq/figures/sequential.png").stat().st_size > 10_000
+    assert "Nothing to be done" in snakemake(tmp_path, config, "-n").stdout
+
+
 @pytest.mark.parametrize(
     "study, named",
     [

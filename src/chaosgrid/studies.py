@@ -32,6 +32,7 @@ from chaosgrid.cells import (
     validate_cell,
 )
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, check_shifts
+from chaosgrid.sequential import parse_until
 
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")
@@ -314,8 +315,11 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
         planes = shard_planes(plane_spec(study.get("planes")))
     except GridError as err:
         raise GridError(f"study {name!r}: {err}") from err
-    seeds = seed_list(study.get("seeds", 1))
-    size = int(study.get("shard_size", SHARD_SIZE))
+    if "until" in study:  # seeds until decided: every block a shard, all planned, trained as decisions ask
+        until = parse_until(name, study, axes)
+        seeds, size = list(range(until.max_seeds)), until.block
+    else:
+        seeds, size = seed_list(study.get("seeds", 1)), int(study.get("shard_size", SHARD_SIZE))
     done_at: dict[str, list[tuple[int, ...]]] = {}  # grid point (key prefix) -> its finished shards' seeds
     for key in finished:
         prefix, _, text = key.rpartition("seeds~")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
@@ -26,6 +27,7 @@ from chaosgrid.studies import (
     triplets_key,
 )
 from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
+from chaosgrid.sequential import Until
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
@@ -127,15 +129,81 @@ def one_of(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
+# Studies that add seed blocks until their comparisons are decided (chaosgrid.sequential), by name.
+ADAPTIVE = {
+    name: Until.of(study["until"])
+    for name, study in config["studies"].items()
+    if "until" in study
+}
+
+
+def announce_studies():
+    """A line per study when planning: its runs and shards; for one that adds seeds until decided, its first
+    block and how many more may follow (a dry-run cannot list jobs that decisions will ask for).
+    """
+    if not workflow.is_main_process:
+        return
+    for name in config["studies"]:
+        shards = [shard for (s, _), shard in SHARDS.items() if s == name]
+        if name in ADAPTIVE:
+            until, points = ADAPTIVE[name], len(shards) // ADAPTIVE[name].looks
+            logger.info(
+                f"{name}: {points * until.block} runs in {points} shards first ({until.block} seeds per grid point), "
+                f"then up to {until.looks - 1} more blocks while its comparisons are undecided "
+                f"(at most {points * until.max_seeds} runs)"
+            )
+        else:
+            runs = sum(len(shard.seed_indices) for shard in shards)
+            logger.info(f"{name}: {runs} runs in {len(shards)} shards")
+
+
+def adaptive_keys(study, looks=None):
+    """The shard keys of an adaptive study's first `looks` looks (all of them: until every comparison has
+    stopped): every grid point's first block, then after each look the next block of the points its
+    decision continues. Each look's decision is a checkpoint: Snakemake plans up to the first not yet made.
+    """
+    until = ADAPTIVE[study]
+    keys = [
+        k for s, k in SHARDS if s == study and k.endswith(f"seeds~0-{until.block - 1}")
+    ]
+    for look in range(1, (until.looks if looks is None else looks) + 1):
+        decision = checkpoints.decide.get(study=study, look=look).output[0]
+        going = json.loads(Path(decision).read_text())["continue"]
+        if not going:
+            break
+        first = look * until.block
+        keys += [f"{prefix}seeds~{first}-{first + until.block - 1}" for prefix in going]
+    return keys
+
+
+announce_studies()
+
+
+def study_shard_keys(study):
+    """The shard keys of a study that its tables read: all of them, or an adaptive study's trained so far."""
+    if study in ADAPTIVE:
+        return adaptive_keys(study)
+    return [key for s, key in SHARDS if s == study]
+
+
 def shard_files(kind):
     """Input function: the `kind` (runs or predictions) file of every shard of the wildcard's study."""
 
     def files(wildcards):
         return [
-            f"results/{s}/{kind}/{key}.parquet"
-            for s, key in SHARDS
-            if s == wildcards.study
+            f"results/{wildcards.study}/{kind}/{key}.parquet"
+            for key in study_shard_keys(wildcards.study)
         ]
+
+    return files
+
+
+def look_files(kind):
+    """Input function of a look's decision: the `kind` files of the shards trained through that look."""
+
+    def files(wildcards):
+        keys = adaptive_keys(wildcards.study, int(wildcards.look) - 1)
+        return [f"results/{wildcards.study}/{kind}/{key}.parquet" for key in keys]
 
     return files
 
@@ -244,7 +312,10 @@ def all_targets():
     intermediate file whose consumers are up to date as done, so a deleted shard would not rerun.
     """
     shards = [
-        f"results/{s}/{kind}/{key}.parquet" for s, key in SHARDS for kind in SHARD_FILES
+        f"results/{s}/{kind}/{key}.parquet"
+        for s, key in SHARDS
+        if s not in ADAPTIVE
+        for kind in SHARD_FILES
     ]
     weights = [
         f"results/{s}/weights/{key}.pt" for s, key in SHARDS if s in WEIGHT_STUDIES

@@ -100,6 +100,16 @@ ANALYSES = {
             blocks=("ensembles", "curves"),
             inputs="chaosgrid.analysis:ensemble_inputs",
         ),
+        Analysis(
+            "sequential",
+            ("looks", "decisions"),
+            ("sequential",),
+            "chaosgrid.sequential:study_decisions",
+            "chaosgrid.figures.sequential:draw",
+            applies=lambda study: "until" in study,
+            options=("until",),
+            blocks=("until",),
+        ),
     )
 }
 

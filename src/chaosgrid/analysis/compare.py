@@ -273,7 +273,8 @@ def _number(value: object) -> bool:
     return not isinstance(value, bool)
 
 
-def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, level: float = 0.95) -> list[dict]:
+def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, level: float = 0.95,
+            plan: bool = True) -> list[dict]:  # fmt: skip
     """A (`a`: values of some axes) against B (`b`: values of the same axes): one pair when they name every
     axis; else the main effect pooled over the other axes' values at which both exist, then each of those
     points. ValueError when A and B name different axes or no point has both."""
@@ -289,11 +290,11 @@ def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, 
     pair = {"axis": ", ".join(a), "a": ", ".join(map(format_value, a.values())),
             "b": ", ".join(map(format_value, b.values()))}  # fmt: skip
     rows = [{**pair, "at": label(others, r), **dict(zip(others, r, strict=True)),
-             **compare(points[point(a, r)], points[point(b, r)], level)} for r in both]  # fmt: skip
+             **compare(points[point(a, r)], points[point(b, r)], level, plan)} for r in both]  # fmt: skip
     if len(both) == 1:
         return rows
     pairs = [(points[point(a, r)], points[point(b, r)]) for r in both]
-    return [{**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points", **pooled(pairs, level)}, *rows]
+    return [{**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points", **pooled(pairs, level, plan)}, *rows]
 
 
 def describe(rows: list[dict], level: float = 0.95) -> str:
