@@ -71,8 +71,8 @@ class Until:
 
 
 def _keys(block: object) -> object:
-    """The block with its keys as written: YAML 1.1 (PyYAML) reads the key `on` as True."""
-    return {("on" if key is True else key): value for key, value in block.items()} if isinstance(block, dict) else block
+    """The block with its keys as written: YAML 1.1 (PyYAML) reads the key `on` as True (JSON, "true")."""
+    return {("on" if key in (True, "true") else key): value for key, value in block.items()} if isinstance(block, dict) else block
 
 
 def parse_until(name: str, study: dict, axes: list[str]) -> Until:
