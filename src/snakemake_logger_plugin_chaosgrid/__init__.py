@@ -16,7 +16,6 @@ Snakemake finds it by its module name (`snakemake_logger_plugin_<name>`), instal
 from __future__ import annotations
 
 import sys
-import time
 from logging import LogRecord
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
@@ -82,8 +81,7 @@ class LogHandler(LogHandlerBase):
 
     def progress(self, now: float) -> str:
         """Shard jobs and runs done of those planned, with the time left at the rate so far."""
-        if self.planned_jobs < self.done_jobs:  # decisions (checkpoints) planned more since the count
-            self.planned_jobs = self.done_jobs
+        self.planned_jobs = max(self.planned_jobs, self.done_jobs)  # checkpoints may add jobs after the count
         text = f"{self.done_jobs} of {self.planned_jobs} shard jobs ({self.done_runs} runs) done"
         left = self.planned_jobs - self.done_jobs
         if left and self.first_start is not None:
