@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from chaosgrid.analysis import ANALYSES
-from chaosgrid.figures import _panels, _placeholders, save
+from chaosgrid.figures import _placeholders, save
 
 STATUS_COLOURS = {"success": "tab:green", "futility": "tab:purple", "budget": "tab:gray", "open": "tab:blue"}
 
@@ -17,7 +18,7 @@ def sequential(looks: pd.DataFrame, path: Path | str, study: str) -> None:
     """One panel per comparison: A - B with its repeated 95% interval at each look (seeds per grid point so
     far), the band ±delta, and how the comparison stopped."""
     names = list(dict.fromkeys(looks["comparison"]))
-    fig, axs = _panels(len(names), size=(3.8, 3.2))
+    fig, axs = plt.subplots(1, len(names), figsize=(3.8 * len(names), 3.2), squeeze=False)  # own scales
     for ax, name in zip(axs[0], names, strict=False):
         rows = looks[looks["comparison"] == name]
         last = rows.iloc[-1]
