@@ -1,7 +1,10 @@
 # chaosgrid workflow: config -> grid of shards -> per-shard training -> tables -> figures.
 # `snakemake --cores 2` runs config/config.yaml; `--configfile config/<study>.yaml` runs that file's studies
 # alone (Snakemake would merge a named file into the default one, running the default grid too).
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from chaosgrid.configs import schema_problem
 
 min_version("9.0")
 
@@ -11,6 +14,12 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# One line naming the key (and the closest known one) before Snakemake's validation, whose message prints
+# the whole schema of the place.
+if problem := schema_problem(
+    config, workflow.basedir + "/workflow/schemas/config.schema.yaml"
+):
+    raise WorkflowError(problem)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

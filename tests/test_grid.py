@@ -1,10 +1,13 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from chaosgrid import cells, evalsets, studies
 from chaosgrid.cells import GridError, cell_id, validate_cell
 from chaosgrid.studies import Shard, expand_study
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
 
 def test_cell_id_is_stable_across_order_and_number_spelling():
@@ -315,3 +318,21 @@ def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes(
     for bad, named in (({"connectivity": 6}, "connectivity"), ({"images": "val"}, "images"), ({"size": 5}, "size")):
         with pytest.raises(GridError, match=named):
             expand_study("s", {"shifts": ["planes"], "planes": bad})
+
+
+@pytest.mark.parametrize(
+    "config, line",
+    [
+        ({"studies": {"s": {"weight_decai": 0.1}}}, "config studies.s: unknown key 'weight_decai'; did you mean 'weight_decay'?"),
+        ({"studies": {"s": {"learning_rate": 0.1}}}, "config studies.s: unknown key 'learning_rate'; did you mean 'lr'?"),
+        ({"study": {"s": {}}}, "config top level: unknown key 'study'; did you mean 'studies'?"),
+        ({"studies": {"s": {"lr": "fast"}}}, "config studies.s.lr: 'fast' is not valid (peak learning rate"),
+        ({"studies": {"s": {"until": {"delta": 1}}}}, "config studies.s.until: 'compare' is a required property"),
+    ],
+)
+def test_a_config_that_breaks_the_schema_is_named_in_one_line_with_the_closest_key(config, line):
+    from chaosgrid.configs import schema_problem
+
+    found = schema_problem(config, SCHEMA)
+    assert found.startswith(line) and "\n" not in found, found
+    assert schema_problem({"studies": {"s": {"lr": [0.1, "5e-3"]}}}, SCHEMA) is None
