@@ -106,6 +106,8 @@ def test_shard_spec_round_trips():
         ({"shifts": ["fog"], "severities": [1]}, "fog"),
         ({"shifts": ["jpeg"], "severities": [6]}, "severity"),
         ({"shifts": ["cifar10_1"]}, "cifar10_1"),
+        ({"dataset": "cifar10", "shifts": ["cifar10c_fogg"], "severities": [1]}, "did you mean 'cifar10c_fog'"),
+        ({"dataset": "cifar10", "shifts": ["cifar10c_jpeg"], "severities": [1]}, "no corruption 'jpeg'"),
         ({"lr": []}, "lr"),
         ({"init_seed": 3}, "init_seed"),
     ],

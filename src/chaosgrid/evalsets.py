@@ -7,12 +7,18 @@ statistics. Torch-free, so planning can check a study's shifts.
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from chaosgrid.cells import SIGNAL_DATASETS, GridError
 
 # Corruption families of chaosgrid.shifts (kept here so planning needs no torch; a test checks they agree).
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
+# The corruptions of the published CIFAR-10-C (Hendrycks & Dietterich 2019): its 15 benchmark corruptions and
+# 4 held-out ones, one CIFAR-10-C/<name>.npy each; shift `cifar10c_<name>` reads one.
+CIFAR10C_NAMES = ("brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
+                  "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate",
+                  "saturate", "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur")  # fmt: skip
 # Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
 PLANES = "planes"  # the probe set of planes through triplets of images (a study's `planes` block)
@@ -64,6 +70,12 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
         if name == "cifar10_1" or name.startswith("cifar10c_"):
             if dataset != "cifar10":
                 raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
+            corruption = name.removeprefix("cifar10c_")
+            if name != "cifar10_1" and corruption not in CIFAR10C_NAMES:
+                close = difflib.get_close_matches(corruption, CIFAR10C_NAMES, n=1)
+                raise GridError(f"shift {name!r}: CIFAR-10-C has no corruption {corruption!r}"
+                                + (f"; did you mean 'cifar10c_{close[0]}'?" if close else "")
+                                + f" (it has {', '.join(CIFAR10C_NAMES)})")  # fmt: skip
         elif name not in CORRUPTION_NAMES:
             known = ", ".join(CORRUPTION_NAMES)
             raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes, "
