@@ -251,7 +251,8 @@ def test_bad_checkpoints_are_named(checkpoints):
 
 
 ENSEMBLE_STUDIES = {
-    "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "curves": {"pairs": 2, "epochs": 3, "lr": 0.01}},
+    "ind": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "checkpoints": 9.6,
+            "curves": {"pairs": 2, "epochs": 3, "lr": 0.01}},
     "fge": {"lr": [0.05, 0.1], "seeds": 6, "shard_size": 4, "init_from": "ind", "init_epoch": 9.6},
     "sse": {"schedule": "cyclic_cosine", "cycles": 3, "seeds": 2, "ensembles": {"fge": "sse_fge"},
             "probabilities": True},
@@ -338,3 +339,13 @@ def test_a_config_that_breaks_the_schema_is_named_in_one_line_with_the_closest_k
     found = schema_problem(config, SCHEMA)
     assert found.startswith(line) and "\n" not in found, found
     assert schema_problem({"studies": {"s": {"lr": [0.1, "5e-3"]}}}, SCHEMA) is None
+
+
+def test_an_init_epoch_the_source_does_not_keep_is_refused_at_planning():
+    source = {"epochs": 2, "seeds": 2}
+    with pytest.raises(GridError, match=r"init_epoch 1: study 'src' keeps no checkpoint at that epoch \(it keeps epochs 2\)"):
+        studies.expand_studies({"src": source, "dep": {"init_from": "src", "init_epoch": 1, "seeds": 2}})
+    for kept in (1, "evenly:2"):
+        studies.expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
+                                                                               "seeds": 2}})  # fmt: skip
+    assert studies.kept_epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and studies.kept_epochs("snapshots", 2) is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -453,6 +454,30 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
     return jobs
 
 
+def kept_epochs(checkpoints: str, epochs: float) -> list[float] | None:
+    """The epochs whose checkpoints a shard keeps, from its `checkpoints` declaration (recipe.checkpoint_steps
+    in epochs); None for `snapshots`, which only the schedule's steps know."""
+    if checkpoints == "snapshots":
+        return None
+    kind, _, number = checkpoints.partition(":")
+    if kind == "every":
+        every = float(number)
+        return [j * every for j in range(1, math.ceil(epochs / every))] + [epochs]
+    if kind == "evenly":
+        return [epochs * j / int(number) for j in range(1, int(number))] + [epochs]
+    return [epochs]
+
+
+def check_init_epoch(name: str, epoch: float, source: str, shard: Shard) -> None:
+    """GridError when runs would start from a checkpoint of `source` (its shard `shard`) that it does not keep:
+    found at planning, not by every shard job after its source trained."""
+    kept = kept_epochs(shard.checkpoints, shard.base["epochs"])
+    if epoch and kept is not None and not any(math.isclose(epoch, k, rel_tol=1e-9) for k in kept):
+        raise GridError(f"study {name!r}: init_epoch {format_value(epoch)}: study {source!r} keeps no checkpoint at "
+                        f"that epoch (it keeps epochs {', '.join(format_value(k) for k in kept)}); add it to "
+                        f"{source!r}'s checkpoints (e.g. checkpoints: {format_value(epoch)})")  # fmt: skip
+
+
 def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
     """The studies a study's `ensembles` block names for each method (sse, fge, single_cycle), checked."""
     block = {k: v for k, v in (study.get("ensembles") or {}).items() if k not in ENSEMBLE_OPTIONS}
@@ -497,6 +522,7 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
             values = ", ".join(f"{a}={format_value(shard.base[a])}" for a in axes)
             raise GridError(f"study {name!r}: init_from {source!r} has no shard with {values or 'its values'} "
                             f"and seeds {seed_text(shard.seed_indices)} (shard {key})")  # fmt: skip
+        check_init_epoch(name, shard.base["init_epoch"], source, match[0])
         shards[name, key] = replace(shard, init_key=match[0].key)
     sources = {s.base["init_from"] for s in shards.values()}
     for name, study in studies.items():  # curve endpoints and ensemble members keep weights too
