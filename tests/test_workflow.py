@@ -155,6 +155,24 @@ def test_compare_prints_both_questions_and_names_bad_input(grid_run):
     assert unknown.returncode == 2 and "studies with tables: tiny" in unknown.stderr
 
 
+def test_export_writes_every_table_as_csv_or_json(grid_run, tmp_path):
+    work, _ = grid_run
+    chaosgrid = str(Path(SNAKEMAKE).with_name("chaosgrid"))
+    export = lambda *args: subprocess.run([chaosgrid, "export", "--study", "tiny", "--results", str(work / "results"),
+                                           "--out", str(tmp_path), *args], capture_output=True, text=True, check=False)  # fmt: skip
+    assert export().returncode == 0
+    tables = sorted((work / "results/tiny/tables").glob("*.parquet"))
+    for table in tables:
+        csv, parquet = pd.read_csv(tmp_path / f"{table.stem}.csv"), pd.read_parquet(table)
+        assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet), table.stem
+    assert export("--table", "summary", "--format", "json").returncode == 0
+    summary = pd.read_parquet(work / "results/tiny/tables/summary.parquet")
+    assert [r["mean_acc"] for r in json.loads((tmp_path / "summary.json").read_text())] == pytest.approx(
+        list(summary["mean_acc"]))
+    bad = export("--table", "nope")
+    assert bad.returncode == 2 and "its tables: " in bad.stderr
+
+
 def test_report_builds(grid_run):
     work, config = grid_run
     snakemake(work, config, "--report", str(work / "report.html"))

@@ -463,6 +463,49 @@ def _parse_point(pairs: tuple[str, ...], option: str) -> dict[str, str]:
     return point
 
 
+def _study_folder(results: str, study: str) -> Path:
+    """results/<study>, once its workflow has made its tables; else a usage error listing the studies that have."""
+    results = Path(results)
+    if not results.is_dir():
+        raise click.BadParameter(f"no folder {results}: run this where you ran snakemake, or pass the results "
+                                 f"folder", param_hint="--results")  # fmt: skip
+    runs_path = results / study / "tables" / "runs.parquet"
+    if not runs_path.exists():
+        done = sorted(p.parent.parent.name for p in results.glob("*/tables/runs.parquet"))
+        raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first (studies with tables: "
+                                 f"{', '.join(done) or 'none'})", param_hint="--study")  # fmt: skip
+    return results / study
+
+
+@main.command("export")
+@click.option("--study", required=True, help="A study whose tables exist (results/<study>/tables/).")
+@click.option("--table", "tables", multiple=True, metavar="NAME", help="A table to export (repeat; default: all).")
+@click.option("--format", "output", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="csv: one header row; json: a list of records.")  # fmt: skip
+@click.option("--results", default="results", show_default=True, help="Folder holding <study>/ (the workflow's results/).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder to write to [default: results/<study>/export].")
+def export_command(study, tables, output, results, out) -> None:
+    """Write a study's tables (results/<study>/tables/*.parquet) as CSV or JSON, for tools that do not read
+    parquet. Each file is written whole or not at all."""
+    import pandas as pd
+
+    from chaosgrid.store import write_atomically
+
+    folder = _study_folder(results, study)
+    found = {p.stem: p for p in sorted((folder / "tables").glob("*.parquet"))}
+    if unknown := [t for t in tables if t not in found]:
+        raise click.BadParameter(f"{study} has no table {unknown[0]!r}; its tables: {', '.join(found)}", param_hint="--table")
+    target = Path(out) if out else folder / "export"
+    for name in tables or found:
+        frame = pd.read_parquet(found[name])
+        path = target / f"{name}.{output}"
+        if output == "csv":
+            write_atomically(path, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+        else:
+            write_atomically(path, lambda tmp, frame=frame: frame.to_json(tmp, orient="records", indent=1))
+        click.echo(f"{path}: {len(frame)} rows")
+
+
 @main.command("compare")
 @click.option("--study", required=True, help="A study whose tables exist (results/<study>/tables/runs.parquet).")
 @click.option("--axis", help="Compare neighbouring values along this axis: pooled over the other axes (a main "
@@ -496,16 +539,8 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
 
     if bool(axis) == bool(a_pairs or b_pairs):
         raise click.UsageError("give either --axis NAME or both --a KEY=VALUE ... and --b KEY=VALUE ...")
-    folder, results = Path(results) / study, Path(results)
-    if not results.is_dir():
-        raise click.BadParameter(f"no folder {results}: run this where you ran snakemake, or pass the results "
-                                 f"folder", param_hint="--results")  # fmt: skip
-    runs_path = folder / "tables" / "runs.parquet"
-    if not runs_path.exists():
-        done = sorted(p.parent.parent.name for p in results.glob("*/tables/runs.parquet"))
-        raise click.BadParameter(f"{runs_path} does not exist: run the study's workflow first (studies with tables: "
-                                 f"{', '.join(done) or 'none'})", param_hint="--study")  # fmt: skip
-    runs = pd.read_parquet(runs_path)
+    folder = _study_folder(results, study)
+    runs = pd.read_parquet(folder / "tables" / "runs.parquet")
     axes = [k for k in parameter_columns(list(runs.columns)) if k not in SEED_KEYS and runs[k].nunique() > 1]
     if "variant" in axes:  # a variant's own settings are not axes of their own
         axes = [a for a in axes if a == "variant" or runs.groupby("variant")[a].nunique().max() > 1]
