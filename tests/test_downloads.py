@@ -151,3 +151,28 @@ def test_an_incomplete_dataset_folder_fails_planning_naming_the_file(tmp_path):
     said = done.stdout + done.stderr
     assert done.returncode == 1 and "data/CIFAR-10-C/snow.npy is missing" in said
     assert "delete data/CIFAR-10-C to have the workflow download it again" in said
+
+
+def test_an_unreachable_host_fails_at_once_naming_data_root_and_the_mirror_setting(tmp_path, monkeypatch):
+    """Offline (the name does not resolve): one attempt, and a message that says what to do; a dropped
+    connection is retried."""
+    import socket
+    import urllib.error
+
+    calls = []
+
+    def offline(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", offline)
+    with pytest.raises(DownloadError, match=r"could not reach host.invalid: .*name resolution.*Offline\? Put "
+                                            r"cifar10_c's files in .*CIFAR-10-C yourself .*downloads: \{cifar10_c"):
+        download("cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),)))
+    assert len(calls) == 1 and list((tmp_path / "data").iterdir()) == []
+    monkeypatch.setattr(downloads.time, "sleep", lambda seconds: None)
+    dropped = lambda url, timeout: calls.append(url) or (_ for _ in ()).throw(ConnectionResetError(104, "reset"))
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", dropped)
+    with pytest.raises(DownloadError, match="could not download .*reset"):
+        download("cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),)))
+    assert len(calls) == 1 + downloads.ATTEMPTS

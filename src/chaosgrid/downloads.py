@@ -10,12 +10,15 @@ there, and only then renamed into place, so a failed or killed download never lo
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -141,21 +144,44 @@ def _file_name(url: str) -> str:
     return PurePosixPath(urlparse(url).path).name
 
 
+class Unreachable(DownloadError):
+    """The host cannot be reached at all (no network, no name resolution): retrying will not help."""
+
+
+ATTEMPTS = 3  # a download retries a dropped connection, a timeout or a server error, with 2 s, 4 s pauses
+
+
+def _unreachable(err: Exception) -> bool:
+    """Whether a failure means the machine cannot reach the host (offline), not a passing failure."""
+    reason = getattr(err, "reason", err)
+    return isinstance(reason, socket.gaierror) or (
+        isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED))
+
+
 def _fetch(url: str, md5: str, target: Path, progress=sys.stderr) -> None:
-    """Stream `url` into `target`, reporting progress every 100 MB, and check its MD5."""
-    digest, done = hashlib.md5(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            while chunk := response.read(CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if done % (100 * CHUNK) < len(chunk):
-                    of = f" of {total / 1e6:,.0f}" if total else ""
-                    print(f"  {_file_name(url)}: {done / 1e6:,.0f}{of} MB", file=progress, flush=True)
-    except (urllib.error.URLError, OSError) as err:
-        raise DownloadError(f"could not download {url}: {err}") from err
+    """Stream `url` into `target`, reporting progress every 100 MB, and check its MD5. A passing failure is
+    retried (ATTEMPTS in all); an unreachable host or an HTTP client error (404) is not."""
+    for attempt in range(1, ATTEMPTS + 1):
+        digest, done = hashlib.md5(), 0
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0)
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if done % (100 * CHUNK) < len(chunk):
+                        of = f" of {total / 1e6:,.0f}" if total else ""
+                        print(f"  {_file_name(url)}: {done / 1e6:,.0f}{of} MB", file=progress, flush=True)
+            break
+        except (urllib.error.URLError, OSError) as err:
+            if _unreachable(err):
+                raise Unreachable(f"could not reach {urlparse(url).netloc or url}: {err}") from err
+            final = attempt == ATTEMPTS or (isinstance(err, urllib.error.HTTPError) and err.code < 500)
+            if final:
+                raise DownloadError(f"could not download {url}: {err}") from err
+            print(f"  {_file_name(url)}: {err}; retrying", file=progress, flush=True)
+            time.sleep(2**attempt)
     if digest.hexdigest() != md5.lower():
         raise DownloadError(
             f"checksum mismatch for {url}: expected MD5 {md5}, got {digest.hexdigest()} ({done:,} bytes); "
@@ -194,6 +220,10 @@ def download(name: str, root: Path, source: Source | None = None, progress=sys.s
         if not any((scratch / source.folder).iterdir()):
             raise DownloadError(f"the files of {name} hold no folder {source.folder!r}")
         (scratch / source.folder).rename(final)
+    except Unreachable as err:
+        raise DownloadError(f"{err}. Offline? Put {name}'s files in {final} yourself (under the config's data_root, "
+                            f"{root}), or name a mirror or a local copy (file:///...) for it in the config: "
+                            f"downloads: {{{name}: [{{url: ..., md5: ...}}]}} (config/README.md)") from err
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"{name} ready in {final}", file=progress, flush=True)

@@ -11,7 +11,7 @@ rule download_data:
         "results/downloads/{folder}.log",
     wildcard_constraints:
         folder=one_of([source.folder for source in DATA_SOURCES.values()]),
-    retries: 2
+    retries: 0  # the download retries a passing failure itself; an offline machine fails at once, saying so
     localrule: True
     conda:
         "../../envs/chaosgrid.yaml"
