@@ -186,6 +186,15 @@ def test_report_builds(grid_run):
     assert page.count("<tr") == 1 + 4 and "var_binomial_lo" in page  # header + 2 lr x 2 evaluation sets
 
 
+def test_a_report_of_a_config_that_was_not_run_says_so_in_one_line(grid_run):
+    work, _ = grid_run
+    other = write_config(work, "other.yaml", never_run=tiny_study())
+    done = snakemake(work, other, "--report", str(work / "other.html"), check=False)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and len(said.splitlines()) < 8, said
+    assert "study 'never_run' of this config has no results" in said and "studies with results: tiny" in said
+
+
 def test_rerun_has_nothing_to_do(grid_run):
     work, config = grid_run
     assert "Nothing to be done" in snakemake(work, config, "-n").stdout

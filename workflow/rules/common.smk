@@ -108,6 +108,29 @@ def check_data_folders():
 
 
 check_data_folders()
+
+
+def check_report_has_results():
+    """`snakemake --report` shows the studies of the config it is given: refuse in one line, before Snakemake's
+    warnings for each missing file, when a study of that config has not been run (most often: the config that
+    was run is not the one given)."""
+    if not (workflow.is_main_process and "--report" in sys.argv):
+        return
+    missing = [
+        s for s in config["studies"] if not Path("results", s, "tables").is_dir()
+    ]
+    if missing:
+        run = sorted(p.parent.name for p in Path("results").glob("*/tables")) or [
+            "none"
+        ]
+        raise WorkflowError(
+            f"--report: study {missing[0]!r} of this config has no results (results/{missing[0]}/tables); "
+            f"the report shows the studies of the config it is given: pass the --configfile you ran "
+            f"(studies with results: {', '.join(run)})"
+        )
+
+
+check_report_has_results()
 # The datasets the shards train on, by the folder of their prepared files (the user's own by a path-safe name).
 DATASET_OF_FOLDER = {
     path_text(shard.base["dataset"]): shard.base["dataset"] for shard in SHARDS.values()
