@@ -131,6 +131,23 @@ def check_report_has_results():
 
 
 check_report_has_results()
+
+
+def warn_about_cores():
+    """More cores asked than the machine has: jobs then share cores (a shard's imports alone took 3-8x longer,
+    measured); Snakemake accepts it without a word."""
+    cores, here = workflow.resource_settings.cores, os.cpu_count()
+    local = (
+        workflow.is_main_process and workflow.local_exec
+    )  # a cluster runs jobs elsewhere
+    if local and isinstance(cores, int) and here and cores > here:
+        logger.warning(
+            f"--cores {cores} but this machine has {here}: jobs will share cores and run slower; "
+            f"--cores {here} (or --cores all) is faster"
+        )
+
+
+warn_about_cores()
 # The datasets the shards train on, by the folder of their prepared files (the user's own by a path-safe name).
 DATASET_OF_FOLDER = {
     path_text(shard.base["dataset"]): shard.base["dataset"] for shard in SHARDS.values()
