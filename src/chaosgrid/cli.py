@@ -477,6 +477,18 @@ def _study_folder(results: str, study: str) -> Path:
     return results / study
 
 
+@main.command("status")
+@click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True,
+              help="The workflow's results folder.")  # fmt: skip
+def status_command(results) -> None:
+    """Where the workflow stands: per study, shards and runs done; then every shard whose tables do not exist
+    yet (running, or failed) with the last line of its log, which a running shard updates at least once a
+    minute. Reads the results folder only: run it beside a running `snakemake`, or on a cluster's login node."""
+    from chaosgrid.status import status
+
+    click.echo("\n".join(status(Path(results))))
+
+
 @main.command("export")
 @click.option("--study", required=True, help="A study whose tables exist (results/<study>/tables/).")
 @click.option("--table", "tables", multiple=True, metavar="NAME", help="A table to export (repeat; default: all).")

@@ -5,7 +5,7 @@ prints under the profile's quiet settings, plus what a grid's user needs and tha
   which the profile sets to keep one block per job (hundreds of shards) off the console; that hid every
   failure's cause (`returned non-zero exit status 1`, the reason only in the log file).
 - A line per finished shard: its study and grid point, its runs, its seconds; then shard jobs and runs
-  done of those planned, with an estimate of the time left.
+  done of those planned, with an estimate of the time left. (Inside a running shard: `chaosgrid status`.)
 
 Chosen over snakemake-logger-plugin-rich (0.5.1): that one replaces the console with a live terminal
 display (lost in SLURM and CI log files), pulls in pydantic and rich, prints whole log files on failure,

@@ -1,0 +1,27 @@
+"""`chaosgrid status`: shards done, and the unfinished shards' last log lines, from the results folder alone."""
+
+import os
+import re
+
+from click.testing import CliRunner
+
+from chaosgrid.cli import main
+
+
+def test_status_counts_done_shards_and_shows_the_last_line_of_each_unfinished_one(tmp_path):
+    study = tmp_path / "results/wd_lr"
+    for key in ("lr~0.1/seeds~0-7", "lr~0.1/seeds~8-11"):
+        (study / "runs" / key).parent.mkdir(parents=True, exist_ok=True)
+        (study / f"runs/{key}.parquet").touch()
+        (study / "logs" / key).parent.mkdir(parents=True, exist_ok=True)
+        (study / f"logs/{key}.log").write_text("done\n")
+    (study / "logs/lr~0.2").mkdir()
+    (study / "logs/lr~0.2/seeds~0-7.log").write_text("loading\nepoch 3/10, 8 runs, 12 s\n")
+    os.utime(study / "logs/lr~0.2/seeds~0-7.log", (0, 0))
+    (study / "logs/aggregate.log").write_text("not a shard\n")
+    said = CliRunner().invoke(main, ["status", "--results", str(tmp_path / "results")])
+    assert said.exit_code == 0
+    done, running = said.output.splitlines()
+    assert done == "wd_lr: 2 shards done (12 runs)"
+    assert re.fullmatch(r"  lr~0\.2/seeds~0-7: log updated [\d.]+ h ago: epoch 3/10, 8 runs, 12 s", running), running
+    assert "no study results" in CliRunner().invoke(main, ["status", "--results", str(tmp_path)]).output
