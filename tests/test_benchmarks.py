@@ -20,6 +20,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("job_overhead.py", "projected paper shard"),
         ("utilization.py", "of peak"),
         ("own_model.py", "own / built-in"),
+        ("resume_cost.py", "save_s"),
     ],
 )
 def test_benchmark_smoke(tmp_path, script, header):

@@ -26,10 +26,11 @@ def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
     return path
 
 
-def fail_once(marker: Path) -> dict:
-    """Environment under which the first shard job fails (tests/faults/sitecustomize.py), leaving `marker`."""
+def fail_once(marker: Path, fault: str = "CHAOSGRID_FAIL_ONCE") -> dict:
+    """Environment under which the first shard job fails (tests/faults/sitecustomize.py), leaving `marker`;
+    fault="CHAOSGRID_STOP_AFTER_SAVE": it gets SIGTERM after it has saved its state."""
     path = os.pathsep.join(p for p in (str(Path(__file__).parent / "faults"), os.environ.get("PYTHONPATH")) if p)
-    return {"PYTHONPATH": path, "CHAOSGRID_FAIL_ONCE": str(marker)}
+    return {"PYTHONPATH": path, fault: str(marker)}
 
 
 def snakemake(workdir: Path, config: Path, *args: str, env: dict | None = None, check: bool = True):

@@ -94,6 +94,18 @@ def main() -> None:
     """
 
 
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: the shard saved its state and stopped when asked; a retry resumes
+
+
+def _resume_path(runs_path: str) -> str | None:
+    """Where a shard writing <folder>/runs/<key>.parquet keeps its state: <folder>/resume/<key>.pt."""
+    parts = Path(runs_path).with_suffix(".pt").parts
+    if "runs" not in parts[:-1]:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("runs")
+    return str(Path(*parts[:at], "resume", *parts[at + 1 :]))
+
+
 @main.command("train-shard")
 @click.option(
     "--spec",
@@ -123,9 +135,20 @@ def main() -> None:
 @click.option("--prepared", type=click.Path(exists=True, file_okay=False),
               help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead "
                    "of making the dataset and its shifted sets here.")  # fmt: skip
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
+              help="File of the shard's saved state: resumed from when it holds this spec's, written every "
+                   "--save-every seconds and on SIGTERM or SIGUSR1 (then the command exits 75 so that a retry "
+                   "resumes), removed when the shard is done. Default: for --runs <folder>/runs/<key>.parquet, "
+                   "<folder>/resume/<key>.pt (where the workflow's shards keep it); else none.")  # fmt: skip
+@click.option("--save-every", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              envvar="CHAOSGRID_SAVE_EVERY", help="Seconds between saves of the state (the workflow sets it from "
+              "the config's save_every).")  # fmt: skip
 def train_shard(spec, runs_path, predictions_path, history_path, weights_path, init_path, threads, device,
-                engine_name, channels_last, compile_, data_root, prepared) -> None:  # fmt: skip
-    """Train one shard's runs together and write its tables (and weights, when kept) atomically."""
+                engine_name, channels_last, compile_, data_root, prepared, resume_path, save_every) -> None:  # fmt: skip
+    """Train one shard's runs together and write its tables (and weights, when kept) atomically.
+
+    With --resume, a shard killed or preempted after a save continues where it was, and its tables come out
+    bit-identical to an uninterrupted run's on the same machine and threads."""
     sys.stdout.reconfigure(line_buffering=True)  # progress reaches log files as it happens
     try:
         shard = Shard.from_json(_spec_text(spec))
@@ -138,7 +161,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     import torch
 
-    from chaosgrid import engine, models, store, train
+    from chaosgrid import engine, models, recipe, store, train
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -165,8 +188,18 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
                    f"{result.cell['init_seed']}/{result.cell['order_seed']}/{result.cell['aug_seed']} "
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
-    results = train.train_shard(cells, inputs.data, inputs.sets, inputs.execution, progress, shard.checkpoints,
-                                shard.weights, inputs.start, log=click.echo, probabilities=shard.probabilities)  # fmt: skip
+    resume_path = resume_path or _resume_path(runs_path)
+    resume = train.Resume(resume_path, shard.to_json(), save_every, click.echo) if resume_path else None
+    if resume:  # SLURM signals before a time limit or preemption: save, then exit for the retry to resume
+        for signum in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(signum, lambda signum, frame: setattr(resume, "requested", True))
+    try:
+        results = train.train_shard(cells, inputs.data, inputs.sets, inputs.execution, progress, shard.checkpoints,
+                                    shard.weights, inputs.start, log=click.echo, probabilities=shard.probabilities,
+                                    resume=resume)  # fmt: skip
+    except recipe.Preempted as stopped:
+        click.echo(f"stopped on request: {stopped}; {resume_path} holds the state a retry resumes from")
+        sys.exit(EXIT_PREEMPTED)
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
     prov = store.provenance(device_name, threads, inputs.execution.provenance())
@@ -177,6 +210,8 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     lap("writing")
     total = sum(phases.values())
     overhead = total - phases["runs"]
+    if resume:
+        resume.remove()
     click.echo(f"wrote {', '.join(map(str, written))}")
     click.echo("phases (s): " + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
                + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s")  # fmt: skip

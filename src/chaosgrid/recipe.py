@@ -76,6 +76,23 @@ def checkpoint_steps(spec: str, schedule: schedules.Schedule, steps_per_epoch: i
     return sorted(s for s in steps if 0 < s <= total)
 
 
+class Preempted(Exception):
+    """A fit saved its state when asked to stop (SIGTERM, SIGUSR1) and stopped: a retry resumes from it."""
+
+
+@dataclass
+class Saving:
+    """How a fit keeps what a retry resumes from: `save(state)` every `every` seconds and when `requested()`
+    (a signal: the fit then raises Preempted), and `state`, what an earlier attempt saved, to start from.
+    The state is every run's weights and optimizer state, the step, the statistics and history so far and
+    torch's RNG; batch orders, augmentations and gradient noise are replayed from their seeds."""
+
+    save: Callable[[dict], None]
+    every: float
+    requested: Callable[[], bool] = lambda: False
+    state: dict | None = None
+
+
 @dataclass
 class FitResult:
     train_loss: torch.Tensor  # (K,) mean over the last epoch's batches (augmented, as trained)
@@ -189,12 +206,23 @@ class Batches:
         self.augmenters = [generator("aug", c["aug_seed"]) for c in cells]
         self.augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies: augmented once
 
+    def draw(self) -> tuple[torch.Tensor, list]:
+        """The next step's (K, B) example indices and each run's augmentation draw: every random choice of a
+        step, so that `skip` can replay them without building the batches."""
+        idx = torch.stack([next(order) for order in self.orders])
+        return idx, [draw_augmentation(idx.shape[1], tuple(self.x.shape[-2:]), self.augmentation, g)
+                     for g in self.augmenters]  # fmt: skip
+
+    def skip(self, steps: int) -> None:
+        """Advance past `steps` steps (a resumed fit): the same draws, so the next batches are bit-identical."""
+        for _ in range(steps):
+            self.draw()
+
     def next(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The next step's micro-batches, each (K, m, ...) inputs and (K, m) labels."""
         x, cell = self.x, self.cell
-        idx = torch.stack([next(order) for order in self.orders])  # (K, B)
+        idx, draws = self.draw()  # (K, B)
         batch = idx.shape[1]
-        draws = [draw_augmentation(batch, tuple(x.shape[-2:]), self.augmentation, g) for g in self.augmenters]
         shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
         micro = min(cell["micro_batch"] or batch, batch)
         out = []
@@ -241,6 +269,16 @@ class RunStats:
                                  "train_loss": mean[0], "train_acc": mean[1]})  # fmt: skip
             self.epoch.zero_()
 
+    STATE = ("epoch", "window", "diverged", "clipped", "history")
+
+    def state(self) -> dict:
+        """What a resumed fit needs of the statistics so far."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def restore(self, state: dict) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
     def mean_loss(self) -> float:
         """The mean loss over runs of the epoch so far (of the last one at an epoch's end): a device sync."""
         loss = self.history[-1]["train_loss"] if self.epoch[2, 0] == 0 else self.epoch[0] / self.epoch[2]
@@ -256,7 +294,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
         execution: engine.Execution = engine.DEFAULT_EXECUTION, checkpoints: str = "final",
         on_checkpoint: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
         progress_every: float = 60.0, before_step: Callable[[int], None] | None = None,
-        regularizer: Callable[[], torch.Tensor] | None = None) -> FitResult:  # fmt: skip
+        regularizer: Callable[[], torch.Tensor] | None = None, saving: Saving | None = None) -> FitResult:  # fmt: skip
     """Train the stack's K models, each on its own batch order, augmentation and gradient noise.
 
     Curves train through the same loop (dnn-mode-connectivity's one `train` for nets and curves):
@@ -266,7 +304,9 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     Nothing here waits for the device inside the loop except a progress line (at most one per
     `progress_every` seconds): divergence and statistics are tracked as tensors. `on_checkpoint(steps)` is
     called after each checkpoint step (the final one included), with the models in train mode again after.
-    Only the training forward pass is compiled: evaluation changes mode and batch shape.
+    Only the training forward pass is compiled: evaluation changes mode and batch shape. With `saving`, the
+    fit saves its state now and then and resumes from a saved one (`Saving`; the caller builds the stack
+    from the saved weights): the result is bit-identical to an uninterrupted fit's.
     """
     cell, n, k = cells[0], len(y), len(cells)
     batch_size = min(cell["batch_size"], n)
@@ -282,10 +322,18 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
     stats = RunStats(k, x.device, total, steps_per_epoch)
     saves = set(checkpoint_steps(checkpoints, schedule, steps_per_epoch, total))
-    started = last_line = time.perf_counter()
+    first = 0
+    if saving and saving.state:
+        first = saving.state["step"]
+        optimizer.load_state_dict(saving.state["optimizer"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor, last_epoch=first - 1)
+        stats.restore(saving.state["stats"])
+        torch.set_rng_state(saving.state["rng"])
+        batches.skip(first)
+    started = last_line = last_save = time.perf_counter()
 
     stack.train(True)
-    for step in range(total):
+    for step in range(first, total):
         if before_step:
             before_step(step)
         micro_batches = batches.next()
@@ -304,5 +352,11 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
             last_line = time.perf_counter()
             elapsed = last_line - started
             log(f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {stats.mean_loss():.4f} "
-                f"over {k} runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / done:.0f} s")  # fmt: skip
+                f"over {k} runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / (done - first):.0f} s")  # fmt: skip
+        if saving and done < total and (saving.requested() or time.perf_counter() - last_save >= saving.every):
+            saving.save({"step": done, "stack": stack.state_dicts(), "optimizer": optimizer.state_dict(),
+                         "stats": stats.state(), "rng": torch.get_rng_state()})  # fmt: skip
+            last_save = time.perf_counter()
+            if saving.requested():
+                raise Preempted(f"state saved after step {done} of {total}")
     return stats.result()

@@ -221,7 +221,7 @@ def load_torch_file(path: Path | str, remedy: str, **options) -> dict:
     import torch
 
     try:
-        return torch.load(path, weights_only=True, **options)
+        return torch.load(path, **{"weights_only": True, **options})
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -204,6 +205,40 @@ def unstackable(cell: dict, data: Dataset) -> str:
     return ""
 
 
+class Resume:
+    """A shard's saved state (`recipe.Saving`): where it lives (outside the job's declared outputs, which
+    Snakemake deletes when a job fails), the spec it belongs to, how often to save, and what an earlier
+    attempt saved. A state saved for another spec is ignored and a corrupt one reported; either way the
+    shard starts over. Besides the running fit, the state holds the runs of the shard's groups already
+    trained and the checkpoint evaluations so far. It is our own file, loaded as a full pickle."""
+
+    def __init__(self, path: str, spec: str, every: float, log: Callable[[str], None] = print):
+        from chaosgrid.store import load_torch_file
+
+        self.path, self.spec, self.every, self.requested = Path(path), spec, every, False
+        self.saved = None
+        if self.path.exists():
+            try:
+                saved = load_torch_file(self.path, "starting over", weights_only=False, map_location="cpu")
+            except ValueError as err:
+                log(f"{err}")
+                return
+            if saved.get("spec") != spec:
+                log(f"{self.path} was saved for another spec: ignored, starting over")
+                return
+            self.saved = saved
+            at = f"at step {saved['fit']['step']}" if saved["fit"] else "from its start"
+            log(f"resuming from {self.path}: {len(saved['results'])} runs done, the next group {at}")
+
+    def write(self, state: dict) -> None:
+        from chaosgrid.store import write_atomically
+
+        write_atomically(self.path, lambda tmp: torch.save({"spec": self.spec, **state}, tmp))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def train_shard(
     cells: list[dict],
     data: Dataset,
@@ -215,12 +250,14 @@ def train_shard(
     start: list[dict] | None = None,
     log: Callable[[str], None] | None = None,
     probabilities: bool = False,
+    resume: Resume | None = None,
 ) -> list[RunResult]:
     """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device.
 
     Every checkpoint step (`recipe.checkpoint_steps`) evaluates all sets; `keep_weights` keeps each
     checkpoint's weights (CPU copies); `start` gives each cell a state dict to start from; `probabilities`
-    keeps every class's probability per example.
+    keeps every class's probability per example; `resume` saves the shard's state now and then and
+    resumes from what an earlier attempt saved.
     """
     shared = {k: v for k, v in cells[0].items() if k not in SEED_KEYS}
     for c in cells:
@@ -235,13 +272,26 @@ def train_shard(
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
     layout = engine.memory_format(execution)
     sets = {key: (xs.contiguous(memory_format=layout), ys) for key, (xs, ys) in sets.items()}
-    results = []
-    for positions in engine.stack_groups(list(range(len(cells))), execution):
+    saved = resume.saved if resume else None
+    results = list(saved["results"]) if saved else []
+    groups = engine.stack_groups(list(range(len(cells))), execution)
+    for g, positions in enumerate(groups):
+        if saved and g < saved["group"]:
+            continue  # trained by an earlier attempt: its runs are in `results`
         group = [cells[i] for i in positions]
         begin = time.perf_counter()
-        stack = build_stack(group, x, data.num_classes, execution, [start[i] for i in positions] if start else None)
+        fit_state = saved["fit"] if saved and g == saved["group"] else None
+        starts = fit_state["stack"] if fit_state else [start[i] for i in positions] if start else None
+        stack = build_stack(group, x, data.num_classes, execution, starts)
         taken = Checkpoints(stack, sets, shared["precision"], shared["tta"], keep_weights, probabilities)
-        fitted = recipe.fit(stack, group, x, y, execution, checkpoints, taken, log)
+        saving = None
+        if resume:
+            if fit_state:
+                taken.evals, taken.weights = saved["evals"], saved["weights"]
+            save = lambda fit, g=g, taken=taken: resume.write({"group": g, "results": results, "fit": fit,
+                                                                "evals": taken.evals, "weights": taken.weights})  # fmt: skip
+            saving = recipe.Saving(save, resume.every, lambda: resume.requested, fit_state)
+        fitted = recipe.fit(stack, group, x, y, execution, checkpoints, taken, log, saving=saving)
         evals, weights = taken.evals, taken.weights
         final = max(evals)
         seconds = (time.perf_counter() - begin) / len(group)
@@ -260,4 +310,6 @@ def train_shard(
             results.append(result)
             if progress:
                 progress(result)
+        if resume and g + 1 < len(groups):  # a retry starts with the next group, not this one's last save
+            resume.write({"group": g + 1, "results": results, "fit": None, "evals": {}, "weights": {}})
     return results

@@ -68,7 +68,10 @@ def point_jobs_at_chaosgrid():
     without activating the venv). Inside a conda environment or container, that environment's own
     `chaosgrid` is meant: PATH is left to it, and a new conda environment installs this checkout
     (envs/chaosgrid.post-deploy.sh reads CHAOSGRID_CHECKOUT)."""
-    os.environ.update(CHAOSGRID_CHECKOUT=workflow.basedir)
+    os.environ.update(
+        CHAOSGRID_CHECKOUT=workflow.basedir,
+        CHAOSGRID_SAVE_EVERY=str(60 * config.get("save_every", 10)),
+    )
     isolated = {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
     if not isolated & set(workflow.deployment_settings.deployment_method):
         bin_dir = shlex.quote(os.path.dirname(sys.executable))

@@ -1,4 +1,8 @@
-# One job per shard: the shard's runs train together in one process (data loaded once). Shards of studies
+# One job per shard: the shard's runs train together in one process (data loaded once). A running shard
+# saves its state every `save_every` minutes (CHAOSGRID_SAVE_EVERY, set by common.smk) and when SLURM signals
+# it (SIGTERM, SIGUSR1) to results/<study>/resume/<shard>.pt, outside its declared outputs (which Snakemake
+# deletes when a job fails): the retry resumes from it, bit-identically; it is removed when the shard is
+# done. (Passed through the environment, not as params: a changed param re-runs every finished shard.) Shards of studies
 # that keep weights (asked for, or started from by another study) also write them, by the second rule;
 # shards whose runs start from another study's weights take that file as input, so deleting it re-runs
 # its shard and everything that starts from it.
