@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -164,3 +165,13 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 143
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL runs no cleanup: the job that redoes the write removes the hidden leftover of its target only."""
+    left = tmp_path / ".runs.parquet.abc123.tmp"
+    left.write_text("partial")
+    other = tmp_path / ".other.parquet.abc123.tmp"
+    other.write_text("another target's")
+    store.write_atomically(tmp_path / "runs.parquet", lambda tmp: Path(tmp).write_text("whole"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.parquet.abc123.tmp", "runs.parquet"]

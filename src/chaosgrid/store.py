@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import platform
@@ -183,9 +184,13 @@ def write_atomically(path: Path | str, write) -> None:
     """Call write(temporary path) in the target folder, then rename: a crash leaves no partial file (and
     SIGTERM, which SLURM sends first, none either: the CLI turns it into an exit that runs this cleanup). The
     writer's own error is what surfaces: a writer that removed its temporary file before failing (pyarrow
-    does, on a full disk) must not turn ENOSPC into a FileNotFoundError about the temporary name."""
+    does, on a full disk) must not turn ENOSPC into a FileNotFoundError about the temporary name. A
+    temporary file of the same target that a killed writer left (SIGKILL runs no cleanup) is removed first:
+    one job writes a target at a time, and the one that was killed is being redone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
