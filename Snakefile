@@ -1,6 +1,8 @@
 # chaosgrid workflow: config -> grid of shards -> per-shard training -> tables -> figures.
 # `snakemake --cores 2` runs config/config.yaml; `--configfile config/<study>.yaml` runs that file's studies
 # alone (Snakemake would merge a named file into the default one, running the default grid too).
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -17,7 +19,7 @@ if not workflow.overwrite_configfiles:
 # One line naming the key (and the closest known one) before Snakemake's validation, whose message prints
 # the whole schema of the place.
 if problem := schema_problem(
-    config, workflow.basedir + "/workflow/schemas/config.schema.yaml"
+    config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 ):
     raise WorkflowError(problem)
 validate(config, "workflow/schemas/config.schema.yaml")

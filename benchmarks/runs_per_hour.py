@@ -71,7 +71,7 @@ def in_process(engine_name: str, base: dict, seeds: list[int], dataset, sets) ->
 @click.option("--out", default="results/benchmarks/runs_per_hour.csv", show_default=True)
 def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads, smoke, out) -> None:
     if smoke:
-        width, epochs, ks, naive_max = 4, 0.2, "1,2", 1
+        width, epochs, ks, naive_max = 4, 0.2, "2", 1
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base = {"dataset": dataset_name, "model": model, "width": width, "epochs": epochs, "batch_size": batch_size,

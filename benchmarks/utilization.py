@@ -146,7 +146,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     fast = {"dataset": "synthetic", "model": "fast", "width": 64, "batch_size": 1024, "lr": 0.2,
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
     if smoke:
-        cnn, ks, fast, fast_ks = {**cnn, "epochs": 0.2, "width": 4}, "1,2", {**fast, "width": 4, "batch_size": 64}, "1"
+        cnn, ks, fast, fast_ks = {**cnn, "epochs": 0.2, "width": 4}, "2", {**fast, "width": 4, "batch_size": 64}, "1"
     fast["epochs"] = fast_steps * fast["batch_size"] / SIZES["synthetic"][1]
     peak = matmul_peak(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
