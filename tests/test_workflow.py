@@ -184,6 +184,14 @@ def test_report_builds(grid_run):
     assert all(f"<td>{item}</td>" in overview for item in ("runs", "8", "4 (2 runs each)", "axis lr", "0.05, 0.1"))
     page = (work / "results/tiny/report/variance.html").read_text()
     assert page.count("<tr") == 1 + 4 and "var_binomial_lo" in page  # header + 2 lr x 2 evaluation sets
+    assert "results.html" in html
+    results = (work / "results/tiny/report/results.html").read_text()
+    assert "Does clean test accuracy change along lr" in results and "8 runs at 2 grid points; 0 diverged." in results
+    assert "lr 0.1 vs 0.05: A - B " in results and "(Holm, over 1 comparison)" in results
+    assert results.count("<img") == len(ANALYSES["variance"].figures) + len(ANALYSES["compare"].figures) + 4
+    assert "Distribution of clean test accuracy over all runs of study <b>tiny</b>" in results  # captions inline
+    comparisons = (work / "results/tiny/report/comparisons.html").read_text()
+    assert "Holm verdict" in comparisons and "runs per arm for 0.5 points" in comparisons and "se_runs" not in comparisons
 
 
 def test_a_report_of_a_config_that_was_not_run_says_so_in_one_line(grid_run):

@@ -317,22 +317,42 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
 @click.option("--study", default="study", help="Study name for titles.")
 @click.option("--study-config", help="The study's config block as JSON: also write overview.html (what it runs).")
 @click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the HTML pages.")
-def report_tables(folder, names, study, study_config, outdir) -> None:
-    """Render a study's tables as HTML pages for the Snakemake report (the parquet files stay the data)."""
+@click.option("--figures", type=click.Path(exists=True, file_okay=False),
+              help="The study's figures folder: with --study-config, also write results.html (its question, "
+                   "headline numbers, and every figure with its caption).")  # fmt: skip
+@click.option("--captions", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the figures' report captions (workflow/report/<figure>.rst).")  # fmt: skip
+def report_tables(folder, names, study, study_config, outdir, figures, captions) -> None:
+    """Render a study's tables as HTML pages for the Snakemake report (the parquet files stay the data), its
+    overview, and its results page."""
     import pandas as pd
 
-    from chaosgrid.report_tables import html_table, study_overview
+    from chaosgrid import report_tables as pages
+    from chaosgrid.analysis import study_figures
+    from chaosgrid.studies import study_axes
 
     wanted = [n for n in names.split(",") if n]
     missing = [n for n in wanted if not (Path(folder) / f"{n}.parquet").exists()]
     if missing:
         raise click.BadParameter(f"{folder} has no {missing[0]}.parquet", param_hint="--names")
-    for name in wanted:
-        html_table(pd.read_parquet(Path(folder) / f"{name}.parquet"), f"{study}: {name}", Path(outdir) / f"{name}.html")
+    tables = {name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in wanted}
+    for name, frame in tables.items():
+        shown = pages.narrow_comparisons(frame) if name == "comparisons" else frame
+        pages.html_table(shown, f"{study}: {name}", Path(outdir) / f"{name}.html")
+    written = len(wanted)
     if study_config:
-        overview = study_overview(study, json.loads(study_config))
-        html_table(overview, f"{study}: what it runs", Path(outdir) / "overview.html")
-    click.echo(f"wrote {len(wanted) + bool(study_config)} pages to {outdir}")
+        declared = json.loads(study_config)
+        pages.html_table(pages.study_overview(study, declared), f"{study}: what it runs", Path(outdir) / "overview.html",
+                         wrap=True)  # fmt: skip
+        written += 1
+        if figures and {"summary", "variance", "comparisons"} <= set(tables):
+            axes = [a for a in study_axes(declared)]
+            shown = [(f, Path(figures) / f"{f}.png", pages.caption_html((Path(captions) / f"{f}.rst").read_text(), study)
+                      if captions else "") for f in study_figures(declared)]  # fmt: skip
+            lines = pages.headline(tables["summary"], tables["variance"], tables["comparisons"], axes)
+            pages.results_page(study, pages.question_of(declared, axes), lines, shown, Path(outdir) / "results.html")
+            written += 1
+    click.echo(f"wrote {written} pages to {outdir}")
 
 
 @main.command("check-model")

@@ -133,7 +133,7 @@ def check_checkpoints(checkpoints: object) -> str:
 
 # A study's keys that are not cell parameters: its own, then the blocks its analyses own.
 STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
-              "probabilities", *(block for analysis in ANALYSES.values() for block in analysis.blocks)}  # fmt: skip
+              "probabilities", "question", *(block for analysis in ANALYSES.values() for block in analysis.blocks)}  # fmt: skip
 # The `planes` probe set (chaosgrid.planes): which images anchor its planes (`triplets` of them, from the
 # training or test set, of three distinct classes or any), the grid on each plane, and how the regions
 # analysis reads it (4- or 8-connected regions; the checkpoint at `epoch`, 0: the final one; the run column

@@ -12,7 +12,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from chaosgrid.analysis import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES
+from chaosgrid.analysis import (
+    ANALYSES,
+    REPORT_PAGES,
+    REPORT_TABLES,
+    STUDY_FIGURES,
+    study_figures,
+)
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
@@ -366,10 +372,7 @@ def all_targets():
     figures = [
         f"results/{study}/figures/{name}.png"
         for study, declared in config["studies"].items()
-        for name in [
-            *STUDY_FIGURES,
-            *(f for a in ANALYSES.values() if a.applies(declared) for f in a.figures),
-        ]
+        for name in study_figures(declared)
     ]
     tables = [
         f"results/{study}/report/{page}.html"

@@ -32,6 +32,10 @@ rule figures:
 rule report_tables:
     input:
         **{t: f"results/{{study}}/tables/{t}.parquet" for t in REPORT_TABLES},
+        figures=lambda wildcards: [
+            f"results/{wildcards.study}/figures/{f}.png"
+            for f in study_figures(config["studies"][wildcards.study])
+        ],
     output:
         **{
             page: report(
@@ -50,7 +54,9 @@ rule report_tables:
     params:
         names=",".join(REPORT_TABLES),
         study_config=lambda wildcards: json.dumps(config["studies"][wildcards.study]),
+        captions=os.path.join(workflow.basedir, "workflow", "report"),
     shell:
         "chaosgrid report-tables --tables results/{wildcards.study}/tables --names {params.names}"
         " --study {wildcards.study} --study-config {params.study_config:q}"
+        " --figures results/{wildcards.study}/figures --captions {params.captions:q}"
         " --outdir results/{wildcards.study}/report > {log:q} 2>&1"

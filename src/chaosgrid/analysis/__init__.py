@@ -25,8 +25,9 @@ STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
 # Tables every study shows in its report as HTML pages (the analyses that make them apply to every study).
 REPORT_TABLES = ("summary", "variance", "comparisons")
-# Its report pages: an overview of what the study runs (from its config), then those tables.
-REPORT_PAGES = ("overview", *REPORT_TABLES)
+# Its report pages: its results (question, headline numbers, figures with captions), an overview of what the
+# study runs (from its config), then those tables.
+REPORT_PAGES = ("results", "overview", *REPORT_TABLES)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
     dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
     folder = f"{PREPARED}/{path_text(dataset)}"
     return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}
+
+
+def study_figures(study: dict) -> list[str]:
+    """The figures of a study, in reading order: what every study gets, then each analysis that applies."""
+    return [*STUDY_FIGURES, *(f for a in ANALYSES.values() if a.applies(study) for f in a.figures)]
 
 
 def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],
