@@ -71,15 +71,18 @@ def narrow_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     pt = lambda x: f"{100 * x:+.2f}"
-    rows = frame.assign(main=~frame["at"].str.startswith("pooled")).sort_values(["main"], kind="stable")
-    sets = rows["shift"].where(rows["severity"] == 0, rows["shift"] + ":" + rows["severity"].astype(str))
+    sets = frame["shift"].where(frame["severity"] == 0, frame["shift"] + ":" + frame["severity"].astype(str))
+    order = {name: i for i, name in enumerate(dict.fromkeys(sets))}  # as evaluated: clean first
+    rows = frame.assign(_set=sets.map(order), _point=~frame["at"].str.startswith("pooled"))
+    rows = rows.sort_values(["_set", "_point"], kind="stable")
+    sets = sets.loc[rows.index]
     return pd.DataFrame({
         "evaluation set": sets, "comparison": rows["axis"] + " " + rows["a"] + " vs " + rows["b"], "at": rows["at"],
         "A - B (points)": rows["diff"].map(pt),
         "95% interval": "[" + rows["test_set_lo"].map(pt) + ", " + rows["test_set_hi"].map(pt) + "]",
         "verdict": rows["test_set_verdict"], "Holm verdict": rows["test_set_verdict_holm"],
         "runs per arm for 0.5 points": rows["runs_test_set_0.5pt"].map(lambda r: "> 100,000" if r == float("inf") else f"{r:.0f}"),
-    }).sort_values("evaluation set", kind="stable", key=lambda s: s != "clean")  # fmt: skip
+    })  # fmt: skip
 
 
 def caption_html(text: str, study: str) -> str:

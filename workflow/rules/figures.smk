@@ -42,7 +42,7 @@ rule report_tables:
                 f"results/{{study}}/report/{page}.html",
                 caption=f"../report/table_{page}.rst",
                 category="{study}",
-                subcategory="tables",
+                subcategory="results" if page == "results" else "tables",
                 labels={"table": page},
             )
             for page in REPORT_PAGES
