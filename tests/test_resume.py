@@ -48,6 +48,7 @@ def tables(folder: Path) -> dict:
 
 @pytest.mark.parametrize("engine", ["loop", "vmap"])
 def test_a_stopped_then_killed_shard_resumes_to_bit_identical_tables(tmp_path, engine):
+    """The loop trains the runs one group at a time (a resumed shard skips the groups done), vmap together."""
     whole = train(tmp_path / "whole", engine)
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"

@@ -50,7 +50,7 @@ def snakemake_slurm(workdir: Path, config: Path, env: dict, *args: str) -> subpr
 
 def test_grid_through_slurm_matches_local_run_retries_a_failed_job_and_reruns_nothing(tmp_path, cluster_env):
     """One cluster run (the first shard job failing once), checked against a local run of the same grid."""
-    config = write_config(tmp_path, tiny=tiny_study())
+    config = write_config(tmp_path, tiny=tiny_study(seeds=2))  # two shards, one per lr
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"
     marker = tmp_path / "failed-once"
     done = snakemake_slurm(on_cluster, config, {**cluster_env, **fail_once(marker)})
@@ -58,7 +58,7 @@ def test_grid_through_slurm_matches_local_run_retries_a_failed_job_and_reruns_no
     # Snakemake (the jobstep executor) honours `retries`, inside the same allocation (no new submission)
     output = done.stdout + done.stderr
     ids = [int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", output)]
-    assert len(ids) == 2 + 4 + 7  # digits and its jpeg set prepared, four shards, aggregate, figures, report
+    assert len(ids) == 2 + 2 + 7  # digits and its jpeg set prepared, two shards, aggregate, figures, report
     # tables, variance and compare with figures
     history = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i %j %T"], capture_output=True, text=True,
                              env={**os.environ, **cluster_env}, check=True).stdout  # fmt: skip
