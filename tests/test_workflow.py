@@ -306,19 +306,6 @@ def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
     assert "runtime=7," in log and "runtime=14," in log and "mem_mb=900," in log and "mem_mb=1800," in log
 
 
-def test_a_failed_jobs_own_message_and_each_finished_shard_reach_the_console(tmp_path):
-    """With the default profile's quiet settings (no `--quiet host`, as a user runs it): the failed job's own
-    words, not only "non-zero exit status"; then, run again, a line per finished shard with progress."""
-    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2, shifts=[], severities=[]))
-    marker = tmp_path / "failed-once"
-    failed = snakemake(tmp_path, config, "--config", "retries=0", env=fail_once(marker), check=False)
-    console = failed.stdout + failed.stderr
-    assert failed.returncode != 0 and f"injected failure (CHAOSGRID_FAIL_ONCE={marker})" in console
-    assert "last lines of results/tiny/logs/seeds~0-1.log" in console
-    console = "".join(snakemake(tmp_path, config).stderr)
-    assert "shard done: tiny seeds~0-1: 2 runs in" in console and "1 of 1 shard jobs (2 runs) done" in console
-
-
 def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     config = write_config(tmp_path, slow=tiny_study(lr=0.05, seeds=2, epochs=60, shifts=[], severities=[]))
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
@@ -340,14 +327,20 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     assert len(list((tmp_path / "results/slow").rglob("*.parquet"))) == len(SHARD_FILES) + tables
 
 
-def test_a_shard_stopped_by_sigterm_is_retried_from_its_saved_state(tmp_path):
+def test_a_shard_stopped_by_sigterm_is_retried_from_its_saved_state_and_says_so_on_the_console(tmp_path):
     """As at a SLURM time limit: the shard job gets SIGTERM after a save, saves, exits; Snakemake's retry
     resumes from the state (its log says so; that the tables are then bit-identical to an uninterrupted
-    run's is test_resume.py's), and the state is gone once the shard is done."""
+    run's is test_resume.py's), and the state is gone once the shard is done. With the default profile's
+    quiet settings (no `--quiet host`, as a user runs it), the stopped job's own words reach the console, not
+    only "non-zero exit status", and so does a line for the finished shard with its progress."""
     config = write_config(tmp_path, slow=tiny_study(lr=0.05, seeds=2, epochs=4, shifts=[], severities=[]))
     marker = tmp_path / "stopped-once"
-    snakemake(tmp_path, config, "--config", "save_every=0.002", env=fail_once(marker, "CHAOSGRID_STOP_AFTER_SAVE"))
+    done = snakemake(tmp_path, config, "--config", "save_every=0.002",
+                     env=fail_once(marker, "CHAOSGRID_STOP_AFTER_SAVE"))  # fmt: skip
     assert marker.exists()
+    console = done.stdout + done.stderr
+    assert "last lines of results/slow/logs/seeds~0-1.log" in console and "| stopped on request: state saved" in console
+    assert "shard done: slow seeds~0-1: 2 runs in" in console and "1 of 1 shard jobs (2 runs) done" in console
     log = (tmp_path / "results/slow/logs/seeds~0-1.log").read_text()
     assert "resuming from results/slow/resume/seeds~0-1.pt" in log, log
     assert not list((tmp_path / "results/slow/resume").rglob("*.pt"))
