@@ -48,12 +48,14 @@ def tables(folder: Path) -> dict:
 
 @pytest.mark.parametrize("engine", ["loop", "vmap"])
 def test_a_stopped_then_killed_shard_resumes_to_bit_identical_tables(tmp_path, engine):
-    """The loop trains the runs one group at a time (a resumed shard skips the groups done), vmap together."""
+    """Loop (runs trained one group at a time: a resumed shard skips the groups done): stopped with SIGTERM
+    after a save, then SIGKILLed after a later one, then finished. Vmap (all runs together): SIGKILLed."""
     whole = train(tmp_path / "whole", engine)
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"
-    said = stop_after_a_save(train(tmp_path / "cut", engine, "--save-every", "0.05"), state, signal.SIGTERM)
-    assert "stopped on request" in said and state.exists()
+    if engine == "loop":  # SIGTERM's path is the engine's same; the loop's groups make it the longer story
+        said = stop_after_a_save(train(tmp_path / "cut", engine, "--save-every", "0.05"), state, signal.SIGTERM)
+        assert "stopped on request" in said and state.exists()
     killed = train(tmp_path / "cut", engine, "--save-every", "0.05")
     said = stop_after_a_save(killed, state, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
