@@ -18,7 +18,7 @@ grid: install
 	PATH=$(abspath $(BIN)):$$PATH snakemake --cores $(CORES)
 
 test: install
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -n auto
 
 clean:
 	rm -rf results .snakemake
