@@ -19,9 +19,14 @@ def test_status_counts_done_shards_and_shows_the_last_line_of_each_unfinished_on
     (study / "logs/lr~0.2/seeds~0-7.log").write_text("loading\nepoch 3/10, 8 runs, 12 s\n")
     os.utime(study / "logs/lr~0.2/seeds~0-7.log", (0, 0))
     (study / "logs/aggregate.log").write_text("not a shard\n")
+    (study / "logs/lr~0.1/seeds~0-7.evaluate.log").write_text("8 runs on 2 sets\n")  # done: its predictions exist
+    (study / "predictions/lr~0.1").mkdir(parents=True)
+    (study / "predictions/lr~0.1/seeds~0-7.parquet").touch()
+    (study / "logs/lr~0.1/seeds~8-11.evaluate.log").write_text("evaluating\n")
     said = CliRunner().invoke(main, ["status", "--results", str(tmp_path / "results")])
     assert said.exit_code == 0
-    done, running = said.output.splitlines()
+    done, running, evaluating = said.output.splitlines()
     assert done == "wd_lr: 2 shards done (12 runs)"
     assert re.fullmatch(r"  lr~0\.2/seeds~0-7: log updated [\d.]+ h ago: epoch 3/10, 8 runs, 12 s", running), running
+    assert re.fullmatch(r"  lr~0\.1/seeds~8-11\.evaluate: log updated [\d.]+ s ago: evaluating", evaluating), evaluating
     assert "no study results" in CliRunner().invoke(main, ["status", "--results", str(tmp_path)]).output

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from chaosgrid import data, engine, evalsets, recipe, schedules, shifts, train
-from chaosgrid.cells import validate_cell
+from chaosgrid.cells import cell_id, validate_cell
 
 
 def cells(n=2, **params):
@@ -213,3 +213,24 @@ def test_compiled_training_matches_eager(digits64, digits64_sets, engine_name):
     eager = train.train_shard(spec, digits64, digits64_sets, engine.Execution(engine_name))
     compiled = train.train_shard(spec, digits64, digits64_sets, engine.Execution(engine_name, compile=True))
     assert_same_runs(eager, compiled)
+
+
+@pytest.mark.parametrize("engine_name", ["loop", "vmap"])
+def test_kept_weights_evaluate_as_training_did(digits, digits_sets, engine_name):
+    """A shard that keeps its weights is evaluated on its shifted sets after training (a new shift costs no
+    retraining): the same predictions, bit for bit, at every kept checkpoint; a diverged run's accuracy NaN."""
+    spec = cells(2, epochs=0.3)
+    execution = engine.Execution(engine_name)
+    results = train.train_shard(spec, digits, digits_sets, execution, checkpoints="every:0.1", keep_weights=True)
+    shifted = {key: sets for key, sets in digits_sets.items() if key != evalsets.CLEAN}
+    runs = [{"weights": r.weights, "steps": r.steps} for r in results]
+    found = list(train.evaluate_weights(spec, runs, [False, True], digits, shifted, execution))
+    assert len(found) == 2 * len(results[0].weights) and len(results[0].weights) >= 3
+    for cid, step, final, evals in found:
+        (r, lost), *_ = [(r, i == 1) for i, r in enumerate(results) if cell_id(r.cell) == cid]
+        trained = r.evals if step == r.steps else r.checkpoints[step]
+        assert final == (step == r.steps) and set(evals) == set(shifted)
+        for key, e in evals.items():
+            np.testing.assert_array_equal(e.pred, trained[key].pred)
+            np.testing.assert_array_equal(e.p_true, trained[key].p_true)
+            assert math.isnan(e.acc) if lost else e.acc == trained[key].acc

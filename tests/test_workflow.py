@@ -362,7 +362,9 @@ def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
 def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     """`init_from` makes the source study keep weights and each continuing shard take its source's file
     as input: deleting one weights file re-runs that shard and the one that starts from it, nothing else.
-    Snapshot checkpoints add predictions at the schedule's cycle ends; tables read the final ones."""
+    Snapshot checkpoints add predictions at the schedule's cycle ends; tables read the final ones. A study
+    that keeps weights is evaluated on its shifts from them: a shift added to it re-trains nothing, while one
+    added to a study without weights re-trains its shards, which planning says."""
     base = tiny_study(lr=[0.05, 0.1], schedule="cyclic_cosine", cycles=2, warmup=0, checkpoints="snapshots")
     more = tiny_study(lr=[0.05, 0.1], epochs=0.05, schedule="constant", warmup=0, init_from="base")  # one step
     config = write_config(tmp_path, base=base, more=more)
@@ -372,8 +374,9 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     weights = sorted((tmp_path / "results/base/weights").rglob("*.pt"))
     assert len(weights) == 4 and not (tmp_path / "results/more/weights").exists()
     predictions = pd.read_parquet(tmp_path / "results/base/predictions/lr~0.05/seeds~0-1.parquet")
-    clean = predictions[predictions["shift"] == "clean"]
-    assert clean.groupby("cell_id")["step"].nunique().eq(2).all() and clean["final"].sum() == 2
+    for shift in ("clean", "jpeg"):  # at both snapshots: the shift's from the kept weights
+        rows = predictions[predictions["shift"] == shift]
+        assert rows.groupby("cell_id")["step"].nunique().eq(2).all() and rows["final"].sum() == 2
     assert len(pd.read_parquet(tmp_path / "results/base/tables/evals.parquet")) == 8 * 2  # final only
     history = pd.read_parquet(tmp_path / "results/base/history/lr~0.05/seeds~0-1.parquet")
     assert len(history) == 2 and (history["epoch"] == 1).all()
@@ -382,9 +385,19 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
                             for s in ("base", "more"))  # fmt: skip
     assert (more_runs["steps"] == 1).all() and more_runs["test_acc"].mean() > 0.4  # one step from scratch: ~0.1
     assert (more_runs["test_acc"].to_numpy() - base_runs["test_acc"].to_numpy()).std() < 0.1
+    config = write_config(tmp_path, base={**base, "shifts": ["jpeg", "contrast"]},
+                          more={**more, "shifts": ["jpeg", "contrast"]})  # fmt: skip
+    dry = snakemake(tmp_path, config, "-n").stdout
+    plan = planned_jobs(dry)
+    assert plan["evaluate_shard"] == 4 and plan["train_shard"] == 4 and "train_shard_keeping_weights" not in plan
+    assert "more: its evaluation sets changed (adds contrast:1): its 4 finished shards re-train" in dry
+    assert "base: its evaluation sets" not in dry
+    snakemake(tmp_path, config, "--until", "evaluate_shard")
+    predictions = pd.read_parquet(tmp_path / "results/base/predictions/lr~0.05/seeds~0-1.parquet")
+    assert predictions.groupby("shift")["cell_id"].count().to_dict() == {"clean": 4, "contrast": 4, "jpeg": 4}
     (tmp_path / "results/base/weights/lr~0.1/seeds~2-3.pt").unlink()
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
-    assert plan["train_shard_keeping_weights"] == 1 and plan["train_shard"] == 1
+    assert plan["train_shard_keeping_weights"] == 1 and plan["evaluate_shard"] == 1 and plan["train_shard"] == 4
 
 
 def test_full_batch_study_makes_its_table_and_figures(tmp_path):

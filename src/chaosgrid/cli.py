@@ -15,7 +15,7 @@ import click
 from chaosgrid import studies
 from chaosgrid.cells import CHOICES, GridError, cell_id
 from chaosgrid.downloads import SOURCES
-from chaosgrid.evalsets import CLEAN
+from chaosgrid.evalsets import CLEAN, eval_pairs
 from chaosgrid.studies import Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
@@ -33,6 +33,36 @@ def _spec_text(spec: str) -> str:
             raise click.BadParameter(f"spec file {path} does not exist", param_hint="--spec")
         return path.read_text()
     return spec
+
+
+def execution_options(command):
+    """The options of how a shard's models run together, as `chaosgrid.engine.Execution` takes them."""
+    for option in reversed([
+        click.option("--engine", "engine_name", type=click.Choice(["auto", "loop", "vmap"]), default="auto",
+                     show_default=True, help="How the shard's models run together (auto: vmap on GPU, and on "
+                     "CPU for 8+ runs on small images)."),
+        click.option("--channels-last/--contiguous", default=False, show_default=True,
+                     help="Memory layout of weights and images (channels-last suits GPU tensor cores and oneDNN)."),
+        click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+                     help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU)."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+prepared_option = click.option(
+    "--prepared", type=click.Path(exists=True, file_okay=False),
+    help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead of making "
+         "the dataset and its shifted sets here.",
+)  # fmt: skip
+
+
+def _shard(spec: str) -> Shard:
+    """The shard a --spec describes, or a usage error naming its bad key."""
+    try:
+        return Shard.from_json(_spec_text(spec))
+    except (GridError, json.JSONDecodeError) as err:
+        raise click.BadParameter(str(err), param_hint="--spec") from err
 
 
 def _device_name(value: str) -> str:
@@ -125,16 +155,9 @@ def _resume_path(runs_path: str) -> str | None:
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch CPU threads; results are bit-identical only at equal thread counts.")  # fmt: skip
 @device_option
-@click.option("--engine", "engine_name", type=click.Choice(["auto", "loop", "vmap"]), default="auto", show_default=True,
-              help="How the shard's models train together (auto: vmap on GPU, and on CPU for 8+ runs on small images).")  # fmt: skip
-@click.option("--channels-last/--contiguous", default=False, show_default=True,
-              help="Memory layout of weights and images (channels-last suits GPU tensor cores and oneDNN).")  # fmt: skip
-@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
-              help="torch.compile the training forward pass (one-off: ~15-50 s per batch shape on a CPU).")  # fmt: skip
+@execution_options
 @data_root_option
-@click.option("--prepared", type=click.Path(exists=True, file_okay=False),
-              help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead "
-                   "of making the dataset and its shifted sets here.")  # fmt: skip
+@prepared_option
 @click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
               help="File of the shard's saved state: resumed from when it holds this spec's, written every "
                    "--save-every seconds and on SIGTERM or SIGUSR1 (then the command exits 75 so that a retry "
@@ -150,10 +173,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     With --resume, a shard killed or preempted after a save continues where it was, and its tables come out
     bit-identical to an uninterrupted run's on the same machine and threads."""
     sys.stdout.reconfigure(line_buffering=True)  # progress reaches log files as it happens
-    try:
-        shard = Shard.from_json(_spec_text(spec))
-    except (GridError, json.JSONDecodeError) as err:
-        raise click.BadParameter(str(err), param_hint="--spec") from err
+    shard = _shard(spec)
     if shard.weights and not weights_path:
         raise click.UsageError("the spec keeps weights (\"weights\": true): give --weights PATH")
     if shard.base["init_from"] and not init_path:
@@ -217,6 +237,69 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
                + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s")  # fmt: skip
 
 
+@main.command("evaluate-shard")
+@click.option("--spec", required=True, help="The shard's spec, as for train-shard: its shifts (and severities, "
+              "planes) are the sets evaluated.")  # fmt: skip
+@click.option("--weights", "weights_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The shard's weights file (train-shard --weights).")
+@click.option("--runs", "runs_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The shard's runs table (which runs diverged).")
+@click.option("--trained", "trained_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="The predictions its training made (the clean test set).")
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False), required=True,
+              help="Output predictions parquet: the trained ones and those on every set of the spec.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Torch CPU threads.")
+@device_option
+@execution_options
+@data_root_option
+@prepared_option
+def evaluate_shard(spec, weights_path, runs_path, trained_path, predictions_path, threads, device, engine_name,
+                   channels_last, compile_, data_root, prepared) -> None:  # fmt: skip
+    """Evaluate a trained shard's kept weights on its shifted and probe sets, at every kept checkpoint.
+
+    The workflow trains a shard that keeps its weights on the clean test set only and evaluates the rest
+    here, so that adding a shift to its study re-runs this job and no training."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from chaosgrid import store
+
+    sys.stdout.reconfigure(line_buffering=True)
+    shard = _shard(spec)
+    trained = pq.read_table(trained_path)
+    sets = [key for key in eval_pairs(list(shard.shifts), list(shard.severities)) if key != CLEAN]
+    if not sets:
+        store.write_table(trained, predictions_path)
+        click.echo(f"no shifted or probe sets: {predictions_path} holds the training's predictions")
+        return
+
+    import torch
+
+    from chaosgrid import engine, train
+
+    torch.set_num_threads(threads)
+    torch_device = _torch_device(device)
+    try:
+        inputs = train.shard_inputs(shard, torch_device, engine.Execution(engine_name, channels_last, compile_),
+                                    data_root, prepared, log=click.echo)  # fmt: skip
+        kept = store.read_weights(weights_path)["runs"]
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    cells = shard.cells()
+    diverged = dict(zip(*pq.read_table(runs_path, columns=["cell_id", "diverged"]).to_pydict().values(), strict=True))
+    if missing := [i for i, c in zip(shard.seed_indices, cells, strict=True) if kept.get(i, {}).get("cell_id") != cell_id(c)]:
+        raise click.ClickException(f"{weights_path} holds no run of this spec with seed index {missing[0]}: "
+                                   f"delete it to have its shard re-run")  # fmt: skip
+    begin = time.perf_counter()
+    evaluated = train.evaluate_weights(cells, [kept[i] for i in shard.seed_indices], [diverged[cell_id(c)] for c in cells],
+                                       inputs.data, {k: v for k, v in inputs.sets.items() if k != CLEAN},
+                                       inputs.execution, shard.probabilities)  # fmt: skip
+    table = pa.concat_tables([trained, store.evaluations_table(evaluated)])
+    store.write_table(table, predictions_path)
+    click.echo(f"{len(cells)} runs on {len(sets)} sets in {time.perf_counter() - begin:.1f} s "
+               f"({time.perf_counter() - STARTED:.1f} s in all): wrote {predictions_path}")
+
+
 @main.command("train-curves")
 @click.option("--spec", required=True,
               help='Curve job as JSON or @file: {"cell": {parameter: value}, "seeds": [a, b], "kinds": [line, '
@@ -230,8 +313,7 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch CPU threads.")
 @device_option
 @data_root_option
-@click.option("--prepared", type=click.Path(exists=True, file_okay=False),
-              help="Folder of the dataset's prepared inputs (`chaosgrid prepare`).")
+@prepared_option
 def train_curves(spec, start_path, end_path, out, threads, device, data_root, prepared) -> None:
     """Join two trained runs by mode-connecting curves (line, polygonal chain, Bezier) and evaluate each at
     evenly spaced points of t, BatchNorm recomputed at every point."""

@@ -54,6 +54,20 @@ def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tupl
     return pairs
 
 
+def evaluated_sets(predictions_path) -> set[tuple[str, int]]:
+    """The evaluation sets a shard's predictions file holds (pyarrow only: planning calls it)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(predictions_path, columns=["shift", "severity"])
+    return set(zip(table["shift"].to_pylist(), table["severity"].to_pylist(), strict=True))
+
+
+def set_names(pairs) -> str:
+    """Evaluation sets as the compare command names them: contrast:2, cifar10_1."""
+    return ", ".join(name if single_level(name) or (name, severity) == CLEAN else f"{name}:{severity}"
+                     for name, severity in sorted(pairs))  # fmt: skip
+
+
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:
     """Raise GridError naming the first unknown shift, a published set on the wrong dataset, or a bad severity."""
     own_dataset = ":" in dataset

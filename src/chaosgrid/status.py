@@ -21,7 +21,9 @@ def study_status(folder: Path, now: float | None = None) -> list[str]:
     lines = [f"{folder.name}: {len(done)} shards done ({runs} runs)"]
     for log in sorted((folder / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime):
         key = log.relative_to(folder / "logs").with_suffix("").as_posix()
-        if "seeds~" not in key or key in done:
+        shard = key.removesuffix(".evaluate")  # a shard that keeps weights: its evaluation job's log
+        finished = (folder / "predictions" / f"{shard}.parquet").exists() if shard != key else key in done
+        if "seeds~" not in key or finished:
             continue
         text = log.read_text(errors="replace").strip().splitlines()
         age = now - log.stat().st_mtime

@@ -151,16 +151,19 @@ def parameter_columns(columns: list[str]) -> list[str]:
 
 def predictions_table(results: list[RunResult]) -> pa.Table:
     """One row per run x checkpoint x evaluation set, per-example arrays as list columns."""
+    return evaluations_table((cell_id(r.cell), step, step == r.steps, evals) for r in results
+                             for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)])  # fmt: skip
+
+
+def evaluations_table(evaluations) -> pa.Table:
+    """A predictions table from (cell id, step, final, {evaluation set: EvalResult}) tuples."""
     rows: dict[str, list] = {name: [] for name in PREDICTIONS_SCHEMA.names}
-    for r in results:
-        cid = cell_id(r.cell)
-        for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)]:
-            for (shift, severity), e in evals.items():
-                probs, labels = (None, None) if e.probs is None else (e.probs.reshape(-1), e.labels)
-                values = (cid, step, step == r.steps, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs,
-                          labels)  # fmt: skip
-                for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
-                    rows[name].append(value)
+    for cid, step, final, evals in evaluations:
+        for (shift, severity), e in evals.items():
+            probs, labels = (None, None) if e.probs is None else (e.probs.reshape(-1), e.labels)
+            values = (cid, step, final, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs, labels)
+            for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
+                rows[name].append(value)
     arrays = {name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
               for name in ("pred", "p_true", "correct", "probs", "labels")}  # fmt: skip
     return pa.Table.from_arrays([arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA)

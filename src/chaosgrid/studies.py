@@ -111,6 +111,12 @@ class Shard:
         """The anchors and grid of the shard's `planes` probe set."""
         return plane_spec(dict(self.planes))
 
+    def training(self) -> Shard:
+        """What the shard's training job does. A shard that keeps its weights evaluates its shifted and probe
+        sets afterwards, from the weights (`chaosgrid evaluate-shard`), so that adding a shift to its study
+        adds evaluation jobs and re-trains nothing; its training evaluates the clean test set only."""
+        return replace(self, shifts=(), severities=(), planes=()) if self.weights else self
+
 
 def check_checkpoints(checkpoints: object) -> str:
     """Canonical text of a `checkpoints` declaration: final, snapshots, every:<epochs> (a number N means it),

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from chaosgrid import engine, models, recipe
-from chaosgrid.cells import SEED_KEYS
+from chaosgrid.cells import SEED_KEYS, cell_id
 from chaosgrid.data import Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
 
@@ -138,6 +138,28 @@ def eval_results(probs: torch.Tensor, y: torch.Tensor, probabilities: bool = Fal
     kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
     labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
     return [EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels) for r in range(len(probs))]
+
+
+def evaluate_weights(cells: list[dict], runs: list[dict], diverged: list[bool], data: Dataset, sets: dict,
+                     execution: Execution = engine.DEFAULT_EXECUTION, probabilities: bool = False):  # fmt: skip
+    """Evaluate a shard's kept weights on `sets` at every kept checkpoint, as its training evaluates (the same
+    stacks, layout and chunks): `runs` holds each cell's entry of its weights file (`store.read_weights`).
+    Yields (cell id, step, final, {evaluation set: EvalResult}), a diverged run's accuracy NaN as in training.
+    Where a study keeps weights its shifted and probe sets are evaluated so, after training: a new shift
+    costs an evaluation, not a retrain."""
+    x = data.normalize(data.x_train[:5000])  # the models' input shape and dtype (their weights are loaded)
+    execution = execution.resolved(x.device, x.shape[-2] * x.shape[-1], len(cells))
+    layout = engine.memory_format(execution)
+    sets = {key: (xs.contiguous(memory_format=layout), ys) for key, (xs, ys) in sets.items()}
+    for group in engine.stack_groups(list(zip(cells, runs, diverged, strict=True)), execution):
+        for step in sorted(group[0][1]["weights"]):
+            states = [run["weights"][step] for _, run, _ in group]
+            stack = build_stack([cell for cell, _, _ in group], x, data.num_classes, execution, states)
+            found = evaluate(stack, sets, cells[0]["precision"], cells[0]["tta"], probabilities)
+            for (cell, run, lost), evals in zip(group, found, strict=True):
+                if lost:
+                    evals = {key: replace(e, acc=float("nan")) for key, e in evals.items()}
+                yield cell_id(cell), step, step == run["steps"], evals
 
 
 @dataclass

@@ -22,7 +22,7 @@ from chaosgrid.analysis import (
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
-from chaosgrid.evalsets import CLEAN, eval_pairs
+from chaosgrid.evalsets import CLEAN, eval_pairs, evaluated_sets, set_names
 from chaosgrid.studies import (
     SHARD_FILES,
     expand_curves,
@@ -204,6 +204,36 @@ def announce_studies():
         else:
             runs = sum(len(shard.seed_indices) for shard in shards)
             logger.info(f"{name}: {runs} runs in {len(shards)} shards")
+        if name not in WEIGHT_STUDIES and shards:
+            warn_about_retraining(name, shards)
+
+
+def warn_about_retraining(name, shards):
+    """A study that keeps no weights evaluates its shifts while training: say so when its evaluation sets
+    changed since its shards were trained, which re-trains them all (one finished shard tells: the sets are
+    the same in every shard)."""
+    done = [
+        path
+        for shard in shards
+        if (
+            path := Path("results", name, "predictions", f"{shard.key}.parquet")
+        ).exists()
+    ]
+    if not done:
+        return
+    was = evaluated_sets(done[0])
+    now = set(eval_pairs(shards[0].shifts, shards[0].severities))
+    if was != now:
+        change = "; ".join(
+            f"{what} {set_names(sets)}"
+            for what, sets in (("adds", now - was), ("drops", was - now))
+            if sets
+        )
+        logger.warning(
+            f"{name}: its evaluation sets changed ({change}): its {len(done)} finished shards re-train, "
+            f"since it keeps no weights; a study with `weights: true` is evaluated on new sets from its "
+            f"saved weights instead, without re-training"
+        )
 
 
 def adaptive_keys(study, looks=None):
@@ -272,9 +302,23 @@ def published_folders(dataset="", shifts=()):
     ]
 
 
+def training(wildcards):
+    """The wildcards' shard as its training job runs it (`Shard.training`: one that keeps its weights
+    evaluates its shifts in a job of its own)."""
+    return SHARDS[wildcards.study, wildcards.shard].training()
+
+
 def prepared_inputs(wildcards):
-    """Input function: the prepared dataset and shifted evaluation sets a shard reads. `ancient`: remaking
-    one (the same bits) never re-runs a shard that is done."""
+    """Input function: the prepared dataset and shifted evaluation sets a shard's training reads.
+    `ancient`: remaking one (the same bits) never re-runs a shard that is done."""
+    shard = training(wildcards)
+    return _prepared(
+        shard.base["dataset"], shard.shifts, shard.severities, shard.planes
+    )
+
+
+def evaluated_inputs(wildcards):
+    """Input function: the prepared dataset and every evaluation set of a shard that keeps its weights."""
     shard = SHARDS[wildcards.study, wildcards.shard]
     return _prepared(
         shard.base["dataset"], shard.shifts, shard.severities, shard.planes

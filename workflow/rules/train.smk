@@ -3,9 +3,10 @@
 # it (SIGTERM, SIGUSR1) to results/<study>/resume/<shard>.pt, outside its declared outputs (which Snakemake
 # deletes when a job fails): the retry resumes from it, bit-identically; it is removed when the shard is
 # done. (Passed through the environment, not as params: a changed param re-runs every finished shard.) Shards of studies
-# that keep weights (asked for, or started from by another study) also write them, by the second rule;
-# shards whose runs start from another study's weights take that file as input, so deleting it re-runs
-# its shard and everything that starts from it.
+# that keep weights (asked for, or started from by another study) also write them, by the second rule,
+# and are evaluated on their shifted and probe sets from them by the third: a shift added to such a study
+# re-runs its evaluation jobs, not its training. Shards whose runs start from another study's weights take
+# that file as input, so deleting it re-runs its shard and everything that starts from it.
 
 
 rule train_shard:
@@ -32,7 +33,7 @@ rule train_shard:
         runtime=study_resource("runtime"),
         gpu=study_resource("gpus"),
     params:
-        spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
+        spec=lambda wildcards: training(wildcards).to_json(),
         files=lambda wildcards, input, output: " ".join(
             f"--{name.replace('start', 'init-weights')} {path}"
             for name, path in [*input.items(), *output.items()]
@@ -49,8 +50,40 @@ rule train_shard:
 use rule train_shard as train_shard_keeping_weights with:
     output:
         runs="results/{study}/runs/{shard}.parquet",
-        predictions="results/{study}/predictions/{shard}.parquet",
+        predictions="results/{study}/trained/{shard}.parquet",
         history="results/{study}/history/{shard}.parquet",
         weights="results/{study}/weights/{shard}.pt",
     wildcard_constraints:
         study=one_of(WEIGHT_STUDIES),
+
+
+rule evaluate_shard:
+    input:
+        runs="results/{study}/runs/{shard}.parquet",
+        trained="results/{study}/trained/{shard}.parquet",
+        weights="results/{study}/weights/{shard}.pt",
+        prepared=evaluated_inputs,
+        own=own_inputs,
+    output:
+        predictions="results/{study}/predictions/{shard}.parquet",
+    log:
+        "results/{study}/logs/{shard}.evaluate.log",
+    wildcard_constraints:
+        study=one_of(WEIGHT_STUDIES),
+    retries: config.get("retries", 1)
+    conda:
+        "../../envs/chaosgrid.yaml"
+    threads: study_resource("threads")
+    resources:
+        mem_mb=study_resource("mem_mb"),
+        runtime=study_resource("runtime"),
+        gpu=study_resource("gpus"),
+    params:
+        spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
+        device=config.get("device", "auto"),
+        execution=execution_flags(config.get("execution", {})),
+        prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
+    shell:
+        "chaosgrid evaluate-shard --spec {params.spec:q} --weights {input.weights:q} --runs {input.runs:q}"
+        " --trained {input.trained:q} --predictions {output.predictions:q} --threads {threads}"
+        " --device {params.device} {params.execution} --prepared {params.prepared:q} > {log:q} 2>&1"
