@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import data, engine, evalsets, models, shifts, studies, train
+from chaosgrid import data, engine, evalsets, footprint, models, shifts, studies, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.studies import expand_study
 
@@ -41,8 +41,6 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ("calibrated_chaos.yaml", "double_descent.yaml", "full_batch.yaml")
 GPU_BF16_PEAK = {"H100 SXM": 989e12, "A100": 312e12}  # dense bf16 tensor-core FLOP/s, NVIDIA's datasheets
 AIRBENCH_A100_S = 3.83  # seconds per run, airbench94 (Jordan 2024), the fast net's recipe
-SIZES = {"cifar10": ((3, 32, 32), 50_000), "synthetic50k": ((3, 32, 32), 50_000), "synthetic": ((3, 32, 32), 5_000),
-         "digits": ((1, 8, 8), 1_437), "mnist1d": ((1, 1, 40), 2_000)}  # fmt: skip
 EVAL_SIZE = {"cifar10_1": 2_000, "planes": 8_192}  # others: the test set's 10,000 (CIFAR-10 sized)
 
 
@@ -59,22 +57,14 @@ def flops_per_image(model: str, width: int, shape: tuple[int, ...]) -> tuple[flo
     return train_count.get_total_flops() / 8, eval_count.get_total_flops() / 8
 
 
-def checkpoint_count(cell: dict, spec: str) -> int:
-    if spec.startswith("evenly:"):
-        return int(spec.removeprefix("evenly:"))
-    if spec.startswith("every:"):
-        return max(1, round(cell["epochs"] / float(spec.removeprefix("every:"))))
-    return cell["cycles"] if spec == "snapshots" else 1
-
-
 def run_flops(cell: dict, shard: studies.Shard) -> float:
     """FLOPs of one run of a paper recipe: its training images and its evaluation at every checkpoint."""
-    shape, n_train = SIZES[cell["dataset"]]
+    shape, _, n_train, _ = footprint.DATASETS[cell["dataset"]]
     train_flops, eval_flops = flops_per_image(cell["model"], cell["width"], shape)
     images = cell["epochs"] * n_train * cell["data_fraction"] * max(1, cell["augment_copies"])
     passes = 2 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 1
     examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in evalsets.eval_pairs(shard.shifts, shard.severities))
-    return images * passes * train_flops + examples * eval_flops * checkpoint_count(cell, shard.checkpoints)
+    return images * passes * train_flops + examples * eval_flops * footprint.kept_checkpoints(cell, shard.checkpoints)
 
 
 def matmul_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
@@ -147,7 +137,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
     if smoke:
         cnn, ks, fast, fast_ks = {**cnn, "epochs": 0.2, "width": 4}, "2", {**fast, "width": 4, "batch_size": 64}, "1"
-    fast["epochs"] = fast_steps * fast["batch_size"] / SIZES["synthetic"][1]
+    fast["epochs"] = fast_steps * fast["batch_size"] / footprint.DATASETS["synthetic"][2]
     peak = matmul_peak(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{where}: matmul peak {peak / 1e9:,.1f} GFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'})\n")

@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("utilization.py", "of peak"),
         ("own_model.py", "own / built-in"),
         ("resume_cost.py", "save_s"),
+        ("memory.py", "estimate/measured"),
     ],
 )
 def test_benchmark_smoke(tmp_path, script, header):

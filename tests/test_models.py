@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from chaosgrid import engine, models, recipe, train
+from chaosgrid import engine, footprint, models, recipe, train
 from chaosgrid.cells import CHOICES, IMAGE_MODELS, validate_cell
 
 # Every model on images; all but conv1d (signals only) and the patch models (images only) on signals too.
@@ -77,3 +77,31 @@ def test_each_model_trains_a_step_alike_on_both_engines(name, shape):
         for key, value in loop.items():
             torch.testing.assert_close(vmap[key], value, atol=1e-10, rtol=1e-9)
     assert any(not torch.equal(states[0][0][k], start[k]) for k in start)  # the step moved the weights
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_the_size_table_planning_reads_is_the_models_own_at_widths_it_was_not_fitted_on():
+    """chaosgrid/model_sizes.json (`chaosgrid model-sizes --write`) gives every built-in model's parameters
+    and saved bytes per training example on every built-in dataset's input, exactly, at any width >= 2:
+    checked here at width 5 on the meta device; an input a model does not take has no entry."""
+    inputs = sorted({(shape, classes) for shape, classes, _, _ in footprint.DATASETS.values()})
+    for name in models.MODELS:
+        for shape, classes in inputs:
+            try:
+                measured = models.measured_sizes(name, shape, classes, 5)
+            except RuntimeError:
+                assert footprint.model_sizes(name, shape, classes, 5) is None, (name, shape)
+                continue
+            assert footprint.model_sizes(name, shape, classes, 5) == measured, (name, shape, classes)
+
+
+def test_planning_estimates_a_shards_memory_and_which_runs_share_it():
+    """The estimate follows the engine (all runs at once under vmap, one at a time in the loop) and the width;
+    benchmarks/memory.py measures it against real jobs (0.94-1.19 of their peak)."""
+    default = validate_cell({})
+    small, wide = footprint.memory_mb(default, 8), footprint.memory_mb({**default, "width": 1500}, 8)
+    assert small["together"] == 8 and small["mb"] < 2000 < wide["mb"]
+    assert wide["parameters"] == 90 * 1500**2 + 63 * 1500 + 10 and wide["models"] > 8 * 4 * wide["parameters"] / 1e6
+    on_32x32 = footprint.memory_mb({**default, "dataset": "synthetic"}, 8)
+    assert on_32x32["together"] == 1 and footprint.memory_mb({**default, "dataset": "synthetic"}, 8, engine="vmap")["together"] == 8
+    assert footprint.memory_mb({**default, "model": "my.module:net"}, 8) is None

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import data, engine, evalsets, recipe, schedules, shifts, train
+from chaosgrid import data, engine, evalsets, footprint, recipe, schedules, shifts, train
 from chaosgrid.cells import cell_id, validate_cell
 
 
@@ -128,14 +128,13 @@ def test_tiny_perturbations_change_the_run_slightly(digits, digits_sets, perturb
 
 
 def test_auto_engine_follows_the_measurements():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert engine.choose_engine("auto", cpu, pixels=8 * 8, k=8) == "vmap"
-    assert engine.choose_engine("auto", cpu, pixels=8 * 8, k=2) == "loop"
-    assert engine.choose_engine("auto", cpu, pixels=32 * 32, k=64) == "loop"
-    assert engine.choose_engine("auto", cuda, pixels=32 * 32, k=1) == "vmap"
-    assert engine.choose_engine("loop", cuda) == "loop"
+    assert footprint.choose_engine("auto", False, pixels=8 * 8, k=8) == "vmap"
+    assert footprint.choose_engine("auto", False, pixels=8 * 8, k=2) == "loop"
+    assert footprint.choose_engine("auto", False, pixels=32 * 32, k=64) == "loop"
+    assert footprint.choose_engine("auto", True, pixels=32 * 32, k=1) == "vmap"
+    assert footprint.choose_engine("loop", True) == "loop"
     with pytest.raises(ValueError, match="'jit'"):
-        engine.choose_engine("jit", cpu)
+        footprint.choose_engine("jit", False)
 
 
 def factor(schedule, warmup=0.0, total=100, **params):

@@ -226,6 +226,11 @@ def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
     config = write_config(work, "more.yaml", tiny=tiny_study(lr=[0.05, 0.1, 0.2]))
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
     assert plan["train_shard"] == 2  # the new lr's two seed blocks, nothing else
+    wide = snakemake(work, write_config(work, "wide.yaml", tiny=tiny_study(width=[4, 1500])), "-n")
+    said = wide.stdout + wide.stderr  # planning estimates a shard's memory (chaosgrid.footprint)
+    assert re.search(r"tiny: shard width~1500/lr~0.05/seeds~[0-9-]+ needs about [\d,]+ MB \(.*202,594,510 parameters "
+                     r"per run, 1 run\(s\) in memory at once\), above the study's mem_mb of 2,000", said), said
+    assert said.count(" needs about ") == 1
     snakemake(work, config)
     assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 12
     assert (work / "results/tiny/runs/lr~0.2/seeds~0-1.parquet").exists()

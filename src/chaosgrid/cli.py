@@ -746,6 +746,25 @@ def schema_command(repo, write) -> None:
     click.echo(f"rewrote {', '.join(drifted)}" if drifted else "schema and README tables are up to date")
 
 
+@main.command("model-sizes")
+@click.option("--write", is_flag=True, help="Rewrite the table instead of checking it.")
+def model_sizes_command(write) -> None:
+    """Check (or with --write remake) chaosgrid/model_sizes.json, the built-in models' parameters and
+    activation bytes by width that planning estimates a shard's memory from, measured on torch's meta device."""
+    from chaosgrid import footprint, models
+
+    entries = [f"{json.dumps(key)}: {json.dumps(sizes)}" for key, sizes in models.size_table().items()]
+    wanted = "{\n" + ",\n".join(entries) + "\n}\n"  # an entry a line
+    if footprint.TABLE.read_text() == wanted:
+        click.echo(f"{footprint.TABLE} is up to date")
+    elif write:
+        footprint.TABLE.write_text(wanted)
+        click.echo(f"rewrote {footprint.TABLE}")
+    else:
+        raise click.ClickException(f"{footprint.TABLE} is out of date with chaosgrid.models: run "
+                                   f"`chaosgrid model-sizes --write`")  # fmt: skip
+
+
 def exit_on_sigterm() -> None:
     """SIGTERM (what SLURM and Snakemake send a job first) raises SystemExit(143) in the main thread, so every
     cleanup on the way out runs (a temporary file being written is removed) instead of dying mid-write."""

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from chaosgrid.footprint import choose_engine
+
 
 class LoopStack:
     """K independent modules; a step runs them one after another."""
@@ -154,12 +156,12 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
 class Execution:
     """How a shard runs, as opposed to what it computes: changes speed and float rounding, never the recipe."""
 
-    engine: str = "auto"  # auto | loop | vmap (see choose_engine)
+    engine: str = "auto"  # auto | loop | vmap (see chaosgrid.footprint.choose_engine)
     channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
     compile: bool = False  # torch.compile the training forward; one-off ~15-50 s per batch shape on a CPU
 
     def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
-        return replace(self, engine=choose_engine(self.engine, device, pixels, k))
+        return replace(self, engine=choose_engine(self.engine, device.type == "cuda", pixels, k))
 
     def __str__(self) -> str:
         return ", ".join([self.engine] + ["channels-last"] * self.channels_last + ["compiled"] * self.compile)
@@ -185,18 +187,3 @@ def make_stack(modules: list[nn.Module], execution: Execution) -> Stack:
     return VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules)
 
 
-# Largest image (H*W) for which vmap beats the loop on a CPU. Measured with benchmarks/throughput.py, cnn
-# width 8, 1 thread: 8x8 digits, vmap/loop = 1.71 at K=8 and 1.47 at K=32 (per-step Python overhead
-# dominates tiny nets); 32x32 images, 0.23 at K=8 and 0.17 at K=32 (the batched convolutions lose).
-CPU_VMAP_MAX_PIXELS = 16 * 16
-
-
-def choose_engine(engine: str, device: torch.device, pixels: int = 32 * 32, k: int = 1) -> str:
-    """'auto' picks by measurement, never by a timing taken now (that would make results depend on load):
-    vmap on CUDA; on a CPU, vmap for shards of 8+ runs on small images and the loop otherwise."""
-    if engine == "auto":
-        small_on_cpu = pixels <= CPU_VMAP_MAX_PIXELS and k >= 8
-        return "vmap" if device.type == "cuda" or small_on_cpu else "loop"
-    if engine not in ("loop", "vmap"):
-        raise ValueError(f"unknown engine {engine!r}; choose auto, loop or vmap")
-    return engine

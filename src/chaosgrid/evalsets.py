@@ -54,11 +54,16 @@ def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tupl
     return pairs
 
 
-def evaluated_sets(predictions_path) -> set[tuple[str, int]]:
-    """The evaluation sets a shard's predictions file holds (pyarrow only: planning calls it)."""
+def evaluated_sets(predictions_path) -> set[tuple[str, int]] | None:
+    """The evaluation sets a shard's predictions file holds, or None when it cannot be read (pyarrow only:
+    planning calls it, for a warning; the job that reads an unreadable file names it)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(predictions_path, columns=["shift", "severity"])
+    try:
+        table = pq.read_table(predictions_path, columns=["shift", "severity"])
+    except (OSError, pa.ArrowException):
+        return None
     return set(zip(table["shift"].to_pylist(), table["severity"].to_pylist(), strict=True))
 
 

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -350,6 +351,52 @@ def parameter_names(name: str, in_shape: tuple[int, ...], num_classes: int, widt
     device: nothing is allocated or initialised."""
     with torch.device("meta"):
         return [n for n, _ in build(name, in_shape, num_classes, width).named_parameters()]
+
+
+def measured_sizes(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> tuple[int, int]:
+    """(trainable parameters, bytes autograd saves per training example) of a model, measured on the meta
+    device (nothing allocated): the saved tensors of a training forward pass at two batch sizes, their
+    difference per example (what a batch adds: parameters and their views are saved at every size)."""
+
+    def saved(batch: int) -> tuple[int, int]:
+        kept: dict[int, torch.Tensor] = {}  # by id, held so that no id is reused while counting
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            kept[id(tensor)] = tensor
+            return tensor
+
+        with torch.device("meta"):
+            model = build(name, in_shape, num_classes, width).train()
+            x = torch.empty(batch, *in_shape)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            model(x)
+        parameters = sum(p.numel() for p in model.parameters())
+        return parameters, sum(t.numel() * t.element_size() for t in kept.values())
+
+    (parameters, two), (_, four) = saved(2), saved(4)
+    return parameters, (four - two) // 2
+
+
+def size_table() -> dict:
+    """`chaosgrid/model_sizes.json` (what planning estimates memory from, `chaosgrid.footprint`): for each
+    built-in model and built-in dataset's input, its parameters and saved bytes per example as polynomials
+    in the width, fitted at three consecutive widths."""
+    from chaosgrid.footprint import DATASETS, FIT_WIDTHS, size_key
+
+    w, _, _ = FIT_WIDTHS
+    table = {}
+    for name in MODELS:
+        for shape, classes in sorted({(shape, classes) for shape, classes, _, _ in DATASETS.values()}):
+            try:
+                with warnings.catch_warnings(action="ignore"):  # a failing build may warn first
+                    (p1, s1), (p2, s2), (p3, _) = (measured_sizes(name, shape, classes, width) for width in FIT_WIDTHS)
+            except RuntimeError:  # an input it does not take (conv1d on images, 4x4 patches of a signal)
+                continue
+            a2 = (p3 - 2 * p2 + p1) // 2
+            a1 = p2 - p1 - a2 * (2 * w + 1)
+            table[size_key(name, shape, classes)] = {"parameters": [p1 - a1 * w - a2 * w * w, a1, a2],
+                                                     "saved_bytes": [s1 - (s2 - s1) * w, s2 - s1]}  # fmt: skip
+    return table
 
 
 def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:

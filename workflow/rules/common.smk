@@ -2,6 +2,7 @@
 # declarations only (no torch, no pandas).
 import functools
 import json
+import math
 import os
 import re
 import shlex
@@ -32,6 +33,7 @@ from chaosgrid.studies import (
     study_axes,
     triplets_key,
 )
+from chaosgrid.footprint import memory_mb
 from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
 from chaosgrid.sequential import Until
 
@@ -206,6 +208,49 @@ def announce_studies():
             logger.info(f"{name}: {runs} runs in {len(shards)} shards")
         if name not in WEIGHT_STUDIES and shards:
             warn_about_retraining(name, shards)
+        warn_about_memory(name, shards)
+
+
+def warn_about_memory(name, shards):
+    """Say when a study's largest CPU shard job is estimated to need more memory than its `mem_mb`
+    (`chaosgrid.footprint`: built-in models and datasets), before it swaps for hours or is killed.
+    """
+    declared = config["studies"][name].get("resources", {})
+    on_gpu = declared.get("gpus", 0) > 0 or str(
+        config.get("device", "auto")
+    ).startswith("cuda")
+    engine = config.get("execution", {}).get("engine", "auto")
+    estimates = [
+        (found, shard)
+        for shard in shards
+        if (
+            found := memory_mb(
+                shard.base,
+                len(shard.seed_indices),
+                shard.training().shifts,
+                shard.severities,
+                shard.checkpoints,
+                shard.weights,
+                engine,
+            )
+        )
+    ]
+    if on_gpu or not estimates:
+        return
+    found, shard = max(estimates, key=lambda pair: pair[0]["mb"])
+    limit = declared.get("mem_mb", RESOURCE_DEFAULTS["mem_mb"])
+    if found["mb"] > limit:
+        parts = ", ".join(
+            f"{part} {found[part]:,.0f}"
+            for part in ("process", "data", "models", "activations", "kept weights")
+            if found[part] >= 1
+        )
+        logger.warning(
+            f"{name}: shard {shard.key} needs about {found['mb']:,.0f} MB ({parts}; {found['parameters']:,} "
+            f"parameters per run, {found['together']} run(s) in memory at once), above the study's mem_mb "
+            f"of {limit:,}: set `resources: {{mem_mb: {100 * math.ceil(found['mb'] / 80)}}}` "
+            f"(a cluster kills a job over it), or a smaller width, batch or shard_size"
+        )
 
 
 def warn_about_retraining(name, shards):
@@ -223,7 +268,7 @@ def warn_about_retraining(name, shards):
         return
     was = evaluated_sets(done[0])
     now = set(eval_pairs(shards[0].shifts, shards[0].severities))
-    if was != now:
+    if was is not None and was != now:
         change = "; ".join(
             f"{what} {set_names(sets)}"
             for what, sets in (("adds", now - was), ("drops", was - now))

@@ -1,0 +1,115 @@
+"""A shard job's footprint, known before it runs: its dataset's size, its model's parameters and the bytes
+a training example keeps for the backward pass, which engine runs its models, and the memory of a CPU job.
+
+Planning is torch-free, so model sizes come from a table (`model_sizes.json`): per built-in model and input
+(example shape, classes), exact polynomials in the width, fitted at widths 2, 3 and 4 on torch's meta
+device (`chaosgrid.models.measured_sizes`; `chaosgrid footprint --write` remakes the table, and a test
+checks it at widths it was not fitted on): parameters a0 + a1 w + a2 w^2 (every channel count is a
+multiple of the width) and saved bytes per example b0 + b1 w. (wrn28 at width 1 lacks one shortcut
+convolution: the estimate is a few thousand parameters high there.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+
+from chaosgrid.evalsets import eval_pairs
+
+TABLE = Path(__file__).with_name("model_sizes.json")
+# The built-in datasets: example shape, classes, training and test examples.
+DATASETS = {
+    "digits": ((1, 8, 8), 10, 1_437, 360),
+    "synthetic": ((3, 32, 32), 10, 5_000, 1_000),
+    "synthetic50k": ((3, 32, 32), 10, 50_000, 10_000),
+    "mnist1d": ((1, 1, 40), 10, 2_000, 10_000),
+    "cifar10": ((3, 32, 32), 10, 50_000, 10_000),
+    "cifar100": ((3, 32, 32), 100, 50_000, 10_000),
+    "svhn": ((3, 32, 32), 10, 73_257, 26_032),
+    "mnist": ((1, 28, 28), 10, 60_000, 10_000),
+    "fashion_mnist": ((1, 28, 28), 10, 60_000, 10_000),
+}
+SET_EXAMPLES = {"cifar10_1": 2_000, "planes": 0}  # planes are made chunk by chunk; shifts: the test set's
+FIT_WIDTHS = (2, 3, 4)
+
+# Largest image (H*W) for which vmap beats the loop on a CPU. Measured with benchmarks/throughput.py, cnn
+# width 8, 1 thread: 8x8 digits, vmap/loop = 1.71 at K=8 and 1.47 at K=32 (per-step Python overhead
+# dominates tiny nets); 32x32 images, 0.23 at K=8 and 0.17 at K=32 (the batched convolutions lose).
+CPU_VMAP_MAX_PIXELS = 16 * 16
+# Measured with benchmarks/memory.py (CPU, torch 2.14): a shard job of two width-4 cnns on digits peaks at
+# 841 MB (`import torch` alone: 624 MB); 8 cnns or mlps of 6-17M parameters under vmap take ~5 copies of
+# their parameters (weights, the modules they were stacked from, gradients, momentum, an update's temporaries).
+PROCESS_MB = 850
+PARAMETER_COPIES = {"sgd": 5, "adam": 6, "adamw": 6, "sam": 6}  # Adam: two moments; SAM: its ascent step
+
+
+def choose_engine(engine: str, on_gpu: bool, pixels: int = 32 * 32, k: int = 1) -> str:
+    """'auto' picks by measurement, never by a timing taken now (that would make results depend on load):
+    vmap on CUDA; on a CPU, vmap for shards of 8+ runs on small images and the loop otherwise."""
+    if engine == "auto":
+        return "vmap" if on_gpu or (pixels <= CPU_VMAP_MAX_PIXELS and k >= 8) else "loop"
+    if engine not in ("loop", "vmap"):
+        raise ValueError(f"unknown engine {engine!r}; choose auto, loop or vmap")
+    return engine
+
+
+def size_key(model: str, shape: tuple[int, ...], classes: int) -> str:
+    return f"{model} {'x'.join(map(str, shape))} {classes}"
+
+
+@cache
+def _table() -> dict:
+    return json.loads(TABLE.read_text())
+
+
+def model_sizes(model: str, shape: tuple[int, ...], classes: int, width: int) -> tuple[int, int] | None:
+    """(parameters, bytes saved per training example) of a built-in model, or None where the table has none
+    (the user's own model, or an input it does not take)."""
+    entry = _table().get(size_key(model, shape, classes))
+    if entry is None:
+        return None
+    a0, a1, a2 = entry["parameters"]
+    b0, b1 = entry["saved_bytes"]
+    return a0 + a1 * width + a2 * width * width, b0 + b1 * width
+
+
+def kept_checkpoints(cell: dict, checkpoints: str) -> int:
+    """How many checkpoints a run keeps (evaluations, and weights where kept)."""
+    kind, _, number = checkpoints.partition(":")
+    if kind == "evenly":
+        return int(number)
+    if kind == "every":
+        return max(1, round(cell["epochs"] / float(number)))
+    return cell["cycles"] if kind == "snapshots" else 1
+
+
+def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str = "final", weights: bool = False,
+              engine: str = "auto") -> dict | None:  # fmt: skip
+    """A CPU shard job's peak memory, estimated: the process, its data (the training set twice: as prepared
+    and as trained on; every evaluation set), its models (weights, gradients, optimizer state) and the bytes
+    their training examples keep for the backward pass (all runs at once under vmap, one under the loop),
+    and the weights it keeps until written. None for a dataset or model the table does not know."""
+    if cell["dataset"] not in DATASETS or cell["trainer"]:
+        return None
+    shape, classes, n_train, n_test = DATASETS[cell["dataset"]]
+    sizes = model_sizes(cell["model"], shape, classes, cell["width"])
+    if sizes is None:
+        return None
+    parameters, saved = sizes
+    image = 4 * math.prod(shape)
+    trained = round(n_train * cell["data_fraction"]) * (1 + cell["augment_copies"])
+    tested = sum(n_test if shift == "clean" else SET_EXAMPLES.get(shift, n_test)
+                 for shift, _ in eval_pairs(tuple(shifts), tuple(severities)))  # fmt: skip
+    batch = min(cell["micro_batch"] or cell["batch_size"], trained)
+    together = runs if choose_engine(engine, False, shape[-1] * shape[-2], runs) == "vmap" else 1
+    parts = {
+        "process": PROCESS_MB * 1e6,
+        "data": image * (n_train + trained + tested),
+        "models": together * 4 * parameters * PARAMETER_COPIES[cell["optimizer"]],
+        "activations": together * batch * saved,
+        "kept weights": runs * 4 * parameters * kept_checkpoints(cell, checkpoints) if weights else 0,
+    }
+    return {"mb": sum(parts.values()) / 1e6, "parameters": parameters, "together": together,
+            **{name: value / 1e6 for name, value in parts.items()}}  # fmt: skip
