@@ -56,13 +56,21 @@ def test_a_missing_prepared_file_is_named(tmp_path):
 
 
 def test_a_corrupt_prepared_file_or_weights_file_is_named_with_what_to_do(tmp_path, digits):
-    """torch's own message ("mmap can only be used with files saved with ...") names no file."""
+    """torch's own message ("mmap can only be used with files saved with ...") names no file; a flipped bit
+    would pass torch.load unseen."""
     from chaosgrid import store
 
     inputs.save_dataset(digits, tmp_path)
     path = tmp_path / inputs.DATASET_FILE
     path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk or a killed copy
     with pytest.raises(ValueError, match=f"{path} is truncated or corrupt .*: delete it and run the workflow again"):
+        inputs.load_dataset("digits", tmp_path)
+    inputs.save_dataset(digits, tmp_path)  # one bit flipped in the training images: the checksum finds it
+    content = bytearray(path.read_bytes())
+    at = content.index(digits.x_train[100].numpy().tobytes())
+    content[at + 5] ^= 1
+    path.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=f"{path}: its x_train does not match the checksum .*: delete it and run"):
         inputs.load_dataset("digits", tmp_path)
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"not a torch file")

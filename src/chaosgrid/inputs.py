@@ -13,6 +13,7 @@ the file layout from it.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,20 +54,41 @@ def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key:
     return files
 
 
+REMAKE = "delete it and run the workflow again, which remakes it"
+
+
+def _checksum(tensor: torch.Tensor) -> int:
+    """CRC-32 of a tensor's bytes (4 GB/s here: ~0.2 s for CIFAR-10's training and test sets)."""
+    import torch
+
+    return zlib.crc32(tensor.reshape(-1).view(torch.uint8).numpy())
+
+
 def _save(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
+    """Write tensors with their checksums: a flipped bit in a file that every shard maps is found when one
+    opens it, not as a wrong result."""
     import torch
 
     from chaosgrid.store import write_atomically
 
-    write_atomically(path, lambda tmp: torch.save({k: v.cpu().contiguous() for k, v in tensors.items()}, tmp))
+    tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
+    checksums = {k: _checksum(v) for k, v in tensors.items()}
+    write_atomically(path, lambda tmp: torch.save({**tensors, "checksums": checksums}, tmp))
 
 
 def _load(path: Path | str) -> dict[str, torch.Tensor]:
+    """The tensors of a prepared file, memory-mapped, each checked against its checksum (files prepared
+    before checksums have none); a truncated or corrupt file is named with what to do."""
     from chaosgrid.store import load_torch_file
 
     if not Path(path).exists():
         raise FileNotFoundError(f"prepared input {path} not found; the workflow makes it (`chaosgrid prepare`)")
-    return load_torch_file(path, "delete it and run the workflow again, which remakes it", mmap=True)
+    tensors = load_torch_file(path, REMAKE, mmap=True)
+    for name, expected in tensors.pop("checksums", {}).items():
+        if _checksum(tensors[name]) != expected:
+            raise ValueError(f"{path}: its {name} does not match the checksum written with it (the file is "
+                             f"corrupt): {REMAKE}")  # fmt: skip
+    return tensors
 
 
 def save_dataset(data: Dataset, folder: Path | str) -> Path:
