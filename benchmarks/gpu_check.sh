@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The first thing to run on any GPU machine (about 8 minutes on one H100/H200-class GPU): the tests marked
-# `gpu`, then the throughput and runs-per-hour benchmarks at the README's GPU sizes, then one summary beside
-# airbench's published 3.83 s per run on an A100. Everything lands in $OUT (default
-# results/benchmarks/gpu_check): nvidia-smi.txt, tests.txt, throughput.csv, runs_per_hour.csv, summary.csv.
+# The first thing to run on any GPU machine (at most 8 minutes on one H100/H200-class GPU, each step capped):
+# the tests marked `gpu` (the engines, bf16, channels-last, claiming GPUs, resume and evaluation from kept
+# weights on CUDA), the throughput and runs-per-hour benchmarks at the README's GPU sizes, the cost of a
+# saved shard state on the GPU, then one summary beside airbench's published 3.83 s per run on an A100.
+# Everything lands in $OUT (default results/benchmarks/gpu_check): nvidia-smi.txt, tests.txt,
+# throughput.csv, runs_per_hour.csv, resume_cost.csv, summary.csv.
 #
 #   bash benchmarks/gpu_check.sh            # with this checkout's .venv, or a python3 that has torch
 #
@@ -20,11 +22,12 @@ step() { local limit=$1; shift; echo "== $*"; timeout "$limit" "$@" || { echo "=
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))" | tee -a "$OUT/nvidia-smi.txt"
 step 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py 2>&1 | tee "$OUT/tests.txt"
-step 180 "$PY" benchmarks/throughput.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
+step 150 "$PY" benchmarks/throughput.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
     --ks 1,8,32,64 --bf16 --compile --device cuda --out "$OUT/throughput.csv"
-step 180 "$PY" benchmarks/runs_per_hour.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
+step 150 "$PY" benchmarks/runs_per_hour.py --model fast --dataset synthetic50k --width 64 --batch-size 1024 \
     --epochs 10 --naive-max 2 --out "$OUT/runs_per_hour.csv"
-step 30 "$PY" - "$OUT" <<'PY'
+step 45 "$PY" benchmarks/resume_cost.py --device cuda --out "$OUT/resume_cost.csv"
+step 15 "$PY" - "$OUT" <<'PY'
 """summary.csv: the best measured seconds per 10-epoch fast-net run beside airbench94's 3.83 s on an A100."""
 import sys
 from pathlib import Path

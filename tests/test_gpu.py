@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from chaosgrid import cli, data, engine, evalsets, shifts, train
-from chaosgrid.cells import validate_cell
+from chaosgrid.cells import cell_id, validate_cell
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
 
@@ -59,3 +59,36 @@ def test_each_job_claims_a_gpu_no_other_holds(tmp_path):
     claimed = [cli.claim_gpu(count, tmp_path) for _ in range(count)]
     assert sorted(claimed) == list(range(count))
     assert 0 <= cli.claim_gpu(count, tmp_path) < count
+
+
+def test_a_killed_shard_resumes_on_cuda_to_the_same_tables(tmp_path):
+    """Resume on CUDA (tests/test_resume.py's check, on the GPU): a shard SIGKILLed after a save and run
+    again ends with the tables of an uninterrupted run. (Unequal tables here would mean CUDA kernels that are
+    not deterministic run to run, not a resume fault: tests/test_resume.py passes on the CPU.)"""
+    from test_resume import stop_after_a_save, tables
+    from test_resume import train as shard_job
+
+    whole = shard_job(tmp_path / "whole", "vmap", "--device", "cuda")
+    assert whole.wait() == 0, whole.stdout.read()
+    state = tmp_path / "cut/resume/seeds~0-2.pt"
+    stop_after_a_save(shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.05"), state, 9)
+    finished = shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.05")
+    said = finished.communicate()[0]
+    assert finished.returncode == 0 and "resuming from" in said, said
+    whole_tables, cut_tables = tables(tmp_path / "whole"), tables(tmp_path / "cut")
+    for kind in whole_tables:
+        assert cut_tables[kind].equals(whole_tables[kind]), kind
+
+
+def test_kept_weights_evaluate_on_cuda_as_training_did(digits_cuda64):
+    """The evaluation job of a study that keeps weights (a new shift) gives its training's predictions."""
+    ds, sets = digits_cuda64
+    spec, execution = cells(2, epochs=0.3), engine.Execution("vmap")
+    results = train.train_shard(spec, ds, sets, execution, checkpoints="every:0.1", keep_weights=True)
+    shifted = {key: s for key, s in sets.items() if key != evalsets.CLEAN}
+    runs = [{"weights": r.weights, "steps": r.steps} for r in results]
+    by_id = {cell_id(r.cell): r for r in results}
+    for cid, step, _, evals in train.evaluate_weights(spec, runs, [False, False], ds, shifted, execution):
+        trained = by_id[cid].evals if step == by_id[cid].steps else by_id[cid].checkpoints[step]
+        for key, e in evals.items():
+            np.testing.assert_array_equal(e.pred, trained[key].pred)
