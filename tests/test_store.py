@@ -175,3 +175,15 @@ def test_a_temporary_file_a_killed_writer_left_is_removed_by_the_next_write(tmp_
     other.write_text("another target's")
     store.write_atomically(tmp_path / "runs.parquet", lambda tmp: Path(tmp).write_text("whole"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.parquet.abc123.tmp", "runs.parquet"]
+
+
+def test_a_truncated_shard_file_is_named_with_what_to_do(shard_tables, tmp_path):
+    """pyarrow's own message for a damaged file in a study's list may not say which; aggregation does."""
+    from chaosgrid.aggregate import read_columns
+
+    *_, out = shard_tables
+    good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    good.write_bytes((out / "predictions.parquet").read_bytes())
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a killed copy or a full disk
+    with pytest.raises(ValueError, match=f"^{bad} is truncated or corrupt .*: delete it to have its shard re-run$"):
+        read_columns([good, bad], ["cell_id", "acc"])

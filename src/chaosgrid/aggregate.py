@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from chaosgrid.cells import SEED_KEYS
 from chaosgrid.evalsets import PROBE_SETS
@@ -35,7 +36,10 @@ def read_columns(files: list[str | Path], columns: list[str] | None = None, prob
     For prediction files: probes=False keeps only test sets' rows, True only probe sets' rows, None all;
     final=True keeps only each run's final checkpoint (False: every checkpoint).
     """
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    try:
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(unreadable_file(files, err)) from err
     filters = []
     if probes is not None:
         is_probe = ds.field("shift").isin(list(PROBE_SETS))
@@ -43,7 +47,21 @@ def read_columns(files: list[str | Path], columns: list[str] | None = None, prob
     if final and "final" in dataset.schema.names:
         filters.append(ds.field("final"))
     row_filter = functools.reduce(operator.and_, filters) if filters else None
-    return dataset.to_table(columns=columns, filter=row_filter)
+    try:
+        return dataset.to_table(columns=columns, filter=row_filter)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(unreadable_file(files, err)) from err
+
+
+def unreadable_file(files: list[str | Path], err: Exception) -> str:
+    """What to say when pyarrow cannot read a study's shard files: which one is truncated or corrupt (its own
+    message may not name it; a killed copy or a full disk makes one) and what to do."""
+    for path in files:
+        try:
+            pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as found:
+            return f"{path} is truncated or corrupt ({found}): delete it to have its shard re-run"
+    return str(err)
 
 
 def rows_at(frame: pd.DataFrame, values: dict) -> pd.DataFrame:
