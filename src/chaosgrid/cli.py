@@ -428,7 +428,7 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
                          wrap=True)  # fmt: skip
         written += 1
         if figures and {"summary", "variance", "comparisons"} <= set(tables):
-            axes = [a for a in study_axes(declared)]
+            axes = list(study_axes(declared))
             shown = [(f, Path(figures) / f"{f}.png", pages.caption_html((Path(captions) / f"{f}.rst").read_text(), study)
                       if captions else "") for f in study_figures(declared)]  # fmt: skip
             lines = pages.headline(tables["summary"], tables["variance"], tables["comparisons"], axes)

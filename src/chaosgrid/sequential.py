@@ -85,7 +85,7 @@ def parse_until(name: str, study: dict, axes: list[str]) -> Until:
         raise GridError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(UNTIL_KEYS))}"
                         if isinstance(block, dict) else f"{where} maps {', '.join(sorted(UNTIL_KEYS))}")  # fmt: skip
     if beside := [k for k in ("seeds", "shard_size") if k in study]:
-        raise GridError(f"{where}: the block sets the seeds ({'block'} at a time up to max_seeds); remove {beside[0]!r}")
+        raise GridError(f"{where}: the block sets the seeds (block at a time up to max_seeds); remove {beside[0]!r}")
     number = lambda key, default=None: block.get(key, default)
     for key, ok in (("delta", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100),
                     ("block", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2),
