@@ -29,6 +29,7 @@ import click
 import pandas as pd
 
 from chaosgrid import data, evalsets, inputs
+from chaosgrid.footprint import DATASETS
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
@@ -63,9 +64,10 @@ def job(base: dict, k: int, epochs: float, shifts: list[str], device: str, engin
 def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> None:
     base = {"dataset": "synthetic50k", "model": "fast", "width": width, "batch_size": 1024, "lr": 0.2,
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
-    shifts, n_train = SHIFTS, 50_000
+    shifts = SHIFTS
     if smoke:
-        base, shifts, n_train, k = {**base, "dataset": "digits", "width": 4, "batch_size": 64}, [], 1437, 2
+        base, shifts, k = {**base, "dataset": "digits", "width": 4, "batch_size": 64}, [], 2
+    n_train = DATASETS[base["dataset"]][2]
     step_counts = [int(s) for s in steps.split(",")]
     epochs = [s * base["batch_size"] / n_train for s in step_counts]
     with tempfile.TemporaryDirectory() as tmp:

@@ -153,3 +153,17 @@ def test_augmented_batches_are_contiguous_images():
     x = torch.rand(8, 3, 32, 32)
     out = data.augment(x, "flip_crop", data.generator("aug", 0))
     assert out.is_contiguous() and out.shape == x.shape
+
+
+def test_planning_knows_every_datasets_shape_and_size():
+    """`footprint.DATASETS` (what planning's memory estimate reads, torch-free) agrees with the loaders of the
+    offline sets and lists every dataset a study can name."""
+    from chaosgrid.cells import CHOICES
+    from chaosgrid.footprint import DATASETS
+
+    assert set(DATASETS) == set(CHOICES["dataset"])
+    for name in ("digits", "synthetic", "mnist1d"):
+        loaded = data.load(name)
+        shape, classes, n_train, n_test = DATASETS[name]
+        assert (tuple(loaded.x_train.shape[1:]), loaded.num_classes, len(loaded.y_train), len(loaded.y_test)) == (
+            shape, classes, n_train, n_test), name  # fmt: skip
