@@ -349,3 +349,13 @@ def test_an_init_epoch_the_source_does_not_keep_is_refused_at_planning():
         studies.expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
                                                                                "seeds": 2}})  # fmt: skip
     assert studies.kept_epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and studies.kept_epochs("snapshots", 2) is None
+
+
+def test_the_reports_overview_counts_the_shards_a_grown_study_kept():
+    """12 seeds trained as blocks 0-7 and 8-11, then grown to 16: the workflow keeps 8-11 and adds 12-15, and
+    the report's overview counts those 3 shard jobs, not the 2 a fresh 16-seed study would have."""
+    from chaosgrid.report_tables import study_overview
+
+    overview = lambda finished: dict(study_overview("grow", {"seeds": 16}, finished).values.tolist())
+    assert overview(["seeds~0-7", "seeds~8-11"])["shard jobs"] == "3 (4-8 runs each)"
+    assert overview([])["shard jobs"] == "2 (8 runs each)"

@@ -424,8 +424,10 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
     written = len(wanted)
     if study_config:
         declared = json.loads(study_config)
-        pages.html_table(pages.study_overview(study, declared), f"{study}: what it runs", Path(outdir) / "overview.html",
-                         wrap=True)  # fmt: skip
+        runs = Path(folder) / "runs.parquet"  # written with the summary: the shards a grown study kept
+        finished = pd.read_parquet(runs, columns=["shard"])["shard"].unique().tolist() if runs.exists() else []
+        pages.html_table(pages.study_overview(study, declared, finished), f"{study}: what it runs",
+                         Path(outdir) / "overview.html", wrap=True)  # fmt: skip
         written += 1
         if figures and {"summary", "variance", "comparisons"} <= set(tables):
             axes = list(study_axes(declared))

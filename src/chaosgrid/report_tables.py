@@ -43,13 +43,16 @@ def html_table(frame: pd.DataFrame, title: str, path: Path | str, wrap: bool = F
     write_atomically(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
-def study_overview(name: str, study: dict) -> pd.DataFrame:
+def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> pd.DataFrame:
     """What a study runs, as (item, value) rows: runs, jobs, seeds, each axis with its values, the parameters
-    it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans."""
-    shards = expand_study(name, study)
+    it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans
+    (`finished`: the keys of its shards done, which a study that grew keeps)."""
+    shards = expand_study(name, study, finished)
     runs = sum(len(s.seed_indices) for s in shards)
     seeds = study.get("seeds", 1)
-    rows = [("runs", f"{runs:,}"), ("shard jobs", f"{len(shards):,} ({runs // max(len(shards), 1):,} runs each)"),
+    sizes = sorted({len(s.seed_indices) for s in shards}) or [0]
+    each = f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,}-{sizes[-1]:,}"
+    rows = [("runs", f"{runs:,}"), ("shard jobs", f"{len(shards):,} ({each} runs each)"),
             ("seeds per grid point", f"{seeds if isinstance(seeds, int) else len(seeds)}")]  # fmt: skip
     rows += [(f"axis {a}", ", ".join(map(format_value, study[a]))) for a in study_axes(study) if a != "variant"]
     rows += [(f"variant {v}", ", ".join(f"{k}={format_value(x)}" for k, x in spec.items()) or "(reference)")
