@@ -230,13 +230,16 @@ def continuing(rows: list[dict], until: Until, points, axes: list[str], orders: 
 
 def points_by_look(runs, prediction_files: list, axes: list[str], until: Until):
     """For `history`: look k -> each grid point's clean-test correctness over its first k blocks of seeds
-    (a run's block is its shard's first seed index // block)."""
-    from chaosgrid.analysis.compare import eval_points
+    (a run's block is its shard's first seed index // block). The predictions are read once, each look keeps
+    its blocks' rows (reading them again at every look would read look k's files k times)."""
+    from chaosgrid.analysis.compare import comparable, point_matrices
     from chaosgrid.evalsets import CLEAN
 
     first_seed = runs["shard"].str.rpartition("seeds~")[2].str.extract(r"^(\d+)")[0].astype(int)
     block = first_seed // until.block
-    return lambda k: eval_points(runs[block < k], prediction_files, axes).get(CLEAN, {})
+    read = [(key, block[point.index].to_numpy(), matrix)
+            for eval_set, key, point, matrix in point_matrices(runs, prediction_files, axes) if eval_set == CLEAN]  # fmt: skip
+    return lambda k: comparable((CLEAN, key, matrix[blocks < k]) for key, blocks, matrix in read).get(CLEAN, {})
 
 
 def study_decisions(runs, prediction_files: list, axes: list[str], until: dict):

@@ -204,13 +204,25 @@ def neighbours(points: dict[tuple, np.ndarray], axes: list[str], orders: dict[st
 def eval_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple[str, int], dict[tuple, np.ndarray]]:
     """Per test evaluation set (shift, severity), each grid point's correctness matrix over its converged
     runs (points with 2+ runs)."""
+    return comparable((eval_set, key, m) for eval_set, key, _, m in point_matrices(runs, prediction_files, axes))
+
+
+def point_matrices(runs, prediction_files: list, axes: list[str]):
+    """Yield (test evaluation set, grid point, its converged runs' rows, their correctness matrix, row for row)."""
     from chaosgrid.aggregate import grid_point_matrices
 
-    sets: dict[tuple[str, int], dict[tuple, np.ndarray]] = {}
     for values, shift, severity, point, m in grid_point_matrices(runs[~runs["diverged"]], prediction_files, axes,
                                                                  ["correct"]):  # fmt: skip
-        if len(point) >= 2:
-            sets.setdefault((shift, severity), {})[tuple(values[a] for a in axes)] = m["correct"]
+        yield (shift, severity), tuple(values[a] for a in axes), point, m["correct"]
+
+
+def comparable(entries) -> dict[tuple[str, int], dict[tuple, np.ndarray]]:
+    """{evaluation set: {grid point: correctness matrix}} of (set, point, matrix) entries, keeping the points
+    with 2+ runs (what a comparison needs)."""
+    sets: dict[tuple[str, int], dict[tuple, np.ndarray]] = {}
+    for eval_set, key, matrix in entries:
+        if len(matrix) >= 2:
+            sets.setdefault(eval_set, {})[key] = matrix
     return sets
 
 
