@@ -194,8 +194,24 @@ def test_init_from_names_the_source_shard_and_makes_it_keep_weights():
     assert '"init_key"' in follower.to_json() and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
     with pytest.raises(GridError, match="init_from 'nope'"):
         studies.expand_studies({"a": {"init_from": "nope"}})
-    with pytest.raises(GridError, match="no shard with lr=0.2"):
+    with pytest.raises(GridError, match="no shards with lr=0.2 that hold seeds 0"):
         studies.expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
+
+
+def test_runs_that_start_from_a_grown_study_follow_its_shards():
+    """A source trained with 12 seeds (blocks 0-7 and 8-11) grown to 16 keeps 8-11 and adds 12-15: a study
+    starting from it, new at 16 seeds, takes its seeds 8-15 in the same two shards, each from its source.
+    A dependent that grew when its source did not starts both its partial blocks from the source's 8-15."""
+    declared = {"src": {"seeds": 16}, "dep": {"seeds": 16, "init_from": "src", "epochs": 1}}
+    shards = studies.expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11"]})
+    assert sorted(k for n, k in shards if n == "dep") == ["seeds~0-7", "seeds~12-15", "seeds~8-11"]
+    assert all(s.init_key == s.key for (n, _), s in shards.items() if n == "dep")
+    again = studies.expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11", "seeds~12-15"],
+                                              "dep": ["seeds~0-7", "seeds~8-11", "seeds~12-15"]})  # fmt: skip
+    assert {k for n, k in again if n == "dep"} == {"seeds~0-7", "seeds~8-11", "seeds~12-15"}
+    grown_dependent = studies.expand_studies(declared, {"dep": ["seeds~0-7", "seeds~8-11"]})  # source: 8-15
+    assert {k: s.init_key for (n, k), s in grown_dependent.items() if n == "dep"} == {
+        "seeds~0-7": "seeds~0-7", "seeds~8-11": "seeds~8-15", "seeds~12-15": "seeds~8-15"}  # fmt: skip
 
 
 @pytest.mark.parametrize("declared, canonical", [("final", "final"), ("snapshots", "snapshots"), (2, "every:2"),

@@ -509,7 +509,8 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
     """Every study's shards by (study, key) (`finished`: each study's shard keys already done, which a grown
     study keeps), with starting points resolved: a shard whose runs start from
     another study's weights (`init_from`) names that study's shard with the same values on the source's
-    axes and the same seeds, and every shard of a source study keeps its weights (the workflow chooses the
+    axes that holds its seeds (or is split as the source's shards hold them, where the source grew across a
+    partial block), and every shard of a source study keeps its weights (the workflow chooses the
     rule that writes them by study), as does every study whose runs curves join or whose members ensembles
     compare (weight distances). Raises GridError naming what does not match."""
     finished = finished or {}
@@ -522,14 +523,26 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
         if source not in studies or source == name:
             raise GridError(f"study {name!r}: init_from {source!r} is not another study of this config")
         axes = study_axes(studies[source])
-        match = [s for (n, _), s in shards.items() if n == source and s.seed_indices == shard.seed_indices
-                 and all(s.base[a] == shard.base[a] for a in axes)]  # fmt: skip
-        if not match:
+        wanted = set(shard.seed_indices)
+        at_point = [s for (n, _), s in shards.items() if n == source and all(s.base[a] == shard.base[a] for a in axes)]
+        # one source shard holding every seed (its weights file has each run), or the source's shards that
+        # together hold exactly these seeds (it grew across a partial block: 8-11, then 12-15)
+        holding = [s for s in at_point if wanted <= set(s.seed_indices)][:1]
+        within = holding or [s for s in at_point if set(s.seed_indices) <= wanted]
+        if sorted(i for s in within for i in s.seed_indices) != sorted(wanted) and not holding:
             values = ", ".join(f"{a}={format_value(shard.base[a])}" for a in axes)
-            raise GridError(f"study {name!r}: init_from {source!r} has no shard with {values or 'its values'} "
-                            f"and seeds {seed_text(shard.seed_indices)} (shard {key})")  # fmt: skip
-        check_init_epoch(name, shard.base["init_epoch"], source, match[0])
-        shards[name, key] = replace(shard, init_key=match[0].key)
+            raise GridError(f"study {name!r}: init_from {source!r} has no shards with {values or 'its values'} "
+                            f"that hold seeds {seed_text(shard.seed_indices)} (shard {key})")  # fmt: skip
+        if holding:
+            check_init_epoch(name, shard.base["init_epoch"], source, holding[0])
+            shards[name, key] = replace(shard, init_key=holding[0].key)
+            continue
+        del shards[name, key]  # split as the source's shards are
+        prefix = key.rpartition("seeds~")[0]
+        for match in within:
+            check_init_epoch(name, shard.base["init_epoch"], source, match)
+            piece = f"{prefix}seeds~{seed_text(match.seed_indices)}"
+            shards[name, piece] = replace(shard, key=piece, seed_indices=match.seed_indices, init_key=match.key)
     sources = {s.base["init_from"] for s in shards.values()}
     for name, study in studies.items():  # curve endpoints and ensemble members keep weights too
         if study.get("curves") or study.get("ensembles"):
