@@ -185,3 +185,24 @@ def test_a_main_effect_of_one_point_is_that_pair_and_values_match_as_numbers():
         c.chosen_values({"wd": "0.05"}, ["lr", "wd"], orders, "--a")
     with pytest.raises(ValueError, match="same axes"):
         c.between(points, ["lr", "wd"], a, {"lr": 0.1})
+
+
+def test_the_figure_draws_no_runs_needed_on_the_distribution_where_no_spread_is_detected(tmp_path, monkeypatch):
+    """Runs that agree beyond their coin flips leave the distribution-wise variance at 0: its runs needed
+    are unknown, not 2 (compare's text says so; the figure leaves them out and says why)."""
+    import pandas as pd
+
+    from chaosgrid.figures import compare as figure
+
+    rng = np.random.default_rng(3)
+    points = {(lr,): np.tile(rng.random(200) < 0.7, (4, 1)) for lr in (0.1, 0.2)}  # runs that agree exactly
+    points[0.4,] = rng.random((4, 200)) < np.array([[0.5], [0.6], [0.7], [0.8]])  # runs whose accuracy differs
+    rows = c.holm(c.neighbours(points, ["lr"], {"lr": [0.1, 0.2, 0.4]}))
+    table = pd.DataFrame([{"shift": "clean", "severity": 0, **r} for r in rows])
+    drawn = {}
+    monkeypatch.setattr(figure, "save", lambda fig, path: drawn.setdefault("fig", fig))
+    figure.comparisons(table, tmp_path / "c.png", "s")
+    labels = [t.get_text() for t in drawn["fig"].axes[-1].get_legend().get_texts()]
+    spread = int((table["se_distribution_runs"] > 0).sum())
+    assert 0 < spread < len(table), table["se_distribution_runs"]
+    assert labels[1] == f"on the distribution (median of {spread} with distribution-wise spread)"

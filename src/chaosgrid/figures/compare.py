@@ -42,10 +42,12 @@ def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 2
         ax.plot(100 * rows["diff"][held], y[held], "o", color="k", ms=4, label="Holm: a difference")
         ax.plot(100 * rows["diff"][~held], y[~held], "o", mfc="white", color="k", ms=4, label="Holm: no evidence")
         ax.axvline(0, color="0.4", lw=0.8)
-        ax.set_title(f"{eval_name(shift, severity)} ({int(rows['comparisons'].max())} comparisons)", fontsize=9)
+        made = int(rows["comparisons"].max())
+        ax.set_title(f"{eval_name(shift, severity)} ({made} comparison{'s' * (made != 1)})", fontsize=9)
         ax.set_xlabel("A - B, mean accuracy (points)", fontsize=8)
         ax.set_yticks(y, [] if ax is not panels[0][0] else
-                      [f"{r['axis']} {r['a']} vs {r['b']} ({r['at']})" for _, r in shown.iterrows()], fontsize=7)  # fmt: skip
+                      [f"{r['axis']} {r['a']} vs {r['b']}" + (f" ({r['at']})" if r["at"] else "")
+                       for _, r in shown.iterrows()], fontsize=7)  # fmt: skip
         ax.grid(axis="x", alpha=0.3)
     for label in panels[0][0].get_yticklabels():
         label.set_fontweight("bold" if "pooled" in label.get_text() else "normal")
@@ -53,20 +55,26 @@ def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 2
                fontsize=8, frameon=False)  # fmt: skip
     runs_ax = panels[0][-1]
     for kind, colour, name in (("test_set", "tab:blue", "this test set"), ("distribution", "tab:green", "the distribution")):
-        needed = np.array([[r[f"runs_{kind}_{d:g}pt"] for d in DELTAS] for _, r in clean.iterrows()], dtype=float)
+        # where no distribution-wise spread is detected, its runs needed are not known (compare's text says so)
+        rows = clean if kind == "test_set" else clean[clean["se_distribution_runs"] > 0]
+        if rows.empty:
+            runs_ax.plot([], [], "o-", color=colour, label=f"on {name}: no spread detected")
+            continue
+        needed = np.array([[r[f"runs_{kind}_{d:g}pt"] for d in DELTAS] for _, r in rows.iterrows()], dtype=float)
         needed = np.where(np.isfinite(needed), needed, np.nan)
         for line in needed:
             runs_ax.plot(DELTAS, line, color=colour, alpha=0.12, lw=1)
-        runs_ax.plot(DELTAS, np.nanmedian(needed, axis=0), "o-", color=colour, lw=2, label=f"on {name} (median)")
+        of = "" if len(rows) == len(clean) else f" of {len(rows)} with distribution-wise spread"
+        runs_ax.plot(DELTAS, np.nanmedian(needed, axis=0), "o-", color=colour, lw=2, label=f"on {name} (median{of})")
     runs_ax.set_xscale("log")
     runs_ax.set_yscale("log")
     for axis in (runs_ax.xaxis, runs_ax.yaxis):
         axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     runs_ax.set_xticks(DELTAS)
     runs_ax.set_xlabel("difference to detect (points)")
-    runs_ax.set_ylabel("runs per arm (and grid point) for 80% power at 5%")
+    runs_ax.set_ylabel("runs per arm and grid point\n(80% power, 5% test)")
     runs_ax.grid(alpha=0.3, which="both")
-    runs_ax.legend(fontsize=8)
+    runs_ax.legend(fontsize=7, loc="lower left")  # the curves fall from upper left to lower right
     runs_ax.set_title("seeds needed, clean test set", fontsize=9)
     hidden = "" if len(shown) == len(clean) else f" ({len(shown)} of {len(clean)} comparisons shown, main effects first)"
     fig.suptitle(f"{study}: are neighbouring grid points different? 95% intervals{hidden}")
