@@ -137,3 +137,31 @@ def test_jobs_on_one_machine_claim_different_gpus(tmp_path):
     assert cli.claim_gpu(3, tmp_path) == 1
     while cli._CLAIMED:
         cli._CLAIMED.pop().close()
+
+
+def test_evaluate_shard_gives_the_predictions_of_evaluating_while_training(tmp_path):
+    """The workflow's two steps for a shard that keeps weights (train-shard on the clean test set, then
+    evaluate-shard on its shifts) write the predictions that train-shard alone writes, bit for bit; a
+    weights file without the spec's runs is named."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    spec = {"base": {"width": 4, "epochs": 0.5}, "seeds": [0, 1], "shifts": ["jpeg"], "severities": [1]}
+    cli = [sys.executable, "-m", "chaosgrid.cli"]
+    files = lambda name: {kind: str(tmp_path / f"{name}_{kind}") for kind in ("runs", "predictions", "weights")}
+    alone, kept = files("alone"), files("kept")
+    subprocess.run([*cli, "train-shard", "--spec", json.dumps(spec), "--runs", alone["runs"], "--predictions",
+                    alone["predictions"]], check=True, capture_output=True)  # fmt: skip
+    training = {"base": spec["base"], "seeds": [0, 1], "weights": True}
+    subprocess.run([*cli, "train-shard", "--spec", json.dumps(training), "--runs", kept["runs"], "--predictions",
+                    str(tmp_path / "trained"), "--weights", kept["weights"]], check=True, capture_output=True)  # fmt: skip
+    evaluate = lambda spec: CliRunner().invoke(main, [
+        "evaluate-shard", "--spec", json.dumps(spec), "--weights", kept["weights"], "--runs", kept["runs"],
+        "--trained", str(tmp_path / "trained"), "--predictions", kept["predictions"]])  # fmt: skip
+    done = evaluate({**spec, "weights": True})
+    assert done.exit_code == 0, done.output
+    assert pq.read_table(kept["predictions"]).sort_by([("shift", "ascending"), ("cell_id", "ascending")]).equals(
+        pq.read_table(alone["predictions"]).sort_by([("shift", "ascending"), ("cell_id", "ascending")]))  # fmt: skip
+    other = evaluate({**spec, "seeds": [0, 2], "weights": True})
+    assert other.exit_code == 1 and "holds no run of this spec with seed index 2: delete it" in other.output
