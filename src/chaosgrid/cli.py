@@ -286,7 +286,8 @@ def evaluate_shard(spec, weights_path, runs_path, trained_path, predictions_path
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     cells = shard.cells()
-    diverged = dict(zip(*pq.read_table(runs_path, columns=["cell_id", "diverged"]).to_pydict().values(), strict=True))
+    runs = pq.read_table(runs_path, columns=["cell_id", "diverged"]).to_pydict()
+    diverged = dict(zip(runs["cell_id"], runs["diverged"], strict=True))
     if missing := [i for i, c in zip(shard.seed_indices, cells, strict=True) if kept.get(i, {}).get("cell_id") != cell_id(c)]:
         raise click.ClickException(f"{weights_path} holds no run of this spec with seed index {missing[0]}: "
                                    f"delete it to have its shard re-run")  # fmt: skip
