@@ -15,7 +15,7 @@ import click
 from chaosgrid import studies
 from chaosgrid.cells import CHOICES, GridError, cell_id
 from chaosgrid.downloads import SOURCES
-from chaosgrid.evalsets import CLEAN, eval_pairs
+from chaosgrid.evalsets import CLEAN, eval_name, eval_pairs
 from chaosgrid.studies import Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
@@ -697,7 +697,7 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
     if "variant" in axes:  # a variant's own settings are not axes of their own
         axes = [a for a in axes if a == "variant" or runs.groupby("variant")[a].nunique().max() > 1]
     sets = c.eval_points(runs, sorted(str(f) for f in (folder / "predictions").rglob("*.parquet")), axes)
-    names = {c.eval_name(*key): key for key in sets}
+    names = {eval_name(*key): key for key in sets}
     if eval_set not in names:
         raise click.BadParameter(f"{study} has no evaluation set {eval_set!r}; its sets: {', '.join(names)}",
                                  param_hint="--eval")  # fmt: skip

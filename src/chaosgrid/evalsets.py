@@ -67,10 +67,9 @@ def evaluated_sets(predictions_path) -> set[tuple[str, int]] | None:
     return set(zip(table["shift"].to_pylist(), table["severity"].to_pylist(), strict=True))
 
 
-def set_names(pairs) -> str:
-    """Evaluation sets as the compare command names them: contrast:2, cifar10_1."""
-    return ", ".join(name if single_level(name) or (name, severity) == CLEAN else f"{name}:{severity}"
-                     for name, severity in sorted(pairs))  # fmt: skip
+def eval_name(shift: str, severity: int) -> str:
+    """An evaluation set as `--eval` spells it: clean, contrast:2, cifar10_1."""
+    return shift if severity == 0 else f"{shift}:{severity}"
 
 
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:

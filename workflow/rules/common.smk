@@ -23,7 +23,7 @@ from chaosgrid.analysis import (
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
-from chaosgrid.evalsets import CLEAN, eval_pairs, evaluated_sets, set_names
+from chaosgrid.evalsets import CLEAN, eval_name, eval_pairs, evaluated_sets
 from chaosgrid.studies import (
     SHARD_FILES,
     expand_curves,
@@ -219,23 +219,24 @@ def warn_about_memory(name, shards):
     on_gpu = declared.get("gpus", 0) > 0 or str(
         config.get("device", "auto")
     ).startswith("cuda")
+    if on_gpu:
+        return
     engine = config.get("execution", {}).get("engine", "auto")
-    estimates = [
-        (found, shard)
-        for shard in shards
-        if (
-            found := memory_mb(
-                shard.base,
-                len(shard.seed_indices),
-                shard.training().shifts,
-                shard.severities,
-                shard.checkpoints,
-                shard.weights,
-                engine,
-            )
+    estimates = []
+    for shard in shards:
+        trained = shard.training()  # the sets its training job holds
+        found = memory_mb(
+            shard.base,
+            len(shard.seed_indices),
+            trained.shifts,
+            trained.severities,
+            shard.checkpoints,
+            shard.weights,
+            engine,
         )
-    ]
-    if on_gpu or not estimates:
+        if found:
+            estimates.append((found, shard))
+    if not estimates:
         return
     found, shard = max(estimates, key=lambda pair: pair[0]["mb"])
     limit = declared.get("mem_mb", RESOURCE_DEFAULTS["mem_mb"])
@@ -270,7 +271,7 @@ def warn_about_retraining(name, shards):
     now = set(eval_pairs(shards[0].shifts, shards[0].severities))
     if was is not None and was != now:
         change = "; ".join(
-            f"{what} {set_names(sets)}"
+            f"{what} {', '.join(eval_name(*pair) for pair in sorted(sets))}"
             for what, sets in (("adds", now - was), ("drops", was - now))
             if sets
         )
@@ -356,15 +357,15 @@ def training(wildcards):
 def prepared_inputs(wildcards):
     """Input function: the prepared dataset and shifted evaluation sets a shard's training reads.
     `ancient`: remaking one (the same bits) never re-runs a shard that is done."""
-    shard = training(wildcards)
-    return _prepared(
-        shard.base["dataset"], shard.shifts, shard.severities, shard.planes
-    )
+    return _prepared_for(training(wildcards))
 
 
 def evaluated_inputs(wildcards):
     """Input function: the prepared dataset and every evaluation set of a shard that keeps its weights."""
-    shard = SHARDS[wildcards.study, wildcards.shard]
+    return _prepared_for(SHARDS[wildcards.study, wildcards.shard])
+
+
+def _prepared_for(shard):
     return _prepared(
         shard.base["dataset"], shard.shifts, shard.severities, shard.planes
     )

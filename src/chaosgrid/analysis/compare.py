@@ -252,11 +252,6 @@ def study_comparisons(runs, prediction_files: list, axes: list[str]):
     return (pd.DataFrame(rows),)
 
 
-def eval_name(shift: str, severity: int) -> str:
-    """An evaluation set as `--eval` spells it: clean, contrast:2, cifar10_1."""
-    return shift if severity == 0 else f"{shift}:{severity}"
-
-
 def chosen_values(wanted: dict[str, str], axes: list[str], orders: dict[str, list], option: str) -> dict:
     """The axis values a `--a`/`--b` KEY=VALUE list names, matched as numbers where the axis holds numbers
     (5e-3 is 0.005); ValueError naming the unknown axis or value, with the ones that exist."""
