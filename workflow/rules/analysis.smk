@@ -56,6 +56,6 @@ for analysis in ANALYSES.values():
             analysis=analysis.name,
             axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
         shell:
-            "chaosgrid analysis-figures --analysis {params.analysis} --tables results/{wildcards.study}/tables"
-            " --axes={params.axes} --study {wildcards.study} --outdir results/{wildcards.study}/figures"
+            "chaosgrid analysis-figures --analysis {params.analysis:q} --tables results/{wildcards.study:q}/tables"
+            " --axes={params.axes:q} --study {wildcards.study:q} --outdir results/{wildcards.study:q}/figures"
             " > {log:q} 2>&1"

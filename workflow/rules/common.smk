@@ -438,12 +438,35 @@ def study_resource(name):
 
 
 def execution_flags(execution):
-    """`chaosgrid train-shard` options for the config's `execution` block (how jobs run, not what they compute)."""
+    """`chaosgrid train-shard` options for the config's `execution` block (how jobs run, not what they
+    compute), as separate words for the rule to quote."""
     channels_last = (
         "--channels-last" if execution.get("channels_last", False) else "--contiguous"
     )
     compile_ = "--compile" if execution.get("compile", False) else "--no-compile"
-    return f"--engine {execution.get('engine', 'auto')} {channels_last} {compile_}"
+    return ["--engine", execution.get("engine", "auto"), channels_last, compile_]
+
+
+# The `chaosgrid train-shard` option of each file a training rule reads or writes.
+SHARD_FILE_OPTIONS = {
+    "start": "--init-weights",
+    "runs": "--runs",
+    "predictions": "--predictions",
+    "history": "--history",
+    "weights": "--weights",
+}
+
+
+def shard_file_options(wildcards, input, output):
+    """Param function: each of a training job's own files as an option and its path, separate words that
+    the rule quotes (paths hold axis values and file names: user input)."""
+    named = [*input.items(), *output.items()]
+    return [
+        word
+        for name, path in named
+        if name in SHARD_FILE_OPTIONS
+        for word in (SHARD_FILE_OPTIONS[name], path)
+    ]
 
 
 def all_targets():

@@ -17,13 +17,14 @@ rule download_data:
         "../../envs/chaosgrid.yaml"
     params:
         name=lambda wildcards: SOURCE_OF_FOLDER[wildcards.folder],
-        files=lambda wildcards: " ".join(
-            f"--file {shlex.quote(url)} {md5}"
+        files=lambda wildcards: [
+            word
             for url, md5 in DATA_SOURCES[SOURCE_OF_FOLDER[wildcards.folder]].files
-        ),
+            for word in ("--file", url, md5)
+        ],
         root=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
-        "chaosgrid download {params.name} --data-root {params.root:q} {params.files} > {log:q} 2>&1"
+        "chaosgrid download {params.name:q} --data-root {params.root:q} {params.files:q} > {log:q} 2>&1"
 
 
 # Each dataset, each shifted evaluation set a study asks for, and the anchors of its probe planes are made
@@ -73,7 +74,7 @@ rule prepare_eval_set:
         out=lambda wildcards, input: os.path.dirname(input.dataset),
         root=DATA_ROOT,
     shell:
-        "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.shift}~{wildcards.severity}"
+        "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.shift:q}~{wildcards.severity:q}"
         " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"
 
 
@@ -93,5 +94,5 @@ rule prepare_planes:
         dataset=dataset_name,
         out=lambda wildcards, input: os.path.dirname(input.dataset),
     shell:
-        "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key}"
+        "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key:q}"
         " --out {params.out:q} > {log:q} 2>&1"

@@ -25,5 +25,5 @@ rule train_curves:
         device=config.get("device", "auto"),
     shell:
         "chaosgrid train-curves --spec {params.spec:q} --start {input.start:q} --end {input.end:q}"
-        " --out {output:q} --threads {threads} --device {params.device} --prepared {params.prepared:q}"
+        " --out {output:q} --threads {threads} --device {params.device:q} --prepared {params.prepared:q}"
         " > {log:q} 2>&1"

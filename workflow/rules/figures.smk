@@ -25,8 +25,8 @@ rule figures:
         axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
     shell:
         "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --history {input.history:q}"
-        " --axes={params.axes}"
-        " --study {wildcards.study} --outdir results/{wildcards.study}/figures > {log:q} 2>&1"
+        " --axes={params.axes:q}"
+        " --study {wildcards.study:q} --outdir results/{wildcards.study:q}/figures > {log:q} 2>&1"
 
 
 rule report_tables:
@@ -56,7 +56,7 @@ rule report_tables:
         study_config=lambda wildcards: json.dumps(config["studies"][wildcards.study]),
         captions=os.path.join(workflow.basedir, "workflow", "report"),
     shell:
-        "chaosgrid report-tables --tables results/{wildcards.study}/tables --names {params.names}"
-        " --study {wildcards.study} --study-config {params.study_config:q}"
-        " --figures results/{wildcards.study}/figures --captions {params.captions:q}"
-        " --outdir results/{wildcards.study}/report > {log:q} 2>&1"
+        "chaosgrid report-tables --tables results/{wildcards.study:q}/tables --names {params.names:q}"
+        " --study {wildcards.study:q} --study-config {params.study_config:q}"
+        " --figures results/{wildcards.study:q}/figures --captions {params.captions:q}"
+        " --outdir results/{wildcards.study:q}/report > {log:q} 2>&1"

@@ -34,17 +34,13 @@ rule train_shard:
         gpu=study_resource("gpus"),
     params:
         spec=lambda wildcards: training(wildcards).to_json(),
-        files=lambda wildcards, input, output: " ".join(
-            f"--{name.replace('start', 'init-weights')} {path}"
-            for name, path in [*input.items(), *output.items()]
-            if name not in ("prepared", "own")
-        ),
+        files=shard_file_options,
         device=config.get("device", "auto"),
         execution=execution_flags(config.get("execution", {})),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
     shell:
-        "chaosgrid train-shard --spec {params.spec:q} {params.files} --threads {threads}"
-        " --device {params.device} {params.execution} --prepared {params.prepared:q} > {log:q} 2>&1"
+        "chaosgrid train-shard --spec {params.spec:q} {params.files:q} --threads {threads}"
+        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q} > {log:q} 2>&1"
 
 
 use rule train_shard as train_shard_keeping_weights with:
@@ -86,4 +82,4 @@ rule evaluate_shard:
     shell:
         "chaosgrid evaluate-shard --spec {params.spec:q} --weights {input.weights:q} --runs {input.runs:q}"
         " --trained {input.trained:q} --predictions {output.predictions:q} --threads {threads}"
-        " --device {params.device} {params.execution} --prepared {params.prepared:q} > {log:q} 2>&1"
+        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q} > {log:q} 2>&1"
