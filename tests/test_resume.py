@@ -80,3 +80,39 @@ def test_a_state_of_another_spec_is_ignored_and_a_corrupt_one_reported(tmp_path)
     assert f"{state} is truncated or corrupt" in said and "starting over" in said
     assert tables(tmp_path / "a")["runs"].equals(tables(tmp_path / "b")["runs"])
     assert os.path.exists(tmp_path / "b/runs/seeds~0-2.parquet")
+
+
+class RunsCode:
+    """What a crafted state file holds: unpickling it (weights_only=False) would run a command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_state_file_that_would_run_code_runs_nothing_and_is_reported(tmp_path):
+    """results/ is often group-writable on a cluster: a state is read with weights_only=True, so a planted
+    file runs no code; the shard says why it is not used and starts over."""
+    marker = tmp_path / "ran"
+    state = tmp_path / "a/resume/seeds~0-2.pt"
+    state.parent.mkdir(parents=True)
+    torch.save({"spec": SHORT, "layout": 2, "group": 0, "results": [RunsCode(marker)], "fit": None}, state)
+    job = train(tmp_path / "a", "loop", spec=SHORT)
+    said = job.communicate()[0]
+    assert job.returncode == 0 and not marker.exists()
+    assert f"{state} holds objects other than tensors and plain values" in said and "starting over" in said
+
+
+def test_a_state_of_an_older_layout_is_reported_and_the_shard_starts_over(tmp_path):
+    """A state with the right spec but another layout (an older chaosgrid's, without "fit") would fail every
+    retry with a KeyError; it is reported and ignored instead."""
+    state = tmp_path / "a/resume/seeds~0-2.pt"
+    state.parent.mkdir(parents=True)
+    torch.save({"spec": SHORT, "group": 1, "results": []}, state)
+    job = train(tmp_path / "a", "loop", spec=SHORT)
+    said = job.communicate()[0]
+    assert job.returncode == 0, said
+    assert "saved by another version of chaosgrid (layout 1, this one reads 2): ignored, starting over" in said
+    assert len(tables(tmp_path / "a")["runs"]) == 3

@@ -233,6 +233,9 @@ def load_torch_file(path: Path | str, remedy: str, **options) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise
+        if isinstance(err, pickle.UnpicklingError) and "unsupported global" in str(err).lower():
+            raise ValueError(f"{path} holds objects other than tensors and plain values, which chaosgrid never "
+                             f"writes: not loaded (unpickling it could run code); {remedy}") from err  # fmt: skip
         raise ValueError(f"{path} is truncated or corrupt (torch.load: {type(err).__name__}): {remedy}") from err
 
 
