@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from chaosgrid.cli import main
@@ -77,3 +78,38 @@ def test_one_glossary_for_the_parts_of_a_difference():
         text = " ".join(path.read_text().split()).lower()
         for retired in ("test-set sampling", "test-set noise", "test set noise", "sampling noise"):
             assert retired not in text, f"{path.relative_to(REPO)} says {retired!r}; docs/statistics.md: Words"
+
+
+def yaml_blocks(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of each ```yaml block of a Markdown file."""
+    lines, blocks, start = path.read_text().splitlines(), [], None
+    for i, line in enumerate(lines):
+        if line.strip() == "```yaml":
+            start = i + 1
+        elif line.strip() == "```" and start is not None:
+            blocks.append((start, "\n".join(lines[start:i])))
+            start = None
+    return blocks
+
+
+DOCUMENTED = [(path, line, text) for path in [*sorted((REPO / "docs").glob("*.md")), REPO / "config/README.md",
+                                               REPO / "README.md"] for line, text in yaml_blocks(path)]  # fmt: skip
+
+
+@pytest.mark.parametrize("path, line, text", DOCUMENTED, ids=[f"{p.name}:{n}" for p, n, _ in DOCUMENTED])
+def test_every_documented_yaml_form_is_accepted_by_the_schema(path, line, text):
+    """A form the docs show can never be refused: each block is a whole config, or a study's keys (indented
+    or not); a block of one-line alternatives (the same key twice) is checked line by line."""
+    import textwrap
+
+    from chaosgrid.configs import schema_problem
+
+    schema = REPO / "workflow/schemas/config.schema.yaml"
+    body = textwrap.dedent(text)
+    entries = [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    keys = [ln.partition(":")[0] for ln in entries if not ln[0].isspace()]
+    alternatives = len(set(keys)) < len(keys) and len(keys) == len(entries)
+    for fragment in entries if alternatives else [body]:
+        parsed = yaml.safe_load(fragment)
+        config = parsed if "studies" in parsed else {"studies": {"documented": parsed}}
+        assert schema_problem(config, schema) is None, f"{path.name}:{line}: {fragment}"

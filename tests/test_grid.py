@@ -375,3 +375,24 @@ def test_the_reports_overview_counts_the_shards_a_grown_study_kept():
     overview = lambda finished: dict(study_overview("grow", {"seeds": 16}, finished).values.tolist())
     assert overview(["seeds~0-7", "seeds~8-11"])["shard jobs"] == "3 (4-8 runs each)"
     assert overview([])["shard jobs"] == "2 (8 runs each)"
+
+
+def test_the_overview_names_a_users_dataset_by_file_and_lists_no_recipe_defaults_for_a_trainer(tmp_path,
+                                                                                               monkeypatch):
+    """A study with a trainer and an .npz: its report overview shows the file's name (not a mapping with an
+    absolute path) and says the recipe's defaults do not apply."""
+    import numpy as np
+
+    from chaosgrid.report_tables import study_overview
+
+    monkeypatch.chdir(tmp_path)
+    npz = tmp_path / "lab_data.npz"
+    np.savez(npz, x_train=np.zeros((4, 1, 2, 2)), y_train=np.arange(4) % 2, x_test=np.zeros((2, 1, 2, 2)),
+             y_test=np.arange(2))  # fmt: skip
+    (tmp_path / "lab_trainer.py").write_text("def run(params, data):\n    return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = dict(study_overview("own", {"dataset": {"npz": str(npz)}, "trainer": "lab_trainer:run", "seeds": 2}).values)
+    assert rows["dataset"] == "lab_data.npz (your .npz file)" and str(tmp_path) not in "".join(rows.values())
+    assert rows["every other parameter"] == "set by your trainer (chaosgrid's recipe defaults do not apply)"
+    recipe = dict(study_overview("r", {"seeds": 2}).values)
+    assert "lr 0.05" in recipe["every other parameter (chaosgrid's default)"]

@@ -112,3 +112,59 @@ def test_an_adaptive_study_plans_every_block_up_to_its_budget():
     keys = [s.key for s in expand_study("s", {"lr": [0.1, 0.2], "until": {"compare": {"axis": "lr"}, "delta": 0.5,
                                                                            "block": 4, "max_seeds": 12}})]  # fmt: skip
     assert keys == [f"lr~{lr}/seeds~{b}-{b + 3}" for lr in ("0.1", "0.2") for b in (0, 4, 8)]
+
+
+def spending_by_mvn(critical: tuple[float, ...]) -> float:
+    """P(|Z_k| >= c_k at some look) for K equally spaced looks of a Brownian motion, by Genz's integration of
+    the K-variate normal (scipy): an independent computation of what `boundaries` integrates recursively."""
+    k = len(critical)
+    t = np.arange(1, k + 1) / k
+    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
+    normal = stats.multivariate_normal(np.zeros(k), cov, seed=0, maxpts=100_000 * k, abseps=1e-7, releps=1e-7)
+    return 1 - normal.cdf(np.array(critical), lower_limit=-np.array(critical))
+
+
+def test_boundaries_exist_for_every_number_of_looks_up_to_64_at_a_bonferroni_share():
+    """Many looks at a small alpha: the first look's spending (~1e-100 at 64 looks) is computed in the tails;
+    1 - Phi rounded it to 0 and brentq failed on NaN (14 looks at 0.05; 10 at 0.05 / 4)."""
+    for looks in range(1, 65):
+        critical = seq.boundaries(looks, 0.05 / 4)
+        assert np.isfinite(critical).all() and all(np.diff(critical) < 0), looks
+        assert critical[-1] == pytest.approx(stats.norm.isf(0.05 / 8), abs=0.3)  # near the fixed design's
+    assert np.isfinite(seq.boundaries(14, 0.05)).all()
+
+
+@pytest.mark.parametrize("looks, alpha", [(2, 0.05), (5, 0.0125), (10, 0.0125), (14, 0.05)])
+def test_the_boundaries_spend_exactly_alpha_by_an_independent_computation(looks, alpha):
+    assert spending_by_mvn(seq.boundaries(looks, alpha)) == pytest.approx(alpha, rel=1e-4)
+
+
+def test_64_looks_spend_alpha_in_a_simulated_brownian_motion():
+    critical = np.array(seq.boundaries(64, 0.0125))
+    rng, crossed, n = np.random.default_rng(1), 0, 1_000_000
+    for _ in range(10):
+        paths = np.cumsum(rng.normal(0, np.sqrt(1 / 64), (n // 10, 64)), axis=1) / np.sqrt(np.arange(1, 65) / 64)
+        crossed += int((np.abs(paths) >= critical).any(axis=1).sum())
+    assert crossed / n == pytest.approx(0.0125, abs=4 * np.sqrt(0.0125 / n))
+
+
+def skewed_against_steady(rng, until, spread):
+    """One study with no true difference where Welch's t is weakest: arm 1's runs shifted by a right-skewed
+    lognormal of std `spread`, arm 0's runs alike at the same expected accuracy."""
+    p = np.clip(rng.normal(P, 0.1, N), 0.05, 0.95)
+    lognormal = lambda z: spread * (np.exp(z) - np.exp(0.5)) / np.sqrt((np.e - 1) * np.e)  # mean 0, std spread
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    expected = (weights / weights.sum()) @ np.clip(p + lognormal(nodes)[:, None], 0, 1).mean(1)
+    m = until.max_seeds
+    arms = {1: rng.random((m, N)) < np.clip(p + lognormal(rng.normal(0, 1, (m, 1))), 0, 1),
+            0: rng.random((m, N)) < p + (expected - p.mean()) + rng.normal(0, 0.0005, (m, 1))}  # fmt: skip
+    return lambda k: {(x,): a[: k * until.block] for x, a in arms.items()}
+
+
+def test_a_skewed_arm_against_a_steady_one_raises_the_error_rate_to_the_documented_limit():
+    """docs/statistics.md states the limit: 5.9% (+-0.5%) false claims at blocks of 8 up to 64 seeds with runs
+    spread by 6 points, skewed, against 5% promised. This keeps it there (1,000 studies)."""
+    rng = np.random.default_rng(0)
+    claims = [seq.history(skewed_against_steady(rng, UNTIL, 0.06), UNTIL, ["x"], {"x": [0, 1]})[-1]["status"]
+              == "success" for _ in range(1000)]  # fmt: skip
+    assert np.mean(claims) < 0.08

@@ -187,7 +187,7 @@ def test_report_builds(grid_run):
     assert "results.html" in html
     results = (work / "results/tiny/report/results.html").read_text()
     assert "Does clean test accuracy change along lr" in results and "8 runs at 2 grid points; 0 diverged." in results
-    assert "lr 0.1 vs 0.05: A - B " in results and "(Holm, over 1 comparison)" in results
+    assert "lr 0.1 vs 0.05: A - B " in results and "(Holm, over 1 comparison: every one of this evaluation set" in results
     assert results.count("<img") == len(ANALYSES["variance"].figures) + len(ANALYSES["compare"].figures) + 4
     assert "Distribution of clean test accuracy over all runs of study <b>tiny</b>" in results  # captions inline
     comparisons = (work / "results/tiny/report/comparisons.html").read_text()
@@ -536,3 +536,15 @@ def test_a_key_given_twice_in_a_config_is_refused_naming_the_line(tmp_path):
     done = snakemake(tmp_path, config, "-n", check=False)
     assert done.returncode != 0
     assert "line 5: key 'seeds' is given twice (first on line 3)" in done.stdout + done.stderr
+
+
+def test_a_study_whose_runs_all_diverged_ends_in_figures_that_say_so(tmp_path):
+    """Every run diverges (lr 1e20 overflows the head): the workflow still ends in its tables, report and figures,
+    which say why they are empty instead of crashing (a log-scaled axis of non-finite losses did)."""
+    config = write_config(tmp_path, lost=tiny_study(lr=[1e20, 2e20], seeds=2, epochs=0.5))
+    snakemake(tmp_path, config)
+    runs = pd.read_parquet(tmp_path / "results/lost/tables/runs.parquet")
+    assert runs["diverged"].all() and len(runs) == 4
+    assert (tmp_path / "results/lost/report/results.html").exists()
+    said = (tmp_path / "results/lost/logs/figures.log").read_text()
+    assert "wrote 4 placeholder figures (lost: every run diverged, so there is nothing to draw" in said

@@ -78,11 +78,12 @@ PARAMETERS: dict[str, Parameter] = {
                   "fashion_mnist"), other=f"{CODE}|{NPZ}",
                  mapping="npz"),
     "model": P("cnn", "data and model", "`cnn` (VGG-style, widths w/2w/4w), `vgg16` (VGG-16-BN, one linear layer; "
-               "w=64: 14.7M parameters), `resnet18` and `preact_resnet18` (widths k/2k/4k/8k), `wrn28` (Wide "
+               "w=64: 14.7M parameters), `vgg16_dmc` (dnn-mode-connectivity's VGG16BN: its 8w-8w classifier with "
+               "dropout), `resnet18` and `preact_resnet18` (widths k/2k/4k/8k), `wrn28` (Wide "
                "ResNet-28-k), `densenet` (DenseNet-BC, growth w), `fast` (airbench-style), `mlp` (two hidden layers "
                "of 16w), `vit` and `mixer` (4x4 patches, dim 8w), `conv1d` (signals only); `fast`, `vit` and "
                "`mixer` need images; or your own: `package.module:function` (docs/your-own-experiments.md)",
-               ("cnn", "vgg16", "resnet18", "preact_resnet18", "wrn28", "densenet", "fast", "mlp", "vit", "mixer",
+               ("cnn", "vgg16", "vgg16_dmc", "resnet18", "preact_resnet18", "wrn28", "densenet", "fast", "mlp", "vit", "mixer",
                 "conv1d"), other=CODE),
     "width": P(16, "data and model", "channels of the first stage (resnet18: k; fast: first block)", "[1, inf)"),
     "epochs": P(12.0, "length and batching", "passes over the (fractional) training set; may be fractional",
@@ -284,8 +285,9 @@ def seeds_for(seed_source: str, index: int) -> dict[str, int]:
 
 def _json_schema(parameter: Parameter) -> dict:
     """JSON schema of one value of `parameter`."""
-    if isinstance(parameter.values, tuple):
-        forms = [{"enum": list(parameter.values)}]
+    text = isinstance(parameter.default, str) and isinstance(parameter.values, str)  # a pattern
+    if isinstance(parameter.values, tuple) or text:
+        forms = [{"type": "string", "pattern": f"^({parameter.values})$"}] if text else [{"enum": list(parameter.values)}]
         if parameter.other:
             forms.append({"type": "string", "pattern": f"^({parameter.other})$"})
         if parameter.mapping:
@@ -304,7 +306,7 @@ def _json_schema(parameter: Parameter) -> dict:
         if isinstance(parameter.default, float):  # 5e-4 as YAML 1.1 reads it: text, range-checked at planning
             return {"anyOf": [schema, {"type": "string", "pattern": f"^{YAML11_FLOAT.pattern}$"}]}
         return schema
-    return {"type": "string", "pattern": f"^{parameter.values}$"}
+    raise ValueError(f"parameter {parameter!r}: no schema for its values {parameter.values!r}")
 
 
 def study_properties() -> dict[str, dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from chaosgrid import studies
-from chaosgrid.cells import CHOICES, GridError, cell_id
+from chaosgrid.cells import CHOICES, SEED_KEYS, GridError, cell_id
 from chaosgrid.downloads import SOURCES
 from chaosgrid.evalsets import CLEAN, eval_name, eval_pairs
 from chaosgrid.studies import Shard
@@ -23,6 +23,26 @@ data_root_option = click.option(
     "--data-root", type=click.Path(file_okay=False), default=lambda: os.environ.get("CHAOSGRID_DATA", "data"),
     show_default="$CHAOSGRID_DATA or ./data", help="Where the published datasets (CIFAR-10, -10.1, -10-C) live.",
 )
+
+
+def _own_dataset(ctx, param, value: str) -> str:
+    """A --dataset as a study writes it: a built-in name, package.module:function, npz:<path>, a plain .npz
+    path, or the mapping {npz: path}; given on as the cell parameter's text form."""
+    import yaml
+
+    if value.lstrip().startswith("{"):
+        mapping = yaml.safe_load(value)
+        if not (isinstance(mapping, dict) and set(mapping) == {"npz"}):
+            raise click.BadParameter(f"{value!r}: as a mapping it takes one key, npz: <path>")
+        value = f"npz:{mapping['npz']}"
+    return f"npz:{value}" if value.endswith(".npz") and not value.startswith("npz:") else value
+
+
+dataset_option = click.option(
+    "--dataset", default="digits", show_default=True, callback=_own_dataset,
+    help="A built-in dataset, or your own as a study names it: package.module:function, a .npz path, "
+         "npz:<path> or '{npz: <path>}'.",
+)  # fmt: skip
 
 
 def _spec_text(spec: str) -> str:
@@ -182,6 +202,8 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     import torch
 
     from chaosgrid import engine, models, recipe, store, train
+    from chaosgrid.plugins import PluginError
+    from chaosgrid.trainers import TrainerError
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -220,6 +242,8 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
     except recipe.Preempted as stopped:
         click.echo(f"stopped on request: {stopped}; {resume_path} holds the state a retry resumes from")
         sys.exit(EXIT_PREEMPTED)
+    except (TrainerError, PluginError) as err:  # the user's code broke its contract: its message, no traceback
+        raise click.ClickException(str(err)) from err
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"
     prov = store.provenance(device_name, threads, inputs.execution.provenance())
@@ -430,11 +454,11 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
         pages.html_table(pages.study_overview(study, declared, finished), f"{study}: what it runs",
                          Path(outdir) / "overview.html", wrap=True)  # fmt: skip
         written += 1
-        if figures and {"summary", "variance", "comparisons"} <= set(tables):
+        if figures and {"summary", "variance", "comparisons", "churn"} <= set(tables):
             axes = list(study_axes(declared))
             shown = [(f, Path(figures) / f"{f}.png", pages.caption_html((Path(captions) / f"{f}.rst").read_text(), study)
                       if captions else "") for f in study_figures(declared)]  # fmt: skip
-            lines = pages.headline(tables["summary"], tables["variance"], tables["comparisons"], axes)
+            lines = pages.headline(tables["summary"], tables["variance"], tables["comparisons"], tables["churn"], axes)
             pages.results_page(study, pages.question_of(declared, axes), lines, shown, Path(outdir) / "results.html")
             written += 1
     click.echo(f"wrote {written} pages to {outdir}")
@@ -442,7 +466,7 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
 
 @main.command("check-model")
 @click.argument("model")
-@click.option("--dataset", default="digits", show_default=True, help="A built-in dataset, or your own.")
+@dataset_option
 @click.option("--width", type=click.IntRange(1), default=8, show_default=True)
 @data_root_option
 def check_model(model, dataset, width, data_root) -> None:
@@ -470,16 +494,19 @@ def check_model(model, dataset, width, data_root) -> None:
     click.echo(f"{model} on {dataset} (width {width}, {ds.num_classes} classes, inputs {tuple(x.shape[1:])}): "
                f"{sum(p.numel() for p in one.parameters()):,} parameters, "
                f"{flops.get_total_flops() / 1e6:.2f} MFLOP per example (forward)")  # fmt: skip
+    draws = train.random_draws(one, ds.normalize(ds.x_train[:4]))
+    click.echo(f"random draws: {', '.join(draws) + ' (each run draws from its own seed, on the loop engine)' if draws else 'none'}")
     why = train.unstackable(cells[0], ds)
     click.echo(f"vmap: {'stacks it' if not why else 'cannot stack it (' + why + '); shards use the loop'}")
     failed = False
-    for name, stack_type in [("loop", engine.LoopStack)] + ([("vmap", engine.VmapStack)] if not why else []):
-        together = stack_type([train.init_model(c, x, ds.num_classes).double() for c in cells])
-        recipe.fit(together, cells, x, y)
+    for name in ["loop"] + (["vmap"] if not why else []):
+        execution = engine.Execution(name)
+        together = train.build_stack(cells, x, ds.num_classes, execution)
+        recipe.fit(together, cells, x, y, execution)
         worst = 0.0
         for r, cell in enumerate(cells):
-            alone = stack_type([train.init_model(cell, x, ds.num_classes).double()])
-            recipe.fit(alone, [cell], x, y)
+            alone = train.build_stack([cell], x, ds.num_classes, execution)
+            recipe.fit(alone, [cell], x, y, execution)
             pairs = zip(together.state_dicts()[r].values(), alone.state_dicts()[0].values(), strict=True)
             worst = max(worst, max(float((a.double() - b.double()).abs().max()) for a, b in pairs))
         ok = worst <= 1e-10
@@ -487,20 +514,21 @@ def check_model(model, dataset, width, data_root) -> None:
         click.echo(f"{name}: 3 runs together {'equal' if ok else 'DIFFER from'} each run alone (max |difference| "
                    f"{worst:.1e} after 2 steps, float64)")  # fmt: skip
     if failed:
-        raise click.ClickException("runs trained together influence each other: batch statistics or randomness "
-                                   "shared across the stack (e.g. a module-level RNG or a buffer shared by runs)")  # fmt: skip
+        raise click.ClickException("runs trained together influence each other: state shared across the stack "
+                                   "(a module-level tensor, buffer or RNG of its own that runs share)")  # fmt: skip
 
 
 @main.command("check-trainer")
 @click.argument("trainer")
-@click.option("--dataset", default="digits", show_default=True, help="A built-in dataset, or your own.")
+@dataset_option
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A parameter or own key of the run (repeat), e.g. --set hidden=16; values read as YAML.")  # fmt: skip
 @data_root_option
 def check_trainer(trainer, dataset, settings, data_root) -> None:
     """Check your own trainer (package.module:function, or 'command:...') before a grid uses it: run one run
-    twice with equal seeds and say whether the predictions are equal (the trainer must use the seeds it is
-    given), and that its output keeps the contract (chaosgrid.trainers)."""
+    twice with equal seeds and once with other seeds, and say whether the predictions are equal, then
+    different (the trainer must make its runs from the seeds it is given), and that its output keeps the
+    contract (chaosgrid.trainers)."""
     import numpy as np
     import torch
     import yaml
@@ -519,16 +547,22 @@ def check_trainer(trainer, dataset, settings, data_root) -> None:
         cell = validate_cell(params)
         ds = data.load(dataset, data_root)
         sets = shifts.eval_sets(ds, evalsets.eval_pairs([], []))
-        first, second = (trainers.train_runs([cell], ds, sets)[0] for _ in range(2))
+        other = validate_cell({**params, **{key: cell[key] + 1 for key in SEED_KEYS}})
+        first, second, third = (trainers.train_runs([c], ds, sets)[0] for c in (cell, cell, other))
     except (GridError, ValueError, FileNotFoundError, trainers.TrainerError) as err:
         raise click.ClickException(str(err)) from err
-    same = np.array_equal(first.evals[CLEAN].pred, second.evals[CLEAN].pred) and np.array_equal(
-        first.evals[CLEAN].p_true, second.evals[CLEAN].p_true)
+    equal = lambda a, b: np.array_equal(a.evals[CLEAN].pred, b.evals[CLEAN].pred) and np.array_equal(
+        a.evals[CLEAN].p_true, b.evals[CLEAN].p_true)
+    same, moved = equal(first, second), not equal(first, third)
     click.echo(f"{trainer} on {dataset}: the contract holds (test accuracy {first.evals[CLEAN].acc:.4f}); "
-               f"two runs with equal seeds give {'equal' if same else 'DIFFERENT'} predictions")  # fmt: skip
+               f"two runs with equal seeds give {'equal' if same else 'DIFFERENT'} predictions; a run with other "
+               f"seeds gives {'different' if moved else 'the SAME'} predictions")  # fmt: skip
     if not same:
         raise click.ClickException("the trainer does not make its runs from the seeds it is given (init_seed, "
                                    "order_seed, aug_seed): runs cannot be reproduced, nor seeds told apart")  # fmt: skip
+    if not moved:
+        raise click.ClickException("the trainer ignores the seeds it is given (init_seed, order_seed, aug_seed): "
+                                   "every seed makes the same run, so a study would report a run-to-run std of 0")  # fmt: skip
 
 
 @main.command("prepare")
@@ -569,7 +603,7 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
             inputs.save_eval_set(x, y, path)
     except GridError as err:
         raise click.BadParameter(str(err), param_hint="--planes") from err
-    except (FileNotFoundError, KeyError) as err:
+    except (FileNotFoundError, KeyError, ValueError) as err:  # bad data or the user's loader: one line, not a traceback
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")
 
@@ -620,13 +654,22 @@ def _study_folder(results: str, study: str) -> Path:
 @main.command("status")
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True,
               help="The workflow's results folder.")  # fmt: skip
-def status_command(results) -> None:
-    """Where the workflow stands: per study, shards and runs done; then every shard whose tables do not exist
-    yet (running, or failed) with the last line of its log, which a running shard updates at least once a
-    minute. Reads the results folder only: run it beside a running `snakemake`, or on a cluster's login node."""
+@click.option("--configfile", type=click.Path(dir_okay=False, exists=True),
+              help="The config the workflow runs: each of its studies' shards and runs done of those planned.")  # fmt: skip
+def status_command(results, configfile) -> None:
+    """Where the workflow stands: per study, shards and runs done (of those planned, with --configfile); then
+    every shard whose tables do not exist yet with the last line of its log, which a running shard updates at
+    least once a minute, and FAILED where the log ends in an error. Reads the results folder (and the config):
+    run it beside a running `snakemake`, or on a cluster's login node."""
+    import yaml
+
     from chaosgrid.status import status
 
-    click.echo("\n".join(status(Path(results))))
+    config = yaml.safe_load(Path(configfile).read_text()) if configfile else None
+    try:
+        click.echo("\n".join(status(Path(results), config)))
+    except GridError as err:
+        raise click.ClickException(str(err)) from err
 
 
 @main.command("export")
@@ -686,7 +729,6 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
     import pandas as pd
 
     from chaosgrid.analysis import compare as c
-    from chaosgrid.cells import SEED_KEYS
     from chaosgrid.store import parameter_columns
 
     if bool(axis) == bool(a_pairs or b_pairs):
@@ -719,7 +761,7 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
         click.echo(table.to_json(orient="records", indent=1) if output == "json" else table.to_csv(index=False).rstrip())
         return
     click.echo(f"{study}: accuracy on the {eval_set} test set, {100 * level:g}% intervals, differences in points (%)")
-    for line in c.left_out(runs, axes, points):
+    for line in c.left_out(runs, axes, points) + c.seedless(points, axes):
         click.echo(line)
     click.echo(c.describe(rows, level) or "no pair of grid points with 2+ runs each")
 

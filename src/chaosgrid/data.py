@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -296,7 +297,14 @@ def own_arrays(name: str) -> dict:
     from chaosgrid import plugins
 
     arrays = plugins.load(name)()
-    return dict(zip(OWN_ARRAYS, arrays, strict=True)) if isinstance(arrays, (tuple, list)) else dict(arrays)
+    if isinstance(arrays, (tuple, list)) and len(arrays) == len(OWN_ARRAYS):
+        return dict(zip(OWN_ARRAYS, arrays, strict=True))
+    if not isinstance(arrays, Mapping):
+        got = f"a {type(arrays).__name__} of {len(arrays)}" if isinstance(arrays, (tuple, list)) else type(arrays).__name__
+        raise ValueError(  # noqa: TRY004 -- bad data, as every other check here: the jobs report ValueErrors
+            f"dataset {name!r} returned {got}; it must return a mapping with keys {', '.join(OWN_ARRAYS)} (and "
+            f"x_<set>, y_<set> for further evaluation sets), or a tuple of those four arrays")  # fmt: skip
+    return dict(arrays)
 
 
 def own(name: str) -> Dataset:
@@ -328,6 +336,17 @@ def from_arrays(name: str, arrays: dict) -> Dataset:
                              f"y_{key} N integer labels; got shapes {x.shape} and {y.shape} ({y.dtype})")  # fmt: skip
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ValueError(f"dataset {name!r}: x_train's examples are {x_train.shape[1:]}, x_test's {x_test.shape[1:]}")
+    shape = x_train.shape
+    if x_train.ndim == 4 and shape[3] in (1, 3, 4) and shape[1] == shape[2] and shape[1] > 4:
+        raise ValueError(f"dataset {name!r}: x_train is {shape}, which looks like N x H x W x C (channels last); "
+                         f"chaosgrid expects N x C x H x W: transpose it, e.g. x.transpose(0, 3, 1, 2)")  # fmt: skip
+    for key, values in (("x_train", x_train), ("x_test", x_test)):
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+            raise ValueError(f"dataset {name!r}: {key} holds {values.dtype}; it must hold real numbers")
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).reshape(len(values), -1).any(1).sum())
+            raise ValueError(f"dataset {name!r}: {key} holds NaN or inf values in {bad} of {len(values)} examples; "
+                             f"every run would diverge: clean or drop them")  # fmt: skip
     as_images = lambda x: x[:, :, None, :] if x.ndim == 3 else x  # signals as (N, C, 1, L), as mnist1d
     return _make(name, as_images(x_train.astype(np.float32)), y_train, as_images(x_test.astype(np.float32)), y_test)
 

@@ -28,11 +28,18 @@ from chaosgrid.footprint import choose_engine
 
 
 class LoopStack:
-    """K independent modules; a step runs them one after another."""
+    """K independent modules; a step runs them one after another.
 
-    def __init__(self, modules: list[nn.Module]):
+    Every random draw inside a module (dropout, stochastic depth, `torch.rand` in `forward`) comes from its
+    run's own seed: before each run's forward pass, torch's global generator is seeded from (run seed, step,
+    call within the step), so a run draws the same numbers alone, beside any others, and after a resume.
+    """
+
+    def __init__(self, modules: list[nn.Module], seeds: list[int] | None = None):
         self.modules = modules
         self.k = len(modules)
+        self.seeds = list(seeds) if seeds is not None else [0] * self.k
+        self._key, self._call = 0, 0
         self.params = [p for m in modules for p in m.parameters()]
         owner = [r for r, m in enumerate(modules) for _ in m.parameters()]
         self._owner = torch.tensor(owner, device=self.params[0].device)
@@ -43,8 +50,17 @@ class LoopStack:
         for m in self.modules:
             m.train(mode)
 
+    def draws_from(self, key: int) -> None:
+        """Random draws of the following forward passes are keyed by `key` (a step; -1 for evaluation)."""
+        self._key, self._call = key, 0
+
     def __call__(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
-        return torch.stack([m(x if shared else x[k]) for k, m in enumerate(self.modules)])
+        out = []
+        for k, m in enumerate(self.modules):
+            torch.manual_seed(_mix(self.seeds[k], self._key, self._call))
+            out.append(m(x if shared else x[k]))
+        self._call += 1
+        return torch.stack(out)
 
     def run_sums(self, values: list[torch.Tensor]) -> torch.Tensor:
         """(K,) sums of each run's entries of tensors shaped like `params`."""
@@ -61,7 +77,10 @@ class LoopStack:
 
 
 class VmapStack:
-    """K modules of one architecture as stacked tensors, called through `functional_call` under `vmap`."""
+    """K modules of one architecture as stacked tensors, called through `functional_call` under `vmap`.
+
+    vmap's `randomness="error"` (its default) stays: under "different" a run's draws would depend on how
+    many runs share the stack and where it sits, so a model that draws random numbers trains on the loop."""
 
     def __init__(self, modules: list[nn.Module]):
         self.stacked, self.buffers = stack_module_state(modules)
@@ -73,6 +92,9 @@ class VmapStack:
 
     def train(self, mode: bool) -> None:
         self.base.train(mode)
+
+    def draws_from(self, key: int) -> None:
+        """Nothing to key: a random draw under vmap raises (see the class)."""
 
     def _one(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
@@ -98,6 +120,15 @@ class VmapStack:
 
 
 Stack = LoopStack | VmapStack
+
+
+def _mix(seed: int, key: int, call: int) -> int:
+    """A 63-bit seed from (run seed, step, call): splitmix64's finaliser over the three, plain integer
+    arithmetic (which torch.compile traces, unlike a hash library)."""
+    x = (seed + 0x9E3779B97F4A7C15 * (1 + (key + 1) * 0x100000 + call)) & 0xFFFFFFFFFFFFFFFF
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        x = ((x ^ (x >> shift)) * factor) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) >> 1
 
 
 def _offsets(shapes: list[torch.Size], owners: list[int]) -> list[int]:
@@ -183,7 +214,7 @@ def stack_groups(cells: list, execution: Execution) -> list[list]:
     return [cells] if execution.engine == "vmap" else [[c] for c in cells]
 
 
-def make_stack(modules: list[nn.Module], execution: Execution) -> Stack:
-    return VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules)
+def make_stack(modules: list[nn.Module], execution: Execution, seeds: list[int] | None = None) -> Stack:
+    return VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules, seeds)
 
 

@@ -2,6 +2,7 @@
 
 - `cnn`: a small VGG-style net (widths w, 2w, 4w), the default for CPU-scale grids.
 - `vgg16`: VGG-16 with BatchNorm, stage widths w, 2w, 4w, 8w, 8w (w=64: the usual 14.7M-parameter CIFAR net).
+- `vgg16_dmc`: the same features with dnn-mode-connectivity's dropout classifier (8w-8w; w=64: 15.2M).
 - `resnet18`: ResNet-18 with stage widths k, 2k, 4k, 8k as in the double-descent literature (k=64 is the
   standard net).
 - `preact_resnet18`: pre-activation ResNet-18 with stage widths k, 2k, 4k, 8k (the double-descent model).
@@ -57,19 +58,30 @@ class CNN(nn.Sequential):
 
 class VGG16(nn.Sequential):
     """VGG-16 with BatchNorm: 13 conv-BN-ReLU layers in five stages of widths w, 2w, 4w, 8w, 8w, each
-    ending in a 2x2 max-pool, then a global pool and one linear layer (the CIFAR VGG16-BN of
-    dnn-mode-connectivity has a 512-512-10 classifier with dropout; one layer keeps vmap free of randomness)."""
+    ending in a 2x2 max-pool, then a global pool and one linear layer (kuangliu's CIFAR VGG, which the
+    decision-region papers train)."""
 
     STAGES = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))  # (width multiple, convolutions)
 
-    def __init__(self, in_channels: int, num_classes: int, width: int):
+    def __init__(self, in_channels: int, num_classes: int, width: int, classifier: tuple[nn.Module, ...] = ()):
         layers, c_in = [], in_channels
         for multiple, convolutions in self.STAGES:
             for _ in range(convolutions):
                 layers += [*conv_bn(c_in, multiple * width), nn.ReLU()]
                 c_in = multiple * width
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
-        super().__init__(*layers, GlobalPool(), nn.Linear(c_in, num_classes))
+        super().__init__(*layers, GlobalPool(), *classifier, nn.Linear(c_in, num_classes))
+
+
+class VGG16DMC(VGG16):
+    """dnn-mode-connectivity's CIFAR VGG16BN (the ensembles and curves papers' net): `VGG16`'s features, then
+    an 8w-8w classifier with dropout (p=0.5) before each hidden layer. Its dropout draws from each run's own
+    seed, on the loop engine (`engine.LoopStack`)."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int):
+        c = 8 * width
+        hidden = (nn.Dropout(), nn.Linear(c, c), nn.ReLU(), nn.Dropout(), nn.Linear(c, c), nn.ReLU())
+        super().__init__(in_channels, num_classes, width, hidden)
 
 
 class BasicBlock(nn.Module):
@@ -341,7 +353,7 @@ class Conv1dNet(nn.Sequential):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-CONVOLUTIONAL = {"cnn": CNN, "vgg16": VGG16, "resnet18": ResNet18, "preact_resnet18": PreActResNet18,
+CONVOLUTIONAL = {"cnn": CNN, "vgg16": VGG16, "vgg16_dmc": VGG16DMC, "resnet18": ResNet18, "preact_resnet18": PreActResNet18,
                  "wrn28": WideResNet28, "densenet": DenseNet, "fast": FastNet}  # built from the input's channels
 MODELS = {**CONVOLUTIONAL, "mlp": MLP, "vit": ViT, "mixer": Mixer, "conv1d": Conv1dNet}  # take the input shape
 

@@ -336,6 +336,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     for step in range(first, total):
         if before_step:
             before_step(step)
+        stack.draws_from(step)
         micro_batches = batches.next()
         stats.in_window = step >= total - steps_per_epoch
         step_fn.fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"

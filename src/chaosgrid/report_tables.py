@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from chaosgrid.analysis.compare import seedless_warning
 from chaosgrid.cells import CELL_DEFAULTS, NOT_IN_STUDIES, format_value
 from chaosgrid.store import write_atomically
 from chaosgrid.studies import STUDY_KEYS, expand_study, study_axes
@@ -58,13 +59,25 @@ def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> 
     rows += [(f"variant {v}", ", ".join(f"{k}={format_value(x)}" for k, x in spec.items()) or "(reference)")
              for v, spec in study.get("variants", {}).items()]  # fmt: skip
     fixed = {k: v for k, v in study.items() if k not in STUDY_KEYS and not isinstance(v, list)}
-    rows += [(k, format_value(v)) for k, v in fixed.items()]
-    rest = {k: v for k, v in CELL_DEFAULTS.items() if k not in study and k not in NOT_IN_STUDIES and v != ""}
-    rows.append(("every other parameter (chaosgrid's default)", ", ".join(f"{k} {format_value(v)}" for k, v in rest.items())))
+    rows += [(k, shown_value(v)) for k, v in fixed.items()]
+    if study.get("trainer"):  # the user's trainer trains the runs: chaosgrid's recipe defaults do not apply
+        rows.append(("every other parameter", "set by your trainer (chaosgrid's recipe defaults do not apply)"))
+    else:
+        rest = {k: v for k, v in CELL_DEFAULTS.items() if k not in study and k not in NOT_IN_STUDIES and v != ""}
+        rows.append(("every other parameter (chaosgrid's default)",
+                     ", ".join(f"{k} {format_value(v)}" for k, v in rest.items())))  # fmt: skip
     evals = ["clean", *shards[0].shifts] if shards else ["clean"]
     severities = ", ".join(map(str, shards[0].severities)) if shards and shards[0].severities else "-"
     rows += [("evaluation sets", ", ".join(evals)), ("severities", severities)]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def shown_value(value: object) -> str:
+    """A fixed parameter as a reader wants it: a user's .npz dataset by its file name, not as a mapping with
+    its path."""
+    npz = value.get("npz") if isinstance(value, dict) else value.removeprefix("npz:") if str(value).startswith(
+        "npz:") else None  # fmt: skip
+    return f"{Path(npz).name} (your .npz file)" if isinstance(npz, str) else format_value(value)
 
 
 def narrow_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
@@ -96,15 +109,20 @@ def caption_html(text: str, study: str) -> str:
     return re.sub(r"``?(.+?)``?", r"<code>\1</code>", text)
 
 
-def headline(summary: pd.DataFrame, variance: pd.DataFrame, comparisons: pd.DataFrame, axes: list[str]) -> list[str]:
-    """The study's numbers a reader wants first, as sentences: runs, the best and worst grid point on the clean
-    test set, how much runs vary and how much of it per-example coin flips explain, and each main effect."""
+def headline(summary: pd.DataFrame, variance: pd.DataFrame, comparisons: pd.DataFrame, churn: pd.DataFrame,
+             axes: list[str]) -> list[str]:  # fmt: skip
+    """The study's numbers a reader wants first, as sentences: runs, grid points where the seeds changed
+    nothing (a warning), the best and worst grid point on the clean test set, how much runs vary and how much
+    of it per-example coin flips explain, and each main effect."""
     from chaosgrid.evalsets import clean_rows
 
     clean = clean_rows(summary)
     point = lambda row: ", ".join(f"{a}={format_value(row[a])}" for a in axes) or "the study"
     diverged = int((clean["n_runs"] - clean["n_converged"]).sum())
     lines = [f"{int(clean['n_runs'].sum()):,} runs at {len(clean):,} grid points; {diverged:,} diverged."]
+    if "seeds_had_no_effect" in churn:
+        seedless = churn[churn["seeds_had_no_effect"].astype("boolean").fillna(False)]
+        lines += seedless_warning([point(r) for _, r in seedless.iterrows()])
     if clean["mean_acc"].notna().any():
         best, worst = clean.loc[clean["mean_acc"].idxmax()], clean.loc[clean["mean_acc"].idxmin()]
         acc = lambda r: f"{100 * r['mean_acc']:.2f}% [{100 * r['mean_acc_lo']:.2f}, {100 * r['mean_acc_hi']:.2f}]"
@@ -123,7 +141,9 @@ def headline(summary: pd.DataFrame, variance: pd.DataFrame, comparisons: pd.Data
         where = f" ({r['at']})" if r["at"] else ""
         lines.append(f"{r['axis']} {r['a']} vs {r['b']}{where}: A - B {100 * r['diff']:+.2f} points "
                      f"[{100 * r['test_set_lo']:+.2f}, {100 * r['test_set_hi']:+.2f}], {r['test_set_verdict_holm']} "
-                     f"(Holm, over {int(r['comparisons'])} comparison{'s' * (r['comparisons'] != 1)}).")  # fmt: skip
+                     f"(Holm, over {int(r['comparisons'])} comparison{'s' * (r['comparisons'] != 1)}: every one of "
+                     f"this evaluation set, pooled and per grid point; `chaosgrid compare --axis` adjusts over those "
+                     f"it prints).")  # fmt: skip
     return lines
 
 

@@ -119,30 +119,45 @@ def parse_until(name: str, study: dict, axes: list[str]) -> Until:
     return Until.of(block)
 
 
+GRID = 401  # points of the integration grid (odd: Simpson's rule)
+SIMPSON = np.r_[1, np.tile([4, 2], (GRID - 3) // 2), 4, 1] / 3  # its weights: error O(h^4), not a Riemann sum's O(h)
+RESOLVED = 1e-13  # a look's spending below this is carried by its tail alone (see `boundaries`)
+
+
 @functools.cache
 def boundaries(looks: int, alpha: float) -> tuple[float, ...]:
     """Two-sided critical values z_1..z_K of K equally spaced looks under O'Brien-Fleming-type alpha spending
-    (Lan & DeMets 1983), alpha/2 per side, alpha_side(t) = 2 - 2·Phi(z_{1-alpha/4}/sqrt(t)) (gsDesign's
+    (Lan & DeMets 1983), alpha/2 per side, alpha_side(t) = 2·(1 - Phi(z_{1-alpha/4}/sqrt(t))) (gsDesign's
     sfLDOF): P(|Z_j| >= z_j first at look k) = alpha(k/K) - alpha((k-1)/K) for a Brownian motion, computed
-    by recursive integration of the density of the not-yet-stopped statistic on a grid."""
+    by recursive integration of the density of the not-yet-stopped statistic on a grid.
+
+    Early looks spend astronomically little (1e-100 at the first of 64): the spending is computed in the
+    tails (`norm.sf`/`isf`, never 1 - cdf, which rounds to 0), and a look whose share is below `RESOLVED`
+    takes the boundary its unconditional tail gives, since paths stopped before it carry less than that."""
     from scipy import stats
     from scipy.optimize import brentq
+    from scipy.special import ndtr  # Phi without scipy.stats overhead
 
-    spent = lambda t: 4 - 4 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 4) / np.sqrt(t))  # both sides
+    pdf = lambda x: np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    z_quarter = stats.norm.isf(alpha / 4)
+    spent = lambda t: 4 * stats.norm.sf(z_quarter / np.sqrt(t))  # both sides
     fractions = np.arange(1, looks + 1) / looks
-    critical = [float(stats.norm.ppf(1 - spent(fractions[0]) / 2))]
+    critical = [float(stats.norm.isf(spent(fractions[0]) / 2))]
     # W(t) = Z·sqrt(t): the density of the paths not yet stopped, on a grid inside the last boundary
-    grid = np.linspace(-1, 1, 801) * critical[0] * np.sqrt(fractions[0])
+    grid = np.linspace(-1, 1, GRID) * critical[0] * np.sqrt(fractions[0])
     density = stats.norm.pdf(grid, scale=np.sqrt(fractions[0]))
     for k in range(1, looks):
-        mass, step, reach = density * (grid[1] - grid[0]), np.sqrt(fractions[k] - fractions[k - 1]), np.sqrt(fractions[k])
-        leaving = lambda c, mass=mass, step=step, reach=reach, grid=grid: float(
-            (mass * (stats.norm.sf((c * reach - grid) / step) + stats.norm.cdf((-c * reach - grid) / step))).sum())
+        mass, step, reach = density * SIMPSON * (grid[1] - grid[0]), np.sqrt(fractions[k] - fractions[k - 1]), np.sqrt(fractions[k])
         target = spent(fractions[k]) - spent(fractions[k - 1])
-        critical.append(float(brentq(lambda c, leaving=leaving, target=target: leaving(c) - target, 0.1, 40.0,
-                                     xtol=1e-10)))  # fmt: skip
-        new_grid = np.linspace(-1, 1, 801) * critical[-1] * reach
-        density = (mass[None, :] * stats.norm.pdf((new_grid[:, None] - grid[None, :]) / step) / step).sum(1)
+        if target < RESOLVED:
+            critical.append(float(stats.norm.isf(target / 2)))
+        else:
+            leaving = lambda c, mass=mass, step=step, reach=reach, grid=grid: float(
+                (mass * (ndtr((grid - c * reach) / step) + ndtr((-grid - c * reach) / step))).sum())
+            critical.append(float(brentq(lambda c, leaving=leaving, target=target: leaving(c) - target, 0.1, 40.0,
+                                         xtol=1e-10)))  # fmt: skip
+        new_grid = np.linspace(-1, 1, GRID) * critical[-1] * reach
+        density = pdf((new_grid[:, None] - grid[None, :]) / step) @ mass / step
         grid = new_grid
     return tuple(critical)
 

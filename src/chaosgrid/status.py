@@ -1,5 +1,6 @@
-"""Where a workflow stands, read from its results folder alone: shards done, and the shards whose log has
-lines but whose tables do not exist yet (running, or failed), each with its log's last line.
+"""Where a workflow stands, read from its results folder (and, given its config, of how many planned): shards
+done, and the shards whose log has lines but whose tables do not exist yet, running or failed (a log that
+ends in an error), each with its log's last line.
 
 A shard job writes a progress line to its log at least once a minute (`recipe.fit`); Snakemake's console
 says only when a job finishes, so this is how to look inside hours-long shards (`chaosgrid status`).
@@ -7,18 +8,33 @@ says only when a job finishes, so this is how to look inside hours-long shards (
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
-from chaosgrid.studies import parse_seed_text
+from chaosgrid.studies import expand_studies, parse_seed_text
+
+# A log's last line when its job failed: click's "Error: ..." or an exception a traceback ends in.
+FAILED = re.compile(r"Error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)?|Killed.*")
 
 
-def study_status(folder: Path, now: float | None = None) -> list[str]:
-    """Lines for one study folder (results/<study>): what is done, then each unfinished shard's last line."""
+def done_shards(folder: Path) -> list[str]:
+    return [p.relative_to(folder / "runs").with_suffix("").as_posix() for p in (folder / "runs").rglob("*.parquet")]
+
+
+def runs_of(keys: list[str]) -> int:
+    return sum(len(parse_seed_text(key.rpartition("seeds~")[2]) or ()) for key in keys)
+
+
+def study_status(folder: Path, planned: list[str] | None = None, now: float | None = None) -> list[str]:
+    """Lines for one study folder (results/<study>): what is done (of the `planned` shard keys, when known),
+    then each unfinished shard's last line, failed ones marked."""
     now = now or time.time()
-    done = [p.relative_to(folder / "runs").with_suffix("").as_posix() for p in (folder / "runs").rglob("*.parquet")]
-    runs = sum(len(parse_seed_text(key.rpartition("seeds~")[2]) or ()) for key in done)
-    lines = [f"{folder.name}: {len(done)} shards done ({runs} runs)"]
+    done = done_shards(folder)
+    if planned is None:
+        lines = [f"{folder.name}: {len(done)} shards done ({runs_of(done)} runs)"]
+    else:
+        lines = [f"{folder.name}: {len(done)} of {len(planned)} shards done ({runs_of(done)} of {runs_of(planned)} runs)"]
     for log in sorted((folder / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime):
         key = log.relative_to(folder / "logs").with_suffix("").as_posix()
         shard = key.removesuffix(".evaluate")  # a shard that keeps weights: its evaluation job's log
@@ -28,7 +44,11 @@ def study_status(folder: Path, now: float | None = None) -> list[str]:
         text = log.read_text(errors="replace").strip().splitlines()
         age = now - log.stat().st_mtime
         last = text[-1].strip() if text else "(nothing written yet)"
-        lines.append(f"  {key}: log updated {_ago(age)} ago: {last}")
+        state = "FAILED, log" if FAILED.fullmatch(last) else "log"
+        lines.append(f"  {key}: {state} updated {_ago(age)} ago: {last}")
+    failed = sum(": FAILED, log" in line for line in lines)
+    if failed:
+        lines[0] += f"; {failed} failed (their logs say why; a rerun retries them)"
     return lines
 
 
@@ -36,7 +56,14 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def status(results: Path) -> list[str]:
-    """study_status of every study with a runs or logs folder under `results`."""
+def status(results: Path, config: dict | None = None) -> list[str]:
+    """study_status of every study with a runs or logs folder under `results`, or of every study of `config`
+    (whose plan, with the shards a grown study kept, gives the shards planned)."""
+    if config is not None:
+        folders = {name: results / name for name in config["studies"]}
+        finished = {name: done_shards(folder) for name, folder in folders.items()}
+        keys = list(expand_studies(config["studies"], finished))
+        planned = {name: [key for study, key in keys if study == name] for name in folders}
+        return [line for name, folder in folders.items() for line in study_status(folder, planned[name])]
     studies = sorted({p.parent for p in results.glob("*/runs")} | {p.parent for p in results.glob("*/logs")})
     return [line for folder in studies for line in study_status(folder)] or [f"no study results under {results}"]

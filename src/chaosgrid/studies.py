@@ -358,12 +358,14 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
 
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+# The positional arguments each kind of the user's own code is called with (docs/your-own-experiments.md).
+CALLED_WITH = {"model": ("in_shape", "num_classes", "width"), "dataset": (), "trainer": ("params", "data")}
 
 
 def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
     """The files of the user's own code and data that a cell uses (a model or dataset named
-    "package.module:function", a dataset "npz:<path>", holding the `own_<set>` evaluation sets of `shifts`),
-    checked without importing anything: GridError names the parameter and the file. The workflow makes them
+    "package.module:function", a dataset "npz:<path>", holding the `own_<set>` evaluation sets of `shifts`,
+    the files a trainer command names), checked without importing or running anything: GridError names the parameter and the file. The workflow makes them
     inputs of the shards that use them."""
     files = []
     for key in ("model", "dataset", "trainer"):
@@ -384,7 +386,13 @@ def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
             files.append(str(path))
         elif plugins.is_reference(value):
             try:
+                plugins.check_defined(value, CALLED_WITH[key])
                 files.append(str(plugins.source(value)))
+            except plugins.PluginError as err:
+                raise GridError(f"parameter {key!r}: {err}") from err
+        elif key == "trainer" and value.startswith("command:"):
+            try:
+                files += plugins.command_files(value.removeprefix("command:"), frozenset(cell) | set(SEED_KEYS))
             except plugins.PluginError as err:
                 raise GridError(f"parameter {key!r}: {err}") from err
     return files

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from chaosgrid import engine, models, recipe
+from chaosgrid import engine, models, plugins, recipe
 from chaosgrid.cells import SEED_KEYS, cell_id
 from chaosgrid.data import Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
@@ -100,7 +100,33 @@ def build_stack(cells: list[dict], x: torch.Tensor, num_classes: int, execution:
     for module, state in zip(modules, start or [], strict=False):
         module.load_state_dict(state)
     layout = engine.memory_format(execution)
-    return engine.make_stack([m.to(x.device, x.dtype, memory_format=layout) for m in modules], execution)
+    modules = [m.to(x.device, x.dtype, memory_format=layout) for m in modules]
+    return engine.make_stack(modules, execution, [model_seed(c) for c in cells])
+
+
+def model_seed(cell: dict) -> int:
+    """The seed of a run's random draws inside its model (dropout, noise layers): its order seed's, as
+    gradient noise is (both stand for the noise of training, not of initialisation)."""
+    return derive_seed("model", cell["order_seed"])
+
+
+RANDOM_MODULES = (nn.modules.dropout._DropoutNd,)  # every dropout; torchvision's StochasticDepth by name
+
+
+def random_draws(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """What in `model` draws random numbers while training: its random modules by name and type, or, where
+    none is known but two forward passes under different global seeds differ, its forward pass."""
+    named = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+             if isinstance(m, RANDOM_MODULES) or type(m).__name__ == "StochasticDepth"]  # fmt: skip
+    if named:
+        return named
+    model.train(True)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        outputs = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            outputs.append(model(x))
+    return [] if torch.equal(*outputs) else ["its forward pass (two calls under different seeds differ)"]
 
 
 @torch.no_grad()
@@ -112,6 +138,7 @@ def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str 
     With tta="flip" the logits are the mean over each image and its mirror (airbench's test-time flip).
     """
     stack.train(False)
+    stack.draws_from(-1)  # a model that draws while evaluating draws the same at every evaluation
 
     def logits(xc: torch.Tensor) -> torch.Tensor:
         with recipe.autocast(xc.device, precision):
@@ -198,13 +225,12 @@ def shard_inputs(shard, device: torch.device, execution: Execution, data_root: s
     """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
     here; raises FileNotFoundError or ValueError naming what is missing or malformed. A user's model that
     vmap cannot stack trains on the loop engine, with a line saying why."""
-    from chaosgrid import data, evalsets, inputs, plugins, shifts, store
+    from chaosgrid import data, evalsets, inputs, shifts, store
 
     name = shard.base["dataset"]
     dataset = (inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)).to(device)
     execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
-    own_model = plugins.is_reference(shard.base["model"])
-    if execution.engine == "vmap" and own_model and (why := unstackable(shard.cells()[0], dataset)):
+    if execution.engine == "vmap" and (why := unstackable(shard.cells()[0], dataset)):
         log(f"vmap cannot stack {shard.base['model']} ({why}): training on the loop engine")
         execution = replace(execution, engine="loop")
     pairs = evalsets.eval_pairs(list(shard.shifts), list(shard.severities))
@@ -215,9 +241,15 @@ def shard_inputs(shard, device: torch.device, execution: Execution, data_root: s
 
 
 def unstackable(cell: dict, data: Dataset) -> str:
-    """Why vmap cannot stack the cell's model (an in-place update of a parameter or buffer, data-dependent
-    control flow, an op without a batching rule), or "" when two copies take a training step under it."""
+    """Why vmap cannot stack the cell's model, or "": random draws (dropout and the like: vmap cannot draw
+    them from each run's own seeds), or, for a user's model, a failed training step of two copies under it
+    (an in-place update of a parameter or buffer, data-dependent control flow, an op without a batching
+    rule)."""
     x = data.normalize(data.x_train[:4])
+    if draws := random_draws(init_model(cell, x, data.num_classes), x):
+        return f"it draws random numbers: {', '.join(draws)}; the loop draws them from each run's own seed"
+    if not plugins.is_reference(cell["model"]):
+        return ""
     stack = build_stack([cell, cell], x, data.num_classes, engine.Execution("vmap"))
     try:
         stack.train(True)

@@ -458,8 +458,9 @@ SHARD_FILE_OPTIONS = {
 
 
 def shard_file_options(wildcards, input, output):
-    """Param function: each of a training job's own files as an option and its path, separate words that
-    the rule quotes (paths hold axis values and file names: user input)."""
+    """Param function: each of a training job's own files as an option and its path, as separate words
+    for the shell command to quote (paths hold axis values and file names, which are user input).
+    """
     named = [*input.items(), *output.items()]
     return [
         word

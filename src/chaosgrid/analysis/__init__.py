@@ -24,7 +24,7 @@ from chaosgrid.evalsets import PLANES
 STUDY_TABLES = ("runs", "evals", "summary", "history")
 STUDY_FIGURES = ("accuracy_distribution", "mean_std_by_axis", "shifts", "training_curves")
 # Tables every study shows in its report as HTML pages (the analyses that make them apply to every study).
-REPORT_TABLES = ("summary", "variance", "comparisons")
+REPORT_TABLES = ("summary", "variance", "comparisons", "churn")
 # Its report pages: its results (question, headline numbers, figures with captions), an overview of what the
 # study runs (from its config), then those tables.
 REPORT_PAGES = ("results", "overview", *REPORT_TABLES)

@@ -32,7 +32,13 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from chaosgrid.analysis.variance import binomial_variance, distribution_variance, intervals, observed_variance
+from chaosgrid.analysis.variance import (
+    binomial_variance,
+    distribution_variance,
+    intervals,
+    observed_variance,
+    seeds_had_no_effect,
+)
 from chaosgrid.cells import format_value
 
 DELTAS = (0.1, 0.2, 0.5, 1.0)  # differences in accuracy points (percent) for the seeds-needed table
@@ -240,6 +246,23 @@ def left_out(runs, axes: list[str], points: dict) -> list[str]:
     return lines
 
 
+def seedless_warning(points: list[str]) -> list[str]:
+    """The warning for grid points whose runs are all identical, in the report and in `chaosgrid compare`."""
+    if not points:
+        return []
+    shown = "; ".join(points[:5]) + (f"; and {len(points) - 5} more" if len(points) > 5 else "")
+    warning = (f"WARNING: seeds had no effect at {len(points)} grid point{'s' * (len(points) != 1)} ({shown}): "
+               f"every run there classifies every test example alike, so its std of 0 and its intervals say nothing "
+               f"about run-to-run variance. Does the trainer use the seeds it is given? (chaosgrid check-trainer)")  # fmt: skip
+    return [warning]
+
+
+def seedless(points: dict[tuple, np.ndarray], axes: list[str]) -> list[str]:
+    """The warning for grid points whose runs classify every example alike (`seeds_had_no_effect`)."""
+    return seedless_warning([label(axes, key) or "the study" for key, correct in points.items()
+                             if seeds_had_no_effect(correct)])  # fmt: skip
+
+
 def study_comparisons(runs, prediction_files: list, axes: list[str]):
     """(comparisons,): per test evaluation set, every neighbouring pair along every axis of a study (main
     effects and per point, `neighbours`), with Holm's verdicts over that evaluation set's comparisons."""
@@ -313,7 +336,8 @@ def describe(rows: list[dict], level: float = 0.95) -> str:
     if len(rows) > 1:
         lines.append(f"{len(rows)} comparisons: at {alpha} each, about {len(rows) * (1 - level):.1f} false verdicts "
                      f"are expected where nothing differs; the Holm verdicts keep the chance of any false verdict "
-                     f"at {alpha}.")  # fmt: skip
+                     f"at {alpha} over these {len(rows)} (the family asked for here; the study's results page "
+                     f"adjusts over every comparison of its evaluation set, a larger family).")  # fmt: skip
     main = None  # the pair whose main effect was the last block: its grid points follow as lines
     for r in rows:
         if r["points"] > 1:

@@ -149,6 +149,12 @@ def variance_stats(correct: np.ndarray, level: float = 0.95) -> dict:
     return row
 
 
+def seeds_had_no_effect(correct: np.ndarray) -> bool:
+    """Whether 2+ runs classify every example alike: their seeds changed nothing (a trainer that ignores the
+    seeds it is given), and a std of 0 would be the tool's finding, not the recipe's."""
+    return correct.shape[0] >= 2 and bool((correct == correct[:1]).all())
+
+
 def churn(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
     """Fraction of examples on which two runs predict different classes."""
     return float(np.mean(np.asarray(pred_a) != np.asarray(pred_b)))
@@ -193,7 +199,7 @@ def study_tables(runs, prediction_files: list, axes: list[str]):
     from chaosgrid.aggregate import grid_point_matrices
 
     runs = runs[~runs["diverged"]]
-    variance, better, independence, clean_preds = [], [], [], {}
+    variance, better, independence, clean_preds, identical = [], [], [], {}, {}
     matrices = grid_point_matrices(runs, prediction_files, axes, ["correct", "pred"])
     for values, shift, severity, point, m in matrices:
         if len(point) >= 3:
@@ -207,12 +213,15 @@ def study_tables(runs, prediction_files: list, axes: list[str]):
                     independence += [{**values, "kind": kind, "acc": float(a)} for a in accs]
             seeds = point[list(SEED_KEYS)].itertuples(index=False, name=None)
             clean_preds[tuple(values.items())] = dict(zip(seeds, m["pred"]))
+            identical[tuple(values.items())] = seeds_had_no_effect(m["correct"])
     churn_rows = []
     for key, preds in clean_preds.items():
         values, runs_preds = dict(key), list(preds.values())
         pairs = [churn(a, b) for a, b in zip(runs_preds[0::2], runs_preds[1::2])]
         churn_rows.append({**values, "comparison": "independent seeds", "n_pairs": len(pairs),
-                      "mean_churn": float(np.mean(pairs)), "std_churn": float(np.std(pairs))})  # fmt: skip
+                           "mean_churn": float(np.mean(pairs)) if pairs else float("nan"),
+                           "std_churn": float(np.std(pairs)) if pairs else float("nan"),
+                           "seeds_had_no_effect": identical[key]})  # fmt: skip
         if values.get("perturbation", "none") != "none":
             twin = clean_preds.get(tuple({**values, "perturbation": "none"}.items()), {})
             pairs = [churn(pred, twin[s]) for s, pred in preds.items() if s in twin]

@@ -39,6 +39,12 @@ def _within_percent(mean: np.ndarray, std: np.ndarray) -> list[np.ndarray]:
     return [np.minimum(std, mean), np.minimum(std, 100 - mean)]
 
 
+def _interval(centre: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """errorbar's yerr for intervals [low, high] around centre: never negative (an interval of width 0, as
+    when every run is identical, may sit a rounding error off its centre)."""
+    return [np.clip(centre - low, 0, None), np.clip(high - centre, 0, None)]
+
+
 def _panels(n: int, rows: int = 1, size: tuple[float, float] = (3.4, 3.0)):
     """A rows x n grid of panels sharing the y axis within each row."""
     n = max(n, 1)

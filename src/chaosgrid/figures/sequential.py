@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid.analysis import ANALYSES
-from chaosgrid.figures import _placeholders, save
+from chaosgrid.figures import _interval, _placeholders, save
 
 STATUS_COLOURS = {"success": "tab:green", "futility": "tab:purple", "budget": "tab:gray", "open": "tab:blue"}
 
@@ -26,7 +26,7 @@ def sequential(looks: pd.DataFrame, path: Path | str, study: str) -> None:
         ax.axhspan(-delta, delta, color="tab:purple", alpha=0.08, label=f"|A - B| < delta = {delta:g}")
         ax.axhline(0, color="0.4", lw=0.8)
         centre, low, high = (100 * rows[c].to_numpy() for c in ("diff", "lo", "hi"))
-        ax.errorbar(rows["seeds"], centre, yerr=[centre - low, high - centre], fmt="o-", capsize=3,
+        ax.errorbar(rows["seeds"], centre, yerr=_interval(centre, low, high), fmt="o-", capsize=3,
                     color=STATUS_COLOURS[last["status"]], label="A - B, repeated 95% interval")  # fmt: skip
         ax.set_xticks(np.arange(1, last["max_seeds"] // (rows["seeds"].iloc[0]) + 1) * rows["seeds"].iloc[0])
         ax.set_xlim(0, last["max_seeds"] + rows["seeds"].iloc[0] / 2)

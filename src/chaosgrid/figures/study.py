@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
+from chaosgrid.analysis import STUDY_FIGURES
 from chaosgrid.evalsets import CLEAN, clean_rows
-from chaosgrid.figures import _panels, _within_percent, placeholder, save
+from chaosgrid.figures import _interval, _panels, _placeholders, _within_percent, placeholder, save
 
 
 def accuracy_distribution(evals: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
@@ -54,7 +55,7 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
         for row, column, label in ((0, "mean_acc", "mean accuracy (%)"), (1, "std_acc", "std over seeds (pp)")):
             ax = axs[row, col]
             centre, low, high = (100 * points[c].to_numpy(dtype=float) for c in (column, f"{column}_lo", f"{column}_hi"))
-            ax.errorbar(x, centre, yerr=[centre - low, high - centre], fmt="o", ms=3.5, alpha=0.6, color="tab:blue",
+            ax.errorbar(x, centre, yerr=_interval(centre, low, high), fmt="o", ms=3.5, alpha=0.6, color="tab:blue",
                         elinewidth=0.8, label="grid point, 95% interval")  # fmt: skip
             averages = points.groupby(axis)[column].mean()
             ax.plot(range(len(values)), 100 * averages.reindex(values).to_numpy(), "-", color="black", lw=1.5,
@@ -157,6 +158,9 @@ def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, st
 def draw(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
     """Every study's figures (chaosgrid.analysis.STUDY_FIGURES), from its evals, summary and history tables."""
     evals, summary = tables["evals"], tables["summary"]
+    if not summary["n_converged"].any():
+        return _placeholders(out, STUDY_FIGURES, f"{study}: every run diverged, so there is nothing to draw (each run's "
+                                         f"diverged step is in tables/runs.parquet)")  # fmt: skip
     accuracy_distribution(evals, axes, out / "accuracy_distribution.png", study)
     mean_std_by_axis(summary, axes, out / "mean_std_by_axis.png", study)
     accuracy_under_shift(evals, summary, out / "shifts.png", study)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from chaosgrid.analysis import ANALYSES
 from chaosgrid.evalsets import CLEAN, clean_rows
-from chaosgrid.figures import _panels, _placeholders, _within_percent, placeholder, save
+from chaosgrid.figures import _interval, _panels, _placeholders, _within_percent, placeholder, save
 
 
 def variance_by_axis(variance: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
@@ -32,7 +32,7 @@ def variance_by_axis(variance: pd.DataFrame, axes: list[str], path: Path | str, 
                 low, high = 100 * points["std_acc_lo"], 100 * points["std_acc_hi"]
             else:
                 low, high = (100 * np.sqrt(points[f"var_binomial_{end}"].clip(lower=0)) for end in ("lo", "hi"))
-            ax.errorbar(x + shift, centre, yerr=[centre - low, high - centre], fmt="o", ms=3, alpha=0.5, color=colour,
+            ax.errorbar(x + shift, centre, yerr=_interval(centre, low, high), fmt="o", ms=3, alpha=0.5, color=colour,
                         elinewidth=0.8, label=label)  # fmt: skip
         means = points.groupby(axis)[["std_acc", "std_binomial", "std_distribution"]].mean().reindex(values)
         for column, colour, label in (("std_acc", "tab:blue", "observed, average"),
