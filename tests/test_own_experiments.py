@@ -371,3 +371,16 @@ def test_check_model_takes_a_dataset_as_a_study_names_it(tmp_path, monkeypatch, 
     done = CliRunner().invoke(main, ["check-model", "cnn", "--dataset", form, "--width", "2"])
     assert done.exit_code == 0, done.output
     assert "cnn on npz:d.npz (width 2, 4 classes, inputs (1, 8, 8))" in done.output
+
+
+def test_a_bad_dataset_fails_the_workflow_in_a_few_lines_saying_what_to_do_once(tmp_path):
+    """Channels-last images through the real workflow: the preparation job fails before any shard trains, and
+    the console holds its one-line reason once, not a traceback or the job's command (before: 106 lines)."""
+    np.savez(tmp_path / "nhwc.npz", x_train=images(60, (8, 8, 3)), y_train=np.arange(60) % 3,
+             x_test=images(30, (8, 8, 3)), y_test=np.arange(30) % 3)  # fmt: skip
+    config = write_config(tmp_path, s={"dataset": {"npz": "nhwc.npz"}, "seeds": 2, "epochs": 1})
+    done = snakemake(tmp_path, config, check=False)
+    console = done.stdout + done.stderr
+    assert done.returncode != 0 and console.count("looks like N x H x W x C (channels last)") == 1, console
+    assert "Traceback" not in console and "chaosgrid prepare" not in console and len(console.splitlines()) < 40
+    assert not (tmp_path / "results/s/runs").exists()

@@ -1,9 +1,11 @@
 """Snakemake's console for chaosgrid runs (`--logger chaosgrid`, set by profiles/default): what Snakemake
 prints under the profile's quiet settings, plus what a grid's user needs and that setting hides.
 
-- A failed job's error block, with its log, always. Snakemake files job errors under the `rules` quietness,
-  which the profile sets to keep one block per job (hundreds of shards) off the console; that hid every
-  failure's cause (`returned non-zero exit status 1`, the reason only in the log file).
+- A failed job's rule, wildcards and the end of its log, always, in a few lines (`failed_job`). Snakemake files
+  job errors under the `rules` quietness, which the profile sets to keep one block per job (hundreds of
+  shards) off the console; that hid every failure's cause (`returned non-zero exit status 1`, the reason only
+  in the log file). Its own block repeats the shell command (a shard's whole spec) twice: that stays in
+  .snakemake/log/.
 - A line per finished shard: its study and grid point, its runs, its seconds; then shard jobs and runs
   done of those planned, with an estimate of the time left. (Inside a running shard: `chaosgrid status`.)
 
@@ -60,11 +62,10 @@ class LogHandler(LogHandlerBase):
         from snakemake_interface_logger_plugins.common import LogEvent
 
         event = getattr(record, "event", None)
-        failed = event in (LogEvent.JOB_ERROR, LogEvent.GROUP_ERROR)
-        if failed or self.default.filter(record):
+        if event == LogEvent.JOB_ERROR:
+            self.write(failed_job(record))
+        elif event == LogEvent.GROUP_ERROR or (self.default.filter(record) and not job_command_failed(record)):
             self.write(self.format(record))
-        if failed:
-            self.write(log_tails(getattr(record, "log", [])))
         if event == LogEvent.RUN_INFO:
             self.planned_jobs = sum(n for job, n in getattr(record, "stats", {}).items() if job.startswith("train_shard"))
         elif event == LogEvent.JOB_INFO and record.rule_name.startswith("train_shard"):
@@ -101,6 +102,22 @@ def shard_runs(key: str) -> int:
 
     seeds = parse_seed_text(key.rpartition("seeds~")[2])
     return len(seeds) if seeds else 0
+
+
+def failed_job(record: LogRecord) -> str:
+    """A failed job in a few lines: its rule and wildcards, then the end of its log, where chaosgrid's commands
+    say what went wrong in one line. Snakemake's full block (input, output, the shell command with its spec)
+    stays in .snakemake/log/."""
+    wildcards = ", ".join(f"{k}={v}" for k, v in (getattr(record, "wildcards", None) or {}).items())
+    head = f"Error in rule {getattr(record, 'rule_name', '?')}" + (f" ({wildcards})" if wildcards else "") + ":"
+    return "\n".join(filter(None, [head, log_tails(getattr(record, "log", None) or [])]))
+
+
+def job_command_failed(record: LogRecord) -> bool:
+    """Snakemake's report that a job's command exited non-zero (the command line again): the job's own error
+    block, with its log, says more."""
+    text = str(record.getMessage())
+    return text.startswith("RuleException:") and "CalledProcessError" in text
 
 
 def log_tails(logs: list) -> str:
