@@ -384,3 +384,14 @@ def test_a_bad_dataset_fails_the_workflow_in_a_few_lines_saying_what_to_do_once(
     assert done.returncode != 0 and console.count("looks like N x H x W x C (channels last)") == 1, console
     assert "Traceback" not in console and "chaosgrid prepare" not in console and len(console.splitlines()) < 40
     assert not (tmp_path / "results/s/runs").exists()
+
+
+def test_a_trainer_that_fails_alike_on_its_retry_says_so_once_on_the_console(tmp_path, monkeypatch):
+    trainer = write_trainer(tmp_path, "    raise KeyError('no_such_key')\n")
+    config = write_config(tmp_path, broken={"trainer": trainer, "seeds": 2})
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = snakemake(tmp_path, config, env=env, check=False)
+    console = done.stdout + done.stderr
+    assert done.returncode != 0 and console.count("raised KeyError: 'no_such_key'") == 1, console
+    assert "Error in rule train_shard (results/broken/logs/seeds~0-1.log): its retry failed the same way" in console
+    assert "Traceback" not in console

@@ -37,6 +37,7 @@ class LogHandler(LogHandlerBase):
         self.planned_jobs = 0
         self.done_jobs = self.done_runs = 0
         self.first_start: float | None = None
+        self.failures: dict[str, str] = {}  # each failed job's last line by its logs: a retry failing alike gets one line
 
     @property
     def writes_to_stream(self) -> bool:
@@ -63,7 +64,10 @@ class LogHandler(LogHandlerBase):
 
         event = getattr(record, "event", None)
         if event == LogEvent.JOB_ERROR:
-            self.write(failed_job(record))
+            text, logs = failed_job(record), ", ".join(map(str, getattr(record, "log", None) or []))
+            same = logs and self.failures.get(logs) == text.splitlines()[-1]  # the error, not the timings above
+            self.write(f"{text.partition(':')[0]} ({logs}): its retry failed the same way" if same else text)
+            self.failures[logs] = text.splitlines()[-1]
         elif event == LogEvent.GROUP_ERROR or (self.default.filter(record) and not job_command_failed(record)):
             self.write(self.format(record))
         if event == LogEvent.RUN_INFO:
