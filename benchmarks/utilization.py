@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import data, engine, evalsets, footprint, models, shifts, studies, train
+from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, shifts, studies, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.studies import expand_study
 
@@ -64,7 +64,7 @@ def run_flops(cell: dict, shard: studies.Shard) -> float:
     images = cell["epochs"] * n_train * cell["data_fraction"] * max(1, cell["augment_copies"])
     passes = 2 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 1
     examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in evalsets.eval_pairs(shard.shifts, shard.severities))
-    return images * passes * train_flops + examples * eval_flops * footprint.kept_checkpoints(cell, shard.checkpoints)
+    return images * passes * train_flops + examples * eval_flops * checkpoints.count(shard.checkpoints, cell["epochs"], cell["cycles"])
 
 
 def matmul_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from chaosgrid import cells, evalsets, studies
+from chaosgrid import cells, checkpoints, evalsets, studies
 from chaosgrid.cells import GridError, cell_id, validate_cell
 from chaosgrid.studies import Shard, expand_study
 
@@ -364,7 +364,7 @@ def test_an_init_epoch_the_source_does_not_keep_is_refused_at_planning():
     for kept in (1, "evenly:2"):
         studies.expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
                                                                                "seeds": 2}})  # fmt: skip
-    assert studies.kept_epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and studies.kept_epochs("snapshots", 2) is None
+    assert checkpoints.epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and checkpoints.epochs("snapshots", 2) is None
 
 
 def test_the_reports_overview_counts_the_shards_a_grown_study_kept():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from chaosgrid import data, engine, recipe, schedules, train
+from chaosgrid import checkpoints, data, engine, recipe, schedules, train
 from chaosgrid.cells import validate_cell
 
 
@@ -197,7 +197,19 @@ def test_decay_length_reproduces_the_cosine_that_never_anneals():
                                              ("evenly:3", [16, 32, 48])])  # fmt: skip
 def test_checkpoint_steps(every, expected):
     cell = validate_cell({"schedule": "cyclic_cosine", "warmup": 0, "cycles": 4})
-    assert recipe.checkpoint_steps(every, schedules.schedule(cell, 48), 4, 48) == expected
+    assert checkpoints.steps(every, 48, 4, schedules.schedule(cell, 48).snapshots) == expected
+
+
+@pytest.mark.parametrize("declared", ["final", "every:5", "every:4", "every:0.5", "evenly:3", "snapshots"])
+def test_the_job_planning_and_the_memory_estimate_count_the_same_checkpoints(declared):
+    """The job's checkpoint steps (`recipe.fit`), the epochs planning lets `init_from` start from and the kept
+    weights the memory estimate counts, for one declaration over 12 epochs: every:5 kept 3, counted 2."""
+    cell = validate_cell({"schedule": "cyclic_cosine", "warmup": 0, "cycles": 4, "epochs": 12})
+    steps_per_epoch, total = 10, 120
+    made = checkpoints.steps(declared, total, steps_per_epoch, schedules.schedule(cell, total).snapshots)
+    assert len(made) == checkpoints.count(declared, 12, cell["cycles"])
+    kept = checkpoints.epochs(declared, 12)
+    assert kept is None or [round(e * steps_per_epoch) for e in kept] == made
 
 
 def test_batch_orders():

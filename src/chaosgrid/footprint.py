@@ -16,6 +16,7 @@ import math
 from functools import cache
 from pathlib import Path
 
+from chaosgrid import checkpoints as checkpoints_
 from chaosgrid.evalsets import eval_pairs
 
 TABLE = Path(__file__).with_name("model_sizes.json")
@@ -75,16 +76,6 @@ def model_sizes(model: str, shape: tuple[int, ...], classes: int, width: int) ->
     return a0 + a1 * width + a2 * width * width, b0 + b1 * width
 
 
-def kept_checkpoints(cell: dict, checkpoints: str) -> int:
-    """How many checkpoints a run keeps (evaluations, and weights where kept)."""
-    kind, _, number = checkpoints.partition(":")
-    if kind == "evenly":
-        return int(number)
-    if kind == "every":
-        return max(1, round(cell["epochs"] / float(number)))
-    return cell["cycles"] if kind == "snapshots" else 1
-
-
 def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str = "final", weights: bool = False,
               engine: str = "auto") -> dict | None:  # fmt: skip
     """A CPU shard job's peak memory, estimated: the process, its data (the training set twice: as prepared
@@ -109,7 +100,7 @@ def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str 
         "data": image * (n_train + trained + tested),
         "models": together * 4 * parameters * PARAMETER_COPIES[cell["optimizer"]],
         "activations": together * batch * saved,
-        "kept weights": runs * 4 * parameters * kept_checkpoints(cell, checkpoints) if weights else 0,
+        "kept weights": runs * 4 * parameters * checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"]) if weights else 0,
     }
     return {"mb": sum(parts.values()) / 1e6, "parameters": parameters, "together": together,
             **{name: value / 1e6 for name, value in parts.items()}}  # fmt: skip

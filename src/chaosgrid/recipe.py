@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid import engine, schedules
+from chaosgrid.checkpoints import steps as checkpoint_steps
 from chaosgrid.data import apply_augmentation, batch_indices, derive_seed, draw_augmentation, generator
 
 # Optimizers by name: each builds a torch optimizer over the stack's flat parameter list. They act per
@@ -59,21 +60,6 @@ def autocast(device: torch.device, precision: str, fp16: bool = False) -> torch.
     """Autocast context of a forward pass: bf16 when the cell asks for it, fp16 for the one perturbed batch."""
     dtype = torch.float16 if fp16 else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype, enabled=fp16 or precision == "bf16")
-
-
-def checkpoint_steps(spec: str, schedule: schedules.Schedule, steps_per_epoch: int, total: int) -> list[int]:
-    """Steps after which a shard evaluates (and may save) its runs: the final step, plus the schedule's
-    snapshots (`snapshots`), every N epochs (`every:N`) or N evenly spaced steps (`evenly:N`)."""
-    steps = {total}
-    if spec == "snapshots":
-        steps.update(schedule.snapshots)
-    elif spec.startswith("evenly:"):
-        count = int(spec.removeprefix("evenly:"))
-        steps.update(round(j * total / count) for j in range(1, count))
-    elif spec.startswith("every:"):
-        every = float(spec.removeprefix("every:")) * steps_per_epoch
-        steps.update(round(j * every) for j in range(1, math.ceil(total / every)))
-    return sorted(s for s in steps if 0 < s <= total)
 
 
 class Preempted(Exception):
@@ -321,7 +307,7 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     forward = torch.compile(stack.__call__) if execution.compile else stack
     step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
     stats = RunStats(k, x.device, total, steps_per_epoch)
-    saves = set(checkpoint_steps(checkpoints, schedule, steps_per_epoch, total))
+    saves = set(checkpoint_steps(checkpoints, total, steps_per_epoch, schedule.snapshots))
     first = 0
     if saving and saving.state:
         first = saving.state["step"]

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from chaosgrid import checkpoints as checkpoints_
 from chaosgrid import plugins
 from chaosgrid.analysis import ANALYSES
 from chaosgrid.cells import (
@@ -100,7 +101,7 @@ class Shard:
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))
         check_shifts(shifts, severities, base["dataset"])
-        checkpoints = check_checkpoints(spec.get("checkpoints", "final"))
+        checkpoints = checkpoints_.canonical(spec.get("checkpoints", "final"))
         seeds = tuple(seeds)
         planes = plane_spec(spec.get("planes"))
         return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
@@ -116,25 +117,6 @@ class Shard:
         sets afterwards, from the weights (`chaosgrid evaluate-shard`), so that adding a shift to its study
         adds evaluation jobs and re-trains nothing; its training evaluates the clean test set only."""
         return replace(self, shifts=(), severities=(), planes=()) if self.weights else self
-
-
-def check_checkpoints(checkpoints: object) -> str:
-    """Canonical text of a `checkpoints` declaration: final, snapshots, every:<epochs> (a number N means it),
-    or evenly:<count> (that many evaluations evenly spaced in steps, for rows of very different lengths)."""
-    if isinstance(checkpoints, (int, float)) and not isinstance(checkpoints, bool):
-        checkpoints = f"every:{format_value(float(checkpoints))}"
-    text = str(checkpoints)
-    if text in ("final", "snapshots"):
-        return text
-    kind, _, number = text.partition(":")
-    try:
-        ok = (kind == "every" and float(number) > 0) or (kind == "evenly" and int(number) >= 1)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
-                        f"or evenly:<count>")  # fmt: skip
-    return text
 
 
 # A study's keys that are not cell parameters: its own, then the blocks its analyses own.
@@ -316,7 +298,7 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
         if repeated:
             raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
     shifts, severities = tuple(study.get("shifts", ())), tuple(study.get("severities", ()))
-    checkpoints = check_checkpoints(study.get("checkpoints", "final"))
+    checkpoints = checkpoints_.canonical(study.get("checkpoints", "final"))
     weights, probabilities = bool(study.get("weights", False)), bool(study.get("probabilities", False))
     try:
         planes = shard_planes(plane_spec(study.get("planes")))
@@ -468,24 +450,10 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
     return jobs
 
 
-def kept_epochs(checkpoints: str, epochs: float) -> list[float] | None:
-    """The epochs whose checkpoints a shard keeps, from its `checkpoints` declaration (recipe.checkpoint_steps
-    in epochs); None for `snapshots`, which only the schedule's steps know."""
-    if checkpoints == "snapshots":
-        return None
-    kind, _, number = checkpoints.partition(":")
-    if kind == "every":
-        every = float(number)
-        return [j * every for j in range(1, math.ceil(epochs / every))] + [epochs]
-    if kind == "evenly":
-        return [epochs * j / int(number) for j in range(1, int(number))] + [epochs]
-    return [epochs]
-
-
 def check_init_epoch(name: str, epoch: float, source: str, shard: Shard) -> None:
     """GridError when runs would start from a checkpoint of `source` (its shard `shard`) that it does not keep:
     found at planning, not by every shard job after its source trained."""
-    kept = kept_epochs(shard.checkpoints, shard.base["epochs"])
+    kept = checkpoints_.epochs(shard.checkpoints, shard.base["epochs"])
     if epoch and kept is not None and not any(math.isclose(epoch, k, rel_tol=1e-9) for k in kept):
         raise GridError(f"study {name!r}: init_epoch {format_value(epoch)}: study {source!r} keeps no checkpoint at "
                         f"that epoch (it keeps epochs {', '.join(format_value(k) for k in kept)}); add it to "

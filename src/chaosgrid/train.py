@@ -344,7 +344,7 @@ def train_shard(
 ) -> list[RunResult]:
     """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device.
 
-    Every checkpoint step (`recipe.checkpoint_steps`) evaluates all sets; `keep_weights` keeps each
+    Every checkpoint step (`chaosgrid.checkpoints.steps`) evaluates all sets; `keep_weights` keeps each
     checkpoint's weights (CPU copies); `start` gives each cell a state dict to start from; `probabilities`
     keeps every class's probability per example; `resume` saves the shard's state now and then and
     resumes from what an earlier attempt saved.

@@ -1,0 +1,70 @@
+"""The `checkpoints` declaration of a study, in one place: which steps a shard evaluates (and keeps weights at).
+
+- `final`: the last step only;
+- `snapshots`: the schedule's snapshot steps (its cycles' ends) and the last;
+- `every:N` (or the number N): every N epochs, and the last step;
+- `evenly:N`: N evaluations evenly spaced in steps (for rows of very different lengths), the last one included.
+
+The job (`steps`), planning (`epochs`: what `init_from` may start from; `count`: the memory estimate's kept
+weights) and the check of a study's declaration (`canonical`) all read it here, so they cannot disagree.
+Torch-free: planning imports it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from chaosgrid.cells import GridError, format_value
+
+
+def canonical(checkpoints: object) -> str:
+    """The declaration's text (a number N means every:N), or GridError naming what is wrong."""
+    if isinstance(checkpoints, (int, float)) and not isinstance(checkpoints, bool):
+        checkpoints = f"every:{format_value(float(checkpoints))}"
+    text = str(checkpoints)
+    if text in ("final", "snapshots"):
+        return text
+    kind, _, number = text.partition(":")
+    try:
+        ok = (kind == "every" and float(number) > 0) or (kind == "evenly" and int(number) >= 1)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
+                        f"or evenly:<count>")  # fmt: skip
+    return text
+
+
+def steps(checkpoints: str, total: int, steps_per_epoch: int, snapshots: tuple[int, ...] = ()) -> list[int]:
+    """The steps after which a shard of `total` steps evaluates its runs (`snapshots`: the schedule's)."""
+    found = {total}
+    kind, _, number = checkpoints.partition(":")
+    if kind == "snapshots":
+        found.update(snapshots)
+    elif kind == "evenly":
+        found.update(round(j * total / int(number)) for j in range(1, int(number)))
+    elif kind == "every":
+        every = float(number) * steps_per_epoch
+        found.update(round(j * every) for j in range(1, math.ceil(total / every)))
+    return sorted(s for s in found if 0 < s <= total)
+
+
+def epochs(checkpoints: str, epochs: float) -> list[float] | None:
+    """The epochs of the checkpoints a shard keeps (`steps` in epochs); None for `snapshots`, which only the
+    schedule knows."""
+    kind, _, number = checkpoints.partition(":")
+    if kind == "snapshots":
+        return None
+    if kind == "every":
+        every = float(number)
+        return [j * every for j in range(1, math.ceil(epochs / every))] + [epochs]
+    if kind == "evenly":
+        return [epochs * j / int(number) for j in range(1, int(number))] + [epochs]
+    return [epochs]
+
+
+def count(checkpoints: str, epochs_: float, cycles: int) -> int:
+    """How many checkpoints a run keeps (its evaluations, and its weights where kept); `cycles`: the
+    schedule's snapshots, where it declares `snapshots`."""
+    kept = epochs(checkpoints, epochs_)
+    return cycles if kept is None else len(kept)
