@@ -6,7 +6,8 @@
 - `evenly:N`: N evaluations evenly spaced in steps (for rows of very different lengths), the last one included.
 
 The job (`steps`), planning (`epochs`: what `init_from` may start from; `count`: the memory estimate's kept
-weights) and the check of a study's declaration (`canonical`) all read it here, so they cannot disagree.
+weights), the check of a study's declaration (`canonical`) and the lookup of a kept checkpoint by epoch
+(`step_at`) all read it here, so they cannot disagree.
 Torch-free: planning imports it.
 """
 
@@ -68,3 +69,15 @@ def count(checkpoints: str, epochs_: float, cycles: int) -> int:
     schedule's snapshots, where it declares `snapshots`."""
     kept = epochs(checkpoints, epochs_)
     return cycles if kept is None else len(kept)
+
+
+def step_at(run: dict, epoch: float) -> int:
+    """The step of a run's kept checkpoint at `epoch` (0: the final one), in its weights file's entry (its
+    epochs, steps and weights by step), or ValueError listing those kept."""
+    steps_per_epoch = run["steps"] / run["epochs"]
+    step = round(epoch * steps_per_epoch) if epoch else max(run["weights"])
+    if step not in run["weights"]:
+        kept = ", ".join(format_value(round(s / steps_per_epoch, 3)) for s in sorted(run["weights"]))
+        raise ValueError(f"no checkpoint kept at epoch {format_value(epoch)} (kept: epochs {kept}); add it to "
+                         f"the source study's checkpoints")  # fmt: skip
+    return step

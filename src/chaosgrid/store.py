@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from chaosgrid import __version__
-from chaosgrid.cells import CELL_DEFAULTS, cell_id, format_value
+from chaosgrid import __version__, checkpoints
+from chaosgrid.cells import CELL_DEFAULTS, cell_id
 
 if TYPE_CHECKING:
     from chaosgrid.train import RunResult
@@ -247,17 +247,6 @@ def read_weights(path: Path | str) -> dict:
     return {"parameters": content["parameters"], "runs": {run["seed_index"]: run for run in content["runs"]}}
 
 
-def checkpoint_at(run: dict, epoch: float) -> int:
-    """The step of a run's kept checkpoint at `epoch` (0: the final one), or ValueError listing those kept."""
-    steps_per_epoch = run["steps"] / run["epochs"]
-    step = round(epoch * steps_per_epoch) if epoch else max(run["weights"])
-    if step not in run["weights"]:
-        kept = ", ".join(format_value(round(s / steps_per_epoch, 3)) for s in sorted(run["weights"]))
-        raise ValueError(f"no checkpoint kept at epoch {format_value(epoch)} (kept: epochs {kept}); add it to "
-                         f"the source study's checkpoints")  # fmt: skip
-    return step
-
-
 def write_shard(results: list[RunResult], shard, paths: dict[str, str | None], prov: dict,
                 parameters: list[str]) -> list[str]:  # fmt: skip
     """Write a shard's files (`paths` by kind: weights, history, predictions, runs; None: not asked for), each
@@ -283,7 +272,7 @@ def starting_weights(path: Path | str, seed_indices: list[int], epoch: float = 0
     if missing:
         raise FileNotFoundError(f"{path} holds no run with seed index {missing[0]}")
     try:
-        return [runs[i]["weights"][checkpoint_at(runs[i], epoch)] for i in seed_indices]
+        return [runs[i]["weights"][checkpoints.step_at(runs[i], epoch)] for i in seed_indices]
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
 
