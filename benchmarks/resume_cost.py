@@ -6,7 +6,7 @@ seconds a resumed shard spends replaying its batch orders and augmentations up t
     python benchmarks/resume_cost.py --smoke              # seconds; what CI runs
 
 A save is what `recipe.fit` does every `save_every` seconds: every run's weights and optimizer state copied
-to the CPU and written atomically with torch.save (`train.Resume.write`), plus the statistics so far.
+to the CPU and written atomically with torch.save (`chaosgrid.resume.Resume.write`), plus the statistics so far.
 Results: results/benchmarks/resume_cost.csv.
 """
 
@@ -23,6 +23,7 @@ import torch
 from chaosgrid import engine, recipe, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.footprint import DATASETS
+from chaosgrid.resume import Resume
 
 # (name, cell, runs per shard): the default grid's recipe, and study 3's resnet18 on CIFAR-10 as its shards
 # hold it.
@@ -43,7 +44,7 @@ def measure(name: str, cell: dict, k: int, device: str, repeats: int) -> dict:
     optimizer.step()
     stats = recipe.RunStats(k, torch.device(device), 1000, 10)
     with tempfile.TemporaryDirectory() as folder:
-        resume = train.Resume(str(Path(folder) / "state.pt"), "{}", 600.0, lambda line: None)
+        resume = Resume(str(Path(folder) / "state.pt"), "{}", 600.0, lambda line: None)
         seconds = []
         for _ in range(repeats):
             began = time.perf_counter()

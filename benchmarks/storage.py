@@ -28,7 +28,7 @@ import pandas as pd
 from chaosgrid import store
 from chaosgrid.cells import validate_cell
 from chaosgrid.engine import Execution
-from chaosgrid.train import EvalResult, RunResult
+from chaosgrid.evaluation import EvalResult, RunResult
 
 EVAL_SETS = [("clean", 0, 10_000), ("cifar10_1", 0, 2_000)] + [
     (f"cifar10c_{c}", s, 10_000) for c in ("gaussian_noise", "contrast", "fog", "pixelate") for s in (1, 3, 5)

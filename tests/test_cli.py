@@ -102,12 +102,12 @@ def test_unknown_analysis_is_named(tmp_path):
 def test_curve_jobs_name_a_bad_spec_and_a_run_missing_from_the_weights(tmp_path):
     import torch
 
-    from chaosgrid import store, train
+    from chaosgrid import evaluation, store
     from chaosgrid.cells import validate_cell
 
     weights = tmp_path / "w.pt"
     state = {"0.weight": torch.zeros(1)}
-    store.write_weights([train.RunResult(validate_cell({}), 0, 1, -1, 0, {}, steps=1, weights={1: state})], [0],
+    store.write_weights([evaluation.RunResult(validate_cell({}), 0, 1, -1, 0, {}, steps=1, weights={1: state})], [0],
                         weights, ["0.weight"])  # fmt: skip
     run = lambda spec: CliRunner().invoke(main, ["train-curves", "--spec", spec, "--start", str(weights), "--end",
                                                  str(weights), "--out", str(tmp_path / "c.parquet")])  # fmt: skip

@@ -19,6 +19,7 @@ from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, write_con
 from chaosgrid import data, engine, models, plugins, studies, train
 from chaosgrid.cells import GridError, validate_cell
 from chaosgrid.cli import main
+from chaosgrid.trainers import TrainerError, train_runs
 
 EXAMPLES = REPO / "examples"
 OWN = {"model": "my_lab.nets:small_net", "dataset": "my_lab.data:load", "width": 4}
@@ -239,13 +240,11 @@ def write_trainer(folder: Path, body: str) -> str:
 ])  # fmt: skip
 def test_a_trainer_that_breaks_its_contract_fails_its_job_naming_what(tmp_path, monkeypatch, digits, digits_sets,
                                                                       body, message):  # fmt: skip
-    from chaosgrid.trainers import TrainerError
-
     trainer = write_trainer(tmp_path, body)
     monkeypatch.syspath_prepend(str(tmp_path))
     cells = [validate_cell({"trainer": trainer, "init_seed": 0})]
     with pytest.raises(TrainerError, match=message):
-        train.train_shard(cells, digits, digits_sets)
+        train_runs(cells, digits, digits_sets)
 
 
 def test_non_finite_logits_mark_a_run_diverged(tmp_path, monkeypatch, digits, digits_sets):
@@ -254,15 +253,13 @@ def test_non_finite_logits_mark_a_run_diverged(tmp_path, monkeypatch, digits, di
                             "                       for n, (x, y) in data.sets.items()}}\n")  # fmt: skip
     monkeypatch.syspath_prepend(str(tmp_path))
     cells = [validate_cell({"trainer": trainer, "init_seed": i}) for i in (0, 1)]
-    good, bad = train.train_shard(cells, digits, digits_sets)
+    good, bad = train_runs(cells, digits, digits_sets)
     assert good.diverged_step == -1 and good.evals["clean", 0].acc == pytest.approx(0.1, abs=0.05)
     assert bad.diverged_step == 0 and np.isnan(bad.evals["clean", 0].acc)
 
 
 def test_a_command_trainer_gets_each_value_as_one_argument_never_read_by_a_shell(tmp_path, digits, digits_sets):
     """Values a study sets reach the command as single arguments: `1; touch PWNED` and `$(id)` run nothing."""
-    from chaosgrid.trainers import train_runs
-
     script = tmp_path / "train.py"
     script.write_text(
         "import sys, json, numpy as np\n"

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from chaosgrid import checkpoints, data, engine, recipe, schedules, train
+from chaosgrid import checkpoints, data, engine, evaluation, recipe, schedules, train
 from chaosgrid.cells import validate_cell
 
 
@@ -250,12 +250,12 @@ def test_weights_reload_to_identical_predictions_and_runs_continue_from_them(dig
         assert r.history[-1]["step"] == r.steps and len(r.history) == 1
     x, _ = train.training_set(digits, cells[0])
     stack = train.build_stack(cells, x, 10, engine.Execution("loop"), [r.weights[r.steps] for r in results])
-    again = train.evaluate(stack, digits_sets)
+    again = evaluation.evaluate(stack, digits_sets)
     for r, evals in zip(results, again):
         for key, e in r.evals.items():
             assert (evals[key].pred == e.pred).all() and (evals[key].p_true == e.p_true).all()
     snapshot = train.build_stack(cells[:1], x, 10, engine.Execution("loop"), [results[0].weights[min(results[0].weights)]])
-    (mid,) = train.evaluate(snapshot, digits_sets)
+    (mid,) = evaluation.evaluate(snapshot, digits_sets)
     assert (mid["clean", 0].p_true == results[0].checkpoints[min(results[0].checkpoints)]["clean", 0].p_true).all()
     more = run_cells(2, width=4, epochs=0.1, lr=0.001, init_from="base")
     continued = train.train_shard(more, digits, digits_sets, start=[r.weights[r.steps] for r in results])

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from chaosgrid import engine, store, train
+from chaosgrid import engine, evaluation, store, train
 from chaosgrid.cells import cell_id, validate_cell
 from chaosgrid.studies import expand_study
 
@@ -127,7 +127,7 @@ def test_weights_files_find_a_checkpoint_by_epoch_and_name_the_trainable_paramet
 
     states = {5: {"w": torch.zeros(2), "bn.running_mean": torch.ones(2)}, 10: {"w": torch.ones(2),
               "bn.running_mean": torch.ones(2)}}  # fmt: skip
-    result = train.RunResult(validate_cell({"epochs": 5}), 0.0, 1.0, -1, 0.0, {}, steps=10, weights=states)
+    result = evaluation.RunResult(validate_cell({"epochs": 5}), 0.0, 1.0, -1, 0.0, {}, steps=10, weights=states)
     path = tmp_path / "w.pt"
     store.write_weights([result], [7], path, ["w"])
     assert store.read_weights(path)["parameters"] == ["w"]

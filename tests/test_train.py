@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import data, engine, evalsets, footprint, recipe, schedules, shifts, train
+from chaosgrid import data, engine, evalsets, evaluation, footprint, recipe, schedules, shifts, train
 from chaosgrid.cells import cell_id, validate_cell
 
 
@@ -77,7 +77,7 @@ def test_a_cpu_evaluates_stacked_models_one_by_one_with_the_bits_of_vmap(digits)
         one_by_one = stack(x[:300], shared=True)
     torch.testing.assert_close(one_by_one, batched, rtol=0, atol=1e-6)
     assert torch.equal(one_by_one.argmax(-1), batched.argmax(-1))
-    assert train.eval_chunk(x) == 2048 and train.eval_chunk(torch.zeros(1, 3, 32, 32)) == 128
+    assert evaluation.eval_chunk(x) == 2048 and evaluation.eval_chunk(torch.zeros(1, 3, 32, 32)) == 128
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def trained(digits):
 def test_eval_uses_batchnorm_running_statistics(digits, trained):
     """Eval-mode predictions must not depend on which other examples share the batch."""
     stack, x_test = trained
-    whole = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})[0]["clean", 0]
-    first = train.evaluate(stack, {("clean", 0): (x_test[:7], digits.y_test[:7])})[0]["clean", 0]
+    whole = evaluation.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})[0]["clean", 0]
+    first = evaluation.evaluate(stack, {("clean", 0): (x_test[:7], digits.y_test[:7])})[0]["clean", 0]
     np.testing.assert_allclose(whole.p_true[:7].astype(float), first.p_true.astype(float), atol=1e-3)
 
 
@@ -181,8 +181,8 @@ def test_bf16_precision_trains_to_nearly_the_same_accuracy(digits, digits_sets):
 
 def test_flip_tta_averages_the_logits_of_image_and_mirror(digits, trained):
     stack, x_test = trained
-    (plain,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})
-    (tta,) = train.evaluate(stack, {("clean", 0): (x_test, digits.y_test)}, tta="flip")
+    (plain,) = evaluation.evaluate(stack, {("clean", 0): (x_test, digits.y_test)})
+    (tta,) = evaluation.evaluate(stack, {("clean", 0): (x_test, digits.y_test)}, tta="flip")
     stack.train(False)
     with torch.no_grad():
         expected = ((stack(x_test, shared=True) + stack(x_test.flip(-1), shared=True)) / 2).softmax(-1)[0]
@@ -190,8 +190,8 @@ def test_flip_tta_averages_the_logits_of_image_and_mirror(digits, trained):
     np.testing.assert_allclose(tta["clean", 0].p_true.astype(float), expected_p, atol=1e-3)
     assert not np.array_equal(tta["clean", 0].p_true, plain["clean", 0].p_true)
     mirrored = (x_test + x_test.flip(-1)) / 2  # images equal to their mirror: flipping changes nothing
-    (sym,) = train.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)})
-    (sym_tta,) = train.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)}, tta="flip")
+    (sym,) = evaluation.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)})
+    (sym_tta,) = evaluation.evaluate(stack, {("clean", 0): (mirrored, digits.y_test)}, tta="flip")
     np.testing.assert_allclose(sym["clean", 0].p_true.astype(float), sym_tta["clean", 0].p_true.astype(float),
                                atol=1e-3)  # fmt: skip
 

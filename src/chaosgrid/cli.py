@@ -201,9 +201,9 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
 
     import torch
 
-    from chaosgrid import engine, models, recipe, store, train
+    from chaosgrid import engine, models, recipe, store, train, trainers
     from chaosgrid.plugins import PluginError
-    from chaosgrid.trainers import TrainerError
+    from chaosgrid.resume import Resume
 
     torch.set_num_threads(threads)
     torch_device = _torch_device(device)
@@ -231,18 +231,21 @@ def train_shard(spec, runs_path, predictions_path, history_path, weights_path, i
                    f"{status}  {result.wall_s:.1f} s")  # fmt: skip
 
     resume_path = resume_path or _resume_path(runs_path)
-    resume = train.Resume(resume_path, shard.to_json(), save_every, click.echo) if resume_path else None
+    resume = Resume(resume_path, shard.to_json(), save_every, click.echo) if resume_path else None
     if resume:  # SLURM signals before a time limit or preemption: save, then exit for the retry to resume
         for signum in (signal.SIGTERM, signal.SIGUSR1):
             signal.signal(signum, lambda signum, frame: setattr(resume, "requested", True))
     try:
-        results = train.train_shard(cells, inputs.data, inputs.sets, inputs.execution, progress, shard.checkpoints,
-                                    shard.weights, inputs.start, log=click.echo, probabilities=shard.probabilities,
-                                    resume=resume)  # fmt: skip
+        if shard.base["trainer"]:  # the user's own training code trains each run
+            results = trainers.train_runs(cells, inputs.data, inputs.sets, progress, shard.probabilities)
+        else:
+            results = train.train_shard(cells, inputs.data, inputs.sets, inputs.execution, progress,
+                                        shard.checkpoints, shard.weights, inputs.start, log=click.echo,
+                                        probabilities=shard.probabilities, resume=resume)  # fmt: skip
     except recipe.Preempted as stopped:
         click.echo(f"stopped on request: {stopped}; {resume_path} holds the state a retry resumes from")
         sys.exit(EXIT_PREEMPTED)
-    except (TrainerError, PluginError) as err:  # the user's code broke its contract: its message, no traceback
+    except (trainers.TrainerError, PluginError) as err:  # the user's code broke its contract: its message only
         raise click.ClickException(str(err)) from err
     lap("runs")
     device_name = torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda" else "cpu"

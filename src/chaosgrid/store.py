@@ -33,7 +33,7 @@ from chaosgrid import __version__, checkpoints
 from chaosgrid.cells import CELL_DEFAULTS, cell_id
 
 if TYPE_CHECKING:
-    from chaosgrid.train import RunResult
+    from chaosgrid.evaluation import RunResult
 
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 CELL_FIELDS = [pa.field(name, _ARROW_TYPES[type(default)]) for name, default in CELL_DEFAULTS.items()]

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -24,45 +22,8 @@ from chaosgrid import engine, models, plugins, recipe
 from chaosgrid.cells import SEED_KEYS, cell_id
 from chaosgrid.data import Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
 from chaosgrid.engine import Execution
-
-# Eval examples per forward pass. A GPU wants large ones. On a CPU, what fits the cache: measured on a 2-core
-# CPU with 1 thread, the fast net (width 16) on 32x32 images does ~1,300 img/s in chunks of 128 vs 650 in
-# chunks of 2048, while 8 cnns on 8x8 digits take 0.62 s per evaluation in chunks of 512-2048 vs 0.73 s in
-# chunks of 128; so a CPU chunk holds as many pixels as 128 CIFAR images.
-GPU_EVAL_CHUNK = 2048
-CPU_EVAL_PIXELS = 128 * 32 * 32
-
-
-def eval_chunk(x: torch.Tensor) -> int:
-    """Examples per evaluation forward pass for images shaped like x's."""
-    if x.device.type != "cpu":
-        return GPU_EVAL_CHUNK
-    return max(128, min(4096, CPU_EVAL_PIXELS // (x.shape[-2] * x.shape[-1])))
-
-
-@dataclass
-class EvalResult:
-    pred: np.ndarray  # uint8, predicted class per example
-    p_true: np.ndarray  # float16, softmax probability of the true class per example
-    correct: np.ndarray  # bool, pred == label per example (what every variance statistic reads)
-    acc: float
-    probs: np.ndarray | None = None  # float16 (examples, classes), where a study keeps them (ensembles)
-    labels: np.ndarray | None = None  # uint8 true class per example, beside probs
-
-
-@dataclass
-class RunResult:
-    cell: dict
-    train_loss: float  # mean over the last epoch's batches (augmented, as trained)
-    train_acc: float
-    diverged_step: int  # first step with a non-finite loss; -1 if none
-    wall_s: float  # seconds of this run's training and evaluation (a shard's time split evenly under vmap)
-    evals: dict[tuple[str, int], EvalResult]  # at the final checkpoint
-    steps: int = 0  # optimizer steps taken
-    clipped: float = 0.0  # fraction of steps whose gradient was clipped
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, step, current_lr, train_loss, train_acc
-    checkpoints: dict[int, dict[tuple[str, int], EvalResult]] = field(default_factory=dict)  # earlier steps
-    weights: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # by step, when kept
+from chaosgrid.evaluation import RunResult, evaluate
+from chaosgrid.resume import Resume
 
 
 def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,44 +88,6 @@ def random_draws(model: nn.Module, x: torch.Tensor) -> list[str]:
             torch.manual_seed(seed)
             outputs.append(model(x))
     return [] if torch.equal(*outputs) else ["its forward pass (two calls under different seeds differ)"]
-
-
-@torch.no_grad()
-def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str = "none",
-             probabilities: bool = False) -> list[dict[tuple[str, int], EvalResult]]:  # fmt: skip
-    """Per-example predictions and true-class probabilities of the K models on every evaluation set, and
-    every class's probability with `probabilities`.
-
-    With tta="flip" the logits are the mean over each image and its mirror (airbench's test-time flip).
-    """
-    stack.train(False)
-    stack.draws_from(-1)  # a model that draws while evaluating draws the same at every evaluation
-
-    def logits(xc: torch.Tensor) -> torch.Tensor:
-        with recipe.autocast(xc.device, precision):
-            out = stack(xc, shared=True).float()
-            return (out + stack(xc.flip(-1), shared=True).float()) / 2 if tta == "flip" else out
-
-    out = None
-    for key, (x, y) in sets.items():
-        probs = torch.cat([logits(xc).softmax(-1) for xc in x.split(eval_chunk(x))], dim=1)
-        results = eval_results(probs, y, probabilities)
-        out = out or [{} for _ in results]
-        for r, result in enumerate(results):
-            out[r][key] = result
-    return out
-
-
-def eval_results(probs: torch.Tensor, y: torch.Tensor, probabilities: bool = False) -> list[EvalResult]:
-    """Each run's predictions on one evaluation set from its (K, examples, classes) probabilities."""
-    pred = probs.argmax(-1)
-    p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
-    correct = pred == y
-    acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
-    pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
-    kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
-    labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
-    return [EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels) for r in range(len(probs))]
 
 
 def evaluate_weights(cells: list[dict], runs: list[dict], diverged: list[bool], data: Dataset, sets: dict,
@@ -259,76 +182,6 @@ def unstackable(cell: dict, data: Dataset) -> str:
     return ""
 
 
-class Resume:
-    """A shard's saved state (`recipe.Saving`): where it lives (outside the job's declared outputs, which
-    Snakemake deletes when a job fails), the spec it belongs to, how often to save, and what an earlier
-    attempt saved. Besides the running fit, the state holds the runs of the shard's groups already trained
-    and the checkpoint evaluations so far, as tensors and plain values only: it is read with
-    `weights_only=True`, so a file planted in a shared results folder can run no code. A state saved for
-    another spec or by another layout is ignored and a corrupt or refused one reported; the shard then
-    starts over."""
-
-    LAYOUT = 2  # what `write` stores; a state of another layout (an older chaosgrid's) starts over
-
-    def __init__(self, path: str, spec: str, every: float, log: Callable[[str], None] = print):
-        from chaosgrid.store import load_torch_file
-
-        self.path, self.spec, self.every, self.requested = Path(path), spec, every, False
-        self.saved = None
-        if self.path.exists():
-            try:
-                saved = load_torch_file(self.path, "starting over", map_location="cpu")
-            except ValueError as err:
-                log(f"{err}")
-                return
-            if not isinstance(saved, dict) or saved.get("spec") != spec:
-                log(f"{self.path} was saved for another spec: ignored, starting over")
-                return
-            if saved.get("layout") != self.LAYOUT:
-                log(f"{self.path} was saved by another version of chaosgrid (layout {saved.get('layout', 1)}, "
-                    f"this one reads {self.LAYOUT}): ignored, starting over")  # fmt: skip
-                return
-            self.saved = {**saved, "results": [run_from_state(r) for r in saved["results"]],
-                          "evals": {step: [evals_from_state(e) for e in runs] for step, runs in saved["evals"].items()}}  # fmt: skip
-            at = f"at step {saved['fit']['step']}" if saved["fit"] else "from its start"
-            log(f"resuming from {self.path}: {len(saved['results'])} runs done, the next group {at}")
-
-    def write(self, state: dict) -> None:
-        from chaosgrid.store import write_atomically
-
-        plain = {**state, "spec": self.spec, "layout": self.LAYOUT,
-                 "results": [run_state(r) for r in state["results"]],
-                 "evals": {step: [evals_state(e) for e in runs] for step, runs in state["evals"].items()}}  # fmt: skip
-        write_atomically(self.path, lambda tmp: torch.save(plain, tmp))
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def evals_state(evals: dict[tuple[str, int], EvalResult]) -> dict:
-    """One run's evaluations as tensors and plain values (what `torch.load(weights_only=True)` admits)."""
-    return {key: {f.name: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                  for f in fields(e) for v in [getattr(e, f.name)]} for key, e in evals.items()}  # fmt: skip
-
-
-def evals_from_state(state: dict) -> dict[tuple[str, int], EvalResult]:
-    return {key: EvalResult(**{n: v.numpy() if isinstance(v, torch.Tensor) else v for n, v in e.items()})
-            for key, e in state.items()}  # fmt: skip
-
-
-def run_state(result: RunResult) -> dict:
-    """A trained run as tensors and plain values, for a shard's saved state."""
-    state = {f.name: getattr(result, f.name) for f in fields(result)}
-    state["evals"] = evals_state(result.evals)
-    state["checkpoints"] = {step: evals_state(e) for step, e in result.checkpoints.items()}
-    return state
-
-
-def run_from_state(state: dict) -> RunResult:
-    return RunResult(**{**state, "evals": evals_from_state(state["evals"]),
-                        "checkpoints": {step: evals_from_state(e) for step, e in state["checkpoints"].items()}})  # fmt: skip
-
-
 def train_shard(
     cells: list[dict],
     data: Dataset,
@@ -353,10 +206,8 @@ def train_shard(
     for c in cells:
         if {k: v for k, v in c.items() if k not in SEED_KEYS} != shared:
             raise ValueError("a shard's cells must differ only in their seeds")
-    if shared["trainer"]:  # the user's own training code trains each run (chaosgrid.trainers)
-        from chaosgrid.trainers import train_runs
-
-        return train_runs(cells, data, sets, progress, probabilities)
+    if shared["trainer"]:
+        raise ValueError("a shard with a trainer trains through chaosgrid.trainers.train_runs, not the recipe")
     device = data.x_train.device
     x, y = training_set(data, cells[0])
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))

@@ -36,7 +36,8 @@ import torch
 from chaosgrid import plugins
 from chaosgrid.cells import cell_id
 from chaosgrid.evalsets import is_clean
-from chaosgrid.train import EvalResult, RunResult, eval_results, training_set
+from chaosgrid.evaluation import EvalResult, RunResult, eval_results
+from chaosgrid.train import training_set
 
 
 class TrainerError(RuntimeError):
