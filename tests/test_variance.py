@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
+from chaosgrid import estimators as est
 from chaosgrid.analysis import variance as v
 
 HAND = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=bool)
@@ -9,10 +10,10 @@ HAND = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=bool)
 
 def test_hand_computed_case():
     # accuracies 0.5, 0.5, 0.75: Var (ddof=1) = 1/48; p = 1, 2/3, 2/3, 0: sum p(1-p) = 4/9, x R/(R-1) = 2/3
-    assert v.observed_variance(HAND) == pytest.approx(1 / 48)
-    assert v.binomial_variance(HAND) == pytest.approx((2 / 3) / 16)
-    assert v.distribution_variance(HAND) == pytest.approx(4 / 3 * (1 / 48 - 1 / 24))
-    assert v.STATISTICS["ratio"](HAND) == pytest.approx(0.5)
+    assert est.observed_variance(HAND) == pytest.approx(1 / 48)
+    assert est.binomial_variance(HAND) == pytest.approx((2 / 3) / 16)
+    assert est.distribution_variance(HAND) == pytest.approx(4 / 3 * (1 / 48 - 1 / 24))
+    assert est.STATISTICS["ratio"](HAND) == pytest.approx(0.5)
 
 
 def simulate(runs, n, run_sd, seed=0):
@@ -74,7 +75,7 @@ def test_every_interval_covers_the_truth_and_holds_its_estimate(runs, profile, s
     skill = rng.normal(0, skill_sd, (1000, runs, 1))
     correct = rng.random((1000, runs, len(p))) < expit(logit(p) + skill)
     truth = true_statistics(p, skill_sd)
-    for name, (estimate, low, high) in v.intervals(correct).items():
+    for name, (estimate, low, high) in est.intervals(correct).items():
         coverage = np.mean((low <= truth[name]) & (truth[name] <= high))
         assert coverage >= 0.93, f"{name}: coverage {coverage:.3f}"
         assert np.all((low <= estimate) & (estimate <= high)), name
@@ -85,7 +86,7 @@ def test_unbiased_binomial_variance_over_many_small_experiments():
     rng = np.random.default_rng(1)
     p = rng.uniform(0.2, 0.95, 300)
     truth = (p * (1 - p)).sum() / 300**2
-    estimates = [v.binomial_variance(rng.random((5, 300)) < p) for _ in range(400)]
+    estimates = [est.binomial_variance(rng.random((5, 300)) < p) for _ in range(400)]
     assert np.mean(estimates) == pytest.approx(truth, rel=0.03)
 
 

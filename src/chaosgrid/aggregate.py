@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from chaosgrid.cells import SEED_KEYS
+from chaosgrid.estimators import accuracy_intervals
 from chaosgrid.evalsets import PROBE_SETS
 from chaosgrid.store import write_table
 
@@ -76,8 +77,7 @@ def evals_frame(runs: pd.DataFrame, evals: pd.DataFrame, axes: list[str]) -> pd.
 
 def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """Per grid point and evaluation set: n runs, mean/std/min/max accuracy over converged runs with 95%
-    intervals of the mean and std (`variance.accuracy_intervals`; 2+ runs), diverged fraction."""
-    from chaosgrid.analysis.variance import accuracy_intervals
+    intervals of the mean and std (`estimators.accuracy_intervals`; 2+ runs), diverged fraction."""
 
     keys = [*axes, "shift", "severity"]
     grouped = frame.groupby(keys, sort=True, dropna=False)

@@ -32,14 +32,9 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from chaosgrid.analysis.variance import (
-    binomial_variance,
-    distribution_variance,
-    intervals,
-    observed_variance,
-    seeds_had_no_effect,
-)
+from chaosgrid.analysis.variance import seeds_had_no_effect
 from chaosgrid.cells import format_value
+from chaosgrid.estimators import binomial_variance, distribution_variance, intervals, observed_variance
 
 DELTAS = (0.1, 0.2, 0.5, 1.0)  # differences in accuracy points (percent) for the seeds-needed table
 POWER, ALPHA = 0.8, 0.05

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from chaosgrid.aggregate import grid_point_matrices, read_columns, rows_at
-from chaosgrid.analysis.variance import binomial_variance, distribution_variance
 from chaosgrid.cells import BATCHING, CELL_DEFAULTS, SEED_KEYS, format_value
+from chaosgrid.estimators import binomial_variance, distribution_variance
 from chaosgrid.evalsets import clean_rows, is_clean
 
 # Shown in their own columns, so not repeated among a row's modifications.
