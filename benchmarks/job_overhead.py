@@ -28,8 +28,9 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from chaosgrid import data, evalsets, inputs
+from chaosgrid import data, evalsets
 from chaosgrid.footprint import DATASETS
+from chaosgrid.shifts import prepare_inputs
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
@@ -73,7 +74,7 @@ def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         pairs = evalsets.eval_pairs(shifts, SEVERITIES if shifts else [])
-        inputs.prepare(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
+        prepare_inputs(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
         print(f"inputs prepared once (dataset and {len(pairs) - 1} shifted sets): {time.perf_counter() - start:.1f} s")
         jobs = [job(base, k, e, shifts, device, engine, Path(tmp)) for e in epochs]
     per_run = [j["runs"] / k for j in jobs]

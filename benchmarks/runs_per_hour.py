@@ -30,7 +30,7 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import data, engine, evalsets, inputs, shifts, train
+from chaosgrid import data, engine, evalsets, shifts, train
 from chaosgrid.cells import validate_cell
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
@@ -89,7 +89,7 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared"
         start = time.perf_counter()
-        inputs.prepare(dataset.to("cpu"), evalsets.eval_pairs(SHIFTS, SEVERITIES), prepared)
+        shifts.prepare_inputs(dataset.to("cpu"), evalsets.eval_pairs(SHIFTS, SEVERITIES), prepared)
         print(f"inputs prepared once: {time.perf_counter() - start:.1f} s")
         for k in (int(v) for v in ks.split(",")):
             seeds = list(range(k))

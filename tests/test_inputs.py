@@ -14,7 +14,7 @@ PAIRS = evalsets.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
 
 def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):
     spec = studies.plane_spec({"images": "test", "triplets": 5})
-    inputs.prepare(digits, PAIRS, tmp_path, planes=spec)
+    shifts.prepare_inputs(digits, PAIRS, tmp_path, planes=spec)
     loaded = inputs.load_dataset("digits", tmp_path)
     assert all(torch.equal(getattr(loaded, f), getattr(digits, f)) for f in inputs.DATASET_FIELDS)
     made, read = (shifts.eval_sets(d, PAIRS, prepared=p, planes=spec) for d, p in ((digits, None), (loaded, tmp_path)))

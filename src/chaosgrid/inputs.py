@@ -123,21 +123,3 @@ def save_triplets(trip: torch.Tensor, path: Path | str) -> None:
 
 def load_triplets(path: Path | str) -> torch.Tensor:
     return _load(path)["triplets"]
-
-
-def prepare(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data",
-            planes: dict | None = None) -> None:  # fmt: skip
-    """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
-    into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
-    jobs on prepared inputs this way)."""
-    from chaosgrid.planes import anchors
-    from chaosgrid.shifts import shifted_set
-    from chaosgrid.studies import plane_spec, triplets_key
-
-    save_dataset(data, folder)
-    for name, severity in pairs:
-        if name == PLANES:
-            spec = plane_spec(planes)
-            save_triplets(anchors(data, spec), planes_file(folder, triplets_key(spec)))
-        elif not is_clean(name, severity):
-            save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from chaosgrid import inputs
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator, own_set
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, is_clean
 from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
@@ -128,3 +129,17 @@ def eval_sets(
         device = data.x_test.device
         sets[name, severity] = (data.normalize(x.to(device)), y.to(device))
     return sets
+
+
+def prepare_inputs(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data",
+                   planes: dict | None = None) -> None:  # fmt: skip
+    """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
+    into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
+    jobs on prepared inputs this way)."""
+    inputs.save_dataset(data, folder)
+    for name, severity in pairs:
+        if name == PLANES:
+            spec = plane_spec(planes)
+            inputs.save_triplets(anchors(data, spec), planes_file(folder, triplets_key(spec)))
+        elif not is_clean(name, severity):
+            inputs.save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))

@@ -78,7 +78,7 @@ ANALYSES = {
             applies=lambda study: PLANES in study.get("shifts", []),
             options=("planes",),
             blocks=("planes",),
-            inputs="chaosgrid.analysis:region_inputs",
+            inputs="chaosgrid.paths:region_inputs",
         ),
         Analysis(
             "full_batch",
@@ -99,7 +99,7 @@ ANALYSES = {
             applies=lambda study: bool(study.get("ensembles") or study.get("curves")),
             options=("ensembles",),
             blocks=("ensembles", "curves"),
-            inputs="chaosgrid.analysis:ensemble_inputs",
+            inputs="chaosgrid.paths:ensemble_inputs",
         ),
         Analysis(
             "sequential",
@@ -113,32 +113,6 @@ ANALYSES = {
         ),
     )
 }
-
-
-def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
-    """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
-    block names, that study's runs table, predictions and weights files."""
-    from chaosgrid.studies import ensemble_studies
-
-    files = {"weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
-             "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name]}  # fmt: skip
-    for role, other in ensemble_studies(name, studies[name], studies).items():
-        keys = [key for s, key in shards if s == other]
-        files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
-        files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
-        files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
-    return files
-
-
-def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
-    """The regions analysis reads the anchors of the study's probe planes."""
-    from chaosgrid.cells import path_text
-    from chaosgrid.inputs import PREPARED, planes_file
-    from chaosgrid.studies import plane_spec, triplets_key
-
-    dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
-    folder = f"{PREPARED}/{path_text(dataset)}"
-    return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}
 
 
 def study_figures(study: dict) -> list[str]:
