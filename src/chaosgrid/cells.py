@@ -287,7 +287,8 @@ def _json_schema(parameter: Parameter) -> dict:
     """JSON schema of one value of `parameter`."""
     text = isinstance(parameter.default, str) and isinstance(parameter.values, str)  # a pattern
     if isinstance(parameter.values, tuple) or text:
-        forms = [{"type": "string", "pattern": f"^({parameter.values})$"}] if text else [{"enum": list(parameter.values)}]
+        pattern = {"type": "string", "pattern": f"^({parameter.values})$"}
+        forms = [pattern] if text else [{"enum": list(parameter.values)}]
         if parameter.other:
             forms.append({"type": "string", "pattern": f"^({parameter.other})$"})
         if parameter.mapping:

@@ -1,4 +1,4 @@
-"""The `checkpoints` declaration of a study, in one place: which steps a shard evaluates (and keeps weights at).
+"""A study's `checkpoints` declaration, in one place: the steps a shard evaluates (and keeps weights at).
 
 - `final`: the last step only;
 - `snapshots`: the schedule's snapshot steps (its cycles' ends) and the last;

@@ -461,7 +461,7 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
             axes = list(study_axes(declared))
             shown = [(f, Path(figures) / f"{f}.png", pages.caption_html((Path(captions) / f"{f}.rst").read_text(), study)
                       if captions else "") for f in study_figures(declared)]  # fmt: skip
-            lines = pages.headline(tables["summary"], tables["variance"], tables["comparisons"], tables["churn"], axes)
+            lines = pages.headline(*(tables[t] for t in ("summary", "variance", "comparisons", "churn")), axes)
             pages.results_page(study, pages.question_of(declared, axes), lines, shown, Path(outdir) / "results.html")
             written += 1
     click.echo(f"wrote {written} pages to {outdir}")
@@ -498,7 +498,8 @@ def check_model(model, dataset, width, data_root) -> None:
                f"{sum(p.numel() for p in one.parameters()):,} parameters, "
                f"{flops.get_total_flops() / 1e6:.2f} MFLOP per example (forward)")  # fmt: skip
     draws = train.random_draws(one, ds.normalize(ds.x_train[:4]))
-    click.echo(f"random draws: {', '.join(draws) + ' (each run draws from its own seed, on the loop engine)' if draws else 'none'}")
+    own = " (each run draws from its own seed, on the loop engine)"
+    click.echo(f"random draws: {', '.join(draws) + own if draws else 'none'}")
     why = train.unstackable(cells[0], ds)
     click.echo(f"vmap: {'stacks it' if not why else 'cannot stack it (' + why + '); shards use the loop'}")
     failed = False
@@ -606,7 +607,7 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
             inputs.save_eval_set(x, y, path)
     except GridError as err:
         raise click.BadParameter(str(err), param_hint="--planes") from err
-    except (FileNotFoundError, KeyError, ValueError) as err:  # bad data or the user's loader: one line, not a traceback
+    except (FileNotFoundError, KeyError, ValueError) as err:  # bad data or the user's loader: one line
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")
 
@@ -658,7 +659,7 @@ def _study_folder(results: str, study: str) -> Path:
 @click.option("--results", type=click.Path(file_okay=False), default="results", show_default=True,
               help="The workflow's results folder.")  # fmt: skip
 @click.option("--configfile", type=click.Path(dir_okay=False, exists=True),
-              help="The config the workflow runs: each of its studies' shards and runs done of those planned.")  # fmt: skip
+              help="The config the workflow runs: its studies' shards and runs done of those planned.")
 def status_command(results, configfile) -> None:
     """Where the workflow stands: per study, shards and runs done (of those planned, with --configfile); then
     every shard whose tables do not exist yet with the last line of its log, which a running shard updates at

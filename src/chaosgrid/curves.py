@@ -104,7 +104,8 @@ def train_bend(model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor,
     the cell's order seed. Returns the bend (the midpoint, untouched, for `line`)."""
     curve = Curve(model, kind, w1, w2, cell["order_seed"]).to(x.device, x.dtype)
     if kind != "line":
-        recipe.fit(engine.LoopStack([curve], [train.model_seed(cell)]), [{**cell, "weight_decay": 0.0}], x, y, before_step=curve.draw,
+        stack = engine.LoopStack([curve], [train.model_seed(cell)])
+        recipe.fit(stack, [{**cell, "weight_decay": 0.0}], x, y, before_step=curve.draw,
                    regularizer=lambda: curve.l2(cell["weight_decay"]))  # fmt: skip
     return {n: t.detach() for n, t in curve.theta().items()}
 

@@ -300,7 +300,8 @@ def own_arrays(name: str) -> dict:
     if isinstance(arrays, (tuple, list)) and len(arrays) == len(OWN_ARRAYS):
         return dict(zip(OWN_ARRAYS, arrays, strict=True))
     if not isinstance(arrays, Mapping):
-        got = f"a {type(arrays).__name__} of {len(arrays)}" if isinstance(arrays, (tuple, list)) else type(arrays).__name__
+        got = type(arrays).__name__
+        got = f"a {got} of {len(arrays)}" if isinstance(arrays, (tuple, list)) else got
         raise ValueError(  # noqa: TRY004 -- bad data, as every other check here: the jobs report ValueErrors
             f"dataset {name!r} returned {got}; it must return a mapping with keys {', '.join(OWN_ARRAYS)} (and "
             f"x_<set>, y_<set> for further evaluation sets), or a tuple of those four arrays")  # fmt: skip

@@ -246,9 +246,10 @@ def seedless_warning(points: list[str]) -> list[str]:
     if not points:
         return []
     shown = "; ".join(points[:5]) + (f"; and {len(points) - 5} more" if len(points) > 5 else "")
-    warning = (f"WARNING: seeds had no effect at {len(points)} grid point{'s' * (len(points) != 1)} ({shown}): "
-               f"every run there classifies every test example alike, so its std of 0 and its intervals say nothing "
-               f"about run-to-run variance. Does the trainer use the seeds it is given? (chaosgrid check-trainer)")  # fmt: skip
+    where = f"{len(points)} grid point{'s' * (len(points) != 1)} ({shown})"
+    warning = (f"WARNING: seeds had no effect at {where}: every run there classifies every test example "
+               f"alike, so its std of 0 and its intervals say nothing about run-to-run variance. Does the "
+               f"trainer use the seeds it is given? (chaosgrid check-trainer)")
     return [warning]
 
 
