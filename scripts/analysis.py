@@ -3,7 +3,7 @@
 import json
 import sys
 
-from chaosgrid.analysis import run
+from chaosgrid.analysis.run import run
 
 with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)
     sys.stderr = sys.stdout = log

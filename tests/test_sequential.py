@@ -8,11 +8,12 @@ from scipy import stats
 from chaosgrid import sequential as seq
 from chaosgrid.analysis import compare as c
 from chaosgrid.cells import GridError
+from chaosgrid.until import Until
 
 # Two grid points, blocks of 8 seeds up to 64 (8 looks); runs scored on 400 examples at ~80%, so a run's
 # accuracy varies by ~2 points (coin flips, plus a skill per run) and the difference worth detecting is
 # 1.2 points: a fixed design of 64 seeds per arm has ~93% power against it.
-UNTIL = seq.Until.of({"compare": {"a": {"x": 1}, "b": {"x": 0}}, "delta": 1.2, "block": 8, "max_seeds": 64})
+UNTIL = Until.of({"compare": {"a": {"x": 1}, "b": {"x": 0}}, "delta": 1.2, "block": 8, "max_seeds": 64})
 N, P = 400, 0.8
 STUDIES = 1000
 

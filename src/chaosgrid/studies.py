@@ -34,7 +34,7 @@ from chaosgrid.cells import (
     validate_cell,
 )
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, check_shifts
-from chaosgrid.sequential import parse_until
+from chaosgrid.until import parse_until
 
 # The tables every shard job writes, as results/<study>/<kind>/<shard key>.parquet.
 SHARD_FILES = ("runs", "predictions", "history")

@@ -35,7 +35,7 @@ from chaosgrid.studies import (
 )
 from chaosgrid.footprint import memory_mb
 from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
-from chaosgrid.sequential import Until
+from chaosgrid.until import Until
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 

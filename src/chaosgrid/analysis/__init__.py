@@ -118,21 +118,3 @@ ANALYSES = {
 def study_figures(study: dict) -> list[str]:
     """The figures of a study, in reading order: what every study gets, then each analysis that applies."""
     return [*STUDY_FIGURES, *(f for a in ANALYSES.values() if a.applies(study) for f in a.figures)]
-
-
-def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],
-        extra: dict | None = None) -> None:  # fmt: skip
-    """Compute analysis `name` for one study and write each of its tables atomically; `extra`: the further
-    files the workflow gives the analyses that read more (by input name) and the study options they take,
-    passed on as keyword arguments."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from chaosgrid.store import write_table
-
-    analysis = ANALYSES[name]
-    runs = pq.read_table(runs_path).to_pandas()
-    frames = analysis.function("compute")(runs, prediction_files, axes, **(extra or {}))
-    for table, frame in zip(analysis.tables, frames, strict=True):
-        write_table(pa.Table.from_pandas(frame, preserve_index=False), outputs[table])
-        print(f"{table}: {len(frame)} rows")
