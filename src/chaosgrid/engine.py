@@ -123,8 +123,8 @@ Stack = LoopStack | VmapStack
 
 
 def _mix(seed: int, key: int, call: int) -> int:
-    """A 63-bit seed from (run seed, step, call): splitmix64's finaliser over the three, plain integer
-    arithmetic (which torch.compile traces, unlike a hash library)."""
+    """A 63-bit seed from (run seed, step, call): splitmix64's finaliser over the three, in plain integer
+    arithmetic (no hash-library call inside a compiled forward, where dynamo warned about one)."""
     x = (seed + 0x9E3779B97F4A7C15 * (1 + (key + 1) * 0x100000 + call)) & 0xFFFFFFFFFFFFFFFF
     for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
         x = ((x ^ (x >> shift)) * factor) & 0xFFFFFFFFFFFFFFFF

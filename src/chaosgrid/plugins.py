@@ -47,16 +47,17 @@ def source(reference: str) -> Path:
     return Path(spec.origin)
 
 
-def check_defined(reference: str, arguments: tuple[str, ...]) -> None:
-    """Check, by reading the module's source (nothing is imported), that it defines the attribute at top level
-    (a def, class, assignment or import) and, for a def, that it can be called with these positional
-    `arguments`: a typo or a wrong signature is named at planning, not in a job. Where the source cannot
-    tell (a module `__getattr__`, `import *`, a decorated function), the job finds out."""
+def checked_source(reference: str, arguments: tuple[str, ...]) -> Path:
+    """The file defining `reference`'s module (`source`), checked by reading it (nothing is imported): it
+    defines the attribute at top level (a def, class, assignment or import) and, for a def, one callable with
+    these positional `arguments`, so that a typo or a wrong signature is named at planning, not in a job.
+    Where the source cannot tell (a module `__getattr__`, `import *`, a decorated function), the job finds
+    out."""
     path = source(reference)
     module, _, name = reference.partition(":")
     defined = _top_level(path, path.stat().st_mtime_ns)
     if defined is None or (name not in defined and "__getattr__" in defined):
-        return
+        return path
     if name not in defined:
         near = ", ".join(sorted(n for n in defined if not n.startswith("_"))[:8])
         raise PluginError(f"module {module!r} ({path}) defines no {name!r} at top level (a def, class, assignment "
@@ -66,6 +67,7 @@ def check_defined(reference: str, arguments: tuple[str, ...]) -> None:
         raise PluginError(f"{reference} takes ({', '.join(positional) or 'no arguments'}); it is called with "
                           f"{len(arguments)} positional argument{'s' * (len(arguments) != 1)}: "
                           f"({', '.join(arguments)})")  # fmt: skip
+    return path
 
 
 @functools.lru_cache(maxsize=64)

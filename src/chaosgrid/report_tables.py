@@ -75,9 +75,8 @@ def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> 
 def shown_value(value: object) -> str:
     """A fixed parameter as a reader wants it: a user's .npz dataset by its file name, not as a mapping with
     its path."""
-    npz = value.get("npz") if isinstance(value, dict) else value.removeprefix("npz:") if str(value).startswith(
-        "npz:") else None  # fmt: skip
-    return f"{Path(npz).name} (your .npz file)" if isinstance(npz, str) else format_value(value)
+    text = f"npz:{value.get('npz')}" if isinstance(value, dict) else str(value)
+    return f"{Path(text.removeprefix('npz:')).name} (your .npz file)" if text.startswith("npz:") else format_value(value)
 
 
 def narrow_comparisons(frame: pd.DataFrame) -> pd.DataFrame:

@@ -35,6 +35,7 @@ def study_status(folder: Path, planned: list[str] | None = None, now: float | No
         lines = [f"{folder.name}: {len(done)} shards done ({runs_of(done)} runs)"]
     else:
         lines = [f"{folder.name}: {len(done)} of {len(planned)} shards done ({runs_of(done)} of {runs_of(planned)} runs)"]
+    failed = 0
     for log in sorted((folder / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime):
         key = log.relative_to(folder / "logs").with_suffix("").as_posix()
         shard = key.removesuffix(".evaluate")  # a shard that keeps weights: its evaluation job's log
@@ -44,9 +45,9 @@ def study_status(folder: Path, planned: list[str] | None = None, now: float | No
         text = log.read_text(errors="replace").strip().splitlines()
         age = now - log.stat().st_mtime
         last = text[-1].strip() if text else "(nothing written yet)"
-        state = "FAILED, log" if FAILED.fullmatch(last) else "log"
-        lines.append(f"  {key}: {state} updated {_ago(age)} ago: {last}")
-    failed = sum(": FAILED, log" in line for line in lines)
+        stopped = bool(FAILED.fullmatch(last))
+        failed += stopped
+        lines.append(f"  {key}: {'FAILED, log' if stopped else 'log'} updated {_ago(age)} ago: {last}")
     if failed:
         lines[0] += f"; {failed} failed (their logs say why; a rerun retries them)"
     return lines

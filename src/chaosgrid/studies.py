@@ -368,8 +368,7 @@ def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
             files.append(str(path))
         elif plugins.is_reference(value):
             try:
-                plugins.check_defined(value, CALLED_WITH[key])
-                files.append(str(plugins.source(value)))
+                files.append(str(plugins.checked_source(value, CALLED_WITH[key])))
             except plugins.PluginError as err:
                 raise GridError(f"parameter {key!r}: {err}") from err
         elif key == "trainer" and value.startswith("command:"):
