@@ -30,8 +30,9 @@ from chaosgrid.store import write_table
 EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 
 
-def read_columns(files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None,
-                 final: bool = True) -> pa.Table:  # fmt: skip
+def read_columns(
+    files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None, final: bool = True
+) -> pa.Table:
     """One table from many parquet files, streamed through a pyarrow dataset with column projection.
 
     For prediction files: probes=False keeps only test sets' rows, True only probe sets' rows, None all;
@@ -88,8 +89,13 @@ def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
         if len(values) < 2:
             return pd.Series(np.nan, index=["mean_acc_lo", "mean_acc_hi", "std_acc_lo", "std_acc_hi"])
         found = accuracy_intervals(values)
-        return pd.Series({f"{name}_{end}": float(found[name][i]) for name in ("mean_acc", "std_acc")
-                          for i, end in ((1, "lo"), (2, "hi"))})  # fmt: skip
+        return pd.Series(
+            {
+                f"{name}_{end}": float(found[name][i])
+                for name in ("mean_acc", "std_acc")
+                for i, end in ((1, "lo"), (2, "hi"))
+            }
+        )
 
     table = pd.DataFrame(
         {
@@ -105,8 +111,9 @@ def summarize(frame: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     return table.join(acc.apply(bounds).unstack()).reset_index()
 
 
-def aggregate(run_files: list, prediction_files: list, history_files: list, axes: list[str],
-              outputs: dict[str, Path]) -> None:  # fmt: skip
+def aggregate(
+    run_files: list, prediction_files: list, history_files: list, axes: list[str], outputs: dict[str, Path]
+) -> None:
     """Write a study's `runs`, `evals`, `summary` and `history` tables to `outputs` (by name)."""
     runs = read_columns(run_files)
     evals = read_columns(prediction_files, EVAL_COLUMNS, probes=False)
@@ -121,8 +128,14 @@ def aggregate(run_files: list, prediction_files: list, history_files: list, axes
         write_table(pa.Table.from_pandas(table, preserve_index=False), outputs[name])
 
 
-def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[str], columns: list[str],
-                        probes: bool = False, at_step: dict[str, int] | None = None):  # fmt: skip
+def grid_point_matrices(
+    runs: pd.DataFrame,
+    prediction_files: list,
+    axes: list[str],
+    columns: list[str],
+    probes: bool = False,
+    at_step: dict[str, int] | None = None,
+):
     """Yield (axis values, shift, severity, runs rows, {column: runs x examples matrix}) per grid point
     and evaluation set: test sets, or with probes=True the probe sets; at each run's final checkpoint, or at
     the step `at_step` gives for its cell id (a checkpoint the run kept).
@@ -131,15 +144,18 @@ def grid_point_matrices(runs: pd.DataFrame, prediction_files: list, axes: list[s
     Rows are ordered by the runs' seeds, so twins (same seeds, one parameter changed) line up.
     """
     # a shard file is results/<study>/predictions/<shard key>.parquet
-    by_key = {Path(f).as_posix().split("/predictions/", 1)[-1].removesuffix(".parquet"): f for f in prediction_files}
+    by_key = {
+        Path(f).as_posix().split("/predictions/", 1)[-1].removesuffix(".parquet"): f for f in prediction_files
+    }
     for values, point in runs.groupby(axes, sort=True) if axes else [((), runs)]:
         values = dict(zip(axes, values if isinstance(values, tuple) else (values,)))
         missing = set(point["shard"]) - set(by_key)
         if missing:
             raise FileNotFoundError(f"no predictions file for shard {min(missing)!r}")
         files = [by_key[key] for key in sorted(set(point["shard"]))]
-        table = read_columns(files, ["cell_id", "step", "shift", "severity", *columns], probes,
-                             final=at_step is None).to_pandas()  # fmt: skip
+        table = read_columns(
+            files, ["cell_id", "step", "shift", "severity", *columns], probes, final=at_step is None
+        ).to_pandas()
         if at_step is not None:
             table = table[table["step"] == table["cell_id"].map(at_step)]
         point = point.sort_values(list(SEED_KEYS))

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 NAME = r"[A-Za-z0-9_]*"  # study and variant names ("" allowed: none)
 CODE = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"  # package.module:attribute
-NPZ = r"npz:.+\.npz"
+NPZ = r"npz:.+\.npz"  # a dataset in one .npz file (`dataset: {npz: path}` in a config)
 # Numbers YAML 1.1 leaves as text: an exponent without a dot in the mantissa (5e-4, 1E3). Accepted as numbers.
-YAML11_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")  # a dataset in one .npz file (`dataset: {npz: path}` in a config)
+YAML11_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
 INTERVAL = re.compile(r"([\[(])\s*(-?[0-9.]+|-inf)\s*,\s*([0-9.]+|inf)\s*([\])])")
 
@@ -45,7 +45,8 @@ class Parameter:
     doc: str
     values: tuple[str, ...] | str | None = None
     other: str = ""
-    mapping: str = ""  # a config may also write {mapping: text}, meaning "mapping:text" (`dataset: {npz: path}`)
+    # a config may also write {mapping: text}, meaning "mapping:text" (`dataset: {npz: path}`)
+    mapping: str = ""
 
     def interval(self) -> tuple[float, float, bool, bool] | None:
         """(low, high, low included, high included) of a numeric parameter."""
@@ -59,7 +60,9 @@ class Parameter:
             return value in self.values or bool(self.other and re.fullmatch(self.other, str(value)))
         if bound := self.interval():
             low, high, low_in, high_in = bound
-            return (low < value or (low_in and value == low)) and (value < high or (high_in and value == high))
+            return (low < value or (low_in and value == low)) and (
+                value < high or (high_in and value == high)
+            )
         if isinstance(self.values, str):
             return re.fullmatch(self.values, str(value)) is not None
         return True
@@ -67,6 +70,7 @@ class Parameter:
 
 P = Parameter
 # Order matters: a shard key lists its axes in this order, so existing parameters keep their places.
+# fmt: off
 PARAMETERS: dict[str, Parameter] = {
     "variant": P("", "label", "a named recipe of the study's `variants` (set there, not directly); \"\": none", NAME),
     "dataset": P("digits", "data and model", "`digits` (scikit-learn, 8x8), `synthetic` (3x32x32, 5,000/1,000), "
@@ -159,13 +163,17 @@ PARAMETERS: dict[str, Parameter] = {
     "init_seed": P(0, "seeds", "set by `seeds` and `seed_source`", "[0, inf)"),
     "order_seed": P(0, "seeds", "set by `seeds` and `seed_source`", "[0, inf)"),
     "aug_seed": P(0, "seeds", "set by `seeds` and `seed_source`", "[0, inf)"),
-}  # fmt: skip
+}
+# fmt: on
 del P
 CELL_DEFAULTS: dict[str, object] = {name: p.default for name, p in PARAMETERS.items()}
-CHOICES: dict[str, tuple[str, ...]] = {name: p.values for name, p in PARAMETERS.items() if isinstance(p.values, tuple)}
+CHOICES: dict[str, tuple[str, ...]] = {
+    name: p.values for name, p in PARAMETERS.items() if isinstance(p.values, tuple)
+}
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
+# set through `variants`, `seeds` and `seed_source`
 NOT_IN_STUDIES = ("variant", *SEED_KEYS)
-BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")  # how a run forms its steps (study 2)  # set through `variants`, `seeds` and `seed_source`
+BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")  # how a run forms its steps (study 2)
 IMAGE_MODELS = ("fast", "vit", "mixer")  # 2x2 whitening or 4x4 patches: images only
 SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image corruptions, the conv1d model
 FIXED_SEED = 0  # seeds that do not follow the seed index stay at this value
@@ -198,7 +206,9 @@ def coerce(name: str, value: object) -> object:
     mapping = PARAMETERS[name].mapping if name in PARAMETERS else ""
     if mapping and isinstance(value, dict):
         if set(value) != {mapping} or not isinstance(value[mapping], str):
-            raise GridError(f"parameter {name!r} is {value!r}; as a mapping it takes one key, {mapping}: <path>")
+            raise GridError(
+                f"parameter {name!r} is {value!r}; as a mapping it takes one key, {mapping}: <path>"
+            )
         return f"{mapping}:{value[mapping]}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -224,12 +234,16 @@ def validate_cell(params: dict) -> dict:
     kept after the parameters in sorted order."""
     own = sorted(set(params) - set(CELL_DEFAULTS))
     if own and not params.get("trainer"):
-        raise GridError(f"unknown parameter {own[0]!r}; known: {', '.join(CELL_DEFAULTS)} (keys of a study's own "
-                        f"need a `trainer` that reads them)")  # fmt: skip
+        raise GridError(
+            f"unknown parameter {own[0]!r}; known: {', '.join(CELL_DEFAULTS)} (keys of a study's own "
+            f"need a `trainer` that reads them)"
+        )
     for key in own:
         if not OWN_KEY.fullmatch(key) or not isinstance(params[key], (str, int, float, bool)):
-            raise GridError(f"own key {key!r} must be a lower-case name with a single text, number or boolean value, "
-                            f"got {params[key]!r}")  # fmt: skip
+            raise GridError(
+                f"own key {key!r} must be a lower-case name with a single text, number or boolean value, "
+                f"got {params[key]!r}"
+            )
     cell = {name: coerce(name, params.get(name, default)) for name, default in CELL_DEFAULTS.items()}
     cell |= {key: params[key] for key in own}
     for name, parameter in PARAMETERS.items():
@@ -237,7 +251,9 @@ def validate_cell(params: dict) -> dict:
             continue
         if isinstance(parameter.values, tuple):
             own = ", or your own: package.module:function" if parameter.other else ""
-            raise GridError(f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(parameter.values)}{own}")
+            raise GridError(
+                f"parameter {name!r} is {cell[name]!r}; choose one of {', '.join(parameter.values)}{own}"
+            )
         raise GridError(f"parameter {name!r} is out of range: {cell[name]!r} (allowed: {parameter.values})")
     relations = {  # ranges that depend on another parameter
         "micro_batch": (cell["micro_batch"] <= cell["batch_size"], "at most batch_size"),
@@ -247,13 +263,19 @@ def validate_cell(params: dict) -> dict:
         if not ok:
             raise GridError(f"parameter {name!r} is out of range: {cell[name]!r} ({allowed})")
     if (cell["model"] == "conv1d") > (cell["dataset"] in SIGNAL_DATASETS):
-        raise GridError(f"parameter 'model' is 'conv1d', a model for 1-D signals ({', '.join(SIGNAL_DATASETS)}), "
-                        f"but dataset is {cell['dataset']!r}")  # fmt: skip
+        raise GridError(
+            f"parameter 'model' is 'conv1d', a model for 1-D signals ({', '.join(SIGNAL_DATASETS)}), "
+            f"but dataset is {cell['dataset']!r}"
+        )
     if cell["model"] in IMAGE_MODELS and cell["dataset"] in SIGNAL_DATASETS:
-        raise GridError(f"parameter 'model' is {cell['model']!r}, whose patches need images, but dataset "
-                        f"{cell['dataset']!r} holds 1-D signals")  # fmt: skip
+        raise GridError(
+            f"parameter 'model' is {cell['model']!r}, whose patches need images, but dataset "
+            f"{cell['dataset']!r} holds 1-D signals"
+        )
     if cell["init_epoch"] and not cell["init_from"]:
-        raise GridError("parameter 'init_epoch' picks a checkpoint of the 'init_from' study, but init_from is empty")
+        raise GridError(
+            "parameter 'init_epoch' picks a checkpoint of the 'init_from' study, but init_from is empty"
+        )
     if cell["augment_copies"] and cell["augmentation"] == "none":
         raise GridError("parameter 'augment_copies' needs an 'augmentation' to copy with")
     return cell
@@ -270,7 +292,9 @@ def cell_id(cell: dict) -> str:
 
     A parameter added at its default ("off") therefore leaves every existing id unchanged.
     """
-    canonical = json.dumps({k: format_value(v) for k, v in sorted(identity(cell).items())}, separators=(",", ":"))
+    canonical = json.dumps(
+        {k: format_value(v) for k, v in sorted(identity(cell).items())}, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -292,8 +316,14 @@ def _json_schema(parameter: Parameter) -> dict:
         if parameter.other:
             forms.append({"type": "string", "pattern": f"^({parameter.other})$"})
         if parameter.mapping:
-            forms.append({"type": "object", "additionalProperties": False, "required": [parameter.mapping],
-                          "properties": {parameter.mapping: {"type": "string"}}})  # fmt: skip
+            forms.append(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [parameter.mapping],
+                    "properties": {parameter.mapping: {"type": "string"}},
+                }
+            )
         return {"anyOf": forms} if len(forms) > 1 else forms[0]
     if isinstance(parameter.default, bool):
         return {"type": "boolean"}
@@ -320,7 +350,10 @@ def study_properties() -> dict[str, dict]:
         # no `default` key: Snakemake's validate would write every default into every study
         default = format_value(parameter.default) or '""'
         doc = f"{parameter.doc.replace('`', '')} (default: {default})"
-        properties[name] = {"description": doc, "oneOf": [one, {"type": "array", "minItems": 1, "items": one}]}
+        properties[name] = {
+            "description": doc,
+            "oneOf": [one, {"type": "array", "minItems": 1, "items": one}],
+        }
     return properties
 
 
@@ -328,7 +361,9 @@ SCHEMA_HEADER = """\
 # Generated in part: $defs.study.properties' cell parameters come from chaosgrid.cells.PARAMETERS
 # (`chaosgrid schema --write` rewrites them; a test fails when they drift). Edit everything else here.
 """
-README_BEGIN = "<!-- cell parameters: generated from chaosgrid.cells.PARAMETERS by `chaosgrid schema --write` -->"
+README_BEGIN = (
+    "<!-- cell parameters: generated from chaosgrid.cells.PARAMETERS by `chaosgrid schema --write` -->"
+)
 README_END = "<!-- end of cell parameters -->"
 
 
@@ -362,9 +397,13 @@ def markdown_tables() -> str:
         lines += [f"**{section}**", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
         for name, p in PARAMETERS.items():
             if p.section == section:
-                allowed = (", ".join(f"`{v}`" for v in p.values) + (", your own" if p.other else "")
-                           if isinstance(p.values, tuple)
-                           else "true, false" if p.values is None else f"`{p.values}`")  # fmt: skip
+                allowed = (
+                    ", ".join(f"`{v}`" for v in p.values) + (", your own" if p.other else "")
+                    if isinstance(p.values, tuple)
+                    else "true, false"
+                    if p.values is None
+                    else f"`{p.values}`"
+                )
                 default = f"`{format_value(p.default)}`" if p.default != "" else '`""`'
                 lines.append(f"| `{name}` | {default} | {allowed} | {p.doc} |")
         lines.append("")

@@ -31,8 +31,10 @@ def canonical(checkpoints: object) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise GridError(f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
-                        f"or evenly:<count>")  # fmt: skip
+        raise GridError(
+            f"checkpoints is {checkpoints!r}; choose final, snapshots, a positive number of epochs "
+            f"or evenly:<count>"
+        )
     return text
 
 
@@ -78,6 +80,8 @@ def step_at(run: dict, epoch: float) -> int:
     step = round(epoch * steps_per_epoch) if epoch else max(run["weights"])
     if step not in run["weights"]:
         kept = ", ".join(format_value(round(s / steps_per_epoch, 3)) for s in sorted(run["weights"]))
-        raise ValueError(f"no checkpoint kept at epoch {format_value(epoch)} (kept: epochs {kept}); add it to "
-                         f"the source study's checkpoints")  # fmt: skip
+        raise ValueError(
+            f"no checkpoint kept at epoch {format_value(epoch)} (kept: epochs {kept}); add it to "
+            f"the source study's checkpoints"
+        )
     return step

@@ -24,8 +24,10 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             key = key_node.value
             if key in seen:
-                raise DuplicateKeyError(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on "
-                                        f"line {seen[key]}); YAML would keep the last one silently")  # fmt: skip
+                raise DuplicateKeyError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on "
+                    f"line {seen[key]}); YAML would keep the last one silently"
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -39,8 +41,17 @@ def check_no_duplicate_keys(path: Path | str) -> None:
 
 
 # Names people write for a key, where spelling alone would not suggest it.
-SYNONYMS = {"learning_rate": "lr", "wd": "weight_decay", "seed": "seeds", "bs": "batch_size", "arch": "model",
-            "architecture": "model", "n_seeds": "seeds", "epoch": "epochs", "shift": "shifts"}  # fmt: skip
+SYNONYMS = {
+    "learning_rate": "lr",
+    "wd": "weight_decay",
+    "seed": "seeds",
+    "bs": "batch_size",
+    "arch": "model",
+    "architecture": "model",
+    "n_seeds": "seeds",
+    "epoch": "epochs",
+    "shift": "shifts",
+}
 
 
 def schema_problem(config: dict, schema_path: Path | str) -> str | None:
@@ -61,7 +72,9 @@ def schema_problem(config: dict, schema_path: Path | str) -> str | None:
         known = set(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in known]
         return f"config {where}: unknown key {unknown[0]!r}{_suggestion(str(unknown[0]), known)} (every key: config/README.md)"
-    what = f"{error.instance!r} is not valid" if error.validator in ("anyOf", "oneOf") else error.message[:160]
+    what = (
+        f"{error.instance!r} is not valid" if error.validator in ("anyOf", "oneOf") else error.message[:160]
+    )
     described = " ".join(error.schema.get("description", "").split())
     about = f" ({described[:100]}{'...' if len(described) > 100 else ''})" if described else ""
     return f"config {where}: {what}{about}; every key: config/README.md"
@@ -70,5 +83,9 @@ def schema_problem(config: dict, schema_path: Path | str) -> str | None:
 def _suggestion(key: str, known: set[str]) -> str:
     import difflib
 
-    close = [SYNONYMS[key]] if SYNONYMS.get(key) in known else difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    close = (
+        [SYNONYMS[key]]
+        if SYNONYMS.get(key) in known
+        else difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    )
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -70,7 +70,9 @@ class Curve(nn.Module):
         names = parameter_names(model)
         self.kind, self.t = kind, 0.5
         self.ends = ({n: w1[n].detach() for n in names}, {n: w2[n].detach() for n in names})
-        self.bend = nn.ParameterDict({n.replace(".", "/"): nn.Parameter(t) for n, t in midpoint(w1, w2, names).items()})
+        self.bend = nn.ParameterDict(
+            {n.replace(".", "/"): nn.Parameter(t) for n, t in midpoint(w1, w2, names).items()}
+        )
         self._model = [model]  # held, not registered: the model's own parameters are not the curve's
         self._draws = generator("curve_t", t_seed)
 
@@ -96,8 +98,9 @@ class Curve(nn.Module):
         return functional_call(model, {**dict(model.named_buffers()), **self.phi()}, (x,))
 
 
-def train_bend(model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor, y: torch.Tensor,
-               cell: dict) -> dict[str, torch.Tensor]:  # fmt: skip
+def train_bend(
+    model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor, y: torch.Tensor, cell: dict
+) -> dict[str, torch.Tensor]:
     """Train the bend of a `kind` curve between state dicts w1 and w2 on (x, y) through the recipe
     (`recipe.fit`: every option of the cell, its order and aug seeds), with the cell's weight decay on
     phi(t) as the authors apply it (in the loss; the optimizer's own weight decay is off); t is drawn from
@@ -105,8 +108,14 @@ def train_bend(model: nn.Module, kind: str, w1: dict, w2: dict, x: torch.Tensor,
     curve = Curve(model, kind, w1, w2, cell["order_seed"]).to(x.device, x.dtype)
     if kind != "line":
         stack = engine.LoopStack([curve], [train.model_seed(cell)])
-        recipe.fit(stack, [{**cell, "weight_decay": 0.0}], x, y, before_step=curve.draw,
-                   regularizer=lambda: curve.l2(cell["weight_decay"]))  # fmt: skip
+        recipe.fit(
+            stack,
+            [{**cell, "weight_decay": 0.0}],
+            x,
+            y,
+            before_step=curve.draw,
+            regularizer=lambda: curve.l2(cell["weight_decay"]),
+        )
     return {n: t.detach() for n, t in curve.theta().items()}
 
 
@@ -124,8 +133,20 @@ def probabilities(model: nn.Module, x: torch.Tensor, chunk: int = 1024) -> torch
     return torch.cat([model(xc).softmax(-1) for xc in x.split(chunk)])
 
 
-def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, y_train, x_test, y_test,
-          ts: list[float], weight_decay: float, first: torch.Tensor) -> list[dict]:  # fmt: skip
+def along(
+    model: nn.Module,
+    kind: str,
+    w1: dict,
+    bend: dict,
+    w2: dict,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    ts: list[float],
+    weight_decay: float,
+    first: torch.Tensor,
+) -> list[dict]:
     """Each point t of the curve, BatchNorm recomputed: train NLL, train loss with the L2 term (as the
     authors report it), train and test error, and the test error of the two-member ensemble {w1, phi(t)}
     (mean of softmax; `first`: w1's test probabilities, evaluated the same way, BatchNorm recomputed)."""
@@ -136,10 +157,17 @@ def along(model: nn.Module, kind: str, w1: dict, bend: dict, w2: dict, x_train, 
         train_p, test_p = probabilities(net, x_train), probabilities(net, x_test)
         nll = F.nll_loss(train_p.clamp_min(1e-12).log(), y_train).item()
         l2 = weight_decay / 2 * sum((p**2).sum() for p in phi.values()).item()
-        rows.append({"curve": kind, "t": t, "train_nll": nll, "train_loss": nll + l2,
-                     "train_err": (train_p.argmax(1) != y_train).double().mean().item(),
-                     "test_err": (test_p.argmax(1) != y_test).double().mean().item(),
-                     "ensemble_err": (((first + test_p) / 2).argmax(1) != y_test).double().mean().item()})  # fmt: skip
+        rows.append(
+            {
+                "curve": kind,
+                "t": t,
+                "train_nll": nll,
+                "train_loss": nll + l2,
+                "train_err": (train_p.argmax(1) != y_train).double().mean().item(),
+                "test_err": (test_p.argmax(1) != y_test).double().mean().item(),
+                "ensemble_err": (((first + test_p) / 2).argmax(1) != y_test).double().mean().item(),
+            }
+        )
     return rows
 
 
@@ -159,10 +187,15 @@ def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] =
         begin = time.perf_counter()
         bend = train_bend(model, kind, w1, w2, x, y, job.cell)
         trained = time.perf_counter() - begin
-        rows += [{"pair": job.key, "seed_a": job.seeds[0], "seed_b": job.seeds[1], **row}
-                 for row in along(model, kind, w1, bend, w2, x, y, x_test, y_test, ts, job.cell["weight_decay"],
-                                  first)]  # fmt: skip
+        rows += [
+            {"pair": job.key, "seed_a": job.seeds[0], "seed_b": job.seeds[1], **row}
+            for row in along(
+                model, kind, w1, bend, w2, x, y, x_test, y_test, ts, job.cell["weight_decay"], first
+            )
+        ]
         worst = max(r["train_nll"] for r in rows if r["curve"] == kind)
-        log(f"{kind}: bend trained in {trained:.1f} s, {job.points} points in {time.perf_counter() - begin - trained:.1f} s;"
-            f" max train NLL {worst:.3f}")  # fmt: skip
+        log(
+            f"{kind}: bend trained in {trained:.1f} s, {job.points} points in {time.perf_counter() - begin - trained:.1f} s;"
+            f" max train NLL {worst:.3f}"
+        )
     return rows

@@ -25,7 +25,7 @@ from chaosgrid.downloads import (
     CIFAR10_FILES,
     CIFAR100_FILES,
     MNIST_FILES,
-    SOURCES,  # fmt: skip
+    SOURCES,
     SVHN_FILES,
 )
 
@@ -75,14 +75,27 @@ def _make(name: str, x_train, y_train, x_test, y_test, classes: int = 0) -> Data
     """A Dataset from arrays (images N x C x H x W, 1-D signals N x C x 1 x L), normalised by the training
     set's per-channel statistics; its class count is `classes` (a published set's), else one more than its
     largest label."""
-    x_train, x_test = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(x_test, dtype=torch.float32)
+    x_train, x_test = (
+        torch.as_tensor(x_train, dtype=torch.float32),
+        torch.as_tensor(x_test, dtype=torch.float32),
+    )
     y_train, y_test = torch.as_tensor(y_train, dtype=torch.int64), torch.as_tensor(y_test, dtype=torch.int64)
     num_classes = max(classes, int(max(y_train.max(), y_test.max())) + 1)
     if num_classes > MAX_CLASSES or min(y_train.min(), y_test.min()) < 0:
-        raise ValueError(f"dataset {name!r}: labels must be integers in 0..{MAX_CLASSES - 1} (predictions are "
-                         f"stored as uint8); found {int(min(y_train.min(), y_test.min()))}..{num_classes - 1}")  # fmt: skip
-    return Dataset(name, x_train, y_train, x_test, y_test, x_train.mean(dim=(0, 2, 3)),
-                   x_train.std(dim=(0, 2, 3)).clamp_min(1e-3), num_classes)  # fmt: skip
+        raise ValueError(
+            f"dataset {name!r}: labels must be integers in 0..{MAX_CLASSES - 1} (predictions are "
+            f"stored as uint8); found {int(min(y_train.min(), y_test.min()))}..{num_classes - 1}"
+        )
+    return Dataset(
+        name,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        x_train.mean(dim=(0, 2, 3)),
+        x_train.std(dim=(0, 2, 3)).clamp_min(1e-3),
+        num_classes,
+    )
 
 
 def digits(test_fraction: float = 0.2) -> Dataset:
@@ -304,7 +317,8 @@ def own_arrays(name: str) -> dict:
         got = f"a {got} of {len(arrays)}" if isinstance(arrays, (tuple, list)) else got
         raise ValueError(  # noqa: TRY004 -- bad data, as every other check here: the jobs report ValueErrors
             f"dataset {name!r} returned {got}; it must return a mapping with keys {', '.join(OWN_ARRAYS)} (and "
-            f"x_<set>, y_<set> for further evaluation sets), or a tuple of those four arrays")  # fmt: skip
+            f"x_<set>, y_<set> for further evaluation sets), or a tuple of those four arrays"
+        )
     return dict(arrays)
 
 
@@ -318,10 +332,16 @@ def own_set(name: str, subset: str) -> tuple[torch.Tensor, torch.Tensor]:
     arrays = own_arrays(name)
     if f"x_{subset}" not in arrays or f"y_{subset}" not in arrays:
         sets = sorted(k[2:] for k in arrays if k.startswith("x_") and k[2:] not in ("train", "test"))
-        raise ValueError(f"dataset {name!r} has no evaluation set {subset!r} (arrays x_{subset}, y_{subset}); "
-                         f"its sets: {', '.join(sets) or 'none'}")  # fmt: skip
-    view = {"x_train": arrays[f"x_{subset}"], "y_train": arrays[f"y_{subset}"],
-            "x_test": arrays[f"x_{subset}"], "y_test": arrays[f"y_{subset}"]}  # fmt: skip
+        raise ValueError(
+            f"dataset {name!r} has no evaluation set {subset!r} (arrays x_{subset}, y_{subset}); "
+            f"its sets: {', '.join(sets) or 'none'}"
+        )
+    view = {
+        "x_train": arrays[f"x_{subset}"],
+        "y_train": arrays[f"y_{subset}"],
+        "x_test": arrays[f"x_{subset}"],
+        "y_test": arrays[f"y_{subset}"],
+    }
     made = from_arrays(f"{name} ({subset})", view)
     return made.x_test, made.y_test
 
@@ -333,23 +353,33 @@ def from_arrays(name: str, arrays: dict) -> Dataset:
     x_train, y_train, x_test, y_test = (np.asarray(arrays[key]) for key in OWN_ARRAYS)
     for key, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"dataset {name!r}: x_{key} must be N x C x H x W images or N x C x L signals and "
-                             f"y_{key} N integer labels; got shapes {x.shape} and {y.shape} ({y.dtype})")  # fmt: skip
+            raise ValueError(
+                f"dataset {name!r}: x_{key} must be N x C x H x W images or N x C x L signals and "
+                f"y_{key} N integer labels; got shapes {x.shape} and {y.shape} ({y.dtype})"
+            )
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"dataset {name!r}: x_train's examples are {x_train.shape[1:]}, x_test's {x_test.shape[1:]}")
+        raise ValueError(
+            f"dataset {name!r}: x_train's examples are {x_train.shape[1:]}, x_test's {x_test.shape[1:]}"
+        )
     shape = x_train.shape
     if x_train.ndim == 4 and shape[3] in (1, 3, 4) and shape[1] == shape[2] and shape[1] > 4:
-        raise ValueError(f"dataset {name!r}: x_train is {shape}, which looks like N x H x W x C (channels last); "
-                         f"chaosgrid expects N x C x H x W: transpose it, e.g. x.transpose(0, 3, 1, 2)")  # fmt: skip
+        raise ValueError(
+            f"dataset {name!r}: x_train is {shape}, which looks like N x H x W x C (channels last); "
+            f"chaosgrid expects N x C x H x W: transpose it, e.g. x.transpose(0, 3, 1, 2)"
+        )
     for key, values in (("x_train", x_train), ("x_test", x_test)):
         if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
             raise ValueError(f"dataset {name!r}: {key} holds {values.dtype}; it must hold real numbers")
         if not np.isfinite(values).all():
             bad = int((~np.isfinite(values)).reshape(len(values), -1).any(1).sum())
-            raise ValueError(f"dataset {name!r}: {key} holds NaN or inf values in {bad} of {len(values)} examples; "
-                             f"every run would diverge: clean or drop them")  # fmt: skip
+            raise ValueError(
+                f"dataset {name!r}: {key} holds NaN or inf values in {bad} of {len(values)} examples; "
+                f"every run would diverge: clean or drop them"
+            )
     as_images = lambda x: x[:, :, None, :] if x.ndim == 3 else x  # signals as (N, C, 1, L), as mnist1d
-    return _make(name, as_images(x_train.astype(np.float32)), y_train, as_images(x_test.astype(np.float32)), y_test)
+    return _make(
+        name, as_images(x_train.astype(np.float32)), y_train, as_images(x_test.astype(np.float32)), y_test
+    )
 
 
 def load(name: str, root: Path | str = "data") -> Dataset:
@@ -389,8 +419,9 @@ def balanced_subset(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Te
     return torch.sort(torch.cat(keep)).values
 
 
-def noisy_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int = 0,
-                 per_class: bool = False) -> torch.Tensor:  # fmt: skip
+def noisy_labels(
+    y: torch.Tensor, fraction: float, num_classes: int, seed: int = 0, per_class: bool = False
+) -> torch.Tensor:
     """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class
     of `num_classes`; with `per_class` that fraction of every class (Somepalli et al.: 1,000 of each CIFAR-10
     class)."""
@@ -399,7 +430,9 @@ def noisy_labels(y: torch.Tensor, fraction: float, num_classes: int, seed: int =
     g = generator("label_noise", seed)
     if per_class:
         members = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(num_classes)]
-        flip = torch.cat([m[torch.randperm(len(m), generator=g)[: round(fraction * len(m))]] for m in members])
+        flip = torch.cat(
+            [m[torch.randperm(len(m), generator=g)[: round(fraction * len(m))]] for m in members]
+        )
     else:
         flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
     shift = torch.randint(1, num_classes, (len(flip),), generator=g)
@@ -414,7 +447,9 @@ def epoch_orders(n: int, g: torch.Generator):
         yield torch.randperm(n, generator=g)
 
 
-def batch_indices(n: int, batch_size: int, g: torch.Generator, order: str = "shuffle", drop_last: bool = False):
+def batch_indices(
+    n: int, batch_size: int, g: torch.Generator, order: str = "shuffle", drop_last: bool = False
+):
     """Endless stream of index batches, ceil(n/batch_size) per epoch (floor with `drop_last`: the last, partial
     batch of each epoch is left out, as PyTorch's DataLoader(drop_last=True) does), drawn from the run's order
     generator: shuffle: a fresh permutation each epoch, cut into batches; fixed: one permutation, reused every
@@ -454,7 +489,9 @@ def draw_augmentation(n: int, shape: tuple[int, int], kind: str, g: torch.Genera
     return shifts, flips
 
 
-def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
+def apply_augmentation(
+    x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None
+) -> torch.Tensor:
     """Translate (crop of a zero-padded image, `crop_padding` per axis) and flip, batched.
 
     One call serves the batches of all K runs of a shard at once: the draws are simply concatenated.
@@ -469,7 +506,11 @@ def apply_augmentation(x: torch.Tensor, shifts: torch.Tensor | None, flips: torc
         batch = torch.arange(n, device=x.device)[:, None, None]
         # contiguous again: torch 2.14's CPU convolutions corrupt memory on this channels-last view when a
         # layer has 2-4 channels (crashes measured on ResNet-18 width 2 and a 3->2 conv on 32x32 images)
-        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+        x = (
+            padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+            .permute(0, 3, 1, 2)
+            .contiguous()
+        )
     if flips is not None:
         x = torch.where(flips.to(x.device)[:, None, None, None], x.flip(-1), x)
     return x
@@ -480,7 +521,9 @@ def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
     return apply_augmentation(x, *draw_augmentation(len(x), tuple(x.shape[-2:]), kind, g))
 
 
-def augmented_copies(x: torch.Tensor, y: torch.Tensor, copies: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def augmented_copies(
+    x: torch.Tensor, y: torch.Tensor, copies: int, kind: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed dataset of `copies` augmented versions of every example (Geiping et al.'s "10x CIFAR"): each
     copy is one augmentation draw per example from a fixed stream, the same for every run, made once and then
     trained on without live augmentation."""

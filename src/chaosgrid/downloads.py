@@ -31,10 +31,20 @@ GZIP_SUFFIX = ".gz"  # any other gzip file is decompressed into it (MNIST's idx 
 CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 CIFAR100_FILES = ("train", "test", "meta")
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 # The published image datasets a study trains on, by the source that holds them (all but CIFAR-10's shifts).
-TRAINING_SOURCES = {"cifar10": CIFAR10_FILES, "cifar100": CIFAR100_FILES, "svhn": SVHN_FILES,
-                    "mnist": MNIST_FILES, "fashion_mnist": MNIST_FILES}  # fmt: skip
+TRAINING_SOURCES = {
+    "cifar10": CIFAR10_FILES,
+    "cifar100": CIFAR100_FILES,
+    "svhn": SVHN_FILES,
+    "mnist": MNIST_FILES,
+    "fashion_mnist": MNIST_FILES,
+}
 CIFAR10_1_FILES = ("cifar10.1_v6_data.npy", "cifar10.1_v6_labels.npy")
 CIFAR10_C_LABELS = "labels.npy"
 CHUNK = 1 << 20
@@ -51,7 +61,9 @@ class Source:
 
 def _idx_source(folder: str, base: str, md5s: tuple[str, ...]) -> Source:
     """MNIST-format files, gzipped at `base`, in MNIST_FILES order."""
-    return Source(folder, tuple((f"{base}/{name}.gz", md5) for name, md5 in zip(MNIST_FILES, md5s, strict=True)))
+    return Source(
+        folder, tuple((f"{base}/{name}.gz", md5) for name, md5 in zip(MNIST_FILES, md5s, strict=True))
+    )
 
 
 SOURCES = {
@@ -89,12 +101,26 @@ SOURCES = {
     ),
     # LeCun et al.'s idx files (torchvision's mirror) and Zalando's Fashion-MNIST in the same format,
     # decompressed into the folder; the MD5s of the .gz files, as torchvision checks them.
-    "mnist": _idx_source("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist", (
-        "f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-        "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
-    "fashion_mnist": _idx_source("fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com", (
-        "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-        "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
+    "mnist": _idx_source(
+        "mnist",
+        "https://ossci-datasets.s3.amazonaws.com/mnist",
+        (
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "d53e105ee54ea40749a09fcbcd1e9432",
+            "9fb629c4189551a2d022fa330f9573f3",
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
+    ),
+    "fashion_mnist": _idx_source(
+        "fashion-mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+        (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bef4ecab320f06d8554ea6380940ec79",
+            "bb300cfdad3c16e7a12a480ee83cd310",
+        ),
+    ),
     # Hendrycks & Dietterich's corruptions (Zenodo record 2535967, 2.9 GB); the MD5 Zenodo lists.
     "cifar10_c": Source(
         "CIFAR-10-C",
@@ -125,8 +151,13 @@ def missing_files(root: Path, needed: dict[str, list[str]], sources: dict[str, S
     """Files a shard opens that are absent from folders that exist (an absent folder is downloaded; an
     incomplete one is not, so it must be caught before any job)."""
     folders = {name: root / sources[name].folder for name in needed}
-    return [folders[n] / f for n, files in needed.items() if folders[n].is_dir() for f in files
-            if not (folders[n] / f).exists()]  # fmt: skip
+    return [
+        folders[n] / f
+        for n, files in needed.items()
+        if folders[n].is_dir()
+        for f in files
+        if not (folders[n] / f).exists()
+    ]
 
 
 def configured(overrides: dict | None = None) -> dict[str, Source]:
@@ -155,7 +186,9 @@ def _unreachable(err: Exception) -> bool:
     """Whether a failure means the machine cannot reach the host (offline), not a passing failure."""
     reason = getattr(err, "reason", err)
     return isinstance(reason, socket.gaierror) or (
-        isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED))
+        isinstance(reason, OSError)
+        and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED)
+    )
 
 
 def _fetch(url: str, md5: str, target: Path, progress=sys.stderr) -> None:
@@ -212,7 +245,10 @@ def download(name: str, root: Path, source: Source | None = None, progress=sys.s
             elif file_name.endswith(GZIP_SUFFIX):
                 packed = scratch / file_name
                 _fetch(url, md5, packed, progress)
-                with gzip.open(packed) as unpacked, open(scratch / source.folder / file_name[: -len(GZIP_SUFFIX)], "wb") as out:
+                with (
+                    gzip.open(packed) as unpacked,
+                    open(scratch / source.folder / file_name[: -len(GZIP_SUFFIX)], "wb") as out,
+                ):
                     shutil.copyfileobj(unpacked, out)
                 packed.unlink()
             else:
@@ -221,9 +257,11 @@ def download(name: str, root: Path, source: Source | None = None, progress=sys.s
             raise DownloadError(f"the files of {name} hold no folder {source.folder!r}")
         (scratch / source.folder).rename(final)
     except Unreachable as err:
-        raise DownloadError(f"{err}. Offline? Put {name}'s files in {final} yourself (under the config's data_root, "
-                            f"{root}), or name a mirror or a local copy (file:///...) for it in the config: "
-                            f"downloads: {{{name}: [{{url: ..., md5: ...}}]}} (config/README.md)") from err
+        raise DownloadError(
+            f"{err}. Offline? Put {name}'s files in {final} yourself (under the config's data_root, "
+            f"{root}), or name a mirror or a local copy (file:///...) for it in the config: "
+            f"downloads: {{{name}: [{{url: ..., md5: ...}}]}} (config/README.md)"
+        ) from err
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"{name} ready in {final}", file=progress, flush=True)

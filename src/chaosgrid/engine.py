@@ -105,7 +105,9 @@ class VmapStack:
             # makes of them (64 cnns on 4,680 digits: 4.8-4.9 s against 7.1-7.9 s), equal up to rounding
             # (logits within 3e-8; bit-identical at widths 8 and 16).
             run_of = lambda tensors, r: {n: t[r] for n, t in tensors.items()}
-            return torch.stack([self._one(run_of(self.stacked, r), run_of(self.buffers, r), x) for r in range(self.k)])
+            return torch.stack(
+                [self._one(run_of(self.stacked, r), run_of(self.buffers, r), x) for r in range(self.k)]
+            )
         return vmap(self._one, in_dims=(0, 0, None if shared else 0))(self.stacked, self.buffers, x)
 
     def run_sums(self, values: list[torch.Tensor]) -> torch.Tensor:
@@ -216,5 +218,3 @@ def stack_groups(cells: list, execution: Execution) -> list[list]:
 
 def make_stack(modules: list[nn.Module], execution: Execution, seeds: list[int] | None = None) -> Stack:
     return VmapStack(modules) if execution.engine == "vmap" else LoopStack(modules, seeds)
-
-

@@ -100,8 +100,11 @@ def accuracy_intervals(acc: np.ndarray, level: float = 0.95) -> dict[str, tuple]
     mean, var = acc.mean(axis=-1), np.var(acc, axis=-1, ddof=1)
     half = stats.t.ppf((1 + level) / 2, runs - 1) * np.sqrt(var / runs)
     low, high = variance_interval(acc, level)
-    return {"mean_acc": (mean, mean - half, mean + half), "var_observed": (var, low, high),
-            "std_acc": (np.sqrt(var), np.sqrt(low), np.sqrt(high))}  # fmt: skip
+    return {
+        "mean_acc": (mean, mean - half, mean + half),
+        "var_observed": (var, low, high),
+        "std_acc": (np.sqrt(var), np.sqrt(low), np.sqrt(high)),
+    }
 
 
 def intervals(correct: np.ndarray, level: float = 0.95) -> dict[str, tuple]:

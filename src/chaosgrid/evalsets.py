@@ -16,9 +16,27 @@ from chaosgrid.cells import SIGNAL_DATASETS, GridError
 CORRUPTION_NAMES = ("gaussian_noise", "gaussian_blur", "contrast", "brightness", "pixelate", "jpeg")
 # The corruptions of the published CIFAR-10-C (Hendrycks & Dietterich 2019): its 15 benchmark corruptions and
 # 4 held-out ones, one CIFAR-10-C/<name>.npy each; shift `cifar10c_<name>` reads one.
-CIFAR10C_NAMES = ("brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_blur",
-                  "gaussian_noise", "glass_blur", "impulse_noise", "jpeg_compression", "motion_blur", "pixelate",
-                  "saturate", "shot_noise", "snow", "spatter", "speckle_noise", "zoom_blur")  # fmt: skip
+CIFAR10C_NAMES = (
+    "brightness",
+    "contrast",
+    "defocus_blur",
+    "elastic_transform",
+    "fog",
+    "frost",
+    "gaussian_blur",
+    "gaussian_noise",
+    "glass_blur",
+    "impulse_noise",
+    "jpeg_compression",
+    "motion_blur",
+    "pixelate",
+    "saturate",
+    "shot_noise",
+    "snow",
+    "spatter",
+    "speckle_noise",
+    "zoom_blur",
+)
 # Evaluation sets that are not test sets: points on planes through training images (chaosgrid.planes).
 # They are stored like any evaluation set but kept out of accuracy tables and variance statistics.
 PLANES = "planes"  # the probe set of planes through triplets of images (a study's `planes` block)
@@ -46,7 +64,9 @@ def single_level(name: str) -> bool:
     return name in SINGLE_LEVEL_SETS or name.startswith(OWN_PREFIX)
 
 
-def eval_pairs(shifts: list[str] | tuple[str, ...], severities: list[int] | tuple[int, ...]) -> list[tuple[str, int]]:
+def eval_pairs(
+    shifts: list[str] | tuple[str, ...], severities: list[int] | tuple[int, ...]
+) -> list[tuple[str, int]]:
     """The evaluation sets of a study: clean first, then each shift at each severity (single-level sets: one)."""
     pairs = [CLEAN]
     for name in shifts:
@@ -80,24 +100,32 @@ def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: 
             continue
         if name.startswith(OWN_PREFIX):
             if not own_dataset or not OWN_SET.fullmatch(name):
-                raise GridError(f"shift {name!r} names a set of the user's own dataset (own_<name>, lower case: its "
-                                f"arrays x_<name> and y_<name>), but dataset is {dataset!r}")  # fmt: skip
+                raise GridError(
+                    f"shift {name!r} names a set of the user's own dataset (own_<name>, lower case: its "
+                    f"arrays x_<name> and y_<name>), but dataset is {dataset!r}"
+                )
             continue
         if dataset in SIGNAL_DATASETS:
-            raise GridError(f"shift {name!r} is an image corruption, but dataset {dataset!r} holds 1-D signals")
+            raise GridError(
+                f"shift {name!r} is an image corruption, but dataset {dataset!r} holds 1-D signals"
+            )
         if name == "cifar10_1" or name.startswith("cifar10c_"):
             if dataset != "cifar10":
                 raise GridError(f"shift {name!r} is a published CIFAR-10 set, but dataset is {dataset!r}")
             corruption = name.removeprefix("cifar10c_")
             if name != "cifar10_1" and corruption not in CIFAR10C_NAMES:
                 close = difflib.get_close_matches(corruption, CIFAR10C_NAMES, n=1)
-                raise GridError(f"shift {name!r}: CIFAR-10-C has no corruption {corruption!r}"
-                                + (f"; did you mean 'cifar10c_{close[0]}'?" if close else "")
-                                + f" (it has {', '.join(CIFAR10C_NAMES)})")  # fmt: skip
+                raise GridError(
+                    f"shift {name!r}: CIFAR-10-C has no corruption {corruption!r}"
+                    + (f"; did you mean 'cifar10c_{close[0]}'?" if close else "")
+                    + f" (it has {', '.join(CIFAR10C_NAMES)})"
+                )
         elif name not in CORRUPTION_NAMES:
             known = ", ".join(CORRUPTION_NAMES)
-            raise GridError(f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes, "
-                            f"or own_<name> (a set of your own dataset)")  # fmt: skip
+            raise GridError(
+                f"unknown shift {name!r}; choose from {known}, cifar10_1, cifar10c_<corruption>, planes, "
+                f"or own_<name> (a set of your own dataset)"
+            )
     for severity in severities:
         if not 1 <= severity <= 5:
             raise GridError(f"severity must be 1..5, got {severity!r}")

@@ -48,14 +48,16 @@ class RunResult:
     evals: dict[tuple[str, int], EvalResult]  # at the final checkpoint
     steps: int = 0  # optimizer steps taken
     clipped: float = 0.0  # fraction of steps whose gradient was clipped
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, step, current_lr, train_loss, train_acc
+    # per epoch: epoch, step, current_lr, train_loss, train_acc
+    history: list[dict] = field(default_factory=list)
     checkpoints: dict[int, dict[tuple[str, int], EvalResult]] = field(default_factory=dict)  # earlier steps
     weights: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # by step, when kept
 
 
 @torch.no_grad()
-def evaluate(stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str = "none",
-             probabilities: bool = False) -> list[dict[tuple[str, int], EvalResult]]:  # fmt: skip
+def evaluate(
+    stack: engine.Stack, sets: dict, precision: str = "fp32", tta: str = "none", probabilities: bool = False
+) -> list[dict[tuple[str, int], EvalResult]]:
     """Per-example predictions and true-class probabilities of the K models on every evaluation set, and
     every class's probability with `probabilities`.
 
@@ -85,7 +87,11 @@ def eval_results(probs: torch.Tensor, y: torch.Tensor, probabilities: bool = Fal
     p_true = probs.gather(-1, y.expand(len(probs), -1)[..., None]).squeeze(-1)
     correct = pred == y
     acc = correct.double().mean(1).cpu().tolist()  # float64: exactly the mean of `correct`
-    pred, p_true, correct = pred.to(torch.uint8).cpu().numpy(), p_true.half().cpu().numpy(), correct.cpu().numpy()
+    pred, p_true, correct = (
+        pred.to(torch.uint8).cpu().numpy(),
+        p_true.half().cpu().numpy(),
+        correct.cpu().numpy(),
+    )
     kept = probs.half().cpu().numpy() if probabilities else [None] * len(probs)
     labels = y.to(torch.uint8).cpu().numpy() if probabilities else None
     return [EvalResult(pred[r], p_true[r], correct[r], acc[r], kept[r], labels) for r in range(len(probs))]

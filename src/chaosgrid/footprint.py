@@ -76,8 +76,15 @@ def model_sizes(model: str, shape: tuple[int, ...], classes: int, width: int) ->
     return a0 + a1 * width + a2 * width * width, b0 + b1 * width
 
 
-def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str = "final", weights: bool = False,
-              engine: str = "auto") -> dict | None:  # fmt: skip
+def memory_mb(
+    cell: dict,
+    runs: int,
+    shifts=(),
+    severities=(),
+    checkpoints: str = "final",
+    weights: bool = False,
+    engine: str = "auto",
+) -> dict | None:
     """A CPU shard job's peak memory, estimated: the process, its data (the training set twice: as prepared
     and as trained on; every evaluation set), its models (weights, gradients, optimizer state) and the bytes
     their training examples keep for the backward pass (all runs at once under vmap, one under the loop),
@@ -91,8 +98,10 @@ def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str 
     parameters, saved = sizes
     image = 4 * math.prod(shape)
     trained = round(n_train * cell["data_fraction"]) * (1 + cell["augment_copies"])
-    tested = sum(n_test if shift == "clean" else SET_EXAMPLES.get(shift, n_test)
-                 for shift, _ in eval_pairs(tuple(shifts), tuple(severities)))  # fmt: skip
+    tested = sum(
+        n_test if shift == "clean" else SET_EXAMPLES.get(shift, n_test)
+        for shift, _ in eval_pairs(tuple(shifts), tuple(severities))
+    )
     batch = min(cell["micro_batch"] or cell["batch_size"], trained)
     together = runs if choose_engine(engine, False, shape[-1] * shape[-2], runs) == "vmap" else 1
     parts = {
@@ -100,7 +109,16 @@ def memory_mb(cell: dict, runs: int, shifts=(), severities=(), checkpoints: str 
         "data": image * (n_train + trained + tested),
         "models": together * 4 * parameters * PARAMETER_COPIES[cell["optimizer"]],
         "activations": together * batch * saved,
-        "kept weights": runs * 4 * parameters * checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"]) if weights else 0,
+        "kept weights": runs
+        * 4
+        * parameters
+        * checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"])
+        if weights
+        else 0,
     }
-    return {"mb": sum(parts.values()) / 1e6, "parameters": parameters, "together": together,
-            **{name: value / 1e6 for name, value in parts.items()}}  # fmt: skip
+    return {
+        "mb": sum(parts.values()) / 1e6,
+        "parameters": parameters,
+        "together": together,
+        **{name: value / 1e6 for name, value in parts.items()},
+    }

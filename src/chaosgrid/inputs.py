@@ -22,7 +22,6 @@ from chaosgrid.evalsets import PLANES, is_clean
 PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text)
 
 
-
 if TYPE_CHECKING:
     import torch
 
@@ -82,12 +81,16 @@ def _load(path: Path | str) -> dict[str, torch.Tensor]:
     from chaosgrid.store import load_torch_file
 
     if not Path(path).exists():
-        raise FileNotFoundError(f"prepared input {path} not found; the workflow makes it (`chaosgrid prepare`)")
+        raise FileNotFoundError(
+            f"prepared input {path} not found; the workflow makes it (`chaosgrid prepare`)"
+        )
     tensors = load_torch_file(path, REMAKE, mmap=True)
     for name, expected in tensors.pop("checksums", {}).items():
         if _checksum(tensors[name]) != expected:
-            raise ValueError(f"{path}: its {name} does not match the checksum written with it (the file is "
-                             f"corrupt): {REMAKE}")  # fmt: skip
+            raise ValueError(
+                f"{path}: its {name} does not match the checksum written with it (the file is "
+                f"corrupt): {REMAKE}"
+            )
     return tensors
 
 
@@ -95,7 +98,9 @@ def save_dataset(data: Dataset, folder: Path | str) -> Path:
     import torch
 
     path = Path(folder) / DATASET_FILE
-    _save({**{k: getattr(data, k) for k in DATASET_FIELDS}, "num_classes": torch.tensor(data.num_classes)}, path)
+    _save(
+        {**{k: getattr(data, k) for k in DATASET_FIELDS}, "num_classes": torch.tensor(data.num_classes)}, path
+    )
     return path
 
 
@@ -105,7 +110,9 @@ def load_dataset(name: str, folder: Path | str) -> Dataset:
     from chaosgrid.data import Dataset
 
     tensors = _load(Path(folder) / DATASET_FILE)
-    return Dataset(name, **{k: tensors[k] for k in DATASET_FIELDS}, num_classes=int(tensors.get("num_classes", 10)))
+    return Dataset(
+        name, **{k: tensors[k] for k in DATASET_FIELDS}, num_classes=int(tensors.get("num_classes", 10))
+    )
 
 
 def save_eval_set(x: torch.Tensor, y: torch.Tensor, path: Path | str) -> None:

@@ -49,11 +49,17 @@ class CNN(nn.Sequential):
     def __init__(self, in_channels: int, num_classes: int, width: int):
         w = width
         super().__init__(
-            *conv_bn(in_channels, w), nn.ReLU(),
-            *conv_bn(w, 2 * w), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            *conv_bn(2 * w, 4 * w), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            GlobalPool(), nn.Linear(4 * w, num_classes),
-        )  # fmt: skip
+            *conv_bn(in_channels, w),
+            nn.ReLU(),
+            *conv_bn(w, 2 * w),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            *conv_bn(2 * w, 4 * w),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            GlobalPool(),
+            nn.Linear(4 * w, num_classes),
+        )
 
 
 class VGG16(nn.Sequential):
@@ -63,7 +69,9 @@ class VGG16(nn.Sequential):
 
     STAGES = ((1, 2), (2, 2), (4, 3), (8, 3), (8, 3))  # (width multiple, convolutions)
 
-    def __init__(self, in_channels: int, num_classes: int, width: int, classifier: tuple[nn.Module, ...] = ()):
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int, classifier: tuple[nn.Module, ...] = ()
+    ):
         layers, c_in = [], in_channels
         for multiple, convolutions in self.STAGES:
             for _ in range(convolutions):
@@ -107,9 +115,12 @@ class ResNet18(nn.Sequential):
             stages += [BasicBlock(c_in, c, stride), BasicBlock(c, c, 1)]
             c_in = c
         super().__init__(
-            *conv_bn(in_channels, k), nn.ReLU(), *stages,
-            GlobalPool(), nn.Linear(8 * k, num_classes),
-        )  # fmt: skip
+            *conv_bn(in_channels, k),
+            nn.ReLU(),
+            *stages,
+            GlobalPool(),
+            nn.Linear(8 * k, num_classes),
+        )
 
 
 class Whitening(nn.Module):
@@ -145,10 +156,13 @@ class FastNet(nn.Module):
         c_in = 2 * in_channels * 4
         for c in widths:
             layers += [
-                nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.MaxPool2d(2, ceil_mode=True),
-                nn.BatchNorm2d(c), nn.GELU(),
-                *conv_bn(c, c), nn.GELU(),
-            ]  # fmt: skip
+                nn.Conv2d(c_in, c, 3, padding=1, bias=False),
+                nn.MaxPool2d(2, ceil_mode=True),
+                nn.BatchNorm2d(c),
+                nn.GELU(),
+                *conv_bn(c, c),
+                nn.GELU(),
+            ]
             c_in = c
         layers += [GlobalPool("max"), nn.Linear(c_in, num_classes, bias=False)]
         self.body = nn.Sequential(*layers)
@@ -165,9 +179,13 @@ class MLP(nn.Sequential):
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
         hidden = 16 * width
         super().__init__(
-            nn.Flatten(), nn.Linear(math.prod(in_shape), hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+            nn.Flatten(),
+            nn.Linear(math.prod(in_shape), hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
 
 
 class PreActBlock(nn.Module):
@@ -203,9 +221,13 @@ class PreActResNet18(nn.Sequential):
     def __init__(self, in_channels: int, num_classes: int, width: int):
         stages, c_out = _preact_stages(width, (width, 2 * width, 4 * width, 8 * width), 2)
         super().__init__(
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), *stages,
-            nn.BatchNorm2d(c_out), nn.ReLU(), GlobalPool(), nn.Linear(c_out, num_classes),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+            *stages,
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            GlobalPool(),
+            nn.Linear(c_out, num_classes),
+        )
 
 
 class WideResNet28(nn.Sequential):
@@ -215,9 +237,13 @@ class WideResNet28(nn.Sequential):
     def __init__(self, in_channels: int, num_classes: int, width: int):
         stages, c_out = _preact_stages(16, (16 * width, 32 * width, 64 * width), 4)
         super().__init__(
-            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), *stages,
-            nn.BatchNorm2d(c_out), nn.ReLU(), GlobalPool(), nn.Linear(c_out, num_classes),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False),
+            *stages,
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            GlobalPool(),
+            nn.Linear(c_out, num_classes),
+        )
 
 
 class DenseLayer(nn.Module):
@@ -226,9 +252,13 @@ class DenseLayer(nn.Module):
     def __init__(self, c_in: int, growth: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, 4 * growth, 1, bias=False),
-            nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
-        )  # fmt: skip
+            nn.BatchNorm2d(c_in),
+            nn.ReLU(),
+            nn.Conv2d(c_in, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth),
+            nn.ReLU(),
+            nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.body(x)], 1)
@@ -246,8 +276,12 @@ class DenseNet(nn.Sequential):
                 layers.append(DenseLayer(c, width))
                 c += width
             if block < 2:
-                layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False),
-                           nn.AvgPool2d(2, ceil_mode=True)]  # fmt: skip
+                layers += [
+                    nn.BatchNorm2d(c),
+                    nn.ReLU(),
+                    nn.Conv2d(c, c // 2, 1, bias=False),
+                    nn.AvgPool2d(2, ceil_mode=True),
+                ]
                 c //= 2
         super().__init__(*layers, nn.BatchNorm2d(c), nn.ReLU(), GlobalPool(), nn.Linear(c, num_classes))
 
@@ -296,7 +330,9 @@ class ViT(nn.Module):
     """A small vision transformer on 4x4 patches (dbViz's ViT4 at w = 64: dim 512, depth 6, 8 heads, MLP 512),
     dim 8w, a class token and learned positions; no dropout (one recipe for both engines)."""
 
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 6, heads: int = 8):
+    def __init__(
+        self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 6, heads: int = 8
+    ):
         super().__init__()
         dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
         self.patches = Patches(in_shape[0], dim)
@@ -334,28 +370,55 @@ class Mixer(nn.Sequential):
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 12):
         dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
         super().__init__(
-            Patches(in_shape[0], dim), *(MixerBlock(tokens, dim) for _ in range(depth)), nn.LayerNorm(dim),
-            TokenMean(), nn.Linear(dim, num_classes),
-        )  # fmt: skip
+            Patches(in_shape[0], dim),
+            *(MixerBlock(tokens, dim) for _ in range(depth)),
+            nn.LayerNorm(dim),
+            TokenMean(),
+            nn.Linear(dim, num_classes),
+        )
 
 
 class Conv1dNet(nn.Sequential):
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
         channels, _, length = in_shape
         w = width
-        conv = lambda c_in, k, stride: [nn.Conv1d(c_in, w, k, stride, k // 2, bias=False), nn.BatchNorm1d(w), nn.ReLU()]
+        conv = lambda c_in, k, stride: [
+            nn.Conv1d(c_in, w, k, stride, k // 2, bias=False),
+            nn.BatchNorm1d(w),
+            nn.ReLU(),
+        ]
         super().__init__(
-            nn.Flatten(1, 2), *conv(channels, 5, 1), *conv(w, 3, 2), *conv(w, 3, 2),
-            nn.Flatten(), nn.Linear(w * math.ceil(length / 4), num_classes),
-        )  # fmt: skip
+            nn.Flatten(1, 2),
+            *conv(channels, 5, 1),
+            *conv(w, 3, 2),
+            *conv(w, 3, 2),
+            nn.Flatten(),
+            nn.Linear(w * math.ceil(length / 4), num_classes),
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv1d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-CONVOLUTIONAL = {"cnn": CNN, "vgg16": VGG16, "vgg16_dmc": VGG16DMC, "resnet18": ResNet18, "preact_resnet18": PreActResNet18,
-                 "wrn28": WideResNet28, "densenet": DenseNet, "fast": FastNet}  # built from the input's channels
-MODELS = {**CONVOLUTIONAL, "mlp": MLP, "vit": ViT, "mixer": Mixer, "conv1d": Conv1dNet}  # take the input shape
+# built from the input's channels
+CONVOLUTIONAL = {
+    "cnn": CNN,
+    "vgg16": VGG16,
+    "vgg16_dmc": VGG16DMC,
+    "resnet18": ResNet18,
+    "preact_resnet18": PreActResNet18,
+    "wrn28": WideResNet28,
+    "densenet": DenseNet,
+    "fast": FastNet,
+}
+# take the input shape
+MODELS = {
+    **CONVOLUTIONAL,
+    "mlp": MLP,
+    "vit": ViT,
+    "mixer": Mixer,
+    "conv1d": Conv1dNet,
+}
 
 
 def parameter_names(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> list[str]:
@@ -401,13 +464,17 @@ def size_table() -> dict:
         for shape, classes in sorted({(shape, classes) for shape, classes, _, _ in DATASETS.values()}):
             try:
                 with warnings.catch_warnings(action="ignore"):  # a failing build may warn first
-                    (p1, s1), (p2, s2), (p3, _) = (measured_sizes(name, shape, classes, width) for width in FIT_WIDTHS)
+                    (p1, s1), (p2, s2), (p3, _) = (
+                        measured_sizes(name, shape, classes, width) for width in FIT_WIDTHS
+                    )
             except RuntimeError:  # an input it does not take (conv1d on images, 4x4 patches of a signal)
                 continue
             a2 = (p3 - 2 * p2 + p1) // 2
             a1 = p2 - p1 - a2 * (2 * w + 1)
-            table[size_key(name, shape, classes)] = {"parameters": [p1 - a1 * w - a2 * w * w, a1, a2],
-                                                     "saved_bytes": [s1 - (s2 - s1) * w, s2 - s1]}  # fmt: skip
+            table[size_key(name, shape, classes)] = {
+                "parameters": [p1 - a1 * w - a2 * w * w, a1, a2],
+                "saved_bytes": [s1 - (s2 - s1) * w, s2 - s1],
+            }
     return table
 
 
@@ -418,7 +485,9 @@ def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) ->
     if plugins.is_reference(name):
         model = plugins.load(name)(tuple(in_shape), num_classes, width)
         if not isinstance(model, nn.Module):
-            raise plugins.PluginError(f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module")
+            raise plugins.PluginError(
+                f"model {name!r} returned {type(model).__name__}, not a torch.nn.Module"
+            )
         return model
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")

@@ -11,8 +11,10 @@ from chaosgrid.studies import ensemble_studies, plane_spec, triplets_key
 def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
     """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
     block names, that study's runs table, predictions and weights files."""
-    files = {"weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
-             "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name]}  # fmt: skip
+    files = {
+        "weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
+        "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name],
+    }
     for role, other in ensemble_studies(name, studies[name], studies).items():
         keys = [key for s, key in shards if s == other]
         files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"

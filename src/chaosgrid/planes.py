@@ -85,8 +85,9 @@ class PlanePoints:
         return self.chunk(0, len(self))
 
 
-def plane_points(x: torch.Tensor, y: torch.Tensor, trip: torch.Tensor, resolution: int,
-                 margin: float) -> tuple[PlanePoints, torch.Tensor]:  # fmt: skip
+def plane_points(
+    x: torch.Tensor, y: torch.Tensor, trip: torch.Tensor, resolution: int, margin: float
+) -> tuple[PlanePoints, torch.Tensor]:
     """The grid points on the plane through each triplet of (normalised) images x[trip], and their labels (the
     nearest anchor's class). A resolution x resolution grid spans the anchors' bounding box in plane
     coordinates, widened by `margin` of its extent on each axis; points are not clamped."""
@@ -100,11 +101,14 @@ def plane_points(x: torch.Tensor, y: torch.Tensor, trip: torch.Tensor, resolutio
     e2 = e2 / height
     # plane coordinates (u, v) of the anchors: a at (0, 0), b on the u axis, c above it
     zero = torch.zeros_like(length)
-    corners = torch.stack([torch.cat([zero, zero], 1), torch.cat([length, zero], 1), torch.cat([along, height], 1)], 1)
+    corners = torch.stack(
+        [torch.cat([zero, zero], 1), torch.cat([length, zero], 1), torch.cat([along, height], 1)], 1
+    )
     low, high = corners.amin(1), corners.amax(1)  # (planes, 2)
     pad = margin * (high - low)
     steps = torch.linspace(0, 1, resolution, dtype=torch.float64, device=x.device)
-    axis = (low - pad)[:, None, :] + steps[None, :, None] * (high - low + 2 * pad)[:, None, :]  # (planes, R, 2)
+    # (planes, R, 2)
+    axis = (low - pad)[:, None, :] + steps[None, :, None] * (high - low + 2 * pad)[:, None, :]
     u = axis[:, None, :, 0].expand(-1, resolution, -1)  # rows run along v, columns along u
     v = axis[:, :, None, 1].expand(-1, -1, resolution)
     coords = torch.stack([u, v], dim=-1).reshape(len(trip), -1, 2)  # (planes, R*R, 2)

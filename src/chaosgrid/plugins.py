@@ -39,8 +39,10 @@ def source(reference: str) -> Path:
         spec = PathFinder.find_spec(part, search)
         if spec is None:
             where = ".".join(module.split(".")[:depth]) or "sys.path (PYTHONPATH, or installed packages)"
-            raise PluginError(f"module {module!r} of {reference!r} cannot be found: no {part!r} in {where}; "
-                              f"install your package or add its folder to PYTHONPATH")  # fmt: skip
+            raise PluginError(
+                f"module {module!r} of {reference!r} cannot be found: no {part!r} in {where}; "
+                f"install your package or add its folder to PYTHONPATH"
+            )
         search = spec.submodule_search_locations
     if spec is None or spec.origin is None:
         raise PluginError(f"module {module!r} of {reference!r} has no source file")
@@ -60,13 +62,17 @@ def checked_source(reference: str, arguments: tuple[str, ...]) -> Path:
         return path
     if name not in defined:
         near = ", ".join(sorted(n for n in defined if not n.startswith("_"))[:8])
-        raise PluginError(f"module {module!r} ({path}) defines no {name!r} at top level (a def, class, assignment "
-                          f"or import){'; it defines ' + near if near else ''}")  # fmt: skip
+        raise PluginError(
+            f"module {module!r} ({path}) defines no {name!r} at top level (a def, class, assignment "
+            f"or import){'; it defines ' + near if near else ''}"
+        )
     positional, required, varargs = defined[name] or ((), 0, True)
     if len(arguments) < required or (len(arguments) > len(positional) and not varargs):
-        raise PluginError(f"{reference} takes ({', '.join(positional) or 'no arguments'}); it is called with "
-                          f"{len(arguments)} positional argument{'s' * (len(arguments) != 1)}: "
-                          f"({', '.join(arguments)})")  # fmt: skip
+        raise PluginError(
+            f"{reference} takes ({', '.join(positional) or 'no arguments'}); it is called with "
+            f"{len(arguments)} positional argument{'s' * (len(arguments) != 1)}: "
+            f"({', '.join(arguments)})"
+        )
     return path
 
 
@@ -84,8 +90,11 @@ def _top_level(path: Path, mtime_ns: int) -> dict[str, tuple | None] | None:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.decorator_list:
             positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
-            defined[node.name] = (tuple(positional), len(positional) - len(node.args.defaults),
-                                  node.args.vararg is not None)  # fmt: skip
+            defined[node.name] = (
+                tuple(positional),
+                len(positional) - len(node.args.defaults),
+                node.args.vararg is not None,
+            )
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             if any(alias.name == "*" for alias in node.names):
                 return None
@@ -93,9 +102,14 @@ def _top_level(path: Path, mtime_ns: int) -> dict[str, tuple | None] | None:
         elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             defined[node.name] = None
         else:  # an assignment, or an if/try/with that defines names at top level
-            defined |= {n.id: None for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-            defined |= {n.name: None for n in ast.walk(node)
-                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}  # fmt: skip
+            defined |= {
+                n.id: None for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            }
+            defined |= {
+                n.name: None
+                for n in ast.walk(node)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            }
     return defined
 
 
@@ -111,7 +125,12 @@ def load(reference: str):
     return found
 
 
-COMMAND_VALUES = ("data", "out", "num_classes")  # what a trainer command's placeholders may name beside a run's keys
+# what a trainer command's placeholders may name beside a run's keys
+COMMAND_VALUES = (
+    "data",
+    "out",
+    "num_classes",
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -131,15 +150,21 @@ def command_files(template: str, keys: frozenset[str]) -> tuple[str, ...]:
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(word) if f is not None]
         except ValueError as err:
-            raise PluginError(f"trainer command {template!r}: {word!r} is not a valid template ({err})") from err
+            raise PluginError(
+                f"trainer command {template!r}: {word!r} is not a valid template ({err})"
+            ) from err
         for field in fields:
             name = re.split(r"[.\[]", field, maxsplit=1)[0]
             if name not in known:
-                raise PluginError(f"trainer command {template!r}: unknown placeholder {{{field}}}; placeholders name "
-                                  f"the run's parameters, the study's own keys, or {', '.join(COMMAND_VALUES)}")  # fmt: skip
+                raise PluginError(
+                    f"trainer command {template!r}: unknown placeholder {{{field}}}; placeholders name "
+                    f"the run's parameters, the study's own keys, or {', '.join(COMMAND_VALUES)}"
+                )
     program = words[0]
     if "{" not in program and shutil.which(program) is None:
-        raise PluginError(f"trainer command {template!r}: program {program!r} not found (neither on PATH nor as "
-                          f"an executable file; relative paths are from the working directory)")  # fmt: skip
+        raise PluginError(
+            f"trainer command {template!r}: program {program!r} not found (neither on PATH nor as "
+            f"an executable file; relative paths are from the working directory)"
+        )
     named = words[1:] if shutil.which(program) and "/" not in program else words
     return tuple(word for word in named if "{" not in word and Path(word).is_file())

@@ -36,8 +36,9 @@ from chaosgrid.data import apply_augmentation, batch_indices, derive_seed, draw_
 
 def _sgd(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
     nesterov = cell["nesterov"] and cell["momentum"] > 0
-    return torch.optim.SGD(params, lr=cell["lr"], momentum=cell["momentum"], nesterov=nesterov,
-                           weight_decay=cell["weight_decay"])  # fmt: skip
+    return torch.optim.SGD(
+        params, lr=cell["lr"], momentum=cell["momentum"], nesterov=nesterov, weight_decay=cell["weight_decay"]
+    )
 
 
 def _adam(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
@@ -91,8 +92,14 @@ class FitResult:
 class Step:
     """The gradient of one optimizer step for all K runs: micro-batches, penalty, SAM, clip and noise."""
 
-    def __init__(self, stack: engine.Stack, cell: dict, forward: Callable, noise_seeds: torch.Tensor,
-                 regularizer: Callable[[], torch.Tensor] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        stack: engine.Stack,
+        cell: dict,
+        forward: Callable,
+        noise_seeds: torch.Tensor,
+        regularizer: Callable[[], torch.Tensor] | None = None,
+    ):
         self.stack, self.cell, self.forward, self.noise_seeds = stack, cell, forward, noise_seeds
         self.regularizer = regularizer
         self.fp16 = False
@@ -102,15 +109,19 @@ class Step:
         once) and (K, m, classes) logits of a micro-batch."""
         with autocast(xb.device, self.cell["precision"], fp16=self.fp16):
             logits = self.forward(xb)
-        wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # autocast's bf16/fp16 logits upcast
-        losses = F.cross_entropy(wide.flatten(0, 1), yb.flatten(),
-                                 label_smoothing=self.cell["label_smoothing"], reduction="none")  # fmt: skip
+        # autocast's bf16/fp16 logits upcast
+        wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        losses = F.cross_entropy(
+            wide.flatten(0, 1), yb.flatten(), label_smoothing=self.cell["label_smoothing"], reduction="none"
+        )
         losses = losses.view(yb.shape)
         if self.regularizer:
             losses = losses + self.regularizer()[:, None]
         return losses, logits
 
-    def accumulate(self, micro_batches: list, lr: float, record: Callable | None = None) -> list[torch.Tensor]:
+    def accumulate(
+        self, micro_batches: list, lr: float, record: Callable | None = None
+    ) -> list[torch.Tensor]:
         """Gradients (like `params`) of the batch's mean loss, accumulated over its micro-batches."""
         params = self.stack.params
         for p in params:
@@ -183,21 +194,38 @@ class Batches:
     """Each step's micro-batches for K runs: every run's batch from its own order (order seed,
     `batch_order`), augmented from its own stream (aug seed), split into chunks of `micro_batch`."""
 
-    def __init__(self, cells: list[dict], x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 execution: engine.Execution):  # fmt: skip
+    def __init__(
+        self,
+        cells: list[dict],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        execution: engine.Execution,
+    ):
         cell = cells[0]
         self.x, self.y, self.k, self.cell, self.execution = x, y, len(cells), cell, execution
-        self.orders = [batch_indices(len(y), batch_size, generator("order", c["order_seed"]), cell["batch_order"],
-                                     cell["drop_last"]) for c in cells]  # fmt: skip
+        self.orders = [
+            batch_indices(
+                len(y),
+                batch_size,
+                generator("order", c["order_seed"]),
+                cell["batch_order"],
+                cell["drop_last"],
+            )
+            for c in cells
+        ]
         self.augmenters = [generator("aug", c["aug_seed"]) for c in cells]
-        self.augmentation = "none" if cell["augment_copies"] else cell["augmentation"]  # copies: augmented once
+        # copies: augmented once
+        self.augmentation = "none" if cell["augment_copies"] else cell["augmentation"]
 
     def draw(self) -> tuple[torch.Tensor, list]:
         """The next step's (K, B) example indices and each run's augmentation draw: every random choice of a
         step, so that `skip` can replay them without building the batches."""
         idx = torch.stack([next(order) for order in self.orders])
-        return idx, [draw_augmentation(idx.shape[1], tuple(self.x.shape[-2:]), self.augmentation, g)
-                     for g in self.augmenters]  # fmt: skip
+        return idx, [
+            draw_augmentation(idx.shape[1], tuple(self.x.shape[-2:]), self.augmentation, g)
+            for g in self.augmenters
+        ]
 
     def skip(self, steps: int) -> None:
         """Advance past `steps` steps (a resumed fit): the same draws, so the next batches are bit-identical."""
@@ -212,11 +240,16 @@ class Batches:
         shifts, flips = (torch.stack(d) if d[0] is not None else None for d in zip(*draws))
         micro = min(cell["micro_batch"] or batch, batch)
         out = []
-        for start in range(0, batch - micro + 1 if cell["drop_last"] else batch, micro):  # drop_last: whole chunks
+        for start in range(
+            0, batch - micro + 1 if cell["drop_last"] else batch, micro
+        ):  # drop_last: whole chunks
             part = slice(start, min(start + micro, batch))
             ids = idx[:, part].reshape(-1).to(x.device)
-            xb = apply_augmentation(x[ids], None if shifts is None else shifts[:, part].reshape(-1, 2),
-                                    None if flips is None else flips[:, part].reshape(-1))  # fmt: skip
+            xb = apply_augmentation(
+                x[ids],
+                None if shifts is None else shifts[:, part].reshape(-1, 2),
+                None if flips is None else flips[:, part].reshape(-1),
+            )
             if self.execution.channels_last:
                 xb = xb.contiguous(memory_format=engine.memory_format(self.execution))
             out.append((xb.view(self.k, -1, *x.shape[1:]), self.y[ids].view(self.k, -1)))
@@ -251,8 +284,15 @@ class RunStats:
         self.diverged = torch.where((self.diverged < 0) & ~torch.isfinite(self.epoch[0]), step, self.diverged)
         if done % self.steps_per_epoch == 0 or done == self.total:
             mean = self.epoch[:2] / self.epoch[2]
-            self.history.append({"epoch": done / self.steps_per_epoch, "step": done, "current_lr": lr,
-                                 "train_loss": mean[0], "train_acc": mean[1]})  # fmt: skip
+            self.history.append(
+                {
+                    "epoch": done / self.steps_per_epoch,
+                    "step": done,
+                    "current_lr": lr,
+                    "train_loss": mean[0],
+                    "train_acc": mean[1],
+                }
+            )
             self.epoch.zero_()
 
     STATE = ("epoch", "window", "diverged", "clipped", "history")
@@ -271,16 +311,33 @@ class RunStats:
         return float(loss.mean())
 
     def result(self) -> FitResult:
-        history = [{**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()} for h in self.history]
-        return FitResult((self.window[0] / self.window[2]).cpu(), (self.window[1] / self.window[2]).cpu(),
-                         self.diverged.cpu(), (self.clipped / self.total).cpu(), history)  # fmt: skip
+        history = [
+            {**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()}
+            for h in self.history
+        ]
+        return FitResult(
+            (self.window[0] / self.window[2]).cpu(),
+            (self.window[1] / self.window[2]).cpu(),
+            self.diverged.cpu(),
+            (self.clipped / self.total).cpu(),
+            history,
+        )
 
 
-def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor,
-        execution: engine.Execution = engine.DEFAULT_EXECUTION, checkpoints: str = "final",
-        on_checkpoint: Callable[[int], None] | None = None, log: Callable[[str], None] | None = None,
-        progress_every: float = 60.0, before_step: Callable[[int], None] | None = None,
-        regularizer: Callable[[], torch.Tensor] | None = None, saving: Saving | None = None) -> FitResult:  # fmt: skip
+def fit(
+    stack: engine.Stack,
+    cells: list[dict],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    execution: engine.Execution = engine.DEFAULT_EXECUTION,
+    checkpoints: str = "final",
+    on_checkpoint: Callable[[int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    progress_every: float = 60.0,
+    before_step: Callable[[int], None] | None = None,
+    regularizer: Callable[[], torch.Tensor] | None = None,
+    saving: Saving | None = None,
+) -> FitResult:
     """Train the stack's K models, each on its own batch order, augmentation and gradient noise.
 
     Curves train through the same loop (dnn-mode-connectivity's one `train` for nets and curves):
@@ -303,7 +360,9 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
     batches = Batches(cells, x, y, batch_size, execution)
     # gradient noise follows the order seed (it stands for minibatch noise); < 2**32 for the counter RNG
-    noise_seeds = torch.tensor([derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=x.device)
+    noise_seeds = torch.tensor(
+        [derive_seed("noise", c["order_seed"]) % 2**32 for c in cells], device=x.device
+    )
     forward = torch.compile(stack.__call__) if execution.compile else stack
     step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
     stats = RunStats(k, x.device, total, steps_per_epoch)
@@ -338,11 +397,24 @@ def fit(stack: engine.Stack, cells: list[dict], x: torch.Tensor, y: torch.Tensor
         if log and time.perf_counter() - last_line >= progress_every:
             last_line = time.perf_counter()
             elapsed = last_line - started
-            log(f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {stats.mean_loss():.4f} "
-                f"over {k} runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / (done - first):.0f} s")  # fmt: skip
-        if saving and done < total and (saving.requested() or time.perf_counter() - last_save >= saving.every):
-            saving.save({"step": done, "stack": stack.state_dicts(), "optimizer": optimizer.state_dict(),
-                         "stats": stats.state(), "rng": torch.get_rng_state()})  # fmt: skip
+            log(
+                f"  epoch {done / steps_per_epoch:.1f}/{cell['epochs']:g}: mean train loss {stats.mean_loss():.4f} "
+                f"over {k} runs, {elapsed:.0f} s elapsed, ETA {elapsed * (total - done) / (done - first):.0f} s"
+            )
+        if (
+            saving
+            and done < total
+            and (saving.requested() or time.perf_counter() - last_save >= saving.every)
+        ):
+            saving.save(
+                {
+                    "step": done,
+                    "stack": stack.state_dicts(),
+                    "optimizer": optimizer.state_dict(),
+                    "stats": stats.state(),
+                    "rng": torch.get_rng_state(),
+                }
+            )
             last_save = time.perf_counter()
             if saving.requested():
                 raise Preempted(f"state saved after step {done} of {total}")

@@ -37,10 +37,16 @@ WRAP = "<style>td { white-space: normal; text-align: left; max-width: 70em; }</s
 def html_table(frame: pd.DataFrame, title: str, path: Path | str, wrap: bool = False) -> None:
     """Write `frame` as one HTML page titled `title`, atomically; `wrap`: cells of text wrap (an overview)."""
     shown = frame.head(MAX_ROWS)
-    note = f"<p>{len(frame):,} rows" + (f"; the first {MAX_ROWS} shown" if len(frame) > MAX_ROWS else "") + "</p>"
+    note = (
+        f"<p>{len(frame):,} rows"
+        + (f"; the first {MAX_ROWS} shown" if len(frame) > MAX_ROWS else "")
+        + "</p>"
+    )
     body = shown.to_html(index=False, float_format=lambda x: f"{x:.4g}", na_rep="", border=0)
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}{WRAP * wrap}</head>" \
-           f"<body><h3>{title}</h3>{note}{body}</body></html>"  # fmt: skip
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{STYLE}{WRAP * wrap}</head>"
+        f"<body><h3>{title}</h3>{note}{body}</body></html>"
+    )
     write_atomically(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
@@ -53,19 +59,34 @@ def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> 
     seeds = study.get("seeds", 1)
     sizes = sorted({len(s.seed_indices) for s in shards}) or [0]
     each = f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,}-{sizes[-1]:,}"
-    rows = [("runs", f"{runs:,}"), ("shard jobs", f"{len(shards):,} ({each} runs each)"),
-            ("seeds per grid point", f"{seeds if isinstance(seeds, int) else len(seeds)}")]  # fmt: skip
-    rows += [(f"axis {a}", ", ".join(map(format_value, study[a]))) for a in study_axes(study) if a != "variant"]
-    rows += [(f"variant {v}", ", ".join(f"{k}={format_value(x)}" for k, x in spec.items()) or "(reference)")
-             for v, spec in study.get("variants", {}).items()]  # fmt: skip
+    rows = [
+        ("runs", f"{runs:,}"),
+        ("shard jobs", f"{len(shards):,} ({each} runs each)"),
+        ("seeds per grid point", f"{seeds if isinstance(seeds, int) else len(seeds)}"),
+    ]
+    rows += [
+        (f"axis {a}", ", ".join(map(format_value, study[a]))) for a in study_axes(study) if a != "variant"
+    ]
+    rows += [
+        (f"variant {v}", ", ".join(f"{k}={format_value(x)}" for k, x in spec.items()) or "(reference)")
+        for v, spec in study.get("variants", {}).items()
+    ]
     fixed = {k: v for k, v in study.items() if k not in STUDY_KEYS and not isinstance(v, list)}
     rows += [(k, shown_value(v)) for k, v in fixed.items()]
     if study.get("trainer"):  # the user's trainer trains the runs: chaosgrid's recipe defaults do not apply
-        rows.append(("every other parameter", "set by your trainer (chaosgrid's recipe defaults do not apply)"))
+        rows.append(
+            ("every other parameter", "set by your trainer (chaosgrid's recipe defaults do not apply)")
+        )
     else:
-        rest = {k: v for k, v in CELL_DEFAULTS.items() if k not in study and k not in NOT_IN_STUDIES and v != ""}
-        rows.append(("every other parameter (chaosgrid's default)",
-                     ", ".join(f"{k} {format_value(v)}" for k, v in rest.items())))  # fmt: skip
+        rest = {
+            k: v for k, v in CELL_DEFAULTS.items() if k not in study and k not in NOT_IN_STUDIES and v != ""
+        }
+        rows.append(
+            (
+                "every other parameter (chaosgrid's default)",
+                ", ".join(f"{k} {format_value(v)}" for k, v in rest.items()),
+            )
+        )
     evals = ["clean", *shards[0].shifts] if shards else ["clean"]
     severities = ", ".join(map(str, shards[0].severities)) if shards and shards[0].severities else "-"
     rows += [("evaluation sets", ", ".join(evals)), ("severities", severities)]
@@ -76,7 +97,11 @@ def shown_value(value: object) -> str:
     """A fixed parameter as a reader wants it: a user's .npz dataset by its file name, not as a mapping with
     its path."""
     text = f"npz:{value.get('npz')}" if isinstance(value, dict) else str(value)
-    return f"{Path(text.removeprefix('npz:')).name} (your .npz file)" if text.startswith("npz:") else format_value(value)
+    return (
+        f"{Path(text.removeprefix('npz:')).name} (your .npz file)"
+        if text.startswith("npz:")
+        else format_value(value)
+    )
 
 
 def narrow_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,13 +116,20 @@ def narrow_comparisons(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame.assign(_set=sets.map(order), _point=~frame["at"].str.startswith("pooled"))
     rows = rows.sort_values(["_set", "_point"], kind="stable")
     sets = sets.loc[rows.index]
-    return pd.DataFrame({
-        "evaluation set": sets, "comparison": rows["axis"] + " " + rows["a"] + " vs " + rows["b"], "at": rows["at"],
-        "A - B (points)": rows["diff"].map(pt),
-        "95% interval": "[" + rows["test_set_lo"].map(pt) + ", " + rows["test_set_hi"].map(pt) + "]",
-        "verdict": rows["test_set_verdict"], "Holm verdict": rows["test_set_verdict_holm"],
-        "runs per arm for 0.5 points": rows["runs_test_set_0.5pt"].map(lambda r: "> 100,000" if r == float("inf") else f"{r:.0f}"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "evaluation set": sets,
+            "comparison": rows["axis"] + " " + rows["a"] + " vs " + rows["b"],
+            "at": rows["at"],
+            "A - B (points)": rows["diff"].map(pt),
+            "95% interval": "[" + rows["test_set_lo"].map(pt) + ", " + rows["test_set_hi"].map(pt) + "]",
+            "verdict": rows["test_set_verdict"],
+            "Holm verdict": rows["test_set_verdict_holm"],
+            "runs per arm for 0.5 points": rows["runs_test_set_0.5pt"].map(
+                lambda r: "> 100,000" if r == float("inf") else f"{r:.0f}"
+            ),
+        }
+    )
 
 
 def caption_html(text: str, study: str) -> str:
@@ -108,8 +140,13 @@ def caption_html(text: str, study: str) -> str:
     return re.sub(r"``?(.+?)``?", r"<code>\1</code>", text)
 
 
-def headline(summary: pd.DataFrame, variance: pd.DataFrame, comparisons: pd.DataFrame, churn: pd.DataFrame,
-             axes: list[str]) -> list[str]:  # fmt: skip
+def headline(
+    summary: pd.DataFrame,
+    variance: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    churn: pd.DataFrame,
+    axes: list[str],
+) -> list[str]:
     """The study's numbers a reader wants first, as sentences: runs, grid points where the seeds changed
     nothing (a warning), the best and worst grid point on the clean test set, how much runs vary and how much
     of it per-example coin flips explain, and each main effect."""
@@ -124,40 +161,62 @@ def headline(summary: pd.DataFrame, variance: pd.DataFrame, comparisons: pd.Data
         lines += seedless_warning([point(r) for _, r in seedless.iterrows()])
     if clean["mean_acc"].notna().any():
         best, worst = clean.loc[clean["mean_acc"].idxmax()], clean.loc[clean["mean_acc"].idxmin()]
-        acc = lambda r: f"{100 * r['mean_acc']:.2f}% [{100 * r['mean_acc_lo']:.2f}, {100 * r['mean_acc_hi']:.2f}]"
-        lines.append(f"Clean test accuracy: highest at {point(best)}, {acc(best)}; lowest at {point(worst)}, "
-                     f"{acc(worst)} (mean over seeds, 95% interval).")  # fmt: skip
+        acc = lambda r: (
+            f"{100 * r['mean_acc']:.2f}% [{100 * r['mean_acc_lo']:.2f}, {100 * r['mean_acc_hi']:.2f}]"
+        )
+        lines.append(
+            f"Clean test accuracy: highest at {point(best)}, {acc(best)}; lowest at {point(worst)}, "
+            f"{acc(worst)} (mean over seeds, 95% interval)."
+        )
     points = clean_rows(variance) if not variance.empty else variance
     if len(points):
         holds = ((points["ratio_lo"] <= 1) & (points["ratio_hi"] >= 1)).sum()
-        lines.append(f"Run-to-run std of clean accuracy: median {100 * points['std_acc'].median():.2f} points over "
-                     f"grid points (per-example coin flips alone: {100 * points['std_binomial'].median():.2f}); at "
-                     f"{holds} of {len(points)} points the runs differ by no more than coin flips explain (the "
-                     f"variance ratio's 95% interval holds 1).")  # fmt: skip
-    clean_comparisons = comparisons[(comparisons["shift"] == "clean")] if not comparisons.empty else comparisons
-    main = clean_comparisons[clean_comparisons["at"].str.startswith("pooled")] if len(clean_comparisons) else clean_comparisons
+        lines.append(
+            f"Run-to-run std of clean accuracy: median {100 * points['std_acc'].median():.2f} points over "
+            f"grid points (per-example coin flips alone: {100 * points['std_binomial'].median():.2f}); at "
+            f"{holds} of {len(points)} points the runs differ by no more than coin flips explain (the "
+            f"variance ratio's 95% interval holds 1)."
+        )
+    clean_comparisons = (
+        comparisons[(comparisons["shift"] == "clean")] if not comparisons.empty else comparisons
+    )
+    main = (
+        clean_comparisons[clean_comparisons["at"].str.startswith("pooled")]
+        if len(clean_comparisons)
+        else clean_comparisons
+    )
     for _, r in (main if len(main) else clean_comparisons.head(6)).iterrows():
         where = f" ({r['at']})" if r["at"] else ""
-        lines.append(f"{r['axis']} {r['a']} vs {r['b']}{where}: A - B {100 * r['diff']:+.2f} points "
-                     f"[{100 * r['test_set_lo']:+.2f}, {100 * r['test_set_hi']:+.2f}], {r['test_set_verdict_holm']} "
-                     f"(Holm, over {int(r['comparisons'])} comparison{'s' * (r['comparisons'] != 1)}: every one of "
-                     f"this evaluation set, pooled and per grid point; `chaosgrid compare --axis` adjusts over those "
-                     f"it prints).")  # fmt: skip
+        lines.append(
+            f"{r['axis']} {r['a']} vs {r['b']}{where}: A - B {100 * r['diff']:+.2f} points "
+            f"[{100 * r['test_set_lo']:+.2f}, {100 * r['test_set_hi']:+.2f}], {r['test_set_verdict_holm']} "
+            f"(Holm, over {int(r['comparisons'])} comparison{'s' * (r['comparisons'] != 1)}: every one of "
+            f"this evaluation set, pooled and per grid point; `chaosgrid compare --axis` adjusts over those "
+            f"it prints)."
+        )
     return lines
 
 
-def results_page(study: str, question: str, lines: list[str], figures: list[tuple[str, Path, str]],
-                 path: Path | str) -> None:  # fmt: skip
+def results_page(
+    study: str, question: str, lines: list[str], figures: list[tuple[str, Path, str]], path: Path | str
+) -> None:
     """One page to read top to bottom: the study's question, its headline numbers, then every figure with its
     caption inline (each PNG embedded, so the page stands alone in the report)."""
-    parts = [f"<h2>{html.escape(study)}</h2><p><b>{html.escape(question)}</b></p><ul>",
-             *(f"<li>{html.escape(line)}</li>" for line in lines), "</ul>"]  # fmt: skip
+    parts = [
+        f"<h2>{html.escape(study)}</h2><p><b>{html.escape(question)}</b></p><ul>",
+        *(f"<li>{html.escape(line)}</li>" for line in lines),
+        "</ul>",
+    ]
     for name, png, caption in figures:
         data = base64.b64encode(Path(png).read_bytes()).decode()
-        parts.append(f"<h4>{html.escape(name.replace('_', ' '))}</h4><img style='max-width:100%' "
-                     f"src='data:image/png;base64,{data}'><p style='max-width:60em'>{caption}</p>")  # fmt: skip
-    page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study)}: results</title>{STYLE}" \
-           f"</head><body>{''.join(parts)}</body></html>"  # fmt: skip
+        parts.append(
+            f"<h4>{html.escape(name.replace('_', ' '))}</h4><img style='max-width:100%' "
+            f"src='data:image/png;base64,{data}'><p style='max-width:60em'>{caption}</p>"
+        )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study)}: results</title>{STYLE}"
+        f"</head><body>{''.join(parts)}</body></html>"
+    )
     write_atomically(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
@@ -167,5 +226,7 @@ def question_of(study: dict, axes: list[str]) -> str:
         return str(study["question"])
     if not axes:
         return "How much does clean test accuracy vary from seed to seed, and why?"
-    return (f"Does clean test accuracy change along {', '.join(axes)} by more than runs vary from seed to seed, "
-            f"and how much of that variation is per-example coin flips?")
+    return (
+        f"Does clean test accuracy change along {', '.join(axes)} by more than runs vary from seed to seed, "
+        f"and how much of that variation is per-example coin flips?"
+    )

@@ -39,18 +39,27 @@ class Resume:
                 log(f"{self.path} was saved for another spec: ignored, starting over")
                 return
             if saved.get("layout") != self.LAYOUT:
-                log(f"{self.path} was saved by another version of chaosgrid (layout {saved.get('layout', 1)}, "
-                    f"this one reads {self.LAYOUT}): ignored, starting over")  # fmt: skip
+                log(
+                    f"{self.path} was saved by another version of chaosgrid (layout {saved.get('layout', 1)}, "
+                    f"this one reads {self.LAYOUT}): ignored, starting over"
+                )
                 return
-            self.saved = {**saved, "results": [run_from_state(r) for r in saved["results"]],
-                          "evals": {step: [evals_from_state(e) for e in runs] for step, runs in saved["evals"].items()}}  # fmt: skip
+            self.saved = {
+                **saved,
+                "results": [run_from_state(r) for r in saved["results"]],
+                "evals": {step: [evals_from_state(e) for e in runs] for step, runs in saved["evals"].items()},
+            }
             at = f"at step {saved['fit']['step']}" if saved["fit"] else "from its start"
             log(f"resuming from {self.path}: {len(saved['results'])} runs done, the next group {at}")
 
     def write(self, state: dict) -> None:
-        plain = {**state, "spec": self.spec, "layout": self.LAYOUT,
-                 "results": [run_state(r) for r in state["results"]],
-                 "evals": {step: [evals_state(e) for e in runs] for step, runs in state["evals"].items()}}  # fmt: skip
+        plain = {
+            **state,
+            "spec": self.spec,
+            "layout": self.LAYOUT,
+            "results": [run_state(r) for r in state["results"]],
+            "evals": {step: [evals_state(e) for e in runs] for step, runs in state["evals"].items()},
+        }
         write_atomically(self.path, lambda tmp: torch.save(plain, tmp))
 
     def remove(self) -> None:
@@ -59,13 +68,21 @@ class Resume:
 
 def evals_state(evals: dict[tuple[str, int], EvalResult]) -> dict:
     """One run's evaluations as tensors and plain values (what `torch.load(weights_only=True)` admits)."""
-    return {key: {f.name: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                  for f in fields(e) for v in [getattr(e, f.name)]} for key, e in evals.items()}  # fmt: skip
+    return {
+        key: {
+            f.name: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+            for f in fields(e)
+            for v in [getattr(e, f.name)]
+        }
+        for key, e in evals.items()
+    }
 
 
 def evals_from_state(state: dict) -> dict[tuple[str, int], EvalResult]:
-    return {key: EvalResult(**{n: v.numpy() if isinstance(v, torch.Tensor) else v for n, v in e.items()})
-            for key, e in state.items()}  # fmt: skip
+    return {
+        key: EvalResult(**{n: v.numpy() if isinstance(v, torch.Tensor) else v for n, v in e.items()})
+        for key, e in state.items()
+    }
 
 
 def run_state(result: RunResult) -> dict:
@@ -77,5 +94,10 @@ def run_state(result: RunResult) -> dict:
 
 
 def run_from_state(state: dict) -> RunResult:
-    return RunResult(**{**state, "evals": evals_from_state(state["evals"]),
-                        "checkpoints": {step: evals_from_state(e) for step, e in state["checkpoints"].items()}})  # fmt: skip
+    return RunResult(
+        **{
+            **state,
+            "evals": evals_from_state(state["evals"]),
+            "checkpoints": {step: evals_from_state(e) for step, e in state["checkpoints"].items()},
+        }
+    )

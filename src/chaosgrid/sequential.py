@@ -39,7 +39,8 @@ from chaosgrid.cells import format_value
 from chaosgrid.until import Until
 
 GRID = 401  # points of the integration grid (odd: Simpson's rule)
-SIMPSON = np.r_[1, np.tile([4, 2], (GRID - 3) // 2), 4, 1] / 3  # its weights: error O(h^4), not a Riemann sum's O(h)
+# its weights: error O(h^4), not a Riemann sum's O(h)
+SIMPSON = np.r_[1, np.tile([4, 2], (GRID - 3) // 2), 4, 1] / 3
 RESOLVED = 1e-13  # a look's spending below this is carried by its tail alone (see `boundaries`)
 
 
@@ -66,15 +67,25 @@ def boundaries(looks: int, alpha: float) -> tuple[float, ...]:
     grid = np.linspace(-1, 1, GRID) * critical[0] * np.sqrt(fractions[0])
     density = stats.norm.pdf(grid, scale=np.sqrt(fractions[0]))
     for k in range(1, looks):
-        mass, step, reach = density * SIMPSON * (grid[1] - grid[0]), np.sqrt(fractions[k] - fractions[k - 1]), np.sqrt(fractions[k])
+        mass, step, reach = (
+            density * SIMPSON * (grid[1] - grid[0]),
+            np.sqrt(fractions[k] - fractions[k - 1]),
+            np.sqrt(fractions[k]),
+        )
         target = spent(fractions[k]) - spent(fractions[k - 1])
         if target < RESOLVED:
             critical.append(float(stats.norm.isf(target / 2)))
         else:
             leaving = lambda c, mass=mass, step=step, reach=reach, grid=grid: float(
-                (mass * (ndtr((grid - c * reach) / step) + ndtr((-grid - c * reach) / step))).sum())
-            critical.append(float(brentq(lambda c, leaving=leaving, target=target: leaving(c) - target, 0.1, 40.0,
-                                         xtol=1e-10)))  # fmt: skip
+                (mass * (ndtr((grid - c * reach) / step) + ndtr((-grid - c * reach) / step))).sum()
+            )
+            critical.append(
+                float(
+                    brentq(
+                        lambda c, leaving=leaving, target=target: leaving(c) - target, 0.1, 40.0, xtol=1e-10
+                    )
+                )
+            )
         new_grid = np.linspace(-1, 1, GRID) * critical[-1] * reach
         density = pdf((new_grid[:, None] - grid[None, :]) / step) @ mass / step
         grid = new_grid
@@ -105,9 +116,19 @@ def judge(row: dict, until: Until, look: int, comparisons: int) -> dict:
         status, verdict = "budget", "undecided"
     else:
         status, verdict = "open", "undecided"
-    return {"look": look, "seeds": look * until.block, "max_seeds": until.max_seeds, "delta": delta,
-            "diff": row["diff"], "lo": low, "hi": high, "se": se, "df": row["df"], "status": status,
-            "verdict": verdict}  # fmt: skip
+    return {
+        "look": look,
+        "seeds": look * until.block,
+        "max_seeds": until.max_seeds,
+        "delta": delta,
+        "diff": row["diff"],
+        "lo": low,
+        "hi": high,
+        "se": se,
+        "df": row["df"],
+        "status": status,
+        "verdict": verdict,
+    }
 
 
 def comparisons(until: Until, axes: list[str], orders: dict[str, list]) -> list[tuple[str, dict, dict]]:
@@ -118,11 +139,19 @@ def comparisons(until: Until, axes: list[str], orders: dict[str, list]) -> list[
         name = lambda v: ", ".join(f"{k}={format_value(x)}" for k, x in v.items())
         return [(f"{name(a)} vs {name(b)}", a, b)]
     values = orders[until.axis]
-    return [(f"{until.axis}={format_value(after)} vs {format_value(before)}", {until.axis: after}, {until.axis: before})
-            for before, after in itertools.pairwise(values)]  # fmt: skip
+    return [
+        (
+            f"{until.axis}={format_value(after)} vs {format_value(before)}",
+            {until.axis: after},
+            {until.axis: before},
+        )
+        for before, after in itertools.pairwise(values)
+    ]
 
 
-def history(points_by_look, until: Until, axes: list[str], orders: dict[str, list], last: int = 0) -> list[dict]:
+def history(
+    points_by_look, until: Until, axes: list[str], orders: dict[str, list], last: int = 0
+) -> list[dict]:
     """Every comparison's looks, in order, until it stops or look `last` (0: the budget's last): each look
     judged on `points_by_look(k)`, each grid point's correctness matrix over its first k blocks of seeds
     (grid points without k blocks are absent). The workflow's decisions and the study's table both come
@@ -137,7 +166,9 @@ def history(points_by_look, until: Until, axes: list[str], orders: dict[str, lis
             if name not in open_:
                 continue
             try:
-                row = between(points, axes, _matched(a, orders), _matched(b, orders), until.level, plan=False)[0]
+                row = between(
+                    points, axes, _matched(a, orders), _matched(b, orders), until.level, plan=False
+                )[0]
             except ValueError:
                 continue  # its points have no runs at this look (they stopped with another comparison)
             rows.append({"comparison": name, **judge(row, until, look, len(asked))})
@@ -150,16 +181,27 @@ def history(points_by_look, until: Until, axes: list[str], orders: dict[str, lis
 
 def _matched(values: dict, orders: dict[str, list]) -> dict:
     """Config values as the runs table holds them (0.005 written as 5e-3 is the axis value 0.005)."""
-    return {axis: next(v for v in orders[axis] if format_value(v) == format_value(value)) for axis, value in values.items()}
+    return {
+        axis: next(v for v in orders[axis] if format_value(v) == format_value(value))
+        for axis, value in values.items()
+    }
 
 
-def continuing(rows: list[dict], until: Until, points, axes: list[str], orders: dict[str, list]) -> list[tuple]:
+def continuing(
+    rows: list[dict], until: Until, points, axes: list[str], orders: dict[str, list]
+) -> list[tuple]:
     """The grid points (of `points`: axis values in `axes` order) of the comparisons still open after the
     last look in `rows`: they train the next block."""
     status = {r["comparison"]: r["status"] for r in rows}
-    sides = [_matched(side, orders) for name, a, b in comparisons(until, axes, orders) if status.get(name) == "open"
-             for side in (a, b)]  # fmt: skip
-    return sorted(p for p in points if any(all(p[axes.index(k)] == v for k, v in side.items()) for side in sides))
+    sides = [
+        _matched(side, orders)
+        for name, a, b in comparisons(until, axes, orders)
+        if status.get(name) == "open"
+        for side in (a, b)
+    ]
+    return sorted(
+        p for p in points if any(all(p[axes.index(k)] == v for k, v in side.items()) for side in sides)
+    )
 
 
 def points_by_look(runs, prediction_files: list, axes: list[str], until: Until):
@@ -171,9 +213,14 @@ def points_by_look(runs, prediction_files: list, axes: list[str], until: Until):
 
     first_seed = runs["shard"].str.rpartition("seeds~")[2].str.extract(r"^(\d+)")[0].astype(int)
     block = first_seed // until.block
-    read = [(key, block[point.index].to_numpy(), matrix)
-            for eval_set, key, point, matrix in point_matrices(runs, prediction_files, axes) if eval_set == CLEAN]  # fmt: skip
-    return lambda k: comparable((CLEAN, key, matrix[blocks < k]) for key, blocks, matrix in read).get(CLEAN, {})
+    read = [
+        (key, block[point.index].to_numpy(), matrix)
+        for eval_set, key, point, matrix in point_matrices(runs, prediction_files, axes)
+        if eval_set == CLEAN
+    ]
+    return lambda k: comparable((CLEAN, key, matrix[blocks < k]) for key, blocks, matrix in read).get(
+        CLEAN, {}
+    )
 
 
 def study_decisions(runs, prediction_files: list, axes: list[str], until: dict):
@@ -184,7 +231,9 @@ def study_decisions(runs, prediction_files: list, axes: list[str], until: dict):
     from chaosgrid.analysis.compare import value_orders
 
     declared = Until.of(until)
-    rows = history(points_by_look(runs, prediction_files, axes, declared), declared, axes, value_orders(runs, axes))
+    rows = history(
+        points_by_look(runs, prediction_files, axes, declared), declared, axes, value_orders(runs, axes)
+    )
     looks = pd.DataFrame(rows)
     return looks, looks.groupby("comparison", sort=False).tail(1).reset_index(drop=True)
 
@@ -200,7 +249,11 @@ def decide(run_files: list, prediction_files: list, axes: list[str], until: dict
     runs = read_columns(run_files).to_pandas()
     orders = value_orders(runs, axes)
     rows = history(points_by_look(runs, prediction_files, axes, declared), declared, axes, orders, last=look)
-    prefixes = dict(zip(runs[axes].itertuples(index=False, name=None) if axes else [()] * len(runs),
-                        runs["shard"].str.rpartition("seeds~")[0]))  # fmt: skip
+    prefixes = dict(
+        zip(
+            runs[axes].itertuples(index=False, name=None) if axes else [()] * len(runs),
+            runs["shard"].str.rpartition("seeds~")[0],
+        )
+    )
     going = continuing(rows, declared, list(prefixes), axes, orders) if look < declared.looks else []
     return {"look": look, "looks": rows, "continue": [prefixes[p] for p in going]}

@@ -94,7 +94,9 @@ CORRUPTIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 }
 
 
-def shifted_set(data: Dataset, name: str, severity: int, root: Path | str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+def shifted_set(
+    data: Dataset, name: str, severity: int, root: Path | str = "data"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (in [0, 1], unnormalised) and labels of one shifted evaluation set, on the device of `data`: a
     corruption of the test set, a published set read from `root`, or a further set of the user's dataset."""
     if name.startswith(OWN_PREFIX):
@@ -107,7 +109,10 @@ def shifted_set(data: Dataset, name: str, severity: int, root: Path | str = "dat
 
 
 def eval_sets(
-    data: Dataset, pairs: list[tuple[str, int]], root: Path | str = "data", prepared: Path | str | None = None,
+    data: Dataset,
+    pairs: list[tuple[str, int]],
+    root: Path | str = "data",
+    prepared: Path | str | None = None,
     planes: dict | None = None,
 ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
     """Normalised images and labels of every evaluation set, on the dataset's device: the shifted ones
@@ -117,7 +122,9 @@ def eval_sets(
     for name, severity in pairs:
         if name == PLANES:
             spec = plane_spec(planes)
-            trip = load_triplets(planes_file(prepared, triplets_key(spec))) if prepared else anchors(data, spec)
+            trip = (
+                load_triplets(planes_file(prepared, triplets_key(spec))) if prepared else anchors(data, spec)
+            )
             sets[name, severity] = probe_set(data, spec, trip)
             continue
         if is_clean(name, severity):
@@ -131,8 +138,13 @@ def eval_sets(
     return sets
 
 
-def prepare_inputs(data: Dataset, pairs: list[tuple[str, int]], folder: Path | str, root: Path | str = "data",
-                   planes: dict | None = None) -> None:  # fmt: skip
+def prepare_inputs(
+    data: Dataset,
+    pairs: list[tuple[str, int]],
+    folder: Path | str,
+    root: Path | str = "data",
+    planes: dict | None = None,
+) -> None:
     """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
     into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
     jobs on prepared inputs this way)."""

@@ -19,7 +19,10 @@ FAILED = re.compile(r"Error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)
 
 
 def done_shards(folder: Path) -> list[str]:
-    return [p.relative_to(folder / "runs").with_suffix("").as_posix() for p in (folder / "runs").rglob("*.parquet")]
+    return [
+        p.relative_to(folder / "runs").with_suffix("").as_posix()
+        for p in (folder / "runs").rglob("*.parquet")
+    ]
 
 
 def runs_of(keys: list[str]) -> int:
@@ -34,7 +37,9 @@ def study_status(folder: Path, planned: list[str] | None = None, now: float | No
     if planned is None:
         lines = [f"{folder.name}: {len(done)} shards done ({runs_of(done)} runs)"]
     else:
-        lines = [f"{folder.name}: {len(done)} of {len(planned)} shards done ({runs_of(done)} of {runs_of(planned)} runs)"]
+        lines = [
+            f"{folder.name}: {len(done)} of {len(planned)} shards done ({runs_of(done)} of {runs_of(planned)} runs)"
+        ]
     failed = 0
     for log in sorted((folder / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime):
         key = log.relative_to(folder / "logs").with_suffix("").as_posix()
@@ -54,7 +59,13 @@ def study_status(folder: Path, planned: list[str] | None = None, now: float | No
 
 
 def _ago(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 def status(results: Path, config: dict | None = None) -> list[str]:
@@ -67,4 +78,6 @@ def status(results: Path, config: dict | None = None) -> list[str]:
         planned = {name: [key for study, key in keys if study == name] for name in folders}
         return [line for name, folder in folders.items() for line in study_status(folder, planned[name])]
     studies = sorted({p.parent for p in results.glob("*/runs")} | {p.parent for p in results.glob("*/logs")})
-    return [line for folder in studies for line in study_status(folder)] or [f"no study results under {results}"]
+    return [line for folder in studies for line in study_status(folder)] or [
+        f"no study results under {results}"
+    ]

@@ -74,7 +74,9 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("p_true", pa.list_(pa.float16())),
         pa.field("correct", pa.list_(pa.bool_())),  # parquet packs booleans to one bit each
         pa.field("probs", pa.list_(pa.float16())),  # example-major (n x classes); null unless kept
-        pa.field("labels", pa.list_(pa.uint8())),  # the true classes, beside probs (what ensembles score against)
+        pa.field(
+            "labels", pa.list_(pa.uint8())
+        ),  # the true classes, beside probs (what ensembles score against)
     ]
 )
 HISTORY_SCHEMA = pa.schema(
@@ -82,7 +84,9 @@ HISTORY_SCHEMA = pa.schema(
         pa.field("cell_id", pa.string()),
         pa.field("epoch", pa.float64()),  # epochs done (fractional for the last, partial one)
         pa.field("step", pa.int64()),
-        pa.field("current_lr", pa.float64()),  # the scheduled lr of the epoch's last step (not the cell's peak `lr`)
+        pa.field(
+            "current_lr", pa.float64()
+        ),  # the scheduled lr of the epoch's last step (not the cell's peak `lr`)
         pa.field("train_loss", pa.float64()),  # mean over the epoch's batches, as trained
         pa.field("train_acc", pa.float64()),
     ]
@@ -94,7 +98,11 @@ def git_commit() -> str:
     """The commit of the chaosgrid checkout the code runs from, or 'unknown' outside a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
@@ -140,7 +148,9 @@ def runs_table(results: list[RunResult], shard: str, prov: dict) -> pa.Table:
     own = [k for k in results[0].cell if k not in CELL_DEFAULTS] if results else []
     schema = RUNS_SCHEMA
     for i, key in enumerate(own):
-        schema = schema.insert(2 + len(CELL_FIELDS) + i, pa.field(key, _ARROW_TYPES[type(results[0].cell[key])]))
+        schema = schema.insert(
+            2 + len(CELL_FIELDS) + i, pa.field(key, _ARROW_TYPES[type(results[0].cell[key])])
+        )
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -151,8 +161,11 @@ def parameter_columns(columns: list[str]) -> list[str]:
 
 def predictions_table(results: list[RunResult]) -> pa.Table:
     """One row per run x checkpoint x evaluation set, per-example arrays as list columns."""
-    return evaluations_table((cell_id(r.cell), step, step == r.steps, evals) for r in results
-                             for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)])  # fmt: skip
+    return evaluations_table(
+        (cell_id(r.cell), step, step == r.steps, evals)
+        for r in results
+        for step, evals in [*sorted(r.checkpoints.items()), (r.steps, r.evals)]
+    )
 
 
 def evaluations_table(evaluations) -> pa.Table:
@@ -164,9 +177,13 @@ def evaluations_table(evaluations) -> pa.Table:
             values = (cid, step, final, shift, severity, e.acc, e.pred, e.p_true, e.correct, probs, labels)
             for name, value in zip(PREDICTIONS_SCHEMA.names, values, strict=True):
                 rows[name].append(value)
-    arrays = {name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
-              for name in ("pred", "p_true", "correct", "probs", "labels")}  # fmt: skip
-    return pa.Table.from_arrays([arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA)
+    arrays = {
+        name: _list_array(rows[name], PREDICTIONS_SCHEMA.field(name).type.value_type)
+        for name in ("pred", "p_true", "correct", "probs", "labels")
+    }
+    return pa.Table.from_arrays(
+        [arrays.get(n, rows[n]) for n in PREDICTIONS_SCHEMA.names], schema=PREDICTIONS_SCHEMA
+    )
 
 
 def history_table(results: list[RunResult]) -> pa.Table:
@@ -211,14 +228,24 @@ def write_table(table: pa.Table, path: Path | str) -> None:
     write_atomically(path, lambda tmp: pq.write_table(table, tmp, compression=COMPRESSION))
 
 
-def write_weights(results: list[RunResult], seed_indices: list[int], path: Path | str, parameters: list[str]) -> int:
+def write_weights(
+    results: list[RunResult], seed_indices: list[int], path: Path | str, parameters: list[str]
+) -> int:
     """Save every kept checkpoint's state dicts, keyed by run (cell id, seed index) and step, with each run's
     epochs and steps (to find a checkpoint by epoch) and the names of the trainable parameters (what weight
     distances compare; the rest are buffers); returns bytes."""
     import torch
 
-    runs = [{"cell_id": cell_id(r.cell), "seed_index": i, "epochs": r.cell["epochs"], "steps": r.steps,
-             "weights": r.weights} for r, i in zip(results, seed_indices, strict=True)]  # fmt: skip
+    runs = [
+        {
+            "cell_id": cell_id(r.cell),
+            "seed_index": i,
+            "epochs": r.cell["epochs"],
+            "steps": r.steps,
+            "weights": r.weights,
+        }
+        for r, i in zip(results, seed_indices, strict=True)
+    ]
     write_atomically(path, lambda tmp: torch.save({"format": 2, "parameters": parameters, "runs": runs}, tmp))
     return Path(path).stat().st_size
 
@@ -234,9 +261,13 @@ def load_torch_file(path: Path | str, remedy: str, **options) -> dict:
         if isinstance(err, FileNotFoundError):
             raise
         if isinstance(err, pickle.UnpicklingError) and "unsupported global" in str(err).lower():
-            raise ValueError(f"{path} holds objects other than tensors and plain values, which chaosgrid never "
-                             f"writes: not loaded (unpickling it could run code); {remedy}") from err  # fmt: skip
-        raise ValueError(f"{path} is truncated or corrupt (torch.load: {type(err).__name__}): {remedy}") from err
+            raise ValueError(
+                f"{path} holds objects other than tensors and plain values, which chaosgrid never "
+                f"writes: not loaded (unpickling it could run code); {remedy}"
+            ) from err
+        raise ValueError(
+            f"{path} is truncated or corrupt (torch.load: {type(err).__name__}): {remedy}"
+        ) from err
 
 
 def read_weights(path: Path | str) -> dict:
@@ -247,8 +278,9 @@ def read_weights(path: Path | str) -> dict:
     return {"parameters": content["parameters"], "runs": {run["seed_index"]: run for run in content["runs"]}}
 
 
-def write_shard(results: list[RunResult], shard, paths: dict[str, str | None], prov: dict,
-                parameters: list[str]) -> list[str]:  # fmt: skip
+def write_shard(
+    results: list[RunResult], shard, paths: dict[str, str | None], prov: dict, parameters: list[str]
+) -> list[str]:
     """Write a shard's files (`paths` by kind: weights, history, predictions, runs; None: not asked for), each
     atomically, the runs table last: its presence means the shard is done. Returns the paths written."""
     written = []

@@ -41,8 +41,19 @@ SHARD_FILES = ("runs", "predictions", "history")
 
 
 # The keys of a shard spec (Shard.to_json): anything else is a typo that would silently change the shard.
-SPEC_KEYS = {"study", "key", "base", "seeds", "shifts", "severities", "checkpoints", "weights", "init_key",
-             "probabilities", "planes"}  # fmt: skip
+SPEC_KEYS = {
+    "study",
+    "key",
+    "base",
+    "seeds",
+    "shifts",
+    "severities",
+    "checkpoints",
+    "weights",
+    "init_key",
+    "probabilities",
+    "planes",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,9 @@ class Shard:
     weights: bool = False  # save the checkpoints' weights (a study asks, or another study starts from them)
     init_key: str = ""  # with base["init_from"]: the key of the shard whose final weights start these runs
     probabilities: bool = False  # also store every class's probability per example (ensembles average them)
-    planes: tuple[tuple[str, object], ...] = ()  # the `planes` probe set's anchors and grid, where not the default
+    planes: tuple[
+        tuple[str, object], ...
+    ] = ()  # the `planes` probe set's anchors and grid, where not the default
 
     def cells(self) -> list[dict]:
         """The shard's canonical cells, in seed order."""
@@ -71,12 +84,30 @@ class Shard:
     def to_json(self) -> str:
         """Compact spec the trainer reads: non-default base parameters, seed indices, and only the options
         that differ from their defaults, so that a new option leaves every existing spec unchanged."""
-        spec = {"study": self.study, "key": self.key, "base": identity(self.base), "seeds": list(self.seed_indices)}
-        options = {"shifts": list(self.shifts), "severities": list(self.severities), "checkpoints": self.checkpoints,
-                   "weights": self.weights, "init_key": self.init_key, "probabilities": self.probabilities,
-                   "planes": dict(self.planes)}  # fmt: skip
-        defaults = {"shifts": [], "severities": [], "checkpoints": "final", "weights": False, "init_key": "",
-                    "probabilities": False, "planes": {}}  # fmt: skip
+        spec = {
+            "study": self.study,
+            "key": self.key,
+            "base": identity(self.base),
+            "seeds": list(self.seed_indices),
+        }
+        options = {
+            "shifts": list(self.shifts),
+            "severities": list(self.severities),
+            "checkpoints": self.checkpoints,
+            "weights": self.weights,
+            "init_key": self.init_key,
+            "probabilities": self.probabilities,
+            "planes": dict(self.planes),
+        }
+        defaults = {
+            "shifts": [],
+            "severities": [],
+            "checkpoints": "final",
+            "weights": False,
+            "init_key": "",
+            "probabilities": False,
+            "planes": {},
+        }
         return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
     @classmethod
@@ -88,7 +119,9 @@ class Shard:
         if missing := sorted({"base", "seeds"} - set(spec)):
             raise GridError(f"shard spec lacks {missing[0]!r}")
         if unknown := sorted(set(spec) - SPEC_KEYS):
-            raise GridError(f"shard spec has an unknown key {unknown[0]!r}; known: {', '.join(sorted(SPEC_KEYS))}")
+            raise GridError(
+                f"shard spec has an unknown key {unknown[0]!r}; known: {', '.join(sorted(SPEC_KEYS))}"
+            )
         if not isinstance(spec["base"], dict):
             raise GridError(f"shard spec's 'base' maps parameters to values, got {spec['base']!r}")
         seeds = spec["seeds"]
@@ -104,9 +137,19 @@ class Shard:
         checkpoints = checkpoints_.canonical(spec.get("checkpoints", "final"))
         seeds = tuple(seeds)
         planes = plane_spec(spec.get("planes"))
-        return cls(spec.get("study", "adhoc"), spec.get("key", ""), base, seeds, shifts, severities, checkpoints,
-                   bool(spec.get("weights", False)), spec.get("init_key", ""), bool(spec.get("probabilities", False)),
-                   shard_planes(planes))  # fmt: skip
+        return cls(
+            spec.get("study", "adhoc"),
+            spec.get("key", ""),
+            base,
+            seeds,
+            shifts,
+            severities,
+            checkpoints,
+            bool(spec.get("weights", False)),
+            spec.get("init_key", ""),
+            bool(spec.get("probabilities", False)),
+            shard_planes(planes),
+        )
 
     def plane_spec(self) -> dict:
         """The anchors and grid of the shard's `planes` probe set."""
@@ -120,27 +163,67 @@ class Shard:
 
 
 # A study's keys that are not cell parameters: its own, then the blocks its analyses own.
-STUDY_KEYS = {"seeds", "shard_size", "shifts", "severities", "checkpoints", "weights", "resources", "variants",
-              "probabilities", "question", *(block for analysis in ANALYSES.values() for block in analysis.blocks)}  # fmt: skip
+STUDY_KEYS = {
+    "seeds",
+    "shard_size",
+    "shifts",
+    "severities",
+    "checkpoints",
+    "weights",
+    "resources",
+    "variants",
+    "probabilities",
+    "question",
+    *(block for analysis in ANALYSES.values() for block in analysis.blocks),
+}
 # The `planes` probe set (chaosgrid.planes): which images anchor its planes (`triplets` of them, from the
 # training or test set, of three distinct classes or any), the grid on each plane, and how the regions
 # analysis reads it (4- or 8-connected regions; the checkpoint at `epoch`, 0: the final one; the run column
 # its agreement matrices `compare` and the columns that split them `by`, "" and []: the model axis where the
 # study has one, else its first axis, and the other axes). The defaults
 # are the planes as they first were; Somepalli et al.'s are PAPER_PLANES.
-PLANE_DEFAULTS = {"triplets": 8, "images": "train", "classes": "distinct", "resolution": 32, "margin": 0.25,
-                  "connectivity": 4, "epoch": 0.0, "compare": "", "by": []}  # fmt: skip
-PAPER_PLANES = {"triplets": 500, "images": "test", "classes": "distinct", "resolution": 50, "margin": 0.1,
-                "connectivity": 8}  # fmt: skip
-TRIPLET_KEYS = ("triplets", "images", "classes")  # what picks the anchors (one prepared file per dataset each)
+PLANE_DEFAULTS = {
+    "triplets": 8,
+    "images": "train",
+    "classes": "distinct",
+    "resolution": 32,
+    "margin": 0.25,
+    "connectivity": 4,
+    "epoch": 0.0,
+    "compare": "",
+    "by": [],
+}
+PAPER_PLANES = {
+    "triplets": 500,
+    "images": "test",
+    "classes": "distinct",
+    "resolution": 50,
+    "margin": 0.1,
+    "connectivity": 8,
+}
+# what picks the anchors (one prepared file per dataset each)
+TRIPLET_KEYS = (
+    "triplets",
+    "images",
+    "classes",
+)
 GRID_KEYS = ("resolution", "margin")  # what the shard job needs besides the anchors
 # Mode-connecting curves (chaosgrid.curves) and a `curves` block's own keys.
 CURVE_KINDS = ("line", "chain", "bezier")
 CURVE_DEFAULTS = {"pairs": 1, "kinds": list(CURVE_KINDS), "points": 31}
 # What a curve shares with its endpoints (the net and its training set); a `curves` block sets the rest.
-CURVE_FIXED = ("variant", "dataset", "model", "width", "data_fraction", "label_noise", "label_noise_per_class",
-               "init_from", "init_epoch",
-               *SEED_KEYS)  # fmt: skip
+CURVE_FIXED = (
+    "variant",
+    "dataset",
+    "model",
+    "width",
+    "data_fraction",
+    "label_noise",
+    "label_noise_per_class",
+    "init_from",
+    "init_epoch",
+    *SEED_KEYS,
+)
 # Values a curve's training cannot honour: evaluation and seeding choices (the pair's seeds are the endpoints'),
 # and a perturbation of initial weights (the bend starts from the endpoints). A `curves` block setting one fails.
 CURVE_REFUSED = {"tta": ("flip",), "seed_source": ("init", "order", "aug"), "perturbation": ("weight",)}
@@ -155,14 +238,17 @@ def plane_spec(block: dict | None) -> dict:
     spec = {**PLANE_DEFAULTS, **(block or {})}
     if unknown := sorted(set(spec) - set(PLANE_DEFAULTS)):
         raise GridError(f"planes: unknown key {unknown[0]!r}; known: {', '.join(PLANE_DEFAULTS)}")
-    checks = {"triplets": isinstance(spec["triplets"], int) and spec["triplets"] >= 1,
-              "images": spec["images"] in ("train", "test"), "classes": spec["classes"] in ("distinct", "any"),
-              "resolution": isinstance(spec["resolution"], int) and spec["resolution"] >= 2,
-              "margin": isinstance(spec["margin"], (int, float)) and spec["margin"] >= 0,
-              "connectivity": spec["connectivity"] in (4, 8),
-              "epoch": isinstance(spec["epoch"], (int, float)) and spec["epoch"] >= 0,
-              "compare": spec["compare"] == "" or spec["compare"] in CELL_DEFAULTS,
-              "by": isinstance(spec["by"], list) and all(b in CELL_DEFAULTS for b in spec["by"])}  # fmt: skip
+    checks = {
+        "triplets": isinstance(spec["triplets"], int) and spec["triplets"] >= 1,
+        "images": spec["images"] in ("train", "test"),
+        "classes": spec["classes"] in ("distinct", "any"),
+        "resolution": isinstance(spec["resolution"], int) and spec["resolution"] >= 2,
+        "margin": isinstance(spec["margin"], (int, float)) and spec["margin"] >= 0,
+        "connectivity": spec["connectivity"] in (4, 8),
+        "epoch": isinstance(spec["epoch"], (int, float)) and spec["epoch"] >= 0,
+        "compare": spec["compare"] == "" or spec["compare"] in CELL_DEFAULTS,
+        "by": isinstance(spec["by"], list) and all(b in CELL_DEFAULTS for b in spec["by"]),
+    }
     if bad := [k for k, ok in checks.items() if not ok]:
         raise GridError(f"planes: {bad[0]} is {spec[bad[0]]!r}")
     return {**spec, "margin": float(spec["margin"]), "epoch": float(spec["epoch"])}
@@ -225,7 +311,9 @@ def parse_seed_text(text: str) -> tuple[int, ...] | None:
     return tuple(seeds)
 
 
-def seed_blocks(seeds: list[int], size: int, finished: Iterable[tuple[int, ...]] = ()) -> list[tuple[int, ...]]:
+def seed_blocks(
+    seeds: list[int], size: int, finished: Iterable[tuple[int, ...]] = ()
+) -> list[tuple[int, ...]]:
     """The seed indices grouped into shards: block b holds the wanted seeds in [b·size, (b+1)·size), so that
     raising `seeds` adds blocks and never renames one. A block may already be covered in part by `finished`
     shards (their seed tuples; a study that grew from 12 to 16 seeds finished seeds~8-11 of block 1): those
@@ -249,7 +337,11 @@ def seed_blocks(seeds: list[int], size: int, finished: Iterable[tuple[int, ...]]
 def study_axes(study: dict) -> list[str]:
     """The study's axes: its list-valued cell parameters, in canonical (CELL_DEFAULTS) order, with `variant`
     (first) when the study declares `variants`; then, with a `trainer`, its own list-valued keys, in order."""
-    axes = [k for k in CELL_DEFAULTS if isinstance(study.get(k), list) or (k == "variant" and study.get("variants"))]
+    axes = [
+        k
+        for k in CELL_DEFAULTS
+        if isinstance(study.get(k), list) or (k == "variant" and study.get("variants"))
+    ]
     own = [k for k in study if k not in CELL_DEFAULTS and k not in STUDY_KEYS] if study.get("trainer") else []
     return axes + [k for k in own if isinstance(study[k], list)]
 
@@ -264,12 +356,21 @@ def study_variants(name: str, study: dict) -> dict[str, dict]:
         raise GridError(f"study {name!r}: name recipes under 'variants', not with 'variant'")
     for variant, overrides in variants.items():
         if not STUDY_NAME.fullmatch(str(variant)) or not isinstance(overrides, dict):
-            raise GridError(f"study {name!r}: variant {variant!r} needs a name of letters, digits and _ and a "
-                            f"mapping of parameters")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: variant {variant!r} needs a name of letters, digits and _ and a "
+                f"mapping of parameters"
+            )
         for key, value in overrides.items():
-            if key in STUDY_KEYS or key == "variant" or isinstance(value, list) or isinstance(study.get(key), list):
-                raise GridError(f"study {name!r}: variant {variant!r} sets {key!r}; a variant sets single cell "
-                                f"parameters that are not axes of the study")  # fmt: skip
+            if (
+                key in STUDY_KEYS
+                or key == "variant"
+                or isinstance(value, list)
+                or isinstance(study.get(key), list)
+            ):
+                raise GridError(
+                    f"study {name!r}: variant {variant!r} sets {key!r}; a variant sets single cell "
+                    f"parameters that are not axes of the study"
+                )
     return variants or {"": {}}
 
 
@@ -288,7 +389,9 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
     axes = study_axes(study)
     values_of = {a: list(variants) if a == "variant" else params[a] for a in axes}
     for axis in set(axes) - set(CELL_DEFAULTS):  # an own axis of numbers is all floats if any is ([0, 0.1])
-        if any(isinstance(v, float) for v in values_of[axis]) and not any(isinstance(v, (bool, str)) for v in values_of[axis]):
+        if any(isinstance(v, float) for v in values_of[axis]) and not any(
+            isinstance(v, (bool, str)) for v in values_of[axis]
+        ):
             values_of[axis] = [float(v) for v in values_of[axis]]
     for axis in axes:
         if not values_of[axis]:
@@ -329,13 +432,27 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
         except GridError as err:
             raise GridError(f"study {name!r}: {err}") from err
         if base["trainer"] and (checkpoints != "final" or weights or base["init_from"]):
-            raise GridError(f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
-                            f"or weights of them, and starts none from another study (init_from)")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
+                f"or weights of them, and starts none from another study (init_from)"
+            )
         prefix = "".join(f"{a}~{path_text(base[a])}/" for a in axes)
         for block in seed_blocks(seeds, size, done_at.get(prefix, ())):
             key = f"{prefix}seeds~{seed_text(block)}"
-            shards.append(Shard(name, key, base, block, shifts, severities, checkpoints, weights,
-                                probabilities=probabilities, planes=planes if PLANES in shifts else ()))
+            shards.append(
+                Shard(
+                    name,
+                    key,
+                    base,
+                    block,
+                    shifts,
+                    severities,
+                    checkpoints,
+                    weights,
+                    probabilities=probabilities,
+                    planes=planes if PLANES in shifts else (),
+                )
+            )
     return shards
 
 
@@ -355,16 +472,25 @@ def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
         if value.startswith("npz:"):
             path = Path(value.removeprefix("npz:"))
             if not path.is_file():
-                raise GridError(f"parameter {key!r}: no file {path} (relative paths are from the working directory)")
+                raise GridError(
+                    f"parameter {key!r}: no file {path} (relative paths are from the working directory)"
+                )
             try:
                 with zipfile.ZipFile(path) as archive:
                     members = {Path(m).stem for m in archive.namelist()}
             except zipfile.BadZipFile as err:
                 raise GridError(f"parameter {key!r}: {path} is not an .npz file ({err})") from err
-            own_sets = [f"{axis}_{s.removeprefix(OWN_PREFIX)}" for s in shifts if s.startswith(OWN_PREFIX) for axis in "xy"]
+            own_sets = [
+                f"{axis}_{s.removeprefix(OWN_PREFIX)}"
+                for s in shifts
+                if s.startswith(OWN_PREFIX)
+                for axis in "xy"
+            ]
             if missing := [a for a in (*NPZ_ARRAYS, *own_sets) if a not in members]:
-                raise GridError(f"parameter {key!r}: {path} has no array {missing[0]!r}; it needs "
-                                f"{', '.join((*NPZ_ARRAYS, *own_sets))}")  # fmt: skip
+                raise GridError(
+                    f"parameter {key!r}: {path} has no array {missing[0]!r}; it needs "
+                    f"{', '.join((*NPZ_ARRAYS, *own_sets))}"
+                )
             files.append(str(path))
         elif plugins.is_reference(value):
             try:
@@ -373,7 +499,9 @@ def own_files(cell: dict, shifts: tuple[str, ...] = ()) -> list[str]:
                 raise GridError(f"parameter {key!r}: {err}") from err
         elif key == "trainer" and value.startswith("command:"):
             try:
-                files += plugins.command_files(value.removeprefix("command:"), frozenset(cell) | set(SEED_KEYS))
+                files += plugins.command_files(
+                    value.removeprefix("command:"), frozenset(cell) | set(SEED_KEYS)
+                )
             except plugins.PluginError as err:
                 raise GridError(f"parameter {key!r}: {err}") from err
     return files
@@ -394,8 +522,16 @@ class CurveJob:
     points: int  # evaluated points of t, evenly spaced over [0, 1]
 
     def to_json(self) -> str:
-        return json.dumps({"study": self.study, "key": self.key, "cell": identity(self.cell),
-                           "seeds": list(self.seeds), "kinds": list(self.kinds), "points": self.points})  # fmt: skip
+        return json.dumps(
+            {
+                "study": self.study,
+                "key": self.key,
+                "cell": identity(self.cell),
+                "seeds": list(self.seeds),
+                "kinds": list(self.kinds),
+                "points": self.points,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> CurveJob:
@@ -403,8 +539,15 @@ class CurveJob:
         kinds = tuple(spec.get("kinds", CURVE_KINDS))
         if not set(kinds) <= set(CURVE_KINDS) or int(spec.get("points", 31)) < 2:
             raise GridError(f"curve spec: kinds must be among {', '.join(CURVE_KINDS)} and points >= 2")
-        return cls(spec.get("study", "adhoc"), spec.get("key", ""), validate_cell(spec.get("cell", {})),
-                   tuple(spec["seeds"]), ("", ""), kinds, int(spec.get("points", 31)))  # fmt: skip
+        return cls(
+            spec.get("study", "adhoc"),
+            spec.get("key", ""),
+            validate_cell(spec.get("cell", {})),
+            tuple(spec["seeds"]),
+            ("", ""),
+            kinds,
+            int(spec.get("points", 31)),
+        )
 
 
 def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[tuple[str, str], CurveJob]:
@@ -418,18 +561,26 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
         block = {**CURVE_DEFAULTS, **study["curves"]}
         overrides = {k: v for k, v in block.items() if k not in CURVE_DEFAULTS}
         if bad := sorted(k for k in overrides if k not in CELL_DEFAULTS or k in CURVE_FIXED):
-            raise GridError(f"study {name!r}: curves sets {bad[0]!r}; besides pairs, kinds and points it sets "
-                            f"training parameters, not what makes the endpoints ({', '.join(CURVE_FIXED)})")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: curves sets {bad[0]!r}; besides pairs, kinds and points it sets "
+                f"training parameters, not what makes the endpoints ({', '.join(CURVE_FIXED)})"
+            )
         if unused := sorted(k for k, v in overrides.items() if v in CURVE_REFUSED.get(k, ())):
-            raise GridError(f"study {name!r}: curves sets {unused[0]!r}, which a curve's training does not use "
-                            f"(the bend trains from the endpoints' weights; its points are evaluated plainly)")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: curves sets {unused[0]!r}, which a curve's training does not use "
+                f"(the bend trains from the endpoints' weights; its points are evaluated plainly)"
+            )
         if not block["kinds"] or not set(block["kinds"]) <= set(CURVE_KINDS):
-            raise GridError(f"study {name!r}: curves kinds {block['kinds']!r}; choose from {', '.join(CURVE_KINDS)}")
+            raise GridError(
+                f"study {name!r}: curves kinds {block['kinds']!r}; choose from {', '.join(CURVE_KINDS)}"
+            )
         seeds = seed_list(study.get("seeds", 1))
         pairs = int(block["pairs"])
         if not 1 <= pairs <= len(seeds) // 2 or int(block["points"]) < 2:
-            raise GridError(f"study {name!r}: curves needs 1..{len(seeds) // 2} pairs of its {len(seeds)} seeds "
-                            f"and points >= 2")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: curves needs 1..{len(seeds) // 2} pairs of its {len(seeds)} seeds "
+                f"and points >= 2"
+            )
         holders: dict[str, dict[int, str]] = {}  # grid point (key prefix) -> seed index -> shard key
         bases: dict[str, dict] = {}
         for (study_name, key), shard in shards.items():
@@ -440,12 +591,21 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
         for prefix, holder in holders.items():
             for a, b in zip(seeds[0 : 2 * pairs : 2], seeds[1 : 2 * pairs : 2], strict=True):
                 try:
-                    cell = validate_cell({**bases[prefix], **seeds_for(bases[prefix]["seed_source"], a), **overrides})
+                    cell = validate_cell(
+                        {**bases[prefix], **seeds_for(bases[prefix]["seed_source"], a), **overrides}
+                    )
                 except GridError as err:
                     raise GridError(f"study {name!r}: curves: {err}") from err
                 key = f"{prefix}pair~{a}-{b}"
-                jobs[name, key] = CurveJob(name, key, cell, (a, b), (holder[a], holder[b]), tuple(block["kinds"]),
-                                           int(block["points"]))  # fmt: skip
+                jobs[name, key] = CurveJob(
+                    name,
+                    key,
+                    cell,
+                    (a, b),
+                    (holder[a], holder[b]),
+                    tuple(block["kinds"]),
+                    int(block["points"]),
+                )
     return jobs
 
 
@@ -454,9 +614,11 @@ def check_init_epoch(name: str, epoch: float, source: str, shard: Shard) -> None
     found at planning, not by every shard job after its source trained."""
     kept = checkpoints_.epochs(shard.checkpoints, shard.base["epochs"])
     if epoch and kept is not None and not any(math.isclose(epoch, k, rel_tol=1e-9) for k in kept):
-        raise GridError(f"study {name!r}: init_epoch {format_value(epoch)}: study {source!r} keeps no checkpoint at "
-                        f"that epoch (it keeps epochs {', '.join(format_value(k) for k in kept)}); add it to "
-                        f"{source!r}'s checkpoints (e.g. checkpoints: {format_value(epoch)})")  # fmt: skip
+        raise GridError(
+            f"study {name!r}: init_epoch {format_value(epoch)}: study {source!r} keeps no checkpoint at "
+            f"that epoch (it keeps epochs {', '.join(format_value(k) for k in kept)}); add it to "
+            f"{source!r}'s checkpoints (e.g. checkpoints: {format_value(epoch)})"
+        )
 
 
 def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
@@ -464,23 +626,35 @@ def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
     block = {k: v for k, v in (study.get("ensembles") or {}).items() if k not in ENSEMBLE_OPTIONS}
     last = (study.get("ensembles") or {}).get("sse_last", 0)
     if not isinstance(last, int) or isinstance(last, bool) or last < 0:
-        raise GridError(f"study {name!r}: ensembles sse_last is {last!r}; give a number of snapshots (0: all)")
+        raise GridError(
+            f"study {name!r}: ensembles sse_last is {last!r}; give a number of snapshots (0: all)"
+        )
     for member in [name, *block.values()] if block else []:
         if member in studies and study_axes(studies[member]):
-            raise GridError(f"study {name!r}: ensembles compare studies of one grid point each, but "
-                            f"{member!r} has axes {', '.join(study_axes(studies[member]))}")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: ensembles compare studies of one grid point each, but "
+                f"{member!r} has axes {', '.join(study_axes(studies[member]))}"
+            )
         if member in studies and not studies[member].get("probabilities"):
-            raise GridError(f"study {name!r}: ensembles average class probabilities: set `probabilities: true` "
-                            f"in study {member!r}")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: ensembles average class probabilities: set `probabilities: true` "
+                f"in study {member!r}"
+            )
     for role, other in block.items():
         if role not in ENSEMBLE_ROLES:
-            raise GridError(f"study {name!r}: ensembles names {role!r}; choose from {', '.join(ENSEMBLE_ROLES)}")
+            raise GridError(
+                f"study {name!r}: ensembles names {role!r}; choose from {', '.join(ENSEMBLE_ROLES)}"
+            )
         if other not in studies or other == name:
-            raise GridError(f"study {name!r}: ensembles {role}: {other!r} is not another study of this config")
+            raise GridError(
+                f"study {name!r}: ensembles {role}: {other!r} is not another study of this config"
+            )
     return dict(block)
 
 
-def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = None) -> dict[tuple[str, str], Shard]:
+def expand_studies(
+    studies: dict, finished: dict[str, Iterable[str]] | None = None
+) -> dict[tuple[str, str], Shard]:
     """Every study's shards by (study, key) (`finished`: each study's shard keys already done, which a grown
     study keeps), with starting points resolved: a shard whose runs start from
     another study's weights (`init_from`) names that study's shard with the same values on the source's
@@ -489,8 +663,11 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
     rule that writes them by study), as does every study whose runs curves join or whose members ensembles
     compare (weight distances). Raises GridError naming what does not match."""
     finished = finished or {}
-    shards = {(name, s.key): s for name, study in studies.items()
-              for s in expand_study(name, study, finished.get(name, ()))}  # fmt: skip
+    shards = {
+        (name, s.key): s
+        for name, study in studies.items()
+        for s in expand_study(name, study, finished.get(name, ()))
+    }
     for (name, key), shard in list(shards.items()):
         source = shard.base["init_from"]
         if not source:
@@ -499,15 +676,19 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
             raise GridError(f"study {name!r}: init_from {source!r} is not another study of this config")
         axes = study_axes(studies[source])
         wanted = set(shard.seed_indices)
-        at_point = [s for (n, _), s in shards.items() if n == source and all(s.base[a] == shard.base[a] for a in axes)]
+        at_point = [
+            s for (n, _), s in shards.items() if n == source and all(s.base[a] == shard.base[a] for a in axes)
+        ]
         # one source shard holding every seed (its weights file has each run), or the source's shards that
         # together hold exactly these seeds (it grew across a partial block: 8-11, then 12-15)
         holding = [s for s in at_point if wanted <= set(s.seed_indices)][:1]
         within = holding or [s for s in at_point if set(s.seed_indices) <= wanted]
         if sorted(i for s in within for i in s.seed_indices) != sorted(wanted) and not holding:
             values = ", ".join(f"{a}={format_value(shard.base[a])}" for a in axes)
-            raise GridError(f"study {name!r}: init_from {source!r} has no shards with {values or 'its values'} "
-                            f"that hold seeds {seed_text(shard.seed_indices)} (shard {key})")  # fmt: skip
+            raise GridError(
+                f"study {name!r}: init_from {source!r} has no shards with {values or 'its values'} "
+                f"that hold seeds {seed_text(shard.seed_indices)} (shard {key})"
+            )
         if holding:
             check_init_epoch(name, shard.base["init_epoch"], source, holding[0])
             shards[name, key] = replace(shard, init_key=holding[0].key)
@@ -517,10 +698,11 @@ def expand_studies(studies: dict, finished: dict[str, Iterable[str]] | None = No
         for match in within:
             check_init_epoch(name, shard.base["init_epoch"], source, match)
             piece = f"{prefix}seeds~{seed_text(match.seed_indices)}"
-            shards[name, piece] = replace(shard, key=piece, seed_indices=match.seed_indices, init_key=match.key)
+            shards[name, piece] = replace(
+                shard, key=piece, seed_indices=match.seed_indices, init_key=match.key
+            )
     sources = {s.base["init_from"] for s in shards.values()}
     for name, study in studies.items():  # curve endpoints and ensemble members keep weights too
         if study.get("curves") or study.get("ensembles"):
             sources |= {name, *ensemble_studies(name, study, studies).values()}
     return {(n, k): replace(s, weights=True) if n in sources else s for (n, k), s in shards.items()}
-

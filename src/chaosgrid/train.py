@@ -32,7 +32,9 @@ def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]
     augmentation is)."""
     keep = balanced_subset(data.y_train.cpu(), cell["data_fraction"]).to(data.x_train.device)
     x = data.normalize(data.x_train[keep])
-    y = noisy_labels(data.y_train[keep], cell["label_noise"], data.num_classes, per_class=cell["label_noise_per_class"])
+    y = noisy_labels(
+        data.y_train[keep], cell["label_noise"], data.num_classes, per_class=cell["label_noise_per_class"]
+    )
     if cell["augment_copies"]:
         x, y = augmented_copies(x, y, cell["augment_copies"], cell["augmentation"])
     return x, y
@@ -53,8 +55,13 @@ def init_model(cell: dict, x_train: torch.Tensor, num_classes: int) -> nn.Module
     return model
 
 
-def build_stack(cells: list[dict], x: torch.Tensor, num_classes: int, execution: Execution,
-                start: list[dict] | None = None) -> engine.Stack:  # fmt: skip
+def build_stack(
+    cells: list[dict],
+    x: torch.Tensor,
+    num_classes: int,
+    execution: Execution,
+    start: list[dict] | None = None,
+) -> engine.Stack:
     """The cells' models on x's device and dtype, stacked for the (resolved) engine, in its layout: at initialisation,
     or from `start`, one state dict per cell (a trained run that this one continues)."""
     modules = [init_model(c, x, num_classes) for c in cells]
@@ -77,8 +84,11 @@ RANDOM_MODULES = (nn.modules.dropout._DropoutNd,)  # every dropout; torchvision'
 def random_draws(model: nn.Module, x: torch.Tensor) -> list[str]:
     """What in `model` draws random numbers while training: its random modules by name and type, or, where
     none is known but two forward passes under different global seeds differ, its forward pass."""
-    named = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
-             if isinstance(m, RANDOM_MODULES) or type(m).__name__ == "StochasticDepth"]  # fmt: skip
+    named = [
+        f"{name} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if isinstance(m, RANDOM_MODULES) or type(m).__name__ == "StochasticDepth"
+    ]
     if named:
         return named
     model.train(True)
@@ -90,8 +100,15 @@ def random_draws(model: nn.Module, x: torch.Tensor) -> list[str]:
     return [] if torch.equal(*outputs) else ["its forward pass (two calls under different seeds differ)"]
 
 
-def evaluate_weights(cells: list[dict], runs: list[dict], diverged: list[bool], data: Dataset, sets: dict,
-                     execution: Execution = engine.DEFAULT_EXECUTION, probabilities: bool = False):  # fmt: skip
+def evaluate_weights(
+    cells: list[dict],
+    runs: list[dict],
+    diverged: list[bool],
+    data: Dataset,
+    sets: dict,
+    execution: Execution = engine.DEFAULT_EXECUTION,
+    probabilities: bool = False,
+):
     """Evaluate a shard's kept weights on `sets` at every kept checkpoint, as its training evaluates (the same
     stacks, layout and chunks): `runs` holds each cell's entry of its weights file (`store.read_weights`).
     Yields (cell id, step, final, {evaluation set: EvalResult}), a diverged run's accuracy NaN as in training.
@@ -142,9 +159,15 @@ class ShardInputs:
     start: list[dict] | None
 
 
-def shard_inputs(shard, device: torch.device, execution: Execution, data_root: str = "data",
-                 prepared: str | None = None, init_path: str | None = None,
-                 log: Callable[[str], None] = print) -> ShardInputs:  # fmt: skip
+def shard_inputs(
+    shard,
+    device: torch.device,
+    execution: Execution,
+    data_root: str = "data",
+    prepared: str | None = None,
+    init_path: str | None = None,
+    log: Callable[[str], None] = print,
+) -> ShardInputs:
     """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
     here; raises FileNotFoundError or ValueError naming what is missing or malformed. A user's model that
     vmap cannot stack trains on the loop engine, with a line saying why."""
@@ -158,8 +181,11 @@ def shard_inputs(shard, device: torch.device, execution: Execution, data_root: s
         execution = replace(execution, engine="loop")
     pairs = evalsets.eval_pairs(list(shard.shifts), list(shard.severities))
     sets = shifts.eval_sets(dataset, pairs, data_root, prepared, shard.plane_spec())
-    start = (store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
-             if init_path else None)  # fmt: skip
+    start = (
+        store.starting_weights(init_path, list(shard.seed_indices), shard.base["init_epoch"])
+        if init_path
+        else None
+    )
     return ShardInputs(dataset, sets, execution, start)
 
 
@@ -207,7 +233,9 @@ def train_shard(
         if {k: v for k, v in c.items() if k not in SEED_KEYS} != shared:
             raise ValueError("a shard's cells must differ only in their seeds")
     if shared["trainer"]:
-        raise ValueError("a shard with a trainer trains through chaosgrid.trainers.train_runs, not the recipe")
+        raise ValueError(
+            "a shard with a trainer trains through chaosgrid.trainers.train_runs, not the recipe"
+        )
     device = data.x_train.device
     x, y = training_set(data, cells[0])
     execution = execution.resolved(device, x.shape[-2] * x.shape[-1], len(cells))
@@ -229,8 +257,9 @@ def train_shard(
         if resume:
             if fit_state:
                 taken.evals, taken.weights = saved["evals"], saved["weights"]
-            save = lambda fit, g=g, taken=taken: resume.write({"group": g, "results": results, "fit": fit,
-                                                                "evals": taken.evals, "weights": taken.weights})  # fmt: skip
+            save = lambda fit, g=g, taken=taken: resume.write(
+                {"group": g, "results": results, "fit": fit, "evals": taken.evals, "weights": taken.weights}
+            )
             saving = recipe.Saving(save, resume.every, lambda: resume.requested, fit_state)
         fitted = recipe.fit(stack, group, x, y, execution, checkpoints, taken, log, saving=saving)
         evals, weights = taken.evals, taken.weights
@@ -240,13 +269,32 @@ def train_shard(
             step = int(fitted.diverged_step[r])
             run_evals = {s: e[r] for s, e in evals.items()}
             if step >= 0:  # a diverged run has no meaningful accuracy; its predictions are kept as made
-                run_evals = {s: {key: replace(e, acc=float("nan")) for key, e in ev.items()}
-                             for s, ev in run_evals.items()}  # fmt: skip
-            history = [{"epoch": h["epoch"], "step": h["step"], "current_lr": h["current_lr"], "train_loss": float(h["train_loss"][r]),
-                        "train_acc": float(h["train_acc"][r])} for h in fitted.history]  # fmt: skip
+                run_evals = {
+                    s: {key: replace(e, acc=float("nan")) for key, e in ev.items()}
+                    for s, ev in run_evals.items()
+                }
+            history = [
+                {
+                    "epoch": h["epoch"],
+                    "step": h["step"],
+                    "current_lr": h["current_lr"],
+                    "train_loss": float(h["train_loss"][r]),
+                    "train_acc": float(h["train_acc"][r]),
+                }
+                for h in fitted.history
+            ]
             result = RunResult(
-                c, float(fitted.train_loss[r]), float(fitted.train_acc[r]), step, seconds, run_evals.pop(final),
-                final, float(fitted.clipped[r]), history, run_evals, {s: w[r] for s, w in weights.items()},
+                c,
+                float(fitted.train_loss[r]),
+                float(fitted.train_acc[r]),
+                step,
+                seconds,
+                run_evals.pop(final),
+                final,
+                float(fitted.clipped[r]),
+                history,
+                run_evals,
+                {s: w[r] for s, w in weights.items()},
             )
             results.append(result)
             if progress:

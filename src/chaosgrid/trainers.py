@@ -59,19 +59,29 @@ def set_name(key: tuple[str, int]) -> str:
     return "clean" if is_clean(*key) else f"{key[0]}~{key[1]}"
 
 
-def train_runs(cells: list[dict], data, sets: dict, progress: Callable[[RunResult], None] | None = None,
-               probabilities: bool = False) -> list[RunResult]:  # fmt: skip
+def train_runs(
+    cells: list[dict],
+    data,
+    sets: dict,
+    progress: Callable[[RunResult], None] | None = None,
+    probabilities: bool = False,
+) -> list[RunResult]:
     """Train and evaluate a shard's runs with their trainer, one after another."""
     x, y = training_set(data, cells[0])
-    arrays = TrainerData(x.cpu().numpy(), y.cpu().numpy(),
-                         {set_name(k): (xs.cpu().numpy(), ys.cpu().numpy()) for k, (xs, ys) in sets.items()},
-                         data.num_classes)  # fmt: skip
+    arrays = TrainerData(
+        x.cpu().numpy(),
+        y.cpu().numpy(),
+        {set_name(k): (xs.cpu().numpy(), ys.cpu().numpy()) for k, (xs, ys) in sets.items()},
+        data.num_classes,
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="chaosgrid-trainer-") as scratch:
         for cell in cells:
             begin = time.perf_counter()
             output = call(cell, arrays, Path(scratch))
-            result = run_result(cell, output, sets, arrays.num_classes, time.perf_counter() - begin, probabilities)
+            result = run_result(
+                cell, output, sets, arrays.num_classes, time.perf_counter() - begin, probabilities
+            )
             results.append(result)
             if progress:
                 progress(result)
@@ -87,10 +97,14 @@ def call(cell: dict, data: TrainerData, scratch: Path) -> dict:
     try:
         output = function(dict(cell), data)
     except Exception as err:
-        raise TrainerError(f"trainer {trainer} raised {type(err).__name__}: {err} (run {cell_id(cell)})") from err
+        raise TrainerError(
+            f"trainer {trainer} raised {type(err).__name__}: {err} (run {cell_id(cell)})"
+        ) from err
     if not isinstance(output, dict):
-        raise TrainerError(f"trainer {trainer} returned {type(output).__name__}; it must return a dict with "
-                           f"'probabilities' or 'logits'")  # fmt: skip
+        raise TrainerError(
+            f"trainer {trainer} returned {type(output).__name__}; it must return a dict with "
+            f"'probabilities' or 'logits'"
+        )
     return output
 
 
@@ -104,12 +118,16 @@ def _command(cell: dict, data: TrainerData, scratch: Path) -> dict:
     try:
         argv = [word.format_map(values) for word in shlex.split(template)]
     except (KeyError, ValueError) as err:
-        raise TrainerError(f"trainer command {template!r}: no value for {err} (placeholders name parameters, the "
-                           f"study's own keys, data, out and num_classes)") from err  # fmt: skip
+        raise TrainerError(
+            f"trainer command {template!r}: no value for {err} (placeholders name parameters, the "
+            f"study's own keys, data, out and num_classes)"
+        ) from err
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise TrainerError(f"trainer command {argv[0]} exited with {done.returncode} (run {cell_id(cell)}): "
-                           f"{done.stderr.strip()[-2000:]}")  # fmt: skip
+        raise TrainerError(
+            f"trainer command {argv[0]} exited with {done.returncode} (run {cell_id(cell)}): "
+            f"{done.stderr.strip()[-2000:]}"
+        )
     if not out.exists():
         raise TrainerError(f"trainer command {argv[0]} wrote no {{out}} file (run {cell_id(cell)})")
     with np.load(out) as npz:
@@ -118,43 +136,66 @@ def _command(cell: dict, data: TrainerData, scratch: Path) -> dict:
     output: dict = {kind: {k.partition(".")[2]: v for k, v in arrays.items() if k.startswith(f"{kind}.")}}
     if "history.train_loss" in arrays:
         accs = arrays.get("history.train_acc", np.full_like(arrays["history.train_loss"], np.nan))
-        output["history"] = [{"train_loss": float(loss), "train_acc": float(acc)}
-                             for loss, acc in zip(arrays["history.train_loss"], accs, strict=True)]  # fmt: skip
+        output["history"] = [
+            {"train_loss": float(loss), "train_acc": float(acc)}
+            for loss, acc in zip(arrays["history.train_loss"], accs, strict=True)
+        ]
     return output
 
 
-def run_result(cell: dict, output: dict, sets: dict, num_classes: int, seconds: float,
-               probabilities: bool = False) -> RunResult:  # fmt: skip
+def run_result(
+    cell: dict, output: dict, sets: dict, num_classes: int, seconds: float, probabilities: bool = False
+) -> RunResult:
     """A RunResult from a trainer's output, checked against the contract (see the module docstring)."""
     trainer = cell["trainer"]
     kinds = [k for k in ("probabilities", "logits") if k in output]
     if len(kinds) != 1:
-        raise TrainerError(f"trainer {trainer} must give either 'probabilities' or 'logits', got {sorted(output)}")
+        raise TrainerError(
+            f"trainer {trainer} must give either 'probabilities' or 'logits', got {sorted(output)}"
+        )
     given, diverged = output[kinds[0]], False
     evals: dict[tuple[str, int], EvalResult] = {}
     for key, (_, y) in sets.items():
         name = set_name(key)
         if name not in given:
-            raise TrainerError(f"trainer {trainer} gave no {kinds[0]} for evaluation set {name!r}; it must give "
-                               f"every set: {', '.join(set_name(k) for k in sets)}")  # fmt: skip
+            raise TrainerError(
+                f"trainer {trainer} gave no {kinds[0]} for evaluation set {name!r}; it must give "
+                f"every set: {', '.join(set_name(k) for k in sets)}"
+            )
         values = torch.as_tensor(np.asarray(given[name], dtype=np.float64))
         if values.shape != (len(y), num_classes):
-            raise TrainerError(f"trainer {trainer}: {kinds[0]} for {name!r} have shape {tuple(values.shape)}; "
-                               f"expected ({len(y)}, {num_classes}): examples x classes")  # fmt: skip
+            raise TrainerError(
+                f"trainer {trainer}: {kinds[0]} for {name!r} have shape {tuple(values.shape)}; "
+                f"expected ({len(y)}, {num_classes}): examples x classes"
+            )
         if kinds[0] == "logits":
             diverged |= not bool(torch.isfinite(values).all())
             values = values.nan_to_num(0.0, 0.0, 0.0).softmax(-1)
-        elif not (torch.isfinite(values).all() and (values >= 0).all() and torch.allclose(values.sum(1), torch.ones(1, dtype=values.dtype), atol=1e-3)):  # fmt: skip
-            raise TrainerError(f"trainer {trainer}: probabilities for {name!r} are not probabilities (NaN, "
-                               f"negative, or rows not summing to 1); return 'logits' instead for raw scores")  # fmt: skip
+        elif not (
+            torch.isfinite(values).all()
+            and (values >= 0).all()
+            and torch.allclose(values.sum(1), torch.ones(1, dtype=values.dtype), atol=1e-3)
+        ):
+            raise TrainerError(
+                f"trainer {trainer}: probabilities for {name!r} are not probabilities (NaN, "
+                f"negative, or rows not summing to 1); return 'logits' instead for raw scores"
+            )
         evals[key] = eval_results(values[None], y.cpu(), probabilities)[0]
     epochs = output.get("history", [])
     diverged |= any("train_loss" in h and not np.isfinite(h["train_loss"]) for h in epochs)
-    history = [{"epoch": float(e + 1), "step": e + 1, "current_lr": float("nan"),
-                "train_loss": float(h.get("train_loss", np.nan)), "train_acc": float(h.get("train_acc", np.nan))}
-               for e, h in enumerate(epochs)]  # fmt: skip
+    history = [
+        {
+            "epoch": float(e + 1),
+            "step": e + 1,
+            "current_lr": float("nan"),
+            "train_loss": float(h.get("train_loss", np.nan)),
+            "train_acc": float(h.get("train_acc", np.nan)),
+        }
+        for e, h in enumerate(epochs)
+    ]
     if diverged:  # as for built-in runs: predictions kept as made, no meaningful accuracy
         evals = {key: replace(e, acc=float("nan")) for key, e in evals.items()}
     last = history[-1] if history else {"train_loss": float("nan"), "train_acc": float("nan")}
-    return RunResult(cell, last["train_loss"], last["train_acc"], 0 if diverged else -1, seconds, evals,
-                     history=history)  # fmt: skip
+    return RunResult(
+        cell, last["train_loss"], last["train_acc"], 0 if diverged else -1, seconds, evals, history=history
+    )

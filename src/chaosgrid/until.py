@@ -19,7 +19,8 @@ class Until:
     detecting (accuracy points), seeds per block and at most, and the confidence level."""
 
     axis: str  # compare neighbouring values along this axis ...
-    a: tuple[tuple[str, object], ...]  # ... or the points these values name (fewer axes: pooled over the rest)
+    # ... or the points these values name (fewer axes: pooled over the rest)
+    a: tuple[tuple[str, object], ...]
     b: tuple[tuple[str, object], ...]
     on: str
     delta: float
@@ -36,14 +37,25 @@ class Until:
         """The Until a checked `until` block declares (`parse_until` checks it against its study)."""
         block = _keys(block)
         compare = block["compare"]
-        return cls(compare.get("axis", ""), tuple(compare.get("a", {}).items()), tuple(compare.get("b", {}).items()),
-                   block.get("on", "test_set"), float(block["delta"]), block["block"], block["max_seeds"],
-                   float(block.get("level", 0.95)))  # fmt: skip
+        return cls(
+            compare.get("axis", ""),
+            tuple(compare.get("a", {}).items()),
+            tuple(compare.get("b", {}).items()),
+            block.get("on", "test_set"),
+            float(block["delta"]),
+            block["block"],
+            block["max_seeds"],
+            float(block.get("level", 0.95)),
+        )
 
 
 def _keys(block: object) -> object:
     """The block with its keys as written: YAML 1.1 (PyYAML) reads the key `on` as True (JSON, "true")."""
-    return {("on" if key in (True, "true") else key): value for key, value in block.items()} if isinstance(block, dict) else block
+    return (
+        {("on" if key in (True, "true") else key): value for key, value in block.items()}
+        if isinstance(block, dict)
+        else block
+    )
 
 
 def parse_until(name: str, study: dict, axes: list[str]) -> Until:
@@ -53,36 +65,52 @@ def parse_until(name: str, study: dict, axes: list[str]) -> Until:
     block = _keys(study["until"])
     where = f"study {name!r}: until"
     if not isinstance(block, dict) or (unknown := sorted(set(block) - UNTIL_KEYS)):
-        raise GridError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(UNTIL_KEYS))}"
-                        if isinstance(block, dict) else f"{where} maps {', '.join(sorted(UNTIL_KEYS))}")  # fmt: skip
+        raise GridError(
+            f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(UNTIL_KEYS))}"
+            if isinstance(block, dict)
+            else f"{where} maps {', '.join(sorted(UNTIL_KEYS))}"
+        )
     if beside := [k for k in ("seeds", "shard_size") if k in study]:
-        raise GridError(f"{where}: the block sets the seeds (block at a time up to max_seeds); remove {beside[0]!r}")
+        raise GridError(
+            f"{where}: the block sets the seeds (block at a time up to max_seeds); remove {beside[0]!r}"
+        )
     number = lambda key, default=None: block.get(key, default)
-    for key, ok in (("delta", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100),
-                    ("block", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2),
-                    ("max_seeds", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2),
-                    ("level", lambda v: isinstance(v, float) and 0.5 <= v < 1)):  # fmt: skip
+    for key, ok in (
+        ("delta", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100),
+        ("block", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2),
+        ("max_seeds", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2),
+        ("level", lambda v: isinstance(v, float) and 0.5 <= v < 1),
+    ):
         if (key in block or key != "level") and not ok(number(key)):
-            raise GridError(f"{where}: {key} is {number(key)!r}; delta is a difference in accuracy points > 0, "
-                            f"block and max_seeds whole numbers of seeds >= 2, level in [0.5, 1)")  # fmt: skip
+            raise GridError(
+                f"{where}: {key} is {number(key)!r}; delta is a difference in accuracy points > 0, "
+                f"block and max_seeds whole numbers of seeds >= 2, level in [0.5, 1)"
+            )
     if block["block"] > block["max_seeds"] or block["max_seeds"] % block["block"]:
-        raise GridError(f"{where}: block {block['block']} must divide max_seeds {block['max_seeds']} (one block "
-                        f"per look)")  # fmt: skip
+        raise GridError(
+            f"{where}: block {block['block']} must divide max_seeds {block['max_seeds']} (one block per look)"
+        )
     on = block.get("on", "test_set")
     if on not in QUESTIONS:
         raise GridError(f"{where}: on is {on!r}; choose test_set or distribution")
     compare = block.get("compare")
     if not isinstance(compare, dict) or not (set(compare) == {"axis"} or set(compare) == {"a", "b"}):
-        raise GridError(f"{where}: compare names an axis ({{axis: NAME}}) or two points ({{a: {{...}}, b: {{...}}}})")
+        raise GridError(
+            f"{where}: compare names an axis ({{axis: NAME}}) or two points ({{a: {{...}}, b: {{...}}}})"
+        )
     if "axis" in compare and compare["axis"] not in axes:
-        raise GridError(f"{where}: compare axis {compare['axis']!r} is not an axis of the study; its axes: "
-                        f"{', '.join(axes) or 'none'}")  # fmt: skip
+        raise GridError(
+            f"{where}: compare axis {compare['axis']!r} is not an axis of the study; its axes: "
+            f"{', '.join(axes) or 'none'}"
+        )
     points = {side: compare.get(side, {}) for side in ("a", "b")}
     for side, values in points.items():
         for axis, value in values.items():
             if axis not in axes:
-                raise GridError(f"{where}: compare {side} names {axis!r}, not an axis of the study; its axes: "
-                                f"{', '.join(axes)}")  # fmt: skip
+                raise GridError(
+                    f"{where}: compare {side} names {axis!r}, not an axis of the study; its axes: "
+                    f"{', '.join(axes)}"
+                )
             if not any(format_value(value) == format_value(v) for v in study[axis]):
                 raise GridError(f"{where}: compare {side}: {axis} has no value {format_value(value)}")
     if set(points["a"]) != set(points["b"]):

@@ -37,7 +37,9 @@ class LogHandler(LogHandlerBase):
         self.planned_jobs = 0
         self.done_jobs = self.done_runs = 0
         self.first_start: float | None = None
-        self.failures: dict[str, str] = {}  # each failed job's last line by its logs: a retry failing alike gets one line
+        self.failures: dict[
+            str, str
+        ] = {}  # each failed job's last line by its logs: a retry failing alike gets one line
 
     @property
     def writes_to_stream(self) -> bool:
@@ -65,13 +67,18 @@ class LogHandler(LogHandlerBase):
         event = getattr(record, "event", None)
         if event == LogEvent.JOB_ERROR:
             text, logs = failed_job(record), ", ".join(map(str, getattr(record, "log", None) or []))
-            same = logs and self.failures.get(logs) == text.splitlines()[-1]  # the error, not the timings above
+            # the error, not the timings above
+            same = logs and self.failures.get(logs) == text.splitlines()[-1]
             self.write(f"{text.partition(':')[0]} ({logs}): its retry failed the same way" if same else text)
             self.failures[logs] = text.splitlines()[-1]
-        elif event == LogEvent.GROUP_ERROR or (self.default.filter(record) and not job_command_failed(record)):
+        elif event == LogEvent.GROUP_ERROR or (
+            self.default.filter(record) and not job_command_failed(record)
+        ):
             self.write(self.format(record))
         if event == LogEvent.RUN_INFO:
-            self.planned_jobs = sum(n for job, n in getattr(record, "stats", {}).items() if job.startswith("train_shard"))
+            self.planned_jobs = sum(
+                n for job, n in getattr(record, "stats", {}).items() if job.startswith("train_shard")
+            )
         elif event == LogEvent.JOB_INFO and record.rule_name.startswith("train_shard"):
             wildcards = getattr(record, "wildcards", {}) or {}
             label = f"{wildcards.get('study', '?')} {wildcards.get('shard', '?')}"
@@ -81,8 +88,10 @@ class LogHandler(LogHandlerBase):
             label, runs, started = self.shards.pop(record.job_id)
             self.done_jobs += 1
             self.done_runs += runs
-            self.write(f"shard done: {label}: {runs} runs in {record.created - started:.0f} s; "
-                       f"{self.progress(record.created)}")  # fmt: skip
+            self.write(
+                f"shard done: {label}: {runs} runs in {record.created - started:.0f} s; "
+                f"{self.progress(record.created)}"
+            )
 
     def progress(self, now: float) -> str:
         """Shard jobs and runs done of those planned, with the time left at the rate so far."""
@@ -91,7 +100,9 @@ class LogHandler(LogHandlerBase):
         left = self.planned_jobs - self.done_jobs
         if left and self.first_start is not None:
             seconds = (now - self.first_start) / self.done_jobs * left
-            text += f", about {seconds / 60:.0f} min left" if seconds >= 60 else f", about {seconds:.0f} s left"
+            text += (
+                f", about {seconds / 60:.0f} min left" if seconds >= 60 else f", about {seconds:.0f} s left"
+            )
         return text
 
     def write(self, text: str) -> None:
@@ -113,7 +124,9 @@ def failed_job(record: LogRecord) -> str:
     say what went wrong in one line. Snakemake's full block (input, output, the shell command with its spec)
     stays in .snakemake/log/."""
     wildcards = ", ".join(f"{k}={v}" for k, v in (getattr(record, "wildcards", None) or {}).items())
-    head = f"Error in rule {getattr(record, 'rule_name', '?')}" + (f" ({wildcards})" if wildcards else "") + ":"
+    head = (
+        f"Error in rule {getattr(record, 'rule_name', '?')}" + (f" ({wildcards})" if wildcards else "") + ":"
+    )
     return "\n".join(filter(None, [head, log_tails(getattr(record, "log", None) or [])]))
 
 

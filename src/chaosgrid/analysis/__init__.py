@@ -87,7 +87,9 @@ ANALYSES = {
             "chaosgrid.analysis.full_batch:study_full_batch",
             "chaosgrid.figures.full_batch:draw",
             # study 2's table is about batching: it applies to studies whose named variants change it
-            applies=lambda study: any(k in v for v in (study.get("variants") or {}).values() for k in BATCHING),
+            applies=lambda study: any(
+                k in v for v in (study.get("variants") or {}).values() for k in BATCHING
+            ),
             reads=("history",),
         ),
         Analysis(

@@ -47,7 +47,9 @@ def runs_needed(variance: float, delta: float, power: float = POWER, alpha: floa
     (t_{1-alpha/2, 2R-2} + t_{power, 2R-2})² · 2·variance/delta² <= R. At least 2; inf beyond MAX_RUNS."""
     if variance <= 0:
         return 2.0
-    need = lambda r: (stats.t.ppf(1 - alpha / 2, 2 * r - 2) + stats.t.ppf(power, 2 * r - 2)) ** 2 * 2 * variance / delta**2
+    need = lambda r: (
+        (stats.t.ppf(1 - alpha / 2, 2 * r - 2) + stats.t.ppf(power, 2 * r - 2)) ** 2 * 2 * variance / delta**2
+    )
     low, high = 2, 2
     while need(high) > high:
         if high > MAX_RUNS:
@@ -65,7 +67,9 @@ def compare(correct_a: np.ndarray, correct_b: np.ndarray, level: float = 0.95, p
     run-to-run / per-example-coin-flip variance ratio with its interval."""
     row = pooled([(correct_a, correct_b)], level, plan)
     for arm, correct in (("a", correct_a), ("b", correct_b)) if plan else ():
-        ratio = intervals(np.asarray(correct, dtype=bool), level)["ratio"] if len(correct) >= 3 else (np.nan,) * 3
+        ratio = (
+            intervals(np.asarray(correct, dtype=bool), level)["ratio"] if len(correct) >= 3 else (np.nan,) * 3
+        )
         row[f"ratio_{arm}"], row[f"ratio_{arm}_lo"], row[f"ratio_{arm}_hi"] = (float(x) for x in ratio)
     return row
 
@@ -89,8 +93,10 @@ def pooled(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95, plan
     if min(len(m) for m in arms) < 2:
         raise ValueError("each side needs at least 2 runs")
     runs = np.array([len(m) for m in arms], dtype=float)
-    obs, bin_, dist = (np.array([float(f(m)) for m in arms]) for f in (observed_variance, binomial_variance,
-                                                                          distribution_variance))  # fmt: skip
+    obs, bin_, dist = (
+        np.array([float(f(m)) for m in arms])
+        for f in (observed_variance, binomial_variance, distribution_variance)
+    )
     means = np.array([m.mean() for m in arms])
     diffs = means[0::2] - means[1::2]
     diff = float(diffs.mean())
@@ -103,16 +109,25 @@ def pooled(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95, plan
     t = float(stats.t.ppf((1 + level) / 2, df))
     se_test_set, se_distribution = np.sqrt(var_runs), np.sqrt(var_runs + var_draw)
     row = {
-        "points": points, "n_a": int(runs[0::2].sum()), "n_b": int(runs[1::2].sum()), "n_examples": n,
-        "mean_a": float(means[0::2].mean()), "mean_b": float(means[1::2].mean()), "diff": diff,
+        "points": points,
+        "n_a": int(runs[0::2].sum()),
+        "n_b": int(runs[1::2].sum()),
+        "n_examples": n,
+        "mean_a": float(means[0::2].mean()),
+        "mean_b": float(means[1::2].mean()),
+        "diff": diff,
         "se_binomial": float(np.sqrt(max((bin_ / runs).sum(), 0.0)) / points),
         "se_distribution_runs": float(np.sqrt((np.maximum(dist, 0.0) / runs).sum()) / points),
-        "se_runs": float(se_test_set), "se_test_draw": float(np.sqrt(var_draw)), "df": float(df),
-    }  # fmt: skip
+        "se_runs": float(se_test_set),
+        "se_test_draw": float(np.sqrt(var_draw)),
+        "df": float(df),
+    }
     for question, se in (("test_set", se_test_set), ("distribution", se_distribution)):
         row[f"{question}_lo"], row[f"{question}_hi"] = diff - t * se, diff + t * se
         row[f"{question}_verdict"] = verdict(row[f"{question}_lo"], row[f"{question}_hi"])
-        row[f"{question}_p"] = float(2 * stats.t.sf(abs(diff) / se, df)) if se > 0 else 1.0 if diff == 0 else 0.0
+        row[f"{question}_p"] = (
+            float(2 * stats.t.sf(abs(diff) / se, df)) if se > 0 else 1.0 if diff == 0 else 0.0
+        )
     if points > 1:
         shares, dfs = per_run.reshape(points, 2), (runs - 1).reshape(points, 2)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -137,7 +152,11 @@ def heterogeneity(diffs: np.ndarray, variances: np.ndarray, dfs: np.ndarray) -> 
     points, weights = len(diffs), 1 / variances
     centre = (weights * diffs).sum() / weights.sum()
     lam = ((1 - weights / weights.sum()) ** 2 / dfs).sum()
-    f = (weights * (diffs - centre) ** 2).sum() / (points - 1) / (1 + 2 * (points - 2) / (points**2 - 1) * lam)
+    f = (
+        (weights * (diffs - centre) ** 2).sum()
+        / (points - 1)
+        / (1 + 2 * (points - 2) / (points**2 - 1) * lam)
+    )
     p = stats.f.sf(f, points - 1, (points**2 - 1) / (3 * lam))
     return {**spread, "heterogeneity_f": float(f), "heterogeneity_p": float(p)}
 
@@ -169,8 +188,10 @@ def value_orders(runs, axes: list[str]) -> dict[str, list]:
     variants) in the order the study declares them, which the runs table keeps."""
     import pandas as pd
 
-    return {a: sorted(runs[a].unique()) if pd.api.types.is_numeric_dtype(runs[a]) else list(pd.unique(runs[a]))
-            for a in axes}  # fmt: skip
+    return {
+        a: sorted(runs[a].unique()) if pd.api.types.is_numeric_dtype(runs[a]) else list(pd.unique(runs[a]))
+        for a in axes
+    }
 
 
 def label(axes: list[str], key: tuple) -> str:
@@ -178,8 +199,13 @@ def label(axes: list[str], key: tuple) -> str:
     return ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True))
 
 
-def neighbours(points: dict[tuple, np.ndarray], axes: list[str], orders: dict[str, list],
-               level: float = 0.95, plan: bool = True) -> list[dict]:  # fmt: skip
+def neighbours(
+    points: dict[tuple, np.ndarray],
+    axes: list[str],
+    orders: dict[str, list],
+    level: float = 0.95,
+    plan: bool = True,
+) -> list[dict]:
     """Every comparison of neighbouring values along each axis (in `orders`), the other axes held equal:
     `points` maps a grid point's axis values (in `axes` order) to its correctness matrix; A is the later value.
     Where an axis has others beside it, each neighbouring pair first as a main effect, pooled over the
@@ -190,30 +216,48 @@ def neighbours(points: dict[tuple, np.ndarray], axes: list[str], orders: dict[st
         rests = sorted({key[:k] + key[k + 1 :] for key in points})
         at_value = lambda rest, value, k=k: (*rest[:k], value, *rest[k:])
         for before, after in itertools.pairwise(orders[axis]):
-            both = [rest for rest in rests if at_value(rest, before) in points and at_value(rest, after) in points]
+            both = [
+                rest for rest in rests if at_value(rest, before) in points and at_value(rest, after) in points
+            ]
             pair = {"axis": axis, "a": format_value(after), "b": format_value(before)}
             if len(both) > 1:
                 pairs = [(points[at_value(r, after)], points[at_value(r, before)]) for r in both]
-                rows.append({**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points",
-                             **pooled(pairs, level, plan)})  # fmt: skip
+                rows.append(
+                    {
+                        **pair,
+                        "at": f"pooled over {', '.join(others)}: {len(both)} points",
+                        **pooled(pairs, level, plan),
+                    }
+                )
             for rest in both:
-                rows.append({**pair, "at": label(others, rest), **dict(zip(others, rest, strict=True)),
-                             **compare(points[at_value(rest, after)], points[at_value(rest, before)], level, plan)})  # fmt: skip
+                rows.append(
+                    {
+                        **pair,
+                        "at": label(others, rest),
+                        **dict(zip(others, rest, strict=True)),
+                        **compare(points[at_value(rest, after)], points[at_value(rest, before)], level, plan),
+                    }
+                )
     return rows
 
 
-def eval_points(runs, prediction_files: list, axes: list[str]) -> dict[tuple[str, int], dict[tuple, np.ndarray]]:
+def eval_points(
+    runs, prediction_files: list, axes: list[str]
+) -> dict[tuple[str, int], dict[tuple, np.ndarray]]:
     """Per test evaluation set (shift, severity), each grid point's correctness matrix over its converged
     runs (points with 2+ runs)."""
-    return comparable((eval_set, key, m) for eval_set, key, _, m in point_matrices(runs, prediction_files, axes))
+    return comparable(
+        (eval_set, key, m) for eval_set, key, _, m in point_matrices(runs, prediction_files, axes)
+    )
 
 
 def point_matrices(runs, prediction_files: list, axes: list[str]):
     """Yield (test evaluation set, grid point, its converged runs' rows, their correctness matrix, row for row)."""
     from chaosgrid.aggregate import grid_point_matrices
 
-    for values, shift, severity, point, m in grid_point_matrices(runs[~runs["diverged"]], prediction_files, axes,
-                                                                 ["correct"]):  # fmt: skip
+    for values, shift, severity, point, m in grid_point_matrices(
+        runs[~runs["diverged"]], prediction_files, axes, ["correct"]
+    ):
         yield (shift, severity), tuple(values[a] for a in axes), point, m["correct"]
 
 
@@ -236,8 +280,10 @@ def left_out(runs, axes: list[str], points: dict) -> list[str]:
         if key not in points:
             where = ", ".join(f"{a}={format_value(v)}" for a, v in zip(axes, key, strict=True)) or "the study"
             diverged = int(group["diverged"].sum())
-            lines.append(f"left out: grid point {where}: {len(group) - diverged} converged run(s) of {len(group)} "
-                         f"({diverged} diverged); a comparison needs 2+")  # fmt: skip
+            lines.append(
+                f"left out: grid point {where}: {len(group) - diverged} converged run(s) of {len(group)} "
+                f"({diverged} diverged); a comparison needs 2+"
+            )
     return lines
 
 
@@ -247,16 +293,19 @@ def seedless_warning(points: list[str]) -> list[str]:
         return []
     shown = "; ".join(points[:5]) + (f"; and {len(points) - 5} more" if len(points) > 5 else "")
     where = f"{len(points)} grid point{'s' * (len(points) != 1)} ({shown})"
-    warning = (f"WARNING: seeds had no effect at {where}: every run there classifies every test example "
-               f"alike, so its std of 0 and its intervals say nothing about run-to-run variance. Does the "
-               f"trainer use the seeds it is given? (chaosgrid check-trainer)")
+    warning = (
+        f"WARNING: seeds had no effect at {where}: every run there classifies every test example "
+        f"alike, so its std of 0 and its intervals say nothing about run-to-run variance. Does the "
+        f"trainer use the seeds it is given? (chaosgrid check-trainer)"
+    )
     return [warning]
 
 
 def seedless(points: dict[tuple, np.ndarray], axes: list[str]) -> list[str]:
     """The warning for grid points whose runs classify every example alike (`seeds_had_no_effect`)."""
-    return seedless_warning([label(axes, key) or "the study" for key, correct in points.items()
-                             if seeds_had_no_effect(correct)])  # fmt: skip
+    return seedless_warning(
+        [label(axes, key) or "the study" for key, correct in points.items() if seeds_had_no_effect(correct)]
+    )
 
 
 def study_comparisons(runs, prediction_files: list, axes: list[str]):
@@ -265,9 +314,11 @@ def study_comparisons(runs, prediction_files: list, axes: list[str]):
     import pandas as pd
 
     orders = value_orders(runs, axes)
-    rows = [{"shift": shift, "severity": severity, **row}
-            for (shift, severity), points in eval_points(runs, prediction_files, axes).items()
-            for row in holm(neighbours(points, axes, orders))]  # fmt: skip
+    rows = [
+        {"shift": shift, "severity": severity, **row}
+        for (shift, severity), points in eval_points(runs, prediction_files, axes).items()
+        for row in holm(neighbours(points, axes, orders))
+    ]
     return (pd.DataFrame(rows),)
 
 
@@ -280,8 +331,10 @@ def chosen_values(wanted: dict[str, str], axes: list[str], orders: dict[str, lis
             raise ValueError(f"{option}: {axis!r} is not an axis of the study; its axes: {', '.join(axes)}")
         match = [v for v in orders[axis] if _same(text, v)]
         if not match:
-            raise ValueError(f"{option}: {axis} has no value {text}; its values: "
-                             f"{', '.join(format_value(v) for v in orders[axis])}")  # fmt: skip
+            raise ValueError(
+                f"{option}: {axis} has no value {text}; its values: "
+                f"{', '.join(format_value(v) for v in orders[axis])}"
+            )
         chosen[axis] = match[0]
     return chosen
 
@@ -299,8 +352,9 @@ def _number(value: object) -> bool:
     return not isinstance(value, bool)
 
 
-def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, level: float = 0.95,
-            plan: bool = True) -> list[dict]:  # fmt: skip
+def between(
+    points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, level: float = 0.95, plan: bool = True
+) -> list[dict]:
     """A (`a`: values of some axes) against B (`b`: values of the same axes): one pair when they name every
     axis; else the main effect pooled over the other axes' values at which both exist, then each of those
     points. ValueError when A and B name different axes or no point has both."""
@@ -311,16 +365,31 @@ def between(points: dict[tuple, np.ndarray], axes: list[str], a: dict, b: dict, 
     rests = sorted({tuple(key[axes.index(x)] for x in others) for key in points})
     both = [r for r in rests if point(a, r) in points and point(b, r) in points]
     if not both:
-        raise ValueError(f"no grid point with 2+ runs has both {label(list(a), tuple(a.values()))} and "
-                         f"{label(list(b), tuple(b.values()))}")  # fmt: skip
-    pair = {"axis": ", ".join(a), "a": ", ".join(map(format_value, a.values())),
-            "b": ", ".join(map(format_value, b.values()))}  # fmt: skip
-    rows = [{**pair, "at": label(others, r), **dict(zip(others, r, strict=True)),
-             **compare(points[point(a, r)], points[point(b, r)], level, plan)} for r in both]  # fmt: skip
+        raise ValueError(
+            f"no grid point with 2+ runs has both {label(list(a), tuple(a.values()))} and "
+            f"{label(list(b), tuple(b.values()))}"
+        )
+    pair = {
+        "axis": ", ".join(a),
+        "a": ", ".join(map(format_value, a.values())),
+        "b": ", ".join(map(format_value, b.values())),
+    }
+    rows = [
+        {
+            **pair,
+            "at": label(others, r),
+            **dict(zip(others, r, strict=True)),
+            **compare(points[point(a, r)], points[point(b, r)], level, plan),
+        }
+        for r in both
+    ]
     if len(both) == 1:
         return rows
     pairs = [(points[point(a, r)], points[point(b, r)]) for r in both]
-    return [{**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points", **pooled(pairs, level, plan)}, *rows]
+    return [
+        {**pair, "at": f"pooled over {', '.join(others)}: {len(both)} points", **pooled(pairs, level, plan)},
+        *rows,
+    ]
 
 
 def describe(rows: list[dict], level: float = 0.95) -> str:
@@ -330,17 +399,21 @@ def describe(rows: list[dict], level: float = 0.95) -> str:
     alpha = f"{100 * (1 - level):g}%"
     lines = []
     if len(rows) > 1:
-        lines.append(f"{len(rows)} comparisons: at {alpha} each, about {len(rows) * (1 - level):.1f} false verdicts "
-                     f"are expected where nothing differs; the Holm verdicts keep the chance of any false verdict "
-                     f"at {alpha} over these {len(rows)} (the family asked for here; the study's results page "
-                     f"adjusts over every comparison of its evaluation set, a larger family).")  # fmt: skip
+        lines.append(
+            f"{len(rows)} comparisons: at {alpha} each, about {len(rows) * (1 - level):.1f} false verdicts "
+            f"are expected where nothing differs; the Holm verdicts keep the chance of any false verdict "
+            f"at {alpha} over these {len(rows)} (the family asked for here; the study's results page "
+            f"adjusts over every comparison of its evaluation set, a larger family)."
+        )
     main = None  # the pair whose main effect was the last block: its grid points follow as lines
     for r in rows:
         if r["points"] > 1:
             main = (r["axis"], r["a"], r["b"])
         if r["points"] == 1 and main == (r["axis"], r["a"], r["b"]):
-            lines.append(f"    at {r['at']}: A - B {_points(r['diff'])}, this test set {_interval(r, 'test_set')} "
-                         f"{r['test_set_verdict']}{_holm(r, 'test_set', len(rows))}")  # fmt: skip
+            lines.append(
+                f"    at {r['at']}: A - B {_points(r['diff'])}, this test set {_interval(r, 'test_set')} "
+                f"{r['test_set_verdict']}{_holm(r, 'test_set', len(rows))}"
+            )
         else:
             lines += ["", *_block(r, level, len(rows))]
     return "\n".join(lines).strip("\n")
@@ -364,30 +437,57 @@ def _block(r: dict, level: float, made: int) -> list[str]:
     runs = "runs" if r["points"] == 1 else f"runs over {r['points']} points"
     block = [
         title,
-        (f"  mean accuracy   A {100 * r['mean_a']:.2f}% ({r['n_a']} {runs})   B {100 * r['mean_b']:.2f}% "
-         f"({r['n_b']} {runs})   A - B {_points(r['diff'])} points"),
-        (f"  std of A - B    run-to-run {100 * r['se_runs']:.2f} (per-example coin flips "
-         f"{100 * r['se_binomial']:.2f}, distribution-wise {100 * r['se_distribution_runs']:.2f}); "
-         f"test-set draw {100 * r['se_test_draw']:.2f}"),
-    ]  # fmt: skip
+        (
+            f"  mean accuracy   A {100 * r['mean_a']:.2f}% ({r['n_a']} {runs})   B {100 * r['mean_b']:.2f}% "
+            f"({r['n_b']} {runs})   A - B {_points(r['diff'])} points"
+        ),
+        (
+            f"  std of A - B    run-to-run {100 * r['se_runs']:.2f} (per-example coin flips "
+            f"{100 * r['se_binomial']:.2f}, distribution-wise {100 * r['se_distribution_runs']:.2f}); "
+            f"test-set draw {100 * r['se_test_draw']:.2f}"
+        ),
+    ]
     if r["points"] == 1 and not np.isnan(r.get("ratio_a", np.nan)):
-        ratio = {arm: f"{r[f'ratio_{arm}']:.2f} [{r[f'ratio_{arm}_lo']:.2f}, {r[f'ratio_{arm}_hi']:.2f}]" for arm in "ab"}
-        block.append(f"  run-to-run / coin-flip variance   A {ratio['a']}   B {ratio['b']}   (1: runs differ only "
-                     f"by per-example coin flips)")  # fmt: skip
+        ratio = {
+            arm: f"{r[f'ratio_{arm}']:.2f} [{r[f'ratio_{arm}_lo']:.2f}, {r[f'ratio_{arm}_hi']:.2f}]"
+            for arm in "ab"
+        }
+        block.append(
+            f"  run-to-run / coin-flip variance   A {ratio['a']}   B {ratio['b']}   (1: runs differ only "
+            f"by per-example coin flips)"
+        )
     for question, name in (("test_set", "on this test set   "), ("distribution", "on the distribution")):
-        block.append(f"  {name} {_interval(r, question)}  {r[f'{question}_verdict']}{_holm(r, question, made)}")
+        block.append(
+            f"  {name} {_interval(r, question)}  {r[f'{question}_verdict']}{_holm(r, question, made)}"
+        )
     if r["points"] > 1:
         p = r["heterogeneity_p"]
-        judged = ("no scale to judge by (runs that do not vary)" if np.isnan(p) else
-                  f"Welch F = {r['heterogeneity_f']:.2f}, p = {p:.3f}: "
-                  + ("the effect differs between grid points (an interaction)" if p < 1 - level
-                     else "no evidence that it differs between grid points"))  # fmt: skip
-        block.append(f"  per grid point  A - B from {_points(r['diff_min'])} to {_points(r['diff_max'])}; {judged}")
+        judged = (
+            "no scale to judge by (runs that do not vary)"
+            if np.isnan(p)
+            else f"Welch F = {r['heterogeneity_f']:.2f}, p = {p:.3f}: "
+            + (
+                "the effect differs between grid points (an interaction)"
+                if p < 1 - level
+                else "no evidence that it differs between grid points"
+            )
+        )
+        block.append(
+            f"  per grid point  A - B from {_points(r['diff_min'])} to {_points(r['diff_max'])}; {judged}"
+        )
     if "runs_test_set_1pt" in r:
-        needed = {kind: "  ".join(f"{d:g}pt: {r[f'runs_{kind}_{d:g}pt']:.0f}" for d in DELTAS)
-                  for kind in ("test_set", "distribution")}  # fmt: skip
+        needed = {
+            kind: "  ".join(f"{d:g}pt: {r[f'runs_{kind}_{d:g}pt']:.0f}" for d in DELTAS)
+            for kind in ("test_set", "distribution")
+        }
         per = "per arm" if r["points"] == 1 else "per arm and grid point"
         block.append(f"  runs {per} for 80% power, this test set:    {needed['test_set']}")
-        block.append(f"  runs {per} for 80% power, the distribution: " + (needed["distribution"] if
-                     r["se_distribution_runs"] > 0 else "no distribution-wise spread detected at this number of runs"))  # fmt: skip
+        block.append(
+            f"  runs {per} for 80% power, the distribution: "
+            + (
+                needed["distribution"]
+                if r["se_distribution_runs"] > 0
+                else "no distribution-wise spread detected at this number of runs"
+            )
+        )
     return block

@@ -33,7 +33,11 @@ from chaosgrid.evalsets import clean_rows
 from chaosgrid.store import read_weights
 from chaosgrid.studies import ENSEMBLE_ROLES
 
-SEED_OF = {"all": "init_seed", **{k.removesuffix("_seed"): k for k in SEED_KEYS}}  # the seed a seed index moves
+# the seed a seed index moves
+SEED_OF = {
+    "all": "init_seed",
+    **{k.removesuffix("_seed"): k for k in SEED_KEYS},
+}
 
 BUDGETS = (1, 2, 3)
 
@@ -41,8 +45,12 @@ BUDGETS = (1, 2, 3)
 def checkpoints(runs: pd.DataFrame, prediction_files: list) -> tuple[pd.DataFrame, np.ndarray]:
     """(one row per converged run in seed order: seed index, epochs it cost, and every kept checkpoint's steps
     and clean-test probabilities (checkpoints x examples x classes), in step order; the test labels)."""
-    table = read_columns(prediction_files, ["cell_id", "step", "shift", "severity", "probs", "labels"],
-                         probes=False, final=False).to_pandas()  # fmt: skip
+    table = read_columns(
+        prediction_files,
+        ["cell_id", "step", "shift", "severity", "probs", "labels"],
+        probes=False,
+        final=False,
+    ).to_pandas()
     table = clean_rows(table)
     if table.empty or table["probs"].isna().any():
         raise ValueError("runs store no class probabilities: set `probabilities: true` in their study")
@@ -51,8 +59,14 @@ def checkpoints(runs: pd.DataFrame, prediction_files: list) -> tuple[pd.DataFram
     for _, run in runs[~runs["diverged"]].sort_values(list(SEED_KEYS)).iterrows():
         own = table[table["cell_id"] == run["cell_id"]].sort_values("step")
         probs = np.stack([np.asarray(p, dtype=np.float32).reshape(len(labels), -1) for p in own["probs"]])
-        rows.append({"seed_index": int(run[SEED_OF[run["seed_source"]]]), "steps": own["step"].tolist(),
-                     "probs": probs, "epochs": float(run["epochs"]) + float(run["init_epoch"])})  # fmt: skip
+        rows.append(
+            {
+                "seed_index": int(run[SEED_OF[run["seed_source"]]]),
+                "steps": own["step"].tolist(),
+                "probs": probs,
+                "epochs": float(run["epochs"]) + float(run["init_epoch"]),
+            }
+        )
     return pd.DataFrame(rows), labels
 
 
@@ -60,8 +74,13 @@ def members(checkpoints_: pd.DataFrame, method: str, last: int = 0) -> pd.DataFr
     """The checkpoints a method ensembles, per run: the final one (single, ind, single_cycle), all but the
     final one (fge: its low-lr points; the final step ends a cycle at the high lr), the `last` ones (sse,
     when given), else all (sse, nocycle)."""
-    keep = {"single": slice(-1, None), "ind": slice(-1, None), "single_cycle": slice(-1, None),
-            "fge": slice(None, -1), "sse": slice(-last, None) if last else slice(None)}.get(method, slice(None))  # fmt: skip
+    keep = {
+        "single": slice(-1, None),
+        "ind": slice(-1, None),
+        "single_cycle": slice(-1, None),
+        "fge": slice(None, -1),
+        "sse": slice(-last, None) if last else slice(None),
+    }.get(method, slice(None))
     chosen = checkpoints_.copy()
     chosen["steps"] = [steps[keep] for steps in chosen["steps"]]
     chosen["probs"] = [probs[keep] for probs in chosen["probs"]]
@@ -78,7 +97,9 @@ def runs_per_budget(method: str, runs: pd.DataFrame, budget_epochs: float) -> in
     return max(1, round(budget_epochs / runs["epochs"].median())) if method == "single_cycle" else 1
 
 
-def ensemble_errors(methods: dict[str, pd.DataFrame], labels: np.ndarray, budget_epochs: float) -> pd.DataFrame:
+def ensemble_errors(
+    methods: dict[str, pd.DataFrame], labels: np.ndarray, budget_epochs: float
+) -> pd.DataFrame:
     """The `ensembles` table: per method and budget, the error over repetitions, and its paired difference to
     the mean single-model error of the Ind runs of the same repetition (the r-th k runs in seed order; for
     sse, fge and nocycle those with the same seed indices), with its standard error and 95% t interval."""
@@ -92,13 +113,29 @@ def ensemble_errors(methods: dict[str, pd.DataFrame], labels: np.ndarray, budget
             if not groups:
                 continue
             errors = np.array([_error(np.concatenate(list(g["probs"])), labels) for g in groups])
-            paired = np.array([e - np.mean(single[r * k : (r + 1) * k]) for r, e in enumerate(errors)
-                               if (r + 1) * k <= len(single)])  # fmt: skip
+            paired = np.array(
+                [
+                    e - np.mean(single[r * k : (r + 1) * k])
+                    for r, e in enumerate(errors)
+                    if (r + 1) * k <= len(single)
+                ]
+            )
             diff, se, lo, hi = paired_interval(paired)
-            rows.append({"method": method, "budget": k, "repetitions": len(groups),
-                         "members": sum(len(p) for p in groups[0]["probs"]), "epochs": groups[0]["epochs"].sum(),
-                         "error": errors.mean(), "error_std": errors.std(ddof=1) if len(errors) > 1 else np.nan,
-                         "diff_vs_single": diff, "diff_se": se, "diff_lo": lo, "diff_hi": hi})  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "budget": k,
+                    "repetitions": len(groups),
+                    "members": sum(len(p) for p in groups[0]["probs"]),
+                    "epochs": groups[0]["epochs"].sum(),
+                    "error": errors.mean(),
+                    "error_std": errors.std(ddof=1) if len(errors) > 1 else np.nan,
+                    "diff_vs_single": diff,
+                    "diff_se": se,
+                    "diff_lo": lo,
+                    "diff_hi": hi,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -131,7 +168,9 @@ def member_pairs(method: str, runs: pd.DataFrame, per_budget: int) -> list[tuple
     return pairs
 
 
-def diversity(methods: dict[str, pd.DataFrame], weights: dict[str, dict], budget_epochs: float) -> pd.DataFrame:
+def diversity(
+    methods: dict[str, pd.DataFrame], weights: dict[str, dict], budget_epochs: float
+) -> pd.DataFrame:
     """The `diversity` table: per method, the mean over member pairs of test-prediction disagreement and of the
     L2 distance between trainable parameters (also relative to the members' mean norm)."""
     rows = []
@@ -143,9 +182,16 @@ def diversity(methods: dict[str, pd.DataFrame], weights: dict[str, dict], budget
         disagreement = np.array([(p.argmax(-1) != q.argmax(-1)).mean() for (_, _, p), (_, _, q) in pairs])
         distance = np.array([np.linalg.norm(flat[i][s] - flat[j][t]) for (i, s, _), (j, t, _) in pairs])
         norm = np.mean([np.linalg.norm(flat[i][s]) for pair in pairs for i, s, _ in pair])
-        rows.append({"method": method, "pairs": len(pairs), "disagreement": disagreement.mean(),
-                     "disagreement_std": disagreement.std(ddof=1) if len(pairs) > 1 else np.nan,
-                     "distance": distance.mean(), "relative_distance": distance.mean() / norm})  # fmt: skip
+        rows.append(
+            {
+                "method": method,
+                "pairs": len(pairs),
+                "disagreement": disagreement.mean(),
+                "disagreement_std": disagreement.std(ddof=1) if len(pairs) > 1 else np.nan,
+                "distance": distance.mean(),
+                "relative_distance": distance.mean() / norm,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -155,13 +201,22 @@ def flat_weights(weight_files: list) -> dict[int, dict[int, np.ndarray]]:
     for path in weight_files:
         content = read_weights(path)
         for index, run in content["runs"].items():
-            flat[index] = {step: np.concatenate([state[n].reshape(-1).numpy() for n in content["parameters"]])
-                           for step, state in run["weights"].items()}  # fmt: skip
+            flat[index] = {
+                step: np.concatenate([state[n].reshape(-1).numpy() for n in content["parameters"]])
+                for step, state in run["weights"].items()
+            }
     return flat
 
 
-def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str], weights: list, curves: list,
-                    ensembles: dict | None = None, **roles: list) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def study_ensembles(
+    runs: pd.DataFrame,
+    prediction_files: list,
+    axes: list[str],
+    weights: list,
+    curves: list,
+    ensembles: dict | None = None,
+    **roles: list,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(ensembles, diversity, curves) of a study with an `ensembles` block (`ensembles`, for its options):
     its own runs (single, ind, nocycle) and, for each method the block names, that study's `<method>_runs`
     table, `<method>_predictions` and `<method>_weights` files."""
@@ -174,8 +229,11 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
     studies = {"ind": (runs, prediction_files, weights)}  # single and nocycle are read from Ind's files
     for role in ENSEMBLE_ROLES:
         if f"{role}_runs" in roles:
-            studies[role] = (pd.read_parquet(roles[f"{role}_runs"][0]), roles[f"{role}_predictions"],
-                             roles[f"{role}_weights"])  # fmt: skip
+            studies[role] = (
+                pd.read_parquet(roles[f"{role}_runs"][0]),
+                roles[f"{role}_predictions"],
+                roles[f"{role}_weights"],
+            )
     read = {study: (*checkpoints(r, files), flat_weights(w)) for study, (r, files, w) in studies.items()}
     labels = read["ind"][1]
     methods, weight_vectors = {}, {}
@@ -183,5 +241,8 @@ def study_ensembles(runs: pd.DataFrame, prediction_files: list, axes: list[str],
         study = method if method in studies else "ind"
         last = (ensembles or {}).get("sse_last", 0) if method == "sse" else 0
         methods[method], weight_vectors[method] = members(read[study][0], method, last), read[study][2]
-    return (ensemble_errors(methods, labels, budget_epochs), diversity(methods, weight_vectors, budget_epochs),
-            curve_rows)  # fmt: skip
+    return (
+        ensemble_errors(methods, labels, budget_epochs),
+        diversity(methods, weight_vectors, budget_epochs),
+        curve_rows,
+    )

@@ -23,7 +23,11 @@ from chaosgrid.evalsets import clean_rows, is_clean
 # Shown in their own columns, so not repeated among a row's modifications.
 DATA = ("augmentation", "augment_copies")
 SHOWN = {"variant", "epochs", *BATCHING, *DATA, *SEED_KEYS}
-ORDERS = {"shuffle": "shuffled each epoch", "replacement": "sampled with replacement", "fixed": "one fixed order"}
+ORDERS = {
+    "shuffle": "shuffled each epoch",
+    "replacement": "sampled with replacement",
+    "fixed": "one fixed order",
+}
 
 
 def batching(run: pd.Series) -> str:
@@ -45,38 +49,65 @@ def data_variant(run: pd.Series) -> str:
 
 def modifications(run: pd.Series, reference: pd.Series) -> str:
     """The settings in which `run` differs from the reference row (not those shown in other columns)."""
-    changed = [f"{k}={format_value(run[k])}" for k in CELL_DEFAULTS
-               if k not in SHOWN and run[k] != reference[k]]  # fmt: skip
+    changed = [
+        f"{k}={format_value(run[k])}" for k in CELL_DEFAULTS if k not in SHOWN and run[k] != reference[k]
+    ]
     return ", ".join(changed) or "-"
 
 
-def _row(values: dict, point: pd.DataFrame, all_runs: pd.DataFrame, correct: np.ndarray, reference: pd.Series) -> dict:
+def _row(
+    values: dict, point: pd.DataFrame, all_runs: pd.DataFrame, correct: np.ndarray, reference: pd.Series
+) -> dict:
     """One row of the table: a grid point's description and its accuracy statistics (spreads need 2 runs)."""
     first, acc = point.iloc[0], correct.mean(1)
     spreads = dict.fromkeys(("std_acc", "std_binomial", "std_distribution"), np.nan)
     if len(acc) >= 2:
-        spreads = {"std_acc": float(acc.std(ddof=1)), "std_binomial": float(np.sqrt(binomial_variance(correct))),
-                   "std_distribution": float(np.sqrt(max(distribution_variance(correct), 0.0)))}  # fmt: skip
-    return {**values, "batching": batching(first), "data": data_variant(first), "steps": int(point["steps"].median()),
-            "modifications": modifications(first, reference), "n_runs": len(all_runs),
-            "n_diverged": int(all_runs["diverged"].sum()), "mean_acc": float(acc.mean()), **spreads,
-            "clipped": float(point["clipped"].mean()), "seconds_per_run": float(point["wall_s"].mean())}  # fmt: skip
+        spreads = {
+            "std_acc": float(acc.std(ddof=1)),
+            "std_binomial": float(np.sqrt(binomial_variance(correct))),
+            "std_distribution": float(np.sqrt(max(distribution_variance(correct), 0.0))),
+        }
+    return {
+        **values,
+        "batching": batching(first),
+        "data": data_variant(first),
+        "steps": int(point["steps"].median()),
+        "modifications": modifications(first, reference),
+        "n_runs": len(all_runs),
+        "n_diverged": int(all_runs["diverged"].sum()),
+        "mean_acc": float(acc.mean()),
+        **spreads,
+        "clipped": float(point["clipped"].mean()),
+        "seconds_per_run": float(point["wall_s"].mean()),
+    }
 
 
-def study_full_batch(runs: pd.DataFrame, prediction_files: list, axes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def study_full_batch(
+    runs: pd.DataFrame, prediction_files: list, axes: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(full_batch, full_batch_curves): the table, in the variants' declared order, and clean test accuracy at
     every checkpoint step (mean and std over converged runs). Diverged runs count in `n_diverged` only."""
-    declared = {v: i for i, v in enumerate(pd.unique(runs["variant"]))}  # the runs table keeps the declared order
+    # the runs table keeps the declared order
+    declared = {v: i for i, v in enumerate(pd.unique(runs["variant"]))}
     by_variant = lambda column: column.map(declared) if column.name == "variant" else column
     converged = runs[~runs["diverged"]]
     rows = []
-    for values, shift, severity, point, m in grid_point_matrices(converged, prediction_files, axes, ["correct"]):
+    for values, shift, severity, point, m in grid_point_matrices(
+        converged, prediction_files, axes, ["correct"]
+    ):
         if is_clean(shift, severity):
             rows.append(_row(values, point, rows_at(runs, values), m["correct"], runs.iloc[0]))
     table = pd.DataFrame(rows).sort_values(axes, key=by_variant, kind="stable").reset_index(drop=True)
-    checkpoints = read_columns(prediction_files, ["cell_id", "step", "shift", "severity", "acc"], probes=False,
-                               final=False).to_pandas()  # fmt: skip
-    grouped = clean_rows(checkpoints).merge(converged[["cell_id", *axes]], on="cell_id").groupby([*axes, "step"])["acc"]
-    curves = pd.DataFrame({"mean_acc": grouped.mean(), "std_acc": grouped.std(ddof=1), "n_runs": grouped.size()})
+    checkpoints = read_columns(
+        prediction_files, ["cell_id", "step", "shift", "severity", "acc"], probes=False, final=False
+    ).to_pandas()
+    grouped = (
+        clean_rows(checkpoints)
+        .merge(converged[["cell_id", *axes]], on="cell_id")
+        .groupby([*axes, "step"])["acc"]
+    )
+    curves = pd.DataFrame(
+        {"mean_acc": grouped.mean(), "std_acc": grouped.std(ddof=1), "n_runs": grouped.size()}
+    )
     curves = curves.reset_index().sort_values([*axes, "step"], key=by_variant, kind="stable")
     return table, curves.reset_index(drop=True)

@@ -10,8 +10,14 @@ from chaosgrid.analysis import ANALYSES
 from chaosgrid.store import write_table
 
 
-def run(name: str, runs_path: str, prediction_files: list[str], axes: list[str], outputs: dict[str, str],
-        extra: dict | None = None) -> None:  # fmt: skip
+def run(
+    name: str,
+    runs_path: str,
+    prediction_files: list[str],
+    axes: list[str],
+    outputs: dict[str, str],
+    extra: dict | None = None,
+) -> None:
     """Compute analysis `name` for one study and write each of its tables atomically; `extra`: the further
     files the workflow gives the analyses that read more (by input name) and the study options they take,
     passed on as keyword arguments."""

@@ -46,9 +46,16 @@ def better_seeds(correct: np.ndarray, seed: int = 0) -> dict:
     acc_a, acc_b = correct[:, half_a].mean(1), correct[:, half_b].mean(1)
     best = int(np.argmax(acc_a))
     rho = stats.spearmanr(acc_a, acc_b).statistic if np.ptp(acc_a) > 0 and np.ptp(acc_b) > 0 else np.nan
-    return {"n_runs": len(acc_a), "best_run": best, "best_acc_a": float(acc_a[best]), "mean_acc_a": float(acc_a.mean()),
-            "best_acc_b": float(acc_b[best]), "mean_acc_b": float(acc_b.mean()), "std_acc_b": float(acc_b.std(ddof=1)),
-            "spearman_ab": float(rho)}  # fmt: skip
+    return {
+        "n_runs": len(acc_a),
+        "best_run": best,
+        "best_acc_a": float(acc_a[best]),
+        "mean_acc_a": float(acc_a.mean()),
+        "best_acc_b": float(acc_b[best]),
+        "mean_acc_b": float(acc_b.mean()),
+        "std_acc_b": float(acc_b.std(ddof=1)),
+        "spearman_ab": float(rho),
+    }
 
 
 def poisson_binomial_accuracies(p: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
@@ -93,14 +100,27 @@ def study_tables(runs, prediction_files: list, axes: list[str]):
     for key, preds in clean_preds.items():
         values, runs_preds = dict(key), list(preds.values())
         pairs = [churn(a, b) for a, b in zip(runs_preds[0::2], runs_preds[1::2])]
-        churn_rows.append({**values, "comparison": "independent seeds", "n_pairs": len(pairs),
-                           "mean_churn": float(np.mean(pairs)) if pairs else float("nan"),
-                           "std_churn": float(np.std(pairs)) if pairs else float("nan"),
-                           "seeds_had_no_effect": identical[key]})  # fmt: skip
+        churn_rows.append(
+            {
+                **values,
+                "comparison": "independent seeds",
+                "n_pairs": len(pairs),
+                "mean_churn": float(np.mean(pairs)) if pairs else float("nan"),
+                "std_churn": float(np.std(pairs)) if pairs else float("nan"),
+                "seeds_had_no_effect": identical[key],
+            }
+        )
         if values.get("perturbation", "none") != "none":
             twin = clean_preds.get(tuple({**values, "perturbation": "none"}.items()), {})
             pairs = [churn(pred, twin[s]) for s, pred in preds.items() if s in twin]
             if pairs:
-                churn_rows.append({**values, "comparison": "unperturbed twin", "n_pairs": len(pairs),
-                              "mean_churn": float(np.mean(pairs)), "std_churn": float(np.std(pairs))})  # fmt: skip
+                churn_rows.append(
+                    {
+                        **values,
+                        "comparison": "unperturbed twin",
+                        "n_pairs": len(pairs),
+                        "mean_churn": float(np.mean(pairs)),
+                        "std_churn": float(np.std(pairs)),
+                    }
+                )
     return pd.DataFrame(variance), pd.DataFrame(churn_rows), pd.DataFrame(better), pd.DataFrame(independence)

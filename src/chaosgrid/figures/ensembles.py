@@ -10,9 +10,14 @@ import pandas as pd
 
 from chaosgrid.figures import placeholder, save
 
-METHOD_STYLE = {"single": ("single model", "0.3"), "ind": ("Ind", "tab:blue"), "nocycle": ("NoCycle", "tab:gray"),
-                "sse": ("SSE", "tab:orange"), "fge": ("FGE", "tab:green"),
-                "single_cycle": ("SingleCycle", "tab:purple")}  # fmt: skip
+METHOD_STYLE = {
+    "single": ("single model", "0.3"),
+    "ind": ("Ind", "tab:blue"),
+    "nocycle": ("NoCycle", "tab:gray"),
+    "sse": ("SSE", "tab:orange"),
+    "fge": ("FGE", "tab:green"),
+    "single_cycle": ("SingleCycle", "tab:purple"),
+}
 
 
 CURVE_STYLE = {"line": "tab:red", "chain": "tab:blue", "bezier": "tab:green"}
@@ -23,20 +28,40 @@ def ensemble_error(table: pd.DataFrame, path: Path | str, study: str) -> None:
     band). Right: each repetition's error minus its own Ind runs' single-model error, mean and 95% t interval."""
     fig, (error_ax, diff_ax) = plt.subplots(1, 2, figsize=(10, 4))
     single = table[table["method"] == "single"].iloc[0]
-    error_ax.axhspan(100 * (single["error"] - single["error_std"]), 100 * (single["error"] + single["error_std"]),
-                     color="0.85", label=f"single model ({single['repetitions']} runs, mean +- std)")  # fmt: skip
+    error_ax.axhspan(
+        100 * (single["error"] - single["error_std"]),
+        100 * (single["error"] + single["error_std"]),
+        color="0.85",
+        label=f"single model ({single['repetitions']} runs, mean +- std)",
+    )
     error_ax.axhline(100 * single["error"], color="0.3", lw=1)
     methods = [m for m in METHOD_STYLE if m != "single" and m in set(table["method"])]
     for j, method in enumerate(methods):
         rows = table[table["method"] == method]
         label, colour = METHOD_STYLE[method]
         offset = (j - (len(methods) - 1) / 2) * 0.06
-        error_ax.errorbar(rows["budget"] + offset, 100 * rows["error"], 100 * rows["error_std"].fillna(0), fmt="o-",
-                          color=colour, capsize=3, label=label)  # fmt: skip
-        interval = [100 * (rows["diff_vs_single"] - rows["diff_lo"]).fillna(0),
-                    100 * (rows["diff_hi"] - rows["diff_vs_single"]).fillna(0)]  # fmt: skip
-        diff_ax.errorbar(rows["budget"] + offset, 100 * rows["diff_vs_single"], interval, fmt="o", color=colour,
-                         capsize=3, label=label)  # fmt: skip
+        error_ax.errorbar(
+            rows["budget"] + offset,
+            100 * rows["error"],
+            100 * rows["error_std"].fillna(0),
+            fmt="o-",
+            color=colour,
+            capsize=3,
+            label=label,
+        )
+        interval = [
+            100 * (rows["diff_vs_single"] - rows["diff_lo"]).fillna(0),
+            100 * (rows["diff_hi"] - rows["diff_vs_single"]).fillna(0),
+        ]
+        diff_ax.errorbar(
+            rows["budget"] + offset,
+            100 * rows["diff_vs_single"],
+            interval,
+            fmt="o",
+            color=colour,
+            capsize=3,
+            label=label,
+        )
     diff_ax.axhline(0, color="0.3", lw=1)
     for ax in (error_ax, diff_ax):
         ax.set_xticks(list(table["budget"].unique()), [f"{b}B" for b in table["budget"].unique()])
@@ -58,8 +83,13 @@ def ensemble_diversity(table: pd.DataFrame, path: Path | str, study: str) -> Non
     labels = [METHOD_STYLE[m][0] for m in table["method"]]
     colours = [METHOD_STYLE[m][1] for m in table["method"]]
     x = np.arange(len(table))
-    dis_ax.bar(x, 100 * table["disagreement"], yerr=100 * table["disagreement_std"].fillna(0), color=colours,
-               capsize=3)  # fmt: skip
+    dis_ax.bar(
+        x,
+        100 * table["disagreement"],
+        yerr=100 * table["disagreement_std"].fillna(0),
+        color=colours,
+        capsize=3,
+    )
     dis_ax.set_ylabel("test predictions that differ (%)")
     dis_ax.set_title("disagreement between members (mean +- std over pairs)", fontsize=8)
     dist_ax.bar(x, table["relative_distance"], color=colours)
@@ -67,7 +97,9 @@ def ensemble_diversity(table: pd.DataFrame, path: Path | str, study: str) -> Non
     dist_ax.set_ylabel("L2 distance / mean weight norm")
     dist_ax.set_title("distance in weight space (trainable parameters)", fontsize=8)
     for ax in (dis_ax, dist_ax):
-        ax.set_xticks(x, [f"{label}\n{n} pairs" for label, n in zip(labels, table["pairs"], strict=True)], fontsize=7)
+        ax.set_xticks(
+            x, [f"{label}\n{n} pairs" for label, n in zip(labels, table["pairs"], strict=True)], fontsize=7
+        )
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{study}: how different are the members?")
     fig.tight_layout()
@@ -78,7 +110,11 @@ def mode_connectivity(table: pd.DataFrame, path: Path | str, study: str) -> None
     """Along t for each kind of curve (mean over pairs, band: min to max): train loss (NLL solid, with the L2
     term dashed), test error, and the test error of the two-member ensemble {w1, phi(t)}."""
     fig, axes_ = plt.subplots(1, 3, figsize=(12, 3.6))
-    panels = (("train_nll", "train loss"), ("test_err", "test error (%)"), ("ensemble_err", "error of {w1, phi(t)} (%)"))
+    panels = (
+        ("train_nll", "train loss"),
+        ("test_err", "test error (%)"),
+        ("ensemble_err", "error of {w1, phi(t)} (%)"),
+    )
     for kind, rows in table.groupby("curve", sort=False):
         by_t = rows.groupby("t")
         colour = CURVE_STYLE[kind]
@@ -86,7 +122,9 @@ def mode_connectivity(table: pd.DataFrame, path: Path | str, study: str) -> None
             scale = 1 if column == "train_nll" else 100
             values = by_t[column]
             ax.plot(values.mean().index, scale * values.mean(), color=colour, label=kind)
-            ax.fill_between(values.mean().index, scale * values.min(), scale * values.max(), color=colour, alpha=0.15)
+            ax.fill_between(
+                values.mean().index, scale * values.min(), scale * values.max(), color=colour, alpha=0.15
+            )
             ax.set_ylabel(label)
         axes_[0].plot(by_t["train_loss"].mean().index, by_t["train_loss"].mean(), color=colour, ls="--", lw=1)
     for ax in axes_:

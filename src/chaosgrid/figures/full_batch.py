@@ -25,13 +25,35 @@ def full_batch_table(table: pd.DataFrame, axes: list[str], path: Path | str, stu
     beside the per-example coin-flip (binomial) std and the distribution-wise std."""
     import textwrap
 
-    header = ["row", "batching", "data", "steps", "modifications vs the first row", "runs",
-              "test acc. (%)", "binom. std", "distr. std", "clipped", "s / run"]  # fmt: skip
-    cells = [[name, textwrap.fill(r["batching"], 26), r["data"], f"{r['steps']:,}",
-              textwrap.fill(r["modifications"], 40), f"{r['n_runs'] - r['n_diverged']}/{r['n_runs']}",
-              f"{100 * r['mean_acc']:.2f} ± {100 * r['std_acc']:.2f}", f"{100 * r['std_binomial']:.2f}",
-              f"{100 * r['std_distribution']:.2f}", f"{100 * r['clipped']:.0f}%", f"{r['seconds_per_run']:.1f}"]
-             for name, (_, r) in zip(_row_labels(table, axes), table.iterrows())]  # fmt: skip
+    header = [
+        "row",
+        "batching",
+        "data",
+        "steps",
+        "modifications vs the first row",
+        "runs",
+        "test acc. (%)",
+        "binom. std",
+        "distr. std",
+        "clipped",
+        "s / run",
+    ]
+    cells = [
+        [
+            name,
+            textwrap.fill(r["batching"], 26),
+            r["data"],
+            f"{r['steps']:,}",
+            textwrap.fill(r["modifications"], 40),
+            f"{r['n_runs'] - r['n_diverged']}/{r['n_runs']}",
+            f"{100 * r['mean_acc']:.2f} ± {100 * r['std_acc']:.2f}",
+            f"{100 * r['std_binomial']:.2f}",
+            f"{100 * r['std_distribution']:.2f}",
+            f"{100 * r['clipped']:.0f}%",
+            f"{r['seconds_per_run']:.1f}",
+        ]
+        for name, (_, r) in zip(_row_labels(table, axes), table.iterrows())
+    ]
     lines = [max(c.count("\n") + 1 for c in row) for row in cells]
     fig, ax = plt.subplots(figsize=(17, 0.5 + 0.28 * (sum(lines) + 2)))
     ax.axis("off")
@@ -44,8 +66,11 @@ def full_batch_table(table: pd.DataFrame, axes: list[str], path: Path | str, stu
         cell.set_edgecolor("0.85")
         if row == 0:
             cell.set_text_props(weight="bold")
-    ax.set_title(f"{study}: test accuracy per recipe (std over seeds; grey: its per-example coin-flip part; "
-                 f"distribution-wise: its part from real differences between runs)", fontsize=10)  # fmt: skip
+    ax.set_title(
+        f"{study}: test accuracy per recipe (std over seeds; grey: its per-example coin-flip part; "
+        f"distribution-wise: its part from real differences between runs)",
+        fontsize=10,
+    )
     save(fig, path)
 
 
@@ -56,10 +81,25 @@ def full_batch_accuracy(table: pd.DataFrame, axes: list[str], path: Path | str, 
     y = np.arange(len(table))[::-1]
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.32 * len(table)))
     mean = 100 * table["mean_acc"]
-    ax.errorbar(mean, y + 0.15, xerr=100 * table["std_binomial"], fmt="none", ecolor="0.6", lw=3,
-                label="± per-example coin-flip (binomial) std")  # fmt: skip
-    ax.errorbar(mean, y - 0.15, xerr=100 * table["std_acc"], fmt="o", color="black", ms=4, capsize=3,
-                label="mean ± std over seeds")  # fmt: skip
+    ax.errorbar(
+        mean,
+        y + 0.15,
+        xerr=100 * table["std_binomial"],
+        fmt="none",
+        ecolor="0.6",
+        lw=3,
+        label="± per-example coin-flip (binomial) std",
+    )
+    ax.errorbar(
+        mean,
+        y - 0.15,
+        xerr=100 * table["std_acc"],
+        fmt="o",
+        color="black",
+        ms=4,
+        capsize=3,
+        label="mean ± std over seeds",
+    )
     ax.set_yticks(y, labels)
     ax.set_xlabel("clean test accuracy (%)")
     ax.grid(axis="x", alpha=0.3)
@@ -68,8 +108,14 @@ def full_batch_accuracy(table: pd.DataFrame, axes: list[str], path: Path | str, 
     save(fig, path)
 
 
-def full_batch_curves(curves: pd.DataFrame, history: pd.DataFrame, table: pd.DataFrame, axes: list[str],
-                      path: Path | str, study: str) -> None:  # fmt: skip
+def full_batch_curves(
+    curves: pd.DataFrame,
+    history: pd.DataFrame,
+    table: pd.DataFrame,
+    axes: list[str],
+    path: Path | str,
+    study: str,
+) -> None:
     """Training loss (log) and test accuracy vs optimizer step per row: SGD rows dashed, full-batch solid;
     lines are means over converged seeds."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(14, 4.8))
@@ -124,6 +170,8 @@ def draw(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path
         return _placeholders(out, names, f"{study}: no variant has a converged run")
     full_batch_table(table, axes, out / "full_batch_table.png", study)
     full_batch_accuracy(table, axes, out / "full_batch_accuracy.png", study)
-    full_batch_curves(tables["full_batch_curves"], tables["history"], table, axes, out / "full_batch_curves.png", study)
+    full_batch_curves(
+        tables["full_batch_curves"], tables["history"], table, axes, out / "full_batch_curves.png", study
+    )
     full_batch_clipped(table, axes, out / "full_batch_clipped.png", study)
     return "4 figures"

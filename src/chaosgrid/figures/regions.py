@@ -25,7 +25,9 @@ def _in_order(values: pd.Series) -> list:
     return sorted(distinct) if all(isinstance(v, (int, float, np.number)) for v in distinct) else distinct
 
 
-def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], path: Path | str, study: str) -> None:
+def decision_regions(
+    maps: pd.DataFrame, compare: str | None, by: list[str], path: Path | str, study: str
+) -> None:
     """Predicted class over the first plane (colour: class): a column per value of the compared column (the
     width, or the architecture), rows for each value of the `by` columns times each of the first seeds."""
     resolution = round(len(maps.iloc[0]["pred"]) ** 0.5)
@@ -34,8 +36,9 @@ def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], pat
     keys = [c for c in (compare, *by) if c]
     seeds = max(len(g) for _, g in maps.groupby(keys)) if keys else len(maps)
     n_rows = len(row_groups) * seeds
-    fig, axs = plt.subplots(n_rows, len(columns), figsize=(1.3 * len(columns) + 1.2, 1.3 * n_rows + 0.8),
-                            squeeze=False)  # fmt: skip
+    fig, axs = plt.subplots(
+        n_rows, len(columns), figsize=(1.3 * len(columns) + 1.2, 1.3 * n_rows + 0.8), squeeze=False
+    )
     classes = int(max(np.max(p) for p in maps["pred"])) + 1  # a dataset's class count, as far as predicted
     cmap = "tab10" if classes <= 10 else "tab20" if classes <= 20 else "nipy_spectral"
     image = None
@@ -49,19 +52,33 @@ def decision_regions(maps: pd.DataFrame, compare: str | None, by: list[str], pat
                 ax.set_yticks([])
                 if s < len(cell):
                     grid = np.asarray(cell.iloc[s]["pred"]).reshape(resolution, resolution)
-                    image = ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=max(classes, 10) - 0.5, origin="lower",
-                                      interpolation="nearest")  # fmt: skip
+                    image = ax.imshow(
+                        grid,
+                        cmap=cmap,
+                        vmin=-0.5,
+                        vmax=max(classes, 10) - 0.5,
+                        origin="lower",
+                        interpolation="nearest",
+                    )
                 if c == 0:
                     label = "".join(f"{a} {v}\n" for a, v in zip(by, key))
                     ax.set_ylabel(f"{label}seed {s + 1}", fontsize=7)
         for c, value in enumerate(columns):
             axs[0, c].set_title(str(value) if compare else "all runs", fontsize=7)
     if image is not None:
-        fig.colorbar(image, ax=axs, ticks=range(max(classes, 10)) if classes <= 20 else None, label="predicted class",
-                     shrink=0.6)  # fmt: skip
+        fig.colorbar(
+            image,
+            ax=axs,
+            ticks=range(max(classes, 10)) if classes <= 20 else None,
+            label="predicted class",
+            shrink=0.6,
+        )
     by_column = f"columns: {compare}; " if compare else ""
-    fig.suptitle(f"{study}: decision regions on the first plane (the same three images for every run)\n"
-                 f"{by_column}colour: predicted class", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{study}: decision regions on the first plane (the same three images for every run)\n"
+        f"{by_column}colour: predicted class",
+        fontsize=10,
+    )
     save(fig, path)
 
 
@@ -69,13 +86,20 @@ def double_descent(regions: pd.DataFrame, compare: str, by: list[str], path: Pat
     """Test error, fragmentation and reproducibility vs the compared column (the width), a line per `by` value."""
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.6))
     connectivity = int(regions["connectivity"].iloc[0])
-    panels = (("test_error", "clean test error (%)", 100),
-              ("fragmentation", f"class regions per plane ({connectivity}-connected)", 1),
-              ("reproducibility", "points where two seeds agree (%)\n(dotted: one fixed pair)", 100))  # fmt: skip
+    panels = (
+        ("test_error", "clean test error (%)", 100),
+        ("fragmentation", f"class regions per plane ({connectivity}-connected)", 1),
+        ("reproducibility", "points where two seeds agree (%)\n(dotted: one fixed pair)", 100),
+    )
     lines = list(regions.groupby(by, sort=True)) if by else [((), regions)]
     numeric = all(isinstance(v, (int, float, np.number)) for v in regions[compare])
     for key, rows in lines:
-        rows = rows.set_index(compare).reindex(_in_order(regions[compare])).dropna(subset=["test_error"]).reset_index()
+        rows = (
+            rows.set_index(compare)
+            .reindex(_in_order(regions[compare]))
+            .dropna(subset=["test_error"])
+            .reset_index()
+        )
         label = ", ".join(f"{a} {v}" for a, v in zip(by, key if isinstance(key, tuple) else (key,))) or None
         for ax, (column, ylabel, scale) in zip(axs, panels):
             line = ax.plot(rows[compare], scale * rows[column], "-o" if numeric else "o", label=label)[0]
@@ -85,7 +109,9 @@ def double_descent(regions: pd.DataFrame, compare: str, by: list[str], path: Pat
             ax.set_xlabel(compare)
             if compare == "width":
                 ax.set_xscale("log", base=2)
-                ax.set_xticks(sorted(regions[compare].unique()), [str(v) for v in sorted(regions[compare].unique())])
+                ax.set_xticks(
+                    sorted(regions[compare].unique()), [str(v) for v in sorted(regions[compare].unique())]
+                )
                 ax.minorticks_off()
             elif not numeric:
                 ax.tick_params(axis="x", labelrotation=30)
@@ -102,19 +128,27 @@ def region_agreement(table: pd.DataFrame, compare: str, by: list[str], path: Pat
     panels = list(table.groupby(by, sort=False)) if by else [((), table)]
     values = _in_order(table[f"{compare}_a"])
     size = 0.55 * len(values) + 0.8
-    fig, axs = plt.subplots(1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False,
-                            layout="constrained")  # fmt: skip
+    fig, axs = plt.subplots(
+        1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False, layout="constrained"
+    )
     for ax, (key, rows) in zip(axs[0], panels, strict=True):
-        matrix = 100 * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
+        matrix = (
+            100
+            * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
+        )
         image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
         for (i, j), v in np.ndenumerate(matrix.to_numpy()):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+            ax.text(
+                j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black"
+            )
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(values)), [str(v) for v in values] if ax is axs[0, 0] else [], fontsize=8)
         key = key if isinstance(key, tuple) else (key,)
         ax.set_title(", ".join(f"{a} {v}" for a, v in zip(by, key)) or "all runs", fontsize=9)
     fig.colorbar(image, ax=axs, label="plane points where two runs agree (%)", shrink=0.8)
-    fig.suptitle(f"{study}: agreement of decision regions between runs, by {compare} (diagonal: distinct seeds)")
+    fig.suptitle(
+        f"{study}: agreement of decision regions between runs, by {compare} (diagonal: distinct seeds)"
+    )
     save(fig, path)
 
 
@@ -133,8 +167,9 @@ def region_bars(regions: pd.DataFrame, compare: str, by: list[str], path: Path |
         axs[0].bar(x, 100 * rows["reproducibility"], width, label=label)
         axs[1].bar(x, 100 * (1 - rows["test_error"]), width, label=label)
     shown = (100 * regions["reproducibility"], 100 * (1 - regions["test_error"]))
-    for ax, ylabel, values_shown in zip(axs, ("plane points where two seeds agree (%)", "clean test accuracy (%)"),
-                                        shown, strict=True):  # fmt: skip
+    for ax, ylabel, values_shown in zip(
+        axs, ("plane points where two seeds agree (%)", "clean test accuracy (%)"), shown, strict=True
+    ):
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=30, ha="right")
         ax.set_ylabel(ylabel)
         ax.set_ylim(max(0.0, float(values_shown.min()) - 5), min(100.0, float(values_shown.max()) + 2))

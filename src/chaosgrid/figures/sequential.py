@@ -26,16 +26,27 @@ def sequential(looks: pd.DataFrame, path: Path | str, study: str) -> None:
         ax.axhspan(-delta, delta, color="tab:purple", alpha=0.08, label=f"|A - B| < delta = {delta:g}")
         ax.axhline(0, color="0.4", lw=0.8)
         centre, low, high = (100 * rows[c].to_numpy() for c in ("diff", "lo", "hi"))
-        ax.errorbar(rows["seeds"], centre, yerr=_interval(centre, low, high), fmt="o-", capsize=3,
-                    color=STATUS_COLOURS[last["status"]], label="A - B, repeated 95% interval")  # fmt: skip
+        ax.errorbar(
+            rows["seeds"],
+            centre,
+            yerr=_interval(centre, low, high),
+            fmt="o-",
+            capsize=3,
+            color=STATUS_COLOURS[last["status"]],
+            label="A - B, repeated 95% interval",
+        )
         ax.set_xticks(np.arange(1, last["max_seeds"] // (rows["seeds"].iloc[0]) + 1) * rows["seeds"].iloc[0])
         ax.set_xlim(0, last["max_seeds"] + rows["seeds"].iloc[0] / 2)
-        ax.set_title(f"{name}\n{last['status']} after {int(last['seeds'])} seeds: {last['verdict']}", fontsize=8)
+        ax.set_title(
+            f"{name}\n{last['status']} after {int(last['seeds'])} seeds: {last['verdict']}", fontsize=8
+        )
         ax.set_xlabel("seeds per grid point")
     axs[0, 0].set_ylabel("A - B, clean test accuracy (points)")
     axs[0, 0].legend(fontsize=6, loc="best")
-    fig.suptitle(f"{study}: seeds until the answer is known (one look per block; intervals valid at every look)",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{study}: seeds until the answer is known (one look per block; intervals valid at every look)",
+        fontsize=10,
+    )
     fig.tight_layout()
     save(fig, path)
 

@@ -28,8 +28,9 @@ def accuracy_distribution(evals: pd.DataFrame, axes: list[str], path: Path | str
         ax.violinplot(groups, showextrema=False)
         means = [g.mean() for g in groups]
         stds = [g.std(ddof=1) if len(g) > 1 else 0 for g in groups]
-        ax.errorbar(range(1, len(values) + 1), means, yerr=stds, fmt="o", color="black", capsize=4,
-                    label="mean ± std")  # fmt: skip
+        ax.errorbar(
+            range(1, len(values) + 1), means, yerr=stds, fmt="o", color="black", capsize=4, label="mean ± std"
+        )
         ax.set_xticks(range(1, len(values) + 1), [str(v) for v in values])
         ax.set_xlabel(axis)
         ax.legend(loc="lower right", fontsize=8)
@@ -52,20 +53,43 @@ def mean_std_by_axis(summary: pd.DataFrame, axes: list[str], path: Path | str, s
         position = {v: i for i, v in enumerate(values)}
         x = points[axis].map(position).to_numpy(dtype=float)
         x = x + np.random.default_rng(0).uniform(-0.12, 0.12, len(x))
-        for row, column, label in ((0, "mean_acc", "mean accuracy (%)"), (1, "std_acc", "std over seeds (pp)")):
+        for row, column, label in (
+            (0, "mean_acc", "mean accuracy (%)"),
+            (1, "std_acc", "std over seeds (pp)"),
+        ):
             ax = axs[row, col]
-            centre, low, high = (100 * points[c].to_numpy(dtype=float) for c in (column, f"{column}_lo", f"{column}_hi"))
-            ax.errorbar(x, centre, yerr=_interval(centre, low, high), fmt="o", ms=3.5, alpha=0.6, color="tab:blue",
-                        elinewidth=0.8, label="grid point, 95% interval")  # fmt: skip
+            centre, low, high = (
+                100 * points[c].to_numpy(dtype=float) for c in (column, f"{column}_lo", f"{column}_hi")
+            )
+            ax.errorbar(
+                x,
+                centre,
+                yerr=_interval(centre, low, high),
+                fmt="o",
+                ms=3.5,
+                alpha=0.6,
+                color="tab:blue",
+                elinewidth=0.8,
+                label="grid point, 95% interval",
+            )
             averages = points.groupby(axis)[column].mean()
-            ax.plot(range(len(values)), 100 * averages.reindex(values).to_numpy(), "-", color="black", lw=1.5,
-                    label="average over grid points")  # fmt: skip
+            ax.plot(
+                range(len(values)),
+                100 * averages.reindex(values).to_numpy(),
+                "-",
+                color="black",
+                lw=1.5,
+                label="average over grid points",
+            )
             ax.set_xticks(range(len(values)), [str(v) for v in values])
             ax.set_xlabel(axis)
             axs[row, 0].set_ylabel(label)
     axs[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{study}: mean and run-to-run std of clean accuracy along each axis\n(dots: grid points, bars: 95% "
-                 f"intervals; does a value differ? see the comparisons figure)", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{study}: mean and run-to-run std of clean accuracy along each axis\n(dots: grid points, bars: 95% "
+        f"intervals; does a value differ? see the comparisons figure)",
+        fontsize=10,
+    )
     fig.tight_layout()
     save(fig, path)
 
@@ -88,8 +112,15 @@ def accuracy_under_shift(evals: pd.DataFrame, summary: pd.DataFrame, path: Path 
         stds = summary[summary["shift"] == name].groupby("severity")["std_acc"].mean()
         if name in where:  # one point, not a line from the clean set
             mean = 100 * np.array([rows.mean().iloc[0]])
-            left.errorbar([where[name]], mean, yerr=_within_percent(mean, 100 * rows.std().to_numpy()), marker="s",
-                          capsize=3, ls="none", label=name)  # fmt: skip
+            left.errorbar(
+                [where[name]],
+                mean,
+                yerr=_within_percent(mean, 100 * rows.std().to_numpy()),
+                marker="s",
+                capsize=3,
+                ls="none",
+                label=name,
+            )
             right.plot([where[name]], 100 * stds.to_numpy(), marker="s", ls="none", label=name)
             continue
         sev = [0, *rows.mean().index]
@@ -98,8 +129,16 @@ def accuracy_under_shift(evals: pd.DataFrame, summary: pd.DataFrame, path: Path 
         left.errorbar(sev, mean, yerr=spread, marker="o", capsize=3, label=name)
         right.plot(sev, 100 * np.array([clean_std, *stds]), marker="o", label=name)
     clean_mean = 100 * np.array([clean_acc.mean()])
-    left.errorbar([0], clean_mean, yerr=_within_percent(clean_mean, [100 * clean_acc.std()]), marker="o", capsize=3,
-                  color="0.3", ls="none", label="clean test set")  # fmt: skip
+    left.errorbar(
+        [0],
+        clean_mean,
+        yerr=_within_percent(clean_mean, [100 * clean_acc.std()]),
+        marker="o",
+        capsize=3,
+        color="0.3",
+        ls="none",
+        label="clean test set",
+    )
     left.axhline(clean_mean[0], color="0.5", ls=":", lw=1)
     right.plot([0], [100 * clean_std], marker="o", color="0.3", ls="none")
     right.axhline(100 * clean_std, color="0.5", ls=":", lw=1)
@@ -114,8 +153,9 @@ def accuracy_under_shift(evals: pd.DataFrame, summary: pd.DataFrame, path: Path 
     save(fig, path)
 
 
-def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, study: str,
-                    most: int = 12) -> None:  # fmt: skip
+def training_curves(
+    history: pd.DataFrame, axes: list[str], path: Path | str, study: str, most: int = 12
+) -> None:
     """Training loss (log scale) and accuracy vs epoch: per grid point the mean over its converged runs,
     with the range over runs shaded; at most `most` grid points, a fixed random choice of the study's."""
     converged = history[~history["diverged"]]
@@ -136,8 +176,14 @@ def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, st
         for ax, column, scale in ((loss_ax, "train_loss", 1), (acc_ax, "train_acc", 100)):
             mean = by_epoch[column].mean()
             ax.plot(mean.index, scale * mean, color=colour, label=label)
-            ax.fill_between(mean.index, scale * by_epoch[column].min(), scale * by_epoch[column].max(),
-                            color=colour, alpha=0.15, lw=0)  # fmt: skip
+            ax.fill_between(
+                mean.index,
+                scale * by_epoch[column].min(),
+                scale * by_epoch[column].max(),
+                color=colour,
+                alpha=0.15,
+                lw=0,
+            )
     loss_ax.set_yscale("log")
     loss_ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     loss_ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
@@ -148,8 +194,13 @@ def training_curves(history: pd.DataFrame, axes: list[str], path: Path | str, st
     for ax in (loss_ax, acc_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    acc_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), title=None if len(shown) == len(points)
-                  else f"{len(shown)} of {len(points)} grid points", title_fontsize=8)  # fmt: skip
+    acc_ax.legend(
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1),
+        title=None if len(shown) == len(points) else f"{len(shown)} of {len(points)} grid points",
+        title_fontsize=8,
+    )
     fig.suptitle(f"{study}: training curves (lines: mean over seeds; bands: min to max)")
     fig.tight_layout()
     save(fig, path)
@@ -159,8 +210,12 @@ def draw(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path
     """Every study's figures (chaosgrid.analysis.STUDY_FIGURES), from its evals, summary and history tables."""
     evals, summary = tables["evals"], tables["summary"]
     if not summary["n_converged"].any():
-        return _placeholders(out, STUDY_FIGURES, f"{study}: every run diverged, so there is nothing to draw (each run's "
-                                         f"diverged step is in tables/runs.parquet)")  # fmt: skip
+        return _placeholders(
+            out,
+            STUDY_FIGURES,
+            f"{study}: every run diverged, so there is nothing to draw (each run's "
+            f"diverged step is in tables/runs.parquet)",
+        )
     accuracy_distribution(evals, axes, out / "accuracy_distribution.png", study)
     mean_std_by_axis(summary, axes, out / "mean_std_by_axis.png", study)
     accuracy_under_shift(evals, summary, out / "shifts.png", study)
