@@ -21,10 +21,11 @@ import click
 import pandas as pd
 import yaml
 
-from chaosgrid.analysis import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
 from chaosgrid.evalsets import eval_pairs
-from chaosgrid.inputs import prepared_files
-from chaosgrid.studies import SHARD_FILES, expand_study
+from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
+from chaosgrid.plan.paths import prepared_files
+from chaosgrid.plan.specs import SHARD_FILES
+from chaosgrid.plan.studies import expand_study
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

@@ -21,8 +21,9 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import engine, models, studies, train
+from chaosgrid import engine, models, train
 from chaosgrid.cells import validate_cell
+from chaosgrid.plan.specs import Shard
 
 sys.path.insert(0, str(Path(__file__).parent))  # so that "own_model:cnn_as_own" imports this file
 
@@ -35,7 +36,7 @@ def cnn_as_own(in_shape: tuple[int, ...], num_classes: int, width: int) -> torch
 def runs_per_hour(model: str, engine_name: str, k: int, epochs: float, width: int) -> float:
     base = validate_cell({"model": model, "width": width, "epochs": epochs})
     base = {key: v for key, v in base.items() if not key.endswith("_seed")}
-    shard = studies.Shard("bench", "", base, tuple(range(k)))
+    shard = Shard("bench", "", base, tuple(range(k)))
     start = time.perf_counter()
     inputs = train.shard_inputs(shard, torch.device("cpu"), engine.Execution(engine_name), log=lambda line: None)
     train.train_shard(shard.cells(), inputs.data, inputs.sets, inputs.execution)

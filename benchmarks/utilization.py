@@ -33,9 +33,11 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, shifts, studies, train
+from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, shifts, train
 from chaosgrid.cells import validate_cell
-from chaosgrid.studies import expand_study
+from chaosgrid.plan.blocks import STUDY_KEYS
+from chaosgrid.plan.specs import Shard
+from chaosgrid.plan.studies import expand_study
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ("calibrated_chaos.yaml", "double_descent.yaml", "full_batch.yaml")
@@ -57,7 +59,7 @@ def flops_per_image(model: str, width: int, shape: tuple[int, ...]) -> tuple[flo
     return train_count.get_total_flops() / 8, eval_count.get_total_flops() / 8
 
 
-def run_flops(cell: dict, shard: studies.Shard) -> float:
+def run_flops(cell: dict, shard: Shard) -> float:
     """FLOPs of one run of a paper recipe: its training images and its evaluation at every checkpoint."""
     shape, _, n_train, _ = footprint.DATASETS[cell["dataset"]]
     train_flops, eval_flops = flops_per_image(cell["model"], cell["width"], shape)
@@ -132,7 +134,7 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     default = yaml.safe_load((REPO / "config/config.yaml").read_text())["studies"]["default"]
-    cnn = {k: v[0] if isinstance(v, list) else v for k, v in default.items() if k not in studies.STUDY_KEYS}
+    cnn = {k: v[0] if isinstance(v, list) else v for k, v in default.items() if k not in STUDY_KEYS}
     fast = {"dataset": "synthetic", "model": "fast", "width": 64, "batch_size": 1024, "lr": 0.2,
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
     if smoke:

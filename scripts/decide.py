@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from chaosgrid.sequential import decide
+from chaosgrid.analysis.sequential import decide
 from chaosgrid.store import write_atomically
 
 with open(snakemake.log[0], "w") as log:  # noqa: F821 (injected by Snakemake)

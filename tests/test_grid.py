@@ -3,9 +3,19 @@ from pathlib import Path
 
 import pytest
 
-from chaosgrid import cells, checkpoints, evalsets, studies
+from chaosgrid import cells, checkpoints, evalsets
 from chaosgrid.cells import GridError, cell_id, validate_cell
-from chaosgrid.studies import Shard, expand_study
+from chaosgrid.plan.blocks import (
+    CURVE_KINDS,
+    PAPER_PLANES,
+    plane_spec,
+    study_axes,
+    triplets_key,
+    triplets_spec,
+)
+from chaosgrid.plan.seeds import parse_seed_text
+from chaosgrid.plan.specs import CurveJob, Shard
+from chaosgrid.plan.studies import expand_curves, expand_studies, expand_study
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
@@ -83,7 +93,7 @@ def test_a_growing_study_adds_seed_blocks_and_keeps_its_finished_shards():
     assert keys(16, ["lr~0.2/seeds~8-11", "lr~0.1/seeds~x"]) == keys(16)  # another grid point's, or no seeds
     listed = [s.key for s in expand_study("s", {"seeds": [0, 2, 3, 9], "shard_size": 8})]
     assert listed == ["seeds~0,2-3", "seeds~9-9"]
-    assert [studies.parse_seed_text(k.partition("~")[2]) for k in listed] == [(0, 2, 3), (9,)]
+    assert [parse_seed_text(k.partition("~")[2]) for k in listed] == [(0, 2, 3), (9,)]
 
 
 @pytest.mark.parametrize("source, varied", [("all", 3), ("init", 1), ("order", 1), ("aug", 1)])
@@ -156,10 +166,10 @@ def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
 
     configs = sorted(Path(__file__).parents[1].glob("config/*.yaml"))
     declared = {f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()}
-    before = {name: studies.expand_study(name, s) for name, s in declared.items()}
+    before = {name: expand_study(name, s) for name, s in declared.items()}
     monkeypatch.setitem(cells.PARAMETERS, "grad_clip_v2", cells.Parameter(0.0, "gradient operations", "new", "[0, inf)"))
     monkeypatch.setitem(cells.CELL_DEFAULTS, "grad_clip_v2", 0.0)
-    after = {name: studies.expand_study(name, s) for name, s in declared.items()}
+    after = {name: expand_study(name, s) for name, s in declared.items()}
     assert sum(len(b) for b in before.values()) > 100
     for name in declared:
         assert [s.key for s in before[name]] == [s.key for s in after[name]]
@@ -187,15 +197,15 @@ def test_init_from_names_the_source_shard_and_makes_it_keep_weights():
         "base": {"lr": [0.05, 0.1], "seeds": 4, "shard_size": 2},
         "fge": {"lr": [0.05, 0.1], "schedule": "fge", "cycles": 2, "init_from": "base", "seeds": 4, "shard_size": 2},
     }
-    shards = studies.expand_studies(declared)
+    shards = expand_studies(declared)
     follower = shards["fge", "lr~0.1/seeds~2-3"]
     assert follower.init_key == "lr~0.1/seeds~2-3"
     assert shards["base", "lr~0.1/seeds~2-3"].weights and not follower.weights
     assert '"init_key"' in follower.to_json() and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
     with pytest.raises(GridError, match="init_from 'nope'"):
-        studies.expand_studies({"a": {"init_from": "nope"}})
+        expand_studies({"a": {"init_from": "nope"}})
     with pytest.raises(GridError, match="no shards with lr=0.2 that hold seeds 0"):
-        studies.expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
+        expand_studies({"b": {"lr": [0.1]}, "c": {"lr": [0.2], "init_from": "b"}})
 
 
 def test_runs_that_start_from_a_grown_study_follow_its_shards():
@@ -203,13 +213,13 @@ def test_runs_that_start_from_a_grown_study_follow_its_shards():
     starting from it, new at 16 seeds, takes its seeds 8-15 in the same two shards, each from its source.
     A dependent that grew when its source did not starts both its partial blocks from the source's 8-15."""
     declared = {"src": {"seeds": 16}, "dep": {"seeds": 16, "init_from": "src", "epochs": 1}}
-    shards = studies.expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11"]})
+    shards = expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11"]})
     assert sorted(k for n, k in shards if n == "dep") == ["seeds~0-7", "seeds~12-15", "seeds~8-11"]
     assert all(s.init_key == s.key for (n, _), s in shards.items() if n == "dep")
-    again = studies.expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11", "seeds~12-15"],
+    again = expand_studies(declared, {"src": ["seeds~0-7", "seeds~8-11", "seeds~12-15"],
                                               "dep": ["seeds~0-7", "seeds~8-11", "seeds~12-15"]})  # fmt: skip
     assert {k for n, k in again if n == "dep"} == {"seeds~0-7", "seeds~8-11", "seeds~12-15"}
-    grown_dependent = studies.expand_studies(declared, {"dep": ["seeds~0-7", "seeds~8-11"]})  # source: 8-15
+    grown_dependent = expand_studies(declared, {"dep": ["seeds~0-7", "seeds~8-11"]})  # source: 8-15
     assert {k: s.init_key for (n, k), s in grown_dependent.items() if n == "dep"} == {
         "seeds~0-7": "seeds~0-7", "seeds~8-11": "seeds~8-15", "seeds~12-15": "seeds~8-15"}  # fmt: skip
 
@@ -231,7 +241,7 @@ def test_variants_are_named_recipes_on_their_own_axis():
     full = shards[2].base
     assert (full["variant"], full["batch_size"], full["epochs"], full["lr"]) == ("full", 5000, 30.0, 0.1)
     assert shards[0].base["epochs"] == 3.0 and shards[0].base["batch_size"] == 64
-    assert studies.study_axes(study) == ["variant", "lr"]
+    assert study_axes(study) == ["variant", "lr"]
 
 
 @pytest.mark.parametrize("variants, message", [
@@ -277,24 +287,24 @@ ENSEMBLE_STUDIES = {
 
 
 def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holding_them():
-    shards = studies.expand_studies(ENSEMBLE_STUDIES)
-    jobs = studies.expand_curves(ENSEMBLE_STUDIES, shards)
+    shards = expand_studies(ENSEMBLE_STUDIES)
+    jobs = expand_curves(ENSEMBLE_STUDIES, shards)
     assert sorted(jobs) == [
         ("ind", f"lr~{lr}/pair~{a}-{b}") for lr in ("0.05", "0.1") for a, b in ((0, 1), (2, 3))
     ]
     job = jobs["ind", "lr~0.1/pair~2-3"]
     assert job.shards == ("lr~0.1/seeds~0-3", "lr~0.1/seeds~0-3") and job.seeds == (2, 3) and job.points == 31
-    assert job.kinds == studies.CURVE_KINDS and (job.cell["lr"], job.cell["epochs"], job.cell["init_seed"]) == (
+    assert job.kinds == CURVE_KINDS and (job.cell["lr"], job.cell["epochs"], job.cell["init_seed"]) == (
         0.01,
         3,
         2,
     )
-    again = studies.CurveJob.from_json(job.to_json())
+    again = CurveJob.from_json(job.to_json())
     assert (again.cell, again.seeds, again.kinds, again.key) == (job.cell, job.seeds, job.kinds, job.key)
     # every study whose runs are joined or ensembled keeps its weights; one that is not, does not
     assert all(s.weights for (name, _), s in shards.items() if name in ("ind", "sse", "sse_fge"))
     assert not any(s.weights for (name, _), s in shards.items() if name == "fge")
-    assert not any(s.weights for s in studies.expand_studies({"plain": {"seeds": 2}}).values())
+    assert not any(s.weights for s in expand_studies({"plain": {"seeds": 2}}).values())
 
 
 @pytest.mark.parametrize("curves, message", [
@@ -306,34 +316,34 @@ def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holdi
 def test_bad_curves_blocks_are_named(curves, message):
     declared = {"ind": {"seeds": 6, "curves": curves}}
     with pytest.raises(GridError, match=message):
-        studies.expand_curves(declared, studies.expand_studies(declared))
+        expand_curves(declared, expand_studies(declared))
 
 
 def test_bad_ensembles_blocks_are_named():
     with pytest.raises(GridError, match="ensembles names 'swa'"):
-        studies.expand_studies({"ind": {"ensembles": {"swa": "ind"}, "probabilities": True}})
+        expand_studies({"ind": {"ensembles": {"swa": "ind"}, "probabilities": True}})
     with pytest.raises(GridError, match="ensembles fge: 'nope'"):
-        studies.expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
+        expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
     with pytest.raises(GridError, match="'sse' has axes lr"):
-        studies.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
+        expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
                              "sse": {"lr": [0.1, 0.2], "probabilities": True}})
     with pytest.raises(GridError, match="sse_last is -1"):
-        studies.expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
+        expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
     with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
-        studies.expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
+        expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True}, "sse": {}})
 
 
 def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes():
     """The default planes keep their shards' specs (nothing re-runs); the paper's anchors and grid travel in
     the spec, and the analysis-only keys (connectivity, epoch, compare, by) do not."""
     plain = expand_study("s", {"shifts": ["planes"]})[0]
-    assert "planes" not in json.loads(plain.to_json()) and plain.plane_spec() == studies.plane_spec(None)
-    paper = expand_study("s", {"shifts": ["planes"], "planes": {**studies.PAPER_PLANES, "compare": "model"}})[0]
+    assert "planes" not in json.loads(plain.to_json()) and plain.plane_spec() == plane_spec(None)
+    paper = expand_study("s", {"shifts": ["planes"], "planes": {**PAPER_PLANES, "compare": "model"}})[0]
     spec = json.loads(paper.to_json())["planes"]
     assert spec == {"triplets": 500, "images": "test", "resolution": 50, "margin": 0.1}
     assert Shard.from_json(paper.to_json()).plane_spec()["resolution"] == 50
-    assert studies.triplets_key(paper.plane_spec()) == "test-distinct-500"
-    assert studies.triplets_spec("test-distinct-500")["triplets"] == 500
+    assert triplets_key(paper.plane_spec()) == "test-distinct-500"
+    assert triplets_spec("test-distinct-500")["triplets"] == 500
     for bad, named in (({"connectivity": 6}, "connectivity"), ({"images": "val"}, "images"), ({"size": 5}, "size")):
         with pytest.raises(GridError, match=named):
             expand_study("s", {"shifts": ["planes"], "planes": bad})
@@ -360,9 +370,9 @@ def test_a_config_that_breaks_the_schema_is_named_in_one_line_with_the_closest_k
 def test_an_init_epoch_the_source_does_not_keep_is_refused_at_planning():
     source = {"epochs": 2, "seeds": 2}
     with pytest.raises(GridError, match=r"init_epoch 1: study 'src' keeps no checkpoint at that epoch \(it keeps epochs 2\)"):
-        studies.expand_studies({"src": source, "dep": {"init_from": "src", "init_epoch": 1, "seeds": 2}})
+        expand_studies({"src": source, "dep": {"init_from": "src", "init_epoch": 1, "seeds": 2}})
     for kept in (1, "evenly:2"):
-        studies.expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
+        expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
                                                                                "seeds": 2}})  # fmt: skip
     assert checkpoints.epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and checkpoints.epochs("snapshots", 2) is None
 

@@ -6,14 +6,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import data, evalsets, inputs, planes, shifts, studies
+from chaosgrid import data, evalsets, inputs, planes, shifts
 from chaosgrid.cli import main
+from chaosgrid.plan.blocks import plane_spec
+from chaosgrid.plan.paths import DATASET_FILE, planes_file, prepared_files
 
 PAIRS = evalsets.eval_pairs(["jpeg", "gaussian_blur", "planes"], [1, 4])
 
 
 def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path, digits):
-    spec = studies.plane_spec({"images": "test", "triplets": 5})
+    spec = plane_spec({"images": "test", "triplets": 5})
     shifts.prepare_inputs(digits, PAIRS, tmp_path, planes=spec)
     loaded = inputs.load_dataset("digits", tmp_path)
     assert all(torch.equal(getattr(loaded, f), getattr(digits, f)) for f in inputs.DATASET_FIELDS)
@@ -22,9 +24,9 @@ def test_prepared_dataset_and_sets_are_the_same_bits_as_made_in_process(tmp_path
     images = lambda x: x.materialize() if isinstance(x, planes.PlanePoints) else x  # planes: made as evaluated
     assert all(torch.equal(images(made[k][0]), images(read[k][0])) and torch.equal(made[k][1], read[k][1])
                for k in PAIRS)  # fmt: skip
-    assert [p.name for p in inputs.prepared_files(tmp_path, PAIRS, "test-distinct-5")] == [
+    assert [p.name for p in prepared_files(tmp_path, PAIRS, "test-distinct-5")] == [
         "data.pt", "jpeg~1.pt", "jpeg~4.pt", "gaussian_blur~1.pt", "gaussian_blur~4.pt", "test-distinct-5.pt"]  # fmt: skip
-    assert inputs.planes_file(tmp_path, "test-distinct-5").exists()
+    assert planes_file(tmp_path, "test-distinct-5").exists()
 
 
 def test_a_shard_trained_on_prepared_inputs_equals_one_that_made_its_own(tmp_path):
@@ -61,7 +63,7 @@ def test_a_corrupt_prepared_file_or_weights_file_is_named_with_what_to_do(tmp_pa
     from chaosgrid import store
 
     inputs.save_dataset(digits, tmp_path)
-    path = tmp_path / inputs.DATASET_FILE
+    path = tmp_path / DATASET_FILE
     path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk or a killed copy
     with pytest.raises(ValueError, match=f"{path} is truncated or corrupt .*: delete it and run the workflow again"):
         inputs.load_dataset("digits", tmp_path)

@@ -16,9 +16,11 @@ import torch
 from click.testing import CliRunner
 from workflow_helpers import REPO, SNAKEMAKE, planned_jobs, snakemake, write_config
 
-from chaosgrid import data, engine, models, plugins, studies, train
+from chaosgrid import data, engine, models, plugins, train
 from chaosgrid.cells import GridError, validate_cell
 from chaosgrid.cli import main
+from chaosgrid.plan.specs import Shard
+from chaosgrid.plan.studies import expand_study
 from chaosgrid.trainers import TrainerError, train_runs
 
 EXAMPLES = REPO / "examples"
@@ -61,7 +63,7 @@ def test_bad_own_code_is_named_at_planning(tmp_path, monkeypatch, study, message
     np.savez(tmp_path / "whole.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)),
              y_test=np.zeros(2, int))  # fmt: skip
     with pytest.raises(GridError, match=message):
-        studies.expand_study("mine", study)
+        expand_study("mine", study)
 
 
 LAB = """import numpy as np
@@ -101,9 +103,9 @@ def test_mistakes_in_own_code_are_named_at_planning_without_importing_it(tmp_pat
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(GridError, match=message):
-        studies.expand_study("mine", study)
-    studies.expand_study("mine", {"model": "planlab.nets:net"})  # the right ones pass
-    studies.expand_study("mine", {"trainer": "planlab.nets:train"})
+        expand_study("mine", study)
+    expand_study("mine", {"model": "planlab.nets:net"})  # the right ones pass
+    expand_study("mine", {"trainer": "planlab.nets:train"})
 
 
 def test_a_dataset_function_and_its_npz_give_the_same_dataset(tmp_path, importable):
@@ -141,7 +143,7 @@ def test_a_model_vmap_cannot_stack_trains_on_the_loop_with_a_line_saying_why(tmp
     cell = validate_cell({"model": "branchy:net", "epochs": 0.2})
     assert "data-dependent control flow" in train.unstackable(cell, digits)
     assert train.unstackable(validate_cell({"model": "cnn"}), digits) == ""
-    shard = studies.Shard("s", "", {k: v for k, v in cell.items() if not k.endswith("_seed")}, tuple(range(8)))
+    shard = Shard("s", "", {k: v for k, v in cell.items() if not k.endswith("_seed")}, tuple(range(8)))
     lines = []
     inputs = train.shard_inputs(shard, torch.device("cpu"), engine.Execution("vmap"), log=lines.append)
     assert inputs.execution.engine == "loop" and "vmap cannot stack branchy:net" in lines[0]

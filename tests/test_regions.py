@@ -6,23 +6,24 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from chaosgrid import engine, evalsets, inputs, planes, shifts, store, studies, train
+from chaosgrid import engine, evalsets, inputs, planes, shifts, store, train
 from chaosgrid.aggregate import aggregate
 from chaosgrid.analysis.regions import MAPS_PER_POINT, study_regions
 from chaosgrid.cells import validate_cell
 from chaosgrid.cli import main
 from chaosgrid.evalsets import check_shifts
+from chaosgrid.plan.blocks import PAPER_PLANES, plane_spec
 
-PAPER = studies.plane_spec({**studies.PAPER_PLANES, "triplets": 20, "resolution": 12})
+PAPER = plane_spec({**PAPER_PLANES, "triplets": 20, "resolution": 12})
 
 
 def test_triplets_are_fixed_by_the_dataset_and_the_spec(digits):
     distinct = planes.anchors(digits, PAPER)
     assert distinct.shape == (20, 3) and torch.equal(distinct, planes.anchors(digits, PAPER))
     assert all(len(set(digits.y_test[row].tolist())) == 3 for row in distinct)  # test images, three classes
-    default = planes.anchors(digits, studies.plane_spec(None))  # the first planes: 8 training triplets
+    default = planes.anchors(digits, plane_spec(None))  # the first planes: 8 training triplets
     assert default.shape == (8, 3) and all(len(set(digits.y_train[row].tolist())) == 3 for row in default)
-    anyone = planes.anchors(digits, studies.plane_spec({"classes": "any", "triplets": 200}))
+    anyone = planes.anchors(digits, plane_spec({"classes": "any", "triplets": 200}))
     assert any(len(set(digits.y_train[row].tolist())) < 3 for row in anyone)  # any classes: some repeat one
     assert all(len(set(row.tolist())) == 3 for row in anyone)  # but never the same image twice
 

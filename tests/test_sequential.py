@@ -1,14 +1,14 @@
-"""Seeds until the answer is known (chaosgrid.sequential): the boundaries, and the whole procedure's error
+"""Seeds until the answer is known (chaosgrid.analysis.sequential): the boundaries, and the whole procedure's error
 rates and seeds by simulation with known truth, beside looking naively after every block."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from chaosgrid import sequential as seq
 from chaosgrid.analysis import compare as c
+from chaosgrid.analysis import sequential as seq
 from chaosgrid.cells import GridError
-from chaosgrid.until import Until
+from chaosgrid.plan.until import Until
 
 # Two grid points, blocks of 8 seeds up to 64 (8 looks); runs scored on 400 examples at ~80%, so a run's
 # accuracy varies by ~2 points (coin flips, plus a skill per run) and the difference worth detecting is
@@ -99,7 +99,7 @@ def test_a_difference_of_delta_is_found_in_80_percent_of_studies_with_fewer_seed
     ],
 )
 def test_a_bad_until_block_is_refused_at_planning_naming_the_key(until, named):
-    from chaosgrid.studies import expand_study
+    from chaosgrid.plan.studies import expand_study
 
     with pytest.raises(GridError, match=named):
         expand_study("s", {"lr": [0.1, 0.2], "until": until})
@@ -108,7 +108,7 @@ def test_a_bad_until_block_is_refused_at_planning_naming_the_key(until, named):
 
 
 def test_an_adaptive_study_plans_every_block_up_to_its_budget():
-    from chaosgrid.studies import expand_study
+    from chaosgrid.plan.studies import expand_study
 
     keys = [s.key for s in expand_study("s", {"lr": [0.1, 0.2], "until": {"compare": {"axis": "lr"}, "delta": 0.5,
                                                                            "block": 4, "max_seeds": 12}})]  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 
 from chaosgrid import engine, evaluation, store, train
 from chaosgrid.cells import cell_id, validate_cell
-from chaosgrid.studies import expand_study
+from chaosgrid.plan.studies import expand_study
 
 CLI = [sys.executable, "-m", "chaosgrid.cli"]
 

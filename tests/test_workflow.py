@@ -11,8 +11,8 @@ import pytest
 import yaml
 from workflow_helpers import REPO, SNAKEMAKE, fail_once, planned_jobs, snakemake, tiny_study, write_config
 
-from chaosgrid.analysis import ANALYSES, STUDY_TABLES
-from chaosgrid.studies import SHARD_FILES
+from chaosgrid.plan.analyses import ANALYSES, STUDY_TABLES
+from chaosgrid.plan.specs import SHARD_FILES
 
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import click
 
-from chaosgrid import studies
 from chaosgrid.cells import CHOICES, SEED_KEYS, GridError, cell_id
 from chaosgrid.downloads import SOURCES
 from chaosgrid.evalsets import CLEAN, eval_name, eval_pairs
-from chaosgrid.studies import Shard
+from chaosgrid.plan.blocks import triplets_spec
+from chaosgrid.plan.paths import eval_file, planes_file
+from chaosgrid.plan.specs import CurveJob, Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
 data_root_option = click.option(
@@ -544,7 +545,7 @@ def train_curves(spec, start_path, end_path, out, threads, device, data_root, pr
     evenly spaced points of t, BatchNorm recomputed at every point."""
     sys.stdout.reconfigure(line_buffering=True)
     try:
-        job = studies.CurveJob.from_json(_spec_text(spec))
+        job = CurveJob.from_json(_spec_text(spec))
     except (GridError, json.JSONDecodeError, KeyError) as err:
         raise click.BadParameter(str(err), param_hint="--spec") from err
     import pyarrow as pa
@@ -606,7 +607,9 @@ def figures(evals, summary, history, axes, study, outdir) -> None:
 
 
 @main.command("analysis-figures")
-@click.option("--analysis", "name", required=True, help="A declared analysis (chaosgrid.analysis.ANALYSES).")
+@click.option(
+    "--analysis", "name", required=True, help="A declared analysis (chaosgrid.plan.analyses.ANALYSES)."
+)
 @click.option(
     "--tables",
     "folder",
@@ -621,7 +624,7 @@ def analysis_figures(name, folder, axes, study, outdir) -> None:
     """Draw the figures of one analysis of a study (variance, regions, ...) from its tables."""
     import pandas as pd
 
-    from chaosgrid.analysis import ANALYSES
+    from chaosgrid.plan.analyses import ANALYSES
 
     if name not in ANALYSES:
         raise click.BadParameter(
@@ -668,8 +671,8 @@ def report_tables(folder, names, study, study_config, outdir, figures, captions)
     import pandas as pd
 
     from chaosgrid import report_tables as pages
-    from chaosgrid.analysis import study_figures
-    from chaosgrid.studies import study_axes
+    from chaosgrid.plan.analyses import study_figures
+    from chaosgrid.plan.blocks import study_axes
 
     wanted = [n for n in names.split(",") if n]
     missing = [n for n in wanted if not (Path(folder) / f"{n}.parquet").exists()]
@@ -886,8 +889,8 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
     torch.set_num_threads(1)  # shifted sets are the same bits whatever machine made them
     try:
         if planes_key:
-            spec = studies.triplets_spec(planes_key)
-            path = inputs.planes_file(out, planes_key)
+            spec = triplets_spec(planes_key)
+            path = planes_file(out, planes_key)
             inputs.save_triplets(planes.anchors(inputs.load_dataset(name, out), spec), path)
         elif not eval_set:
             path = inputs.save_dataset(data.load(name, data_root), out)
@@ -896,7 +899,7 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
             if not severity.isdigit():
                 raise click.BadParameter(f"{eval_set!r} is not SHIFT~SEVERITY", param_hint="--eval-set")
             x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, int(severity), data_root)
-            path = inputs.eval_file(out, shift, int(severity))
+            path = eval_file(out, shift, int(severity))
             inputs.save_eval_set(x, y, path)
     except GridError as err:
         raise click.BadParameter(str(err), param_hint="--planes") from err

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import update_bn
 
 from chaosgrid import engine, recipe, train
 from chaosgrid.data import Dataset, generator
-from chaosgrid.studies import CURVE_KINDS
+from chaosgrid.plan.blocks import CURVE_KINDS
 
 KINDS = CURVE_KINDS
 BN_BATCH = 512  # images per batch of the BatchNorm pass; the average is exact whatever the size
@@ -172,7 +172,7 @@ def along(
 
 
 def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] = print) -> list[dict]:
-    """A curve job (chaosgrid.studies.CurveJob): each of its kinds trained between the state dicts w1 and w2 on
+    """A curve job (chaosgrid.plan.specs.CurveJob): each of its kinds trained between the state dicts w1 and w2 on
     the job cell's training set (on `data`'s device), then evaluated at `points` evenly spaced t; rows
     tagged with the pair."""
     x, y = train.training_set(data, job.cell)

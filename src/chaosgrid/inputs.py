@@ -17,40 +17,14 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosgrid.evalsets import PLANES, is_clean
-
-PREPARED = "resources/prepared"  # the workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text)
-
+from chaosgrid.plan.paths import DATASET_FILE
 
 if TYPE_CHECKING:
     import torch
 
     from chaosgrid.data import Dataset
 
-DATASET_FILE = "data.pt"
 DATASET_FIELDS = ("x_train", "y_train", "x_test", "y_test", "mean", "std")
-
-
-def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
-    """Where a dataset's prepared evaluation set `shift` at `severity` lives (0: a single-level set)."""
-    return Path(folder) / "eval" / f"{shift}~{severity}.pt"
-
-
-def planes_file(folder: Path | str, key: str) -> Path:
-    """Where a dataset's prepared plane anchors live: (triplets, 3) indices, named by studies.triplets_key."""
-    return Path(folder) / "planes" / f"{key}.pt"
-
-
-def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key: str = "") -> list[Path]:
-    """The prepared files a shard reads: the dataset, then each shifted evaluation set of `pairs` (the clean
-    test set is part of the dataset; the probe planes are made in the job from their anchors' file)."""
-    files = [Path(folder) / DATASET_FILE]
-    for name, severity in pairs:
-        if name == PLANES:
-            files.append(planes_file(folder, planes_key))
-        elif not is_clean(name, severity):
-            files.append(eval_file(folder, name, severity))
-    return files
 
 
 REMAKE = "delete it and run the workflow again, which remakes it"

@@ -18,8 +18,9 @@ import pandas as pd
 
 from chaosgrid.analysis.compare import seedless_warning
 from chaosgrid.cells import CELL_DEFAULTS, NOT_IN_STUDIES, format_value
+from chaosgrid.plan.blocks import STUDY_KEYS, study_axes
+from chaosgrid.plan.studies import expand_study
 from chaosgrid.store import write_atomically
-from chaosgrid.studies import STUDY_KEYS, expand_study, study_axes
 
 MAX_ROWS = 500
 STYLE = """<style>

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from chaosgrid import inputs
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator, own_set
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, is_clean
-from chaosgrid.inputs import eval_file, load_eval_set, load_triplets, planes_file
+from chaosgrid.inputs import load_eval_set, load_triplets
+from chaosgrid.plan.blocks import plane_spec, triplets_key
+from chaosgrid.plan.paths import eval_file, planes_file
 from chaosgrid.planes import anchors, probe_set
-from chaosgrid.studies import plane_spec, triplets_key
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:
@@ -117,7 +118,7 @@ def eval_sets(
 ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
     """Normalised images and labels of every evaluation set, on the dataset's device: the shifted ones
     read from a `prepared` folder (chaosgrid.inputs) when given, else made here; the probe planes of the
-    `planes` spec (chaosgrid.studies.plane_spec) made as they are evaluated, from prepared anchors when given."""
+    `planes` spec (chaosgrid.plan.blocks.plane_spec) made as they are evaluated, from prepared anchors when given."""
     sets = {}
     for name, severity in pairs:
         if name == PLANES:

@@ -12,7 +12,8 @@ import re
 import time
 from pathlib import Path
 
-from chaosgrid.studies import expand_studies, parse_seed_text
+from chaosgrid.plan.seeds import parse_seed_text
+from chaosgrid.plan.studies import expand_studies
 
 # A log's last line when its job failed: click's "Error: ..." or an exception a traceback ends in.
 FAILED = re.compile(r"Error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)?|Killed.*")

@@ -168,7 +168,7 @@ def shard_inputs(
     init_path: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ShardInputs:
-    """Load a shard's inputs (`chaosgrid.studies.Shard`): memory-mapped from `prepared` when given, else made
+    """Load a shard's inputs (`chaosgrid.plan.specs.Shard`): memory-mapped from `prepared` when given, else made
     here; raises FileNotFoundError or ValueError naming what is missing or malformed. A user's model that
     vmap cannot stack trains on the loop engine, with a line saying why."""
     from chaosgrid import data, evalsets, inputs, shifts, store

@@ -113,7 +113,7 @@ class LogHandler(LogHandlerBase):
 
 def shard_runs(key: str) -> int:
     """The runs of a shard, from its key's seeds part ("seeds~0-7" or "seeds~0,2-3")."""
-    from chaosgrid.studies import parse_seed_text
+    from chaosgrid.plan.seeds import parse_seed_text
 
     seeds = parse_seed_text(key.rpartition("seeds~")[2])
     return len(seeds) if seeds else 0

@@ -1,4 +1,4 @@
-# Per study: every declared analysis (chaosgrid.analysis.ANALYSES) that applies to it, as a pair of rules
+# Per study: every declared analysis (chaosgrid.plan.analyses.ANALYSES) that applies to it, as a pair of rules
 # made here from the declaration: tables from the runs and predictions (and the files its `inputs` names), then
 # figures for the report.
 

@@ -13,29 +13,18 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from chaosgrid.analysis import (
-    ANALYSES,
-    REPORT_PAGES,
-    REPORT_TABLES,
-    STUDY_FIGURES,
-    study_figures,
-)
+from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, REPORT_TABLES, STUDY_FIGURES, study_figures
 from chaosgrid.downloads import DownloadError, configured, missing_files, sources_for
 from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
 from chaosgrid.evalsets import CLEAN, eval_name, eval_pairs, evaluated_sets
-from chaosgrid.studies import (
-    SHARD_FILES,
-    expand_curves,
-    expand_studies,
-    own_files,
-    plane_spec,
-    study_axes,
-    triplets_key,
-)
+from chaosgrid.plan.specs import SHARD_FILES
+from chaosgrid.plan.studies import expand_curves, expand_studies
+from chaosgrid.plan.own import own_files
+from chaosgrid.plan.blocks import plane_spec, study_axes, triplets_key
 from chaosgrid.footprint import memory_mb
-from chaosgrid.inputs import DATASET_FILE, PREPARED, prepared_files
-from chaosgrid.until import Until
+from chaosgrid.plan.paths import DATASET_FILE, PREPARED, prepared_files
+from chaosgrid.plan.until import Until
 
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 
@@ -180,7 +169,7 @@ def one_of(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
-# Studies that add seed blocks until their comparisons are decided (chaosgrid.sequential), by name.
+# Studies that add seed blocks until their comparisons are decided (chaosgrid.analysis.sequential), by name.
 ADAPTIVE = {
     name: Until.of(study["until"])
     for name, study in config["studies"].items()

@@ -1,4 +1,4 @@
-# Studies with an `until` block add seed blocks until their comparisons are decided (chaosgrid.sequential):
+# Studies with an `until` block add seed blocks until their comparisons are decided (chaosgrid.analysis.sequential):
 # after each block, one `decide` job judges every open comparison; its output says which grid points train
 # the next block. A checkpoint, so Snakemake plans each block after the decision that asks for it.
 

@@ -30,8 +30,8 @@ import pandas as pd
 from chaosgrid.aggregate import read_columns
 from chaosgrid.cells import SEED_KEYS
 from chaosgrid.evalsets import clean_rows
+from chaosgrid.plan.blocks import ENSEMBLE_ROLES
 from chaosgrid.store import read_weights
-from chaosgrid.studies import ENSEMBLE_ROLES
 
 # the seed a seed index moves
 SEED_OF = {

@@ -24,8 +24,8 @@ import pandas as pd
 
 from chaosgrid.aggregate import grid_point_matrices
 from chaosgrid.cells import SEED_KEYS
+from chaosgrid.plan.blocks import plane_spec
 from chaosgrid.planes import agreement, fragmentation, reproducibility
-from chaosgrid.studies import plane_spec
 
 MAPS_PER_POINT = 3  # runs per grid point whose first-plane decision map is kept for the figure
 

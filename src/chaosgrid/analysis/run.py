@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chaosgrid.analysis import ANALYSES
+from chaosgrid.plan.analyses import ANALYSES
 from chaosgrid.store import write_table
 
 

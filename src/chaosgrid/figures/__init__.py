@@ -1,6 +1,6 @@
 """Figures of a study's tables (matplotlib, Agg): what a reader checks first about a grid of runs.
 
-One module per analysis (`chaosgrid.figures.<analysis>`, its `draw` named in chaosgrid.analysis.ANALYSES)
+One module per analysis (`chaosgrid.figures.<analysis>`, its `draw` named in chaosgrid.plan.analyses.ANALYSES)
 and `study` for the figures every study gets. Each function writes one PNG atomically.
 """
 

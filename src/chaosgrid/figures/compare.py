@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from chaosgrid.analysis import ANALYSES
 from chaosgrid.figures import _placeholders, save
+from chaosgrid.plan.analyses import ANALYSES
 
 
 def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 24) -> None:

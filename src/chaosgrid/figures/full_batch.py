@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib import ticker
 
 from chaosgrid.aggregate import rows_at
-from chaosgrid.analysis import ANALYSES
 from chaosgrid.figures import _placeholders, save
+from chaosgrid.plan.analyses import ANALYSES
 
 
 def _row_labels(table: pd.DataFrame, axes: list[str]) -> list[str]:

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from chaosgrid.analysis import ANALYSES
 from chaosgrid.figures import _placeholders, save
+from chaosgrid.plan.analyses import ANALYSES
 
 
 def _comparison(agreement: pd.DataFrame) -> tuple[str | None, list[str]]:

@@ -1,4 +1,4 @@
-"""The figure of a study that adds seeds until its comparisons are decided (chaosgrid.sequential)."""
+"""The figure of a study that adds seeds until its comparisons are decided (chaosgrid.analysis.sequential)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from chaosgrid.analysis import ANALYSES
 from chaosgrid.figures import _interval, _placeholders, save
+from chaosgrid.plan.analyses import ANALYSES
 
 STATUS_COLOURS = {"success": "tab:green", "futility": "tab:purple", "budget": "tab:gray", "open": "tab:blue"}
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from chaosgrid.analysis import STUDY_FIGURES
 from chaosgrid.evalsets import CLEAN, clean_rows
 from chaosgrid.figures import _interval, _panels, _placeholders, _within_percent, placeholder, save
+from chaosgrid.plan.analyses import STUDY_FIGURES
 
 
 def accuracy_distribution(evals: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:
@@ -207,7 +207,7 @@ def training_curves(
 
 
 def draw(tables: dict[str, pd.DataFrame], axes: list[str], study: str, out: Path) -> str:
-    """Every study's figures (chaosgrid.analysis.STUDY_FIGURES), from its evals, summary and history tables."""
+    """Every study's figures (chaosgrid.plan.analyses.STUDY_FIGURES), from its evals, summary and history tables."""
     evals, summary = tables["evals"], tables["summary"]
     if not summary["n_converged"].any():
         return _placeholders(

@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from chaosgrid.analysis import ANALYSES
 from chaosgrid.evalsets import CLEAN, clean_rows
 from chaosgrid.figures import _interval, _panels, _placeholders, _within_percent, placeholder, save
+from chaosgrid.plan.analyses import ANALYSES
 
 
 def variance_by_axis(variance: pd.DataFrame, axes: list[str], path: Path | str, study: str) -> None:

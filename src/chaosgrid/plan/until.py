@@ -1,6 +1,6 @@
 """A study's `until` block (seeds until the answer is known), checked at planning: which comparisons, on which
 question, the smallest difference worth detecting, seeds per block and at most. Torch- and pandas-free;
-the statistics of each look are `chaosgrid.sequential`'s (its docstring explains the design).
+the statistics of each look are `chaosgrid.analysis.sequential`'s (its docstring explains the design).
 """
 
 from __future__ import annotations

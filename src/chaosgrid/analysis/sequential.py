@@ -36,7 +36,7 @@ import itertools
 import numpy as np
 
 from chaosgrid.cells import format_value
-from chaosgrid.until import Until
+from chaosgrid.plan.until import Until
 
 GRID = 401  # points of the integration grid (odd: Simpson's rule)
 # its weights: error O(h^4), not a Riemann sum's O(h)

@@ -1,0 +1,59 @@
+"""Where things are: the prepared inputs' layout (a dataset and its evaluation sets, made once and mapped by
+every shard job) and the further files an analysis reads besides its study's runs table and predictions
+(`Analysis.inputs` names one of these). Planning gives every job its files from here, torch-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaosgrid.cells import path_text
+from chaosgrid.evalsets import PLANES, is_clean
+from chaosgrid.plan.blocks import ensemble_studies, plane_spec, triplets_key
+
+# The workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text).
+PREPARED = "resources/prepared"
+DATASET_FILE = "data.pt"
+
+
+def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
+    """Where a dataset's prepared evaluation set `shift` at `severity` lives (0: a single-level set)."""
+    return Path(folder) / "eval" / f"{shift}~{severity}.pt"
+
+
+def planes_file(folder: Path | str, key: str) -> Path:
+    """Where a dataset's prepared plane anchors live: (triplets, 3) indices, named by studies.triplets_key."""
+    return Path(folder) / "planes" / f"{key}.pt"
+
+
+def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key: str = "") -> list[Path]:
+    """The prepared files a shard reads: the dataset, then each shifted evaluation set of `pairs` (the clean
+    test set is part of the dataset; the probe planes are made in the job from their anchors' file)."""
+    files = [Path(folder) / DATASET_FILE]
+    for name, severity in pairs:
+        if name == PLANES:
+            files.append(planes_file(folder, planes_key))
+        elif not is_clean(name, severity):
+            files.append(eval_file(folder, name, severity))
+    return files
+
+
+def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+    """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
+    block names, that study's runs table, predictions and weights files."""
+    files = {
+        "weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
+        "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name],
+    }
+    for role, other in ensemble_studies(name, studies[name], studies).items():
+        keys = [key for s, key in shards if s == other]
+        files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
+        files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
+        files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
+    return files
+
+
+def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+    """The regions analysis reads the anchors of the study's probe planes."""
+    dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
+    folder = f"{PREPARED}/{path_text(dataset)}"
+    return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}
