@@ -29,14 +29,14 @@ report: "workflow/report/workflow.rst"
 
 
 # Used only with --software-deployment-method apptainer: an image built from envs/chaosgrid.def.
-container: config.get("container", "envs/chaosgrid.sif")
+container: config["container"]
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sequential.smk"
-include: "workflow/rules/ensembles.smk"
+include: "workflow/rules/curves.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/analysis.smk"

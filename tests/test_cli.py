@@ -4,6 +4,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from chaosgrid import device
 from chaosgrid.cli import main
 
 
@@ -129,14 +130,13 @@ def test_bad_device_is_named_before_training(tmp_path, device, named):
 def test_jobs_on_one_machine_claim_different_gpus(tmp_path):
     """Each job holds a lock on the GPU it takes; the next takes the next free one, and a GPU is free again
     once its job's lock is released (at exit)."""
-    from chaosgrid import cli
 
-    assert [cli.claim_gpu(3, tmp_path) for _ in range(3)] == [0, 1, 2]
-    assert cli.claim_gpu(3, tmp_path) in (0, 1, 2)  # all held: shares one rather than failing
-    cli._CLAIMED.pop(1).close()  # the job on GPU 1 ends
-    assert cli.claim_gpu(3, tmp_path) == 1
-    while cli._CLAIMED:
-        cli._CLAIMED.pop().close()
+    assert [device.claim_gpu(3, tmp_path) for _ in range(3)] == [0, 1, 2]
+    assert device.claim_gpu(3, tmp_path) in (0, 1, 2)  # all held: shares one rather than failing
+    device._CLAIMED.pop(1).close()  # the job on GPU 1 ends
+    assert device.claim_gpu(3, tmp_path) == 1
+    while device._CLAIMED:
+        device._CLAIMED.pop().close()
 
 
 def test_evaluate_shard_gives_the_predictions_of_evaluating_while_training(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import cli, data, engine, evalsets, shifts, train
+from chaosgrid import data, device, engine, evalsets, shifts, train
 from chaosgrid.cells import cell_id, validate_cell
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
@@ -56,9 +56,9 @@ def test_bf16_autocast_trains_on_cuda():
 def test_each_job_claims_a_gpu_no_other_holds(tmp_path):
     """claim_gpu hands out distinct GPUs while there are free ones, then shares one."""
     count = torch.cuda.device_count()
-    claimed = [cli.claim_gpu(count, tmp_path) for _ in range(count)]
+    claimed = [device.claim_gpu(count, tmp_path) for _ in range(count)]
     assert sorted(claimed) == list(range(count))
-    assert 0 <= cli.claim_gpu(count, tmp_path) < count
+    assert 0 <= device.claim_gpu(count, tmp_path) < count
 
 
 def test_a_killed_shard_resumes_on_cuda_to_the_same_tables(tmp_path):
@@ -71,8 +71,8 @@ def test_a_killed_shard_resumes_on_cuda_to_the_same_tables(tmp_path):
     whole = shard_job(tmp_path / "whole", "vmap", "--device", "cuda")
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"
-    stop_after_a_save(shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.05"), state, 9)
-    finished = shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.05")
+    stop_after_a_save(shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.001"), state, 9)
+    finished = shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.001")
     said = finished.communicate()[0]
     assert finished.returncode == 0 and "resuming from" in said, said
     whole_tables, cut_tables = tables(tmp_path / "whole"), tables(tmp_path / "cut")

@@ -24,6 +24,7 @@ def train(folder: Path, engine: str, *extra: str, spec: str = SPEC) -> subproces
     """A shard job writing folder/runs/seeds~0-2.parquet (its state: folder/resume/seeds~0-2.pt)."""
     outputs = {kind: folder / kind / "seeds~0-2.parquet" for kind in ("runs", "predictions", "history")}
     cmd = [CHAOSGRID, "train-shard", "--spec", spec, "--engine", engine, "--threads", "1", *extra,
+           "--resume", str(folder / "resume" / "seeds~0-2.pt"),
            *(arg for kind, path in outputs.items() for arg in (f"--{kind}", str(path)))]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -54,12 +55,12 @@ def test_a_stopped_then_killed_shard_resumes_to_bit_identical_tables(tmp_path, e
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"
     if engine == "loop":  # SIGTERM's path is the engine's same; the loop's groups make it the longer story
-        said = stop_after_a_save(train(tmp_path / "cut", engine, "--save-every", "0.05"), state, signal.SIGTERM)
+        said = stop_after_a_save(train(tmp_path / "cut", engine, "--save-every", "0.001"), state, signal.SIGTERM)
         assert "stopped on request" in said and state.exists()
-    killed = train(tmp_path / "cut", engine, "--save-every", "0.05")
+    killed = train(tmp_path / "cut", engine, "--save-every", "0.001")
     said = stop_after_a_save(killed, state, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
-    finished = train(tmp_path / "cut", engine, "--save-every", "0.05")
+    finished = train(tmp_path / "cut", engine, "--save-every", "0.001")
     said = finished.communicate()[0]
     assert finished.returncode == 0 and "resuming from" in said, said
     assert not state.exists()  # removed once the shard is done

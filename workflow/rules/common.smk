@@ -65,10 +65,7 @@ def point_jobs_at_chaosgrid():
     without activating the venv). Inside a conda environment or container, that environment's own
     `chaosgrid` is meant: PATH is left to it, and a new conda environment installs this checkout
     (envs/chaosgrid.post-deploy.sh reads CHAOSGRID_CHECKOUT)."""
-    os.environ.update(
-        CHAOSGRID_CHECKOUT=workflow.basedir,
-        CHAOSGRID_SAVE_EVERY=str(60 * config.get("save_every", 10)),
-    )
+    os.environ["CHAOSGRID_CHECKOUT"] = workflow.basedir
     isolated = {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
     if not isolated & set(workflow.deployment_settings.deployment_method):
         bin_dir = shlex.quote(os.path.dirname(sys.executable))
@@ -85,8 +82,8 @@ def _data_sources(overrides):
 point_jobs_at_chaosgrid()
 check_config_files()
 SHARDS, CURVES = _expand_all(config["studies"])
-DATA_ROOT = os.path.normpath(config.get("data_root", "data"))
-DATA_SOURCES = _data_sources(config.get("downloads"))
+DATA_ROOT = os.path.normpath(config["data_root"])
+DATA_SOURCES = _data_sources(config["downloads"])
 SOURCE_OF_FOLDER = {source.folder: name for name, source in DATA_SOURCES.items()}
 
 
@@ -206,11 +203,11 @@ def warn_about_memory(name, shards):
     """
     declared = config["studies"][name].get("resources", {})
     on_gpu = declared.get("gpus", 0) > 0 or str(
-        config.get("device", "auto")
+        config["device"]
     ).startswith("cuda")
     if on_gpu:
         return
-    engine = config.get("execution", {}).get("engine", "auto")
+    engine = config["execution"]["engine"]
     estimates = []
     for shard in shards:
         trained = shard.training()  # the sets its training job holds
@@ -430,10 +427,10 @@ def execution_flags(execution):
     """`chaosgrid train-shard` options for the config's `execution` block (how jobs run, not what they
     compute), as separate words for the rule to quote."""
     channels_last = (
-        "--channels-last" if execution.get("channels_last", False) else "--contiguous"
+        "--channels-last" if execution["channels_last"] else "--contiguous"
     )
-    compile_ = "--compile" if execution.get("compile", False) else "--no-compile"
-    return ["--engine", execution.get("engine", "auto"), channels_last, compile_]
+    compile_ = "--compile" if execution["compile"] else "--no-compile"
+    return ["--engine", execution["engine"], channels_last, compile_]
 
 
 # The `chaosgrid train-shard` option of each file a training rule reads or writes.

@@ -1,8 +1,9 @@
 # One job per shard: the shard's runs train together in one process (data loaded once). A running shard
-# saves its state every `save_every` minutes (CHAOSGRID_SAVE_EVERY, set by common.smk) and when SLURM signals
-# it (SIGTERM, SIGUSR1) to results/<study>/resume/<shard>.pt, outside its declared outputs (which Snakemake
-# deletes when a job fails): the retry resumes from it, bit-identically; it is removed when the shard is
-# done. (Passed through the environment, not as params: a changed param re-runs every finished shard.) Shards of studies
+# saves its state every `save_every` minutes and when SLURM signals it (SIGTERM, SIGUSR1) to
+# results/<study>/resume/<shard>.pt, outside its declared outputs (which Snakemake deletes when a job
+# fails): the retry resumes from it, bit-identically; it is removed when the shard is done. `save_every`
+# is written into the command, not given as a param: Snakemake compares a shell rule's command as written,
+# so changing it re-runs nothing, while a changed param would re-run every finished shard. Shards of studies
 # that keep weights (asked for, or started from by another study) also write them, by the second rule,
 # and are evaluated on their shifted and probe sets from them by the third: a shift added to such a study
 # re-runs its evaluation jobs, not its training. Shards whose runs start from another study's weights take
@@ -24,7 +25,7 @@ rule train_shard:
         "results/{study}/benchmarks/{shard}.tsv"
     wildcard_constraints:
         study=one_of([s for s in config["studies"] if s not in WEIGHT_STUDIES]),
-    retries: config.get("retries", 1)
+    retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
     threads: study_resource("threads")
@@ -35,12 +36,14 @@ rule train_shard:
     params:
         spec=lambda wildcards: training(wildcards).to_json(),
         files=shard_file_options,
-        device=config.get("device", "auto"),
-        execution=execution_flags(config.get("execution", {})),
+        device=config["device"],
+        execution=execution_flags(config["execution"]),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
+        resume="results/{study}/resume/{shard}.pt",
     shell:
         "chaosgrid train-shard --spec {params.spec:q} {params.files:q} --threads {threads}"
-        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q} > {log:q} 2>&1"
+        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q}"
+        " --resume {params.resume:q} --save-every {config[save_every]:q} > {log:q} 2>&1"
 
 
 use rule train_shard as train_shard_keeping_weights with:
@@ -66,7 +69,7 @@ rule evaluate_shard:
         "results/{study}/logs/{shard}.evaluate.log",
     wildcard_constraints:
         study=one_of(WEIGHT_STUDIES),
-    retries: config.get("retries", 1)
+    retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
     threads: study_resource("threads")
@@ -76,8 +79,8 @@ rule evaluate_shard:
         gpu=study_resource("gpus"),
     params:
         spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
-        device=config.get("device", "auto"),
-        execution=execution_flags(config.get("execution", {})),
+        device=config["device"],
+        execution=execution_flags(config["execution"]),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
     shell:
         "chaosgrid evaluate-shard --spec {params.spec:q} --weights {input.weights:q} --runs {input.runs:q}"

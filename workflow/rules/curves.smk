@@ -11,7 +11,7 @@ rule train_curves:
         "results/{study}/logs/curves/{pair}.log",
     benchmark:
         "results/{study}/benchmarks/curves/{pair}.tsv"
-    retries: config.get("retries", 1)
+    retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
     threads: study_resource("threads")
@@ -22,7 +22,7 @@ rule train_curves:
     params:
         spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared),
-        device=config.get("device", "auto"),
+        device=config["device"],
     shell:
         "chaosgrid train-curves --spec {params.spec:q} --start {input.start:q} --end {input.end:q}"
         " --out {output:q} --threads {threads} --device {params.device:q} --prepared {params.prepared:q}"

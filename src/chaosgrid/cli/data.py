@@ -1,0 +1,99 @@
+"""The workflow's data jobs: download a published dataset, prepare a dataset or one of its evaluation sets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from chaosgrid.cells import CHOICES, GridError
+from chaosgrid.cli.options import (
+    STARTED,
+    data_root_option,
+)
+from chaosgrid.downloads import SOURCES
+from chaosgrid.plan.blocks import triplets_spec
+from chaosgrid.plan.paths import eval_file, planes_file
+
+
+@click.command("prepare")
+@click.option(
+    "--dataset",
+    "name",
+    required=True,
+    help=f"A dataset: {', '.join(CHOICES['dataset'])}, or your own (npz:<path>, package.module:function).",
+)
+@click.option(
+    "--eval-set",
+    "eval_set",
+    metavar="SHIFT~SEVERITY",
+    help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
+    "--out; without it (and --planes), make the dataset itself.",
+)
+@click.option(
+    "--planes",
+    "planes_key",
+    metavar="IMAGES-CLASSES-COUNT",
+    help="Choose the anchors of the probe planes (e.g. test-distinct-500: 500 triplets of test images of "
+    "three distinct classes) from the prepared dataset in --out.",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="The dataset's prepared-inputs folder."
+)
+@data_root_option
+def prepare(name, eval_set, planes_key, out, data_root) -> None:
+    """Make a dataset, one of its shifted evaluation sets, or the anchors of its probe planes, once as a file
+    every shard job maps.
+
+    The workflow runs this (rules prepare_dataset, prepare_eval_set, prepare_planes) so that a study's shard
+    jobs do not each regenerate the same data; `chaosgrid train-shard --prepared OUT` reads the files."""
+    import torch
+
+    from chaosgrid import data, inputs, planes, shifts
+
+    torch.set_num_threads(1)  # shifted sets are the same bits whatever machine made them
+    try:
+        if planes_key:
+            spec = triplets_spec(planes_key)
+            path = planes_file(out, planes_key)
+            inputs.save_triplets(planes.anchors(inputs.load_dataset(name, out), spec), path)
+        elif not eval_set:
+            path = inputs.save_dataset(data.load(name, data_root), out)
+        else:
+            shift, _, severity = eval_set.partition("~")
+            if not severity.isdigit():
+                raise click.BadParameter(f"{eval_set!r} is not SHIFT~SEVERITY", param_hint="--eval-set")
+            x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, int(severity), data_root)
+            path = eval_file(out, shift, int(severity))
+            inputs.save_eval_set(x, y, path)
+    except GridError as err:
+        raise click.BadParameter(str(err), param_hint="--planes") from err
+    except (FileNotFoundError, KeyError, ValueError) as err:  # bad data or the user's loader: one line
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")
+
+
+@click.command("download")
+@click.argument("name", type=click.Choice(sorted(SOURCES)))
+@data_root_option
+@click.option(
+    "--file",
+    "files",
+    nargs=2,
+    multiple=True,
+    metavar="URL MD5",
+    help="Fetch these files instead of the official ones (a mirror); repeat for each file.",
+)
+def download_command(name, data_root, files) -> None:
+    """Download a published dataset (cifar10, cifar10_1, cifar10_c) into DATA_ROOT, checksums verified.
+
+    The dataset's folder appears only when every file is verified and unpacked; a failure leaves nothing.
+    The workflow runs this itself (rule download_data) for the studies that need it."""
+    from chaosgrid.downloads import DownloadError, Source, download
+
+    source = Source(SOURCES[name].folder, tuple(files)) if files else SOURCES[name]
+    try:
+        download(name, Path(data_root), source)
+    except DownloadError as err:
+        raise click.ClickException(str(err)) from err
