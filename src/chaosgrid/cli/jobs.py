@@ -7,7 +7,6 @@ import math
 import signal
 import sys
 import time
-from pathlib import Path
 
 import click
 
