@@ -38,7 +38,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/sequential.smk"
 include: "workflow/rules/curves.smk"
 include: "workflow/rules/aggregate.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/analysis.smk"
 
 

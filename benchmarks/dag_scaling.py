@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from chaosgrid.evalsets import eval_pairs
-from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, STUDY_FIGURES, STUDY_TABLES
+from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, STUDY_TABLES
 from chaosgrid.plan.paths import prepared_files
 from chaosgrid.plan.specs import SHARD_FILES
 from chaosgrid.plan.studies import expand_study
@@ -102,7 +102,7 @@ def main(sizes, shard_size, smoke, out) -> None:
                     touch(outputs[len(outputs) // 2 :])
                     time.sleep(0.01)  # tables and figures newer than every shard
                     applying = [a for a in ANALYSES.values() if a.applies(config["studies"]["scale"])]
-                    figures = [*STUDY_FIGURES, *(f for a in applying for f in a.figures)]
+                    figures = [f for a in applying for f in a.figures]
                     tables = [*STUDY_TABLES, *(t for a in applying for t in a.tables)]
                     touch([work / f"results/scale/tables/{t}.parquet" for t in tables])
                     time.sleep(0.01)

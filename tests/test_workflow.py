@@ -214,7 +214,7 @@ def test_deleting_one_shard_reruns_exactly_it(grid_run):
     before = [k.stat().st_mtime_ns for k in kept]
     deleted.unlink()
     plan = planned_jobs(snakemake(work, config, "-n").stdout)
-    downstream = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "compare": 1,
+    downstream = {"aggregate": 1, "study_figures": 1, "variance": 1, "variance_figures": 1, "compare": 1,
                   "compare_figures": 1, "report_tables": 1, "all": 1}  # fmt: skip
     assert plan == {"train_shard": 1, **downstream}
     snakemake(work, config)
@@ -242,7 +242,7 @@ def test_a_study_grown_from_12_to_16_to_32_seeds_trains_only_the_new_blocks(tmp_
                                                r"(seeds~[\d,-]+)\.parquet", out))  # fmt: skip
     snakemake(tmp_path, grown(12))
     dry = snakemake(tmp_path, grown(16), "-n", "--quiet", "host").stdout
-    after = {"aggregate": 1, "figures": 1, "variance": 1, "variance_figures": 1, "compare": 1, "compare_figures": 1,
+    after = {"aggregate": 1, "study_figures": 1, "variance": 1, "variance_figures": 1, "compare": 1, "compare_figures": 1,
              "report_tables": 1, "all": 1}  # fmt: skip
     assert planned_jobs(dry) == {"train_shard": 1, **after} and shard_jobs(dry) == ["seeds~12-15"]
     snakemake(tmp_path, grown(16), "--until", "aggregate")  # the tables after it are planned again below
@@ -546,5 +546,5 @@ def test_a_study_whose_runs_all_diverged_ends_in_figures_that_say_so(tmp_path):
     runs = pd.read_parquet(tmp_path / "results/lost/tables/runs.parquet")
     assert runs["diverged"].all() and len(runs) == 4
     assert (tmp_path / "results/lost/report/results.html").exists()
-    said = (tmp_path / "results/lost/logs/figures.log").read_text()
+    said = (tmp_path / "results/lost/logs/study_figures.log").read_text()
     assert "wrote 4 placeholder figures (lost: every run diverged, so there is nothing to draw" in said

@@ -1,33 +1,35 @@
 # Per study: every declared analysis (chaosgrid.plan.analyses.ANALYSES) that applies to it, as a pair of rules
 # made here from the declaration: tables from the runs and predictions (and the files its `inputs` names), then
-# figures for the report.
+# figures for the report. The study's own figures are one of them, drawn from the aggregate's tables.
 
 
 for analysis in ANALYSES.values():
 
-    rule:
-        name:
-            analysis.name
-        input:
-            unpack(
-                lambda wildcards, analysis=analysis: analysis.extra_inputs(
-                    wildcards.study, config["studies"], SHARDS, CURVES
-                )
-            ),
-            runs="results/{study}/tables/runs.parquet",
-            predictions=shard_files("predictions"),
-        output:
-            **{t: f"results/{{study}}/tables/{t}.parquet" for t in analysis.tables},
-        log:
-            f"results/{{study}}/logs/{analysis.name}.log",
-        conda:
-            "../../envs/chaosgrid.yaml"
-        params:
-            analysis=analysis.name,
-            axes=study_axis_list,
-            options=study_options(analysis.options),
-        script:
-            "../../scripts/analysis.py"
+    if analysis.tables:
+
+        rule:
+            name:
+                analysis.name
+            input:
+                unpack(
+                    lambda wildcards, analysis=analysis: analysis.extra_inputs(
+                        wildcards.study, config["studies"], SHARDS, CURVES
+                    )
+                ),
+                runs="results/{study}/tables/runs.parquet",
+                predictions=shard_files("predictions"),
+            output:
+                **{t: f"results/{{study}}/tables/{t}.parquet" for t in analysis.tables},
+            log:
+                f"results/{{study}}/logs/{analysis.name}.log",
+            conda:
+                "../../envs/chaosgrid.yaml"
+            params:
+                analysis=analysis.name,
+                axes=study_axis_list,
+                options=study_options(analysis.options),
+            script:
+                "../../scripts/analysis.py"
 
     rule:
         name:

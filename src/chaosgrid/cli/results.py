@@ -15,41 +15,6 @@ from chaosgrid.cli.options import (
 from chaosgrid.evalsets import eval_name
 
 
-@click.command()
-@click.option(
-    "--evals", type=click.Path(exists=True, dir_okay=False), required=True, help="evals.parquet table."
-)
-@click.option(
-    "--summary", type=click.Path(exists=True, dir_okay=False), required=True, help="summary.parquet table."
-)
-@click.option(
-    "--history", type=click.Path(exists=True, dir_okay=False), required=True, help="history.parquet table."
-)
-@click.option("--axes", default="", help="Comma-separated axes of the study, in grid order.")
-@click.option("--study", default="study", help="Study name for titles.")
-@click.option("--outdir", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs.")
-def figures(evals, summary, history, axes, study, outdir) -> None:
-    """Draw a study's figures (accuracy distribution, mean/std along axes, shifts, training curves)."""
-    import pandas as pd
-
-    from chaosgrid.figures import study as study_figures
-
-    evals_df, summary_df, history_df = (
-        pd.read_parquet(evals),
-        pd.read_parquet(summary),
-        pd.read_parquet(history),
-    )
-    axis_list = [a for a in axes.split(",") if a]
-    missing = [a for a in axis_list if a not in evals_df.columns]
-    if missing:
-        raise click.BadParameter(f"axis {missing[0]!r} is not a column of {evals}", param_hint="--axes")
-    out = Path(outdir)
-    drawn = study_figures.draw(
-        {"evals": evals_df, "summary": summary_df, "history": history_df}, axis_list, study, out
-    )
-    click.echo(f"wrote {drawn} to {out}")
-
-
 @click.command("analysis-figures")
 @click.option(
     "--analysis", "name", required=True, help="A declared analysis (chaosgrid.plan.analyses.ANALYSES)."

@@ -35,7 +35,7 @@ class Analysis:
     name: str
     tables: tuple[str, ...]
     figures: tuple[str, ...]
-    compute: str  # "module:function" -> tuple of DataFrames, one per table
+    compute: str  # "module:function" -> tuple of DataFrames, one per table ("": no tables of its own)
     draw: str  # "module:function" drawing every figure into a folder
     applies: Callable[[dict], bool] = lambda study: True
     reads: tuple[str, ...] = ()  # study tables (STUDY_TABLES) the figures draw from besides the analysis's
@@ -55,6 +55,8 @@ class Analysis:
 ANALYSES = {
     a.name: a
     for a in (
+        # every study's own figures, from the aggregated tables (rule aggregate makes them; no tables of its own)
+        Analysis("study", (), STUDY_FIGURES, "", "chaosgrid.figures.study:draw", reads=STUDY_TABLES[1:]),
         Analysis(
             "variance",
             ("variance", "churn", "better_seeds", "independence"),
@@ -118,5 +120,5 @@ ANALYSES = {
 
 
 def study_figures(study: dict) -> list[str]:
-    """The figures of a study, in reading order: what every study gets, then each analysis that applies."""
-    return [*STUDY_FIGURES, *(f for a in ANALYSES.values() if a.applies(study) for f in a.figures)]
+    """The figures of a study, in reading order: its own, then each analysis's that applies."""
+    return [f for a in ANALYSES.values() if a.applies(study) for f in a.figures]

@@ -1,32 +1,5 @@
-# Per study: figures of the tables, registered for `snakemake --report results/report.html`.
-
-
-rule figures:
-    input:
-        evals="results/{study}/tables/evals.parquet",
-        summary="results/{study}/tables/summary.parquet",
-        history="results/{study}/tables/history.parquet",
-    output:
-        **{
-            name: report(
-                f"results/{{study}}/figures/{name}.png",
-                caption=f"../report/{name}.rst",
-                category="{study}",
-                subcategory="figures",
-                labels={"figure": name.replace("_", " ")},
-            )
-            for name in STUDY_FIGURES
-        },
-    log:
-        "results/{study}/logs/figures.log",
-    conda:
-        "../../envs/chaosgrid.yaml"
-    params:
-        axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
-    shell:
-        "chaosgrid figures --evals {input.evals:q} --summary {input.summary:q} --history {input.history:q}"
-        " --axes={params.axes:q}"
-        " --study {wildcards.study:q} --outdir results/{wildcards.study:q}/figures > {log:q} 2>&1"
+# Per study: its tables as report pages (results, overview, each table), registered with its figures for
+# `snakemake --report results/report.html`.
 
 
 rule report_tables:
