@@ -28,7 +28,7 @@ def test_the_conda_environment_pins_every_runtime_dependency():
 def test_chaosgrid_comes_from_the_checkout_by_the_post_deploy_script():
     script = (REPO / "envs/chaosgrid.post-deploy.sh").read_text()  # Snakemake's naming: <env>.post-deploy.sh
     assert "pip install --no-deps --editable \"${CHAOSGRID_CHECKOUT:?" in script
-    assert "CHAOSGRID_CHECKOUT=workflow.basedir," in (REPO / "workflow/rules/common.smk").read_text()
+    assert "os.environ[\"CHAOSGRID_CHECKOUT\"] = workflow.basedir" in (REPO / "workflow/rules/common.smk").read_text()
 
 
 def test_the_image_definition_copies_existing_files_and_uses_the_same_pins():
@@ -37,4 +37,4 @@ def test_the_image_definition_copies_existing_files_and_uses_the_same_pins():
     sources = [line.split()[0] for line in files if line.strip()]
     assert sources and all((REPO / s).exists() for s in sources), sources
     assert "conda env update --name base --file /opt/chaosgrid/envs/chaosgrid.yaml" in definition
-    assert 'container: config.get("container", "envs/chaosgrid.sif")' in (REPO / "Snakefile").read_text()
+    assert 'container: config["container"]' in (REPO / "Snakefile").read_text()

@@ -17,6 +17,6 @@ rule aggregate:
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        axes=study_axis_list,
+        axes=get_study_axes,
     script:
         "../../scripts/aggregate.py"

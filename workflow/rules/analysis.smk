@@ -26,8 +26,10 @@ for analysis in ANALYSES.values():
                 "../../envs/chaosgrid.yaml"
             params:
                 analysis=analysis.name,
-                axes=study_axis_list,
-                options=study_options(analysis.options),
+                axes=get_study_axes,
+                options=lambda wildcards, analysis=analysis: json.dumps(
+                    {k: config["studies"][wildcards.study].get(k) for k in analysis.options}
+                ),
             script:
                 "../../scripts/analysis.py"
 
@@ -35,10 +37,7 @@ for analysis in ANALYSES.values():
         name:
             f"{analysis.name}_figures"
         input:
-            **{
-                t: f"results/{{study}}/tables/{t}.parquet"
-                for t in (*analysis.tables, *analysis.reads)
-            },
+            **{t: f"results/{{study}}/tables/{t}.parquet" for t in (*analysis.tables, *analysis.reads)},
         output:
             **{
                 f: report(
@@ -56,7 +55,7 @@ for analysis in ANALYSES.values():
             "../../envs/chaosgrid.yaml"
         params:
             analysis=analysis.name,
-            axes=lambda wildcards: ",".join(study_axis_list(wildcards)),
+            axes=lambda wildcards: ",".join(get_study_axes(wildcards)),
         shell:
             "chaosgrid analysis-figures --analysis {params.analysis:q} --tables results/{wildcards.study:q}/tables"
             " --axes={params.axes:q} --study {wildcards.study:q} --outdir results/{wildcards.study:q}/figures"

@@ -4,7 +4,7 @@
 
 rule train_curves:
     input:
-        unpack(curve_inputs),
+        unpack(get_curve_inputs),
     output:
         "results/{study}/curves/{pair}.parquet",
     log:
@@ -14,11 +14,11 @@ rule train_curves:
     retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
-    threads: study_resource("threads")
+    threads: get_resource("threads")
     resources:
-        mem_mb=study_resource("mem_mb"),
-        runtime=study_resource("runtime"),
-        gpu=study_resource("gpus"),
+        mem_mb=get_resource("mem_mb"),
+        runtime=get_resource("runtime"),
+        gpu=get_resource("gpus"),
     params:
         spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared),

@@ -6,20 +6,20 @@
 
 rule download_data:
     output:
-        directory(f"{DATA_ROOT}/{{folder}}"),
+        directory(f"{PLAN.data_root}/{{folder}}"),
     log:
         "results/downloads/{folder}.log",
     wildcard_constraints:
-        folder=one_of([source.folder for source in DATA_SOURCES.values()]),
+        folder=one_of([source.folder for source in PLAN.sources.values()]),
     retries: 0  # the download retries a passing failure itself; an offline machine fails at once, saying so
     localrule: True
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        name=lambda wildcards: SOURCE_OF_FOLDER[wildcards.folder],
+        name=lambda wildcards: PLAN.source_of_folder[wildcards.folder],
         files=lambda wildcards: [
             word
-            for url, md5 in DATA_SOURCES[SOURCE_OF_FOLDER[wildcards.folder]].files
+            for url, md5 in PLAN.sources[PLAN.source_of_folder[wildcards.folder]].files
             for word in ("--file", url, md5)
         ],
         root=lambda wildcards, output: os.path.dirname(output[0]),
@@ -34,22 +34,22 @@ rule download_data:
 
 rule prepare_dataset:
     input:
-        published=lambda wildcards: published_folders(dataset=dataset_name(wildcards)),
-        own=own_dataset_inputs,
+        published=lambda wildcards: get_published(dataset=get_dataset(wildcards)),
+        own=lambda wildcards: own_files({"model": "", "dataset": get_dataset(wildcards)}),
     output:
         f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
     log:
         f"{PREPARED}/logs/{{dataset}}.log",
     wildcard_constraints:
-        dataset=one_of(DATASET_OF_FOLDER),
+        dataset=one_of(PLAN.dataset_of_folder),
     conda:
         "../../envs/chaosgrid.yaml"
     resources:
         mem_mb=8000,
     params:
-        dataset=dataset_name,
+        dataset=get_dataset,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        root=DATA_ROOT,
+        root=PLAN.data_root,
     shell:
         "chaosgrid prepare --dataset {params.dataset:q} --out {params.out:q}"
         " --data-root {params.root:q} > {log:q} 2>&1"
@@ -58,21 +58,21 @@ rule prepare_dataset:
 rule prepare_eval_set:
     input:
         dataset=f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
-        published=lambda wildcards: published_folders(shifts=[wildcards.shift]),
+        published=lambda wildcards: get_published(shifts=[wildcards.shift]),
     output:
         f"{PREPARED}/{{dataset}}/eval/{{shift}}~{{severity}}.pt",
     log:
         f"{PREPARED}/logs/{{dataset}}/{{shift}}~{{severity}}.log",
     wildcard_constraints:
-        dataset=one_of(DATASET_OF_FOLDER),
+        dataset=one_of(PLAN.dataset_of_folder),
         shift=r"[a-z0-9_]+",
         severity=r"\d",
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        dataset=dataset_name,
+        dataset=get_dataset,
         out=lambda wildcards, input: os.path.dirname(input.dataset),
-        root=DATA_ROOT,
+        root=PLAN.data_root,
     shell:
         "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.shift:q}~{wildcards.severity:q}"
         " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"
@@ -86,12 +86,12 @@ rule prepare_planes:
     log:
         f"{PREPARED}/logs/{{dataset}}/planes-{{key}}.log",
     wildcard_constraints:
-        dataset=one_of(DATASET_OF_FOLDER),
+        dataset=one_of(PLAN.dataset_of_folder),
         key=r"(train|test)-(distinct|any)-\d+",
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        dataset=dataset_name,
+        dataset=get_dataset,
         out=lambda wildcards, input: os.path.dirname(input.dataset),
     shell:
         "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key:q}"

@@ -5,8 +5,8 @@
 
 checkpoint decide:
     input:
-        runs=look_files("runs"),
-        predictions=look_files("predictions"),
+        runs=shard_files("runs", looks=True),
+        predictions=shard_files("predictions", looks=True),
     output:
         "results/{study}/sequential/look~{look}.json",
     log:
@@ -17,7 +17,7 @@ checkpoint decide:
     conda:
         "../../envs/chaosgrid.yaml"
     params:
-        axes=study_axis_list,
+        axes=get_study_axes,
         until=lambda wildcards: config["studies"][wildcards.study]["until"],
     script:
         "../../scripts/decide.py"

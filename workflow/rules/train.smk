@@ -12,9 +12,9 @@
 
 rule train_shard:
     input:
-        unpack(start_weights),
-        prepared=prepared_inputs,
-        own=own_inputs,
+        unpack(get_start_weights),
+        prepared=get_prepared(training=True),
+        own=get_own,
     output:
         runs="results/{study}/runs/{shard}.parquet",
         predictions="results/{study}/predictions/{shard}.parquet",
@@ -24,20 +24,20 @@ rule train_shard:
     benchmark:
         "results/{study}/benchmarks/{shard}.tsv"
     wildcard_constraints:
-        study=one_of([s for s in config["studies"] if s not in WEIGHT_STUDIES]),
+        study=one_of([s for s in config["studies"] if s not in PLAN.weight_studies]),
     retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
-    threads: study_resource("threads")
+    threads: get_resource("threads")
     resources:
-        mem_mb=study_resource("mem_mb"),
-        runtime=study_resource("runtime"),
-        gpu=study_resource("gpus"),
+        mem_mb=get_resource("mem_mb"),
+        runtime=get_resource("runtime"),
+        gpu=get_resource("gpus"),
     params:
-        spec=lambda wildcards: training(wildcards).to_json(),
-        files=shard_file_options,
+        spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].training().to_json(),
+        files=lambda wildcards, input, output: planning.shard_file_options([*input.items(), *output.items()]),
         device=config["device"],
-        execution=execution_flags(config["execution"]),
+        execution=planning.execution_flags(config["execution"]),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
         resume="results/{study}/resume/{shard}.pt",
     shell:
@@ -53,7 +53,7 @@ use rule train_shard as train_shard_keeping_weights with:
         history="results/{study}/history/{shard}.parquet",
         weights="results/{study}/weights/{shard}.pt",
     wildcard_constraints:
-        study=one_of(WEIGHT_STUDIES),
+        study=one_of(PLAN.weight_studies),
 
 
 rule evaluate_shard:
@@ -61,26 +61,26 @@ rule evaluate_shard:
         runs="results/{study}/runs/{shard}.parquet",
         trained="results/{study}/trained/{shard}.parquet",
         weights="results/{study}/weights/{shard}.pt",
-        prepared=evaluated_inputs,
-        own=own_inputs,
+        prepared=get_prepared(training=False),
+        own=get_own,
     output:
         predictions="results/{study}/predictions/{shard}.parquet",
     log:
         "results/{study}/logs/{shard}.evaluate.log",
     wildcard_constraints:
-        study=one_of(WEIGHT_STUDIES),
+        study=one_of(PLAN.weight_studies),
     retries: config["retries"]
     conda:
         "../../envs/chaosgrid.yaml"
-    threads: study_resource("threads")
+    threads: get_resource("threads")
     resources:
-        mem_mb=study_resource("mem_mb"),
-        runtime=study_resource("runtime"),
-        gpu=study_resource("gpus"),
+        mem_mb=get_resource("mem_mb"),
+        runtime=get_resource("runtime"),
+        gpu=get_resource("gpus"),
     params:
         spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
         device=config["device"],
-        execution=execution_flags(config["execution"]),
+        execution=planning.execution_flags(config["execution"]),
         prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
     shell:
         "chaosgrid evaluate-shard --spec {params.spec:q} --weights {input.weights:q} --runs {input.runs:q}"
