@@ -139,14 +139,14 @@ def test_compare_prints_both_questions_and_names_bad_input(grid_run):
     by_points = run("--a", "lr=0.1", "--b", "lr=0.05")
     assert by_points.returncode == 0 and by_points.stdout == by_axis.stdout  # the same comparison both ways
     assert run("--a", "lr=1e-1", "--b", "lr=5e-2").stdout == by_points.stdout  # values match as numbers
-    shifted = run("--axis", "lr", "--eval", "jpeg:1")
-    assert shifted.returncode == 0 and "accuracy on the jpeg:1 test set" in shifted.stdout
+    shifted = run("--axis", "lr", "--eval", "jpeg~1")
+    assert shifted.returncode == 0 and "accuracy on the jpeg~1 test set" in shifted.stdout
     as_json = json.loads(run("--axis", "lr", "--format", "json").stdout)
     assert [(r["eval"], r["a"], r["b"]) for r in as_json] == [("clean", "0.1", "0.05")]
-    as_csv = run("--axis", "lr", "--eval", "jpeg:1", "--format", "csv").stdout.splitlines()
+    as_csv = run("--axis", "lr", "--eval", "jpeg~1", "--format", "csv").stdout.splitlines()
     assert len(as_csv) == 2 and as_csv[0].startswith("eval,axis,a,b,at")
     bad_input = {("--axis", "width"): "'width' is not an axis", ("--a", "lr=0.3", "--b", "lr=0.1"): "values: 0.05, 0.1",
-                 ("--axis", "lr", "--eval", "snow:1"): "its sets: clean, jpeg:1"}  # fmt: skip
+                 ("--axis", "lr", "--eval", "snow~1"): "its sets: clean, jpeg~1"}  # fmt: skip
     for args, named in bad_input.items():
         bad = run(*args)
         assert bad.returncode == 2 and named in bad.stderr, bad.stderr

@@ -88,8 +88,17 @@ def evaluated_sets(predictions_path) -> set[tuple[str, int]] | None:
 
 
 def eval_name(shift: str, severity: int) -> str:
-    """An evaluation set as `--eval` spells it: clean, contrast:2, cifar10_1."""
-    return shift if severity == 0 else f"{shift}:{severity}"
+    """An evaluation set's one name, everywhere (`--eval`, `--eval-set`, its prepared file, a trainer's
+    sets, figure titles): clean, contrast~2, cifar10_1. `name~value`, as in shard keys."""
+    return shift if severity == 0 else f"{shift}~{severity}"
+
+
+def parse_eval_name(text: str) -> tuple[str, int]:
+    """(shift, severity) of an evaluation set's name, or GridError."""
+    shift, _, severity = text.partition("~")
+    if not shift or (severity and not severity.isdigit()):
+        raise GridError(f"{text!r} is not an evaluation set's name: SHIFT~SEVERITY (contrast~2) or SHIFT")
+    return shift, int(severity or 0)
 
 
 def check_shifts(shifts: tuple[str, ...], severities: tuple[int, ...], dataset: str) -> None:

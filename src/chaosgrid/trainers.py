@@ -35,7 +35,7 @@ import torch
 
 from chaosgrid import plugins
 from chaosgrid.cells import cell_id
-from chaosgrid.evalsets import is_clean
+from chaosgrid.evalsets import eval_name
 from chaosgrid.evaluation import EvalResult, RunResult, eval_results
 from chaosgrid.train import training_set
 
@@ -55,8 +55,6 @@ class TrainerData:
     num_classes: int
 
 
-def set_name(key: tuple[str, int]) -> str:
-    return "clean" if is_clean(*key) else f"{key[0]}~{key[1]}"
 
 
 def train_runs(
@@ -71,7 +69,7 @@ def train_runs(
     arrays = TrainerData(
         x.cpu().numpy(),
         y.cpu().numpy(),
-        {set_name(k): (xs.cpu().numpy(), ys.cpu().numpy()) for k, (xs, ys) in sets.items()},
+        {eval_name(*k): (xs.cpu().numpy(), ys.cpu().numpy()) for k, (xs, ys) in sets.items()},
         data.num_classes,
     )
     results = []
@@ -156,11 +154,11 @@ def run_result(
     given, diverged = output[kinds[0]], False
     evals: dict[tuple[str, int], EvalResult] = {}
     for key, (_, y) in sets.items():
-        name = set_name(key)
+        name = eval_name(*key)
         if name not in given:
             raise TrainerError(
                 f"trainer {trainer} gave no {kinds[0]} for evaluation set {name!r}; it must give "
-                f"every set: {', '.join(set_name(k) for k in sets)}"
+                f"every set: {', '.join(eval_name(*k) for k in sets)}"
             )
         values = torch.as_tensor(np.asarray(given[name], dtype=np.float64))
         if values.shape != (len(y), num_classes):

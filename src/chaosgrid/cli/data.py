@@ -13,6 +13,7 @@ from chaosgrid.cli.options import (
     data_root_option,
 )
 from chaosgrid.downloads import SOURCES
+from chaosgrid.evalsets import parse_eval_name
 from chaosgrid.plan.blocks import triplets_spec
 from chaosgrid.plan.paths import eval_file, planes_file
 
@@ -61,11 +62,9 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
         elif not eval_set:
             path = inputs.save_dataset(data.load(name, data_root), out)
         else:
-            shift, _, severity = eval_set.partition("~")
-            if not severity.isdigit():
-                raise click.BadParameter(f"{eval_set!r} is not SHIFT~SEVERITY", param_hint="--eval-set")
-            x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, int(severity), data_root)
-            path = eval_file(out, shift, int(severity))
+            shift, severity = parse_eval_name(eval_set)
+            x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, severity, data_root)
+            path = eval_file(out, shift, severity)
             inputs.save_eval_set(x, y, path)
     except GridError as err:
         raise click.BadParameter(str(err), param_hint="--planes") from err

@@ -225,7 +225,7 @@ def export_command(study, tables, output, results, out) -> None:
     default="clean",
     show_default=True,
     metavar="SET",
-    help="The evaluation set: clean, a shift at a severity (contrast:2), or a one-version set (cifar10_1).",
+    help="The evaluation set: clean, a shift at a severity (contrast~2), or a one-version set (cifar10_1).",
 )
 @click.option(
     "--level",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaosgrid.cells import path_text
-from chaosgrid.evalsets import PLANES, is_clean
+from chaosgrid.evalsets import PLANES, eval_name, is_clean
 from chaosgrid.plan.blocks import ensemble_studies, plane_spec, triplets_key
 
 # The workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text).
@@ -17,7 +17,7 @@ DATASET_FILE = "data.pt"
 
 def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
     """Where a dataset's prepared evaluation set `shift` at `severity` lives (0: a single-level set)."""
-    return Path(folder) / "eval" / f"{shift}~{severity}.pt"
+    return Path(folder) / "eval" / f"{eval_name(shift, severity)}.pt"
 
 
 def planes_file(folder: Path | str, key: str) -> Path:
