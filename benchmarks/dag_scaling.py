@@ -23,7 +23,7 @@ import yaml
 
 from chaosgrid.evalsets import eval_pairs
 from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, STUDY_TABLES
-from chaosgrid.plan.paths import prepared_files
+from chaosgrid.plan.paths import prepared_inputs
 from chaosgrid.plan.specs import SHARD_FILES
 from chaosgrid.plan.studies import expand_study
 
@@ -96,7 +96,7 @@ def main(sizes, shard_size, smoke, out) -> None:
                 if state == "half":  # the inputs prepared, then roughly half the shards done
                     study = config["studies"]["scale"]
                     pairs = eval_pairs(study["shifts"], study["severities"])
-                    touch(prepared_files(work / "resources/prepared/cifar10", pairs))
+                    touch(list(prepared_inputs(work / "resources/prepared/cifar10", pairs).values()))
                     touch(outputs[: len(outputs) // 2])
                 if state == "all":
                     touch(outputs[len(outputs) // 2 :])

@@ -30,20 +30,22 @@ import pandas as pd
 
 from chaosgrid import data, evalsets
 from chaosgrid.footprint import DATASETS
+from chaosgrid.plan.workflow import prepared_options
 from chaosgrid.shifts import prepare_inputs
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
 
 
-def job(base: dict, k: int, epochs: float, shifts: list[str], device: str, engine: str, folder: Path) -> dict:
+def job(base: dict, k: int, epochs: float, shifts: list[str], device: str, engine: str, folder: Path,
+        prepared: dict) -> dict:  # fmt: skip
     """Seconds of each phase of one shard job on the inputs prepared in `folder`, plus 'start-up'
     (interpreter) and 'wall' seen from outside."""
     spec = json.dumps({"base": {**base, "epochs": epochs}, "seeds": list(range(k)), "shifts": shifts,
                        "severities": SEVERITIES if shifts else []})  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run([*CLI, "--spec", spec, "--runs", folder / "r.parquet", "--predictions", folder / "p.parquet",
-                           "--device", device, "--engine", engine, "--prepared", folder / "prepared"],
+                           "--device", device, "--engine", engine, *prepared_options(prepared)],
                           capture_output=True, text=True, check=True)  # fmt: skip
     wall = time.perf_counter() - start
     line = next(line for line in done.stdout.splitlines() if line.startswith("phases (s):"))
@@ -74,9 +76,9 @@ def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         pairs = evalsets.eval_pairs(shifts, SEVERITIES if shifts else [])
-        prepare_inputs(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
+        prepared = prepare_inputs(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
         print(f"inputs prepared once (dataset and {len(pairs) - 1} shifted sets): {time.perf_counter() - start:.1f} s")
-        jobs = [job(base, k, e, shifts, device, engine, Path(tmp)) for e in epochs]
+        jobs = [job(base, k, e, shifts, device, engine, Path(tmp), prepared) for e in epochs]
     per_run = [j["runs"] / k for j in jobs]
     per_epoch = (per_run[1] - per_run[0]) / (epochs[1] - epochs[0])
     bound = per_epoch <= 0  # the extra steps cost less than the noise: count runs as init + evaluation only

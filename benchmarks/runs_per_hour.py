@@ -32,16 +32,17 @@ import torch
 
 from chaosgrid import data, engine, evalsets, shifts, train
 from chaosgrid.cells import validate_cell
+from chaosgrid.plan.workflow import prepared_options
 
 CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
 
 
-def shard_job(base: dict, seeds: list[int], threads: int, folder: Path, prepared: Path | None) -> tuple[float, float]:
+def shard_job(base: dict, seeds: list[int], threads: int, folder: Path, prepared: dict | None) -> tuple[float, float]:
     """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process."""
     spec = json.dumps({"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES})
     runs = folder / f"runs-{seeds[0]}-{len(seeds)}.parquet"
-    extra = ["--prepared", str(prepared)] if prepared else []
+    extra = prepared_options(prepared) if prepared else []
     start = time.perf_counter()
     subprocess.run([*CLI, "--spec", spec, "--runs", runs, "--predictions", folder / "p.parquet",
                     "--threads", str(threads), *extra], check=True, capture_output=True)  # fmt: skip
@@ -87,9 +88,9 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
         in_process(engine_name, {**base, "epochs": 0.05}, [0, 1], dataset, sets)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared"
         start = time.perf_counter()
-        shifts.prepare_inputs(dataset.to("cpu"), evalsets.eval_pairs(SHIFTS, SEVERITIES), prepared)
+        pairs = evalsets.eval_pairs(SHIFTS, SEVERITIES)
+        prepared = shifts.prepare_inputs(dataset.to("cpu"), pairs, Path(tmp) / "prepared")
         print(f"inputs prepared once: {time.perf_counter() - start:.1f} s")
         for k in (int(v) for v in ks.split(",")):
             seeds = list(range(k))

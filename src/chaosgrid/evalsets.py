@@ -96,8 +96,11 @@ def eval_name(shift: str, severity: int) -> str:
 def parse_eval_name(text: str) -> tuple[str, int]:
     """(shift, severity) of an evaluation set's name, or GridError."""
     shift, _, severity = text.partition("~")
-    if not shift or (severity and not severity.isdigit()):
-        raise GridError(f"{text!r} is not an evaluation set's name: SHIFT~SEVERITY (contrast~2) or SHIFT")
+    if not shift or (severity and not severity.isdigit()) or single_level(shift) == bool(severity):
+        raise GridError(
+            f"{text!r} is not an evaluation set's name: SHIFT~SEVERITY (contrast~2), or a one-version set's "
+            f"name alone (cifar10_1, planes, own_<name>)"
+        )
     return shift, int(severity or 0)
 
 

@@ -17,8 +17,6 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaosgrid.plan.paths import DATASET_FILE
-
 if TYPE_CHECKING:
     import torch
 
@@ -68,22 +66,21 @@ def _load(path: Path | str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_dataset(data: Dataset, folder: Path | str) -> Path:
+def save_dataset(data: Dataset, path: Path | str) -> Path:
     import torch
 
-    path = Path(folder) / DATASET_FILE
     _save(
         {**{k: getattr(data, k) for k in DATASET_FIELDS}, "num_classes": torch.tensor(data.num_classes)}, path
     )
     return path
 
 
-def load_dataset(name: str, folder: Path | str) -> Dataset:
-    """The dataset `name` as prepared in `folder`, on the CPU, memory-mapped. Files prepared before datasets
-    carried their class count hold a built-in 10-class set."""
+def load_dataset(name: str, path: Path | str) -> Dataset:
+    """The dataset `name` as prepared in the file `path`, on the CPU, memory-mapped. Files prepared before
+    datasets carried their class count hold a built-in 10-class set."""
     from chaosgrid.data import Dataset
 
-    tensors = _load(Path(folder) / DATASET_FILE)
+    tensors = _load(path)
     return Dataset(
         name, **{k: tensors[k] for k in DATASET_FIELDS}, num_classes=int(tensors.get("num_classes", 10))
     )

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 from chaosgrid import inputs
 from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator, own_set
-from chaosgrid.evalsets import OWN_PREFIX, PLANES, is_clean
+from chaosgrid.evalsets import OWN_PREFIX, PLANES, eval_name, is_clean
 from chaosgrid.inputs import load_eval_set, load_triplets
-from chaosgrid.plan.blocks import plane_spec, triplets_key
-from chaosgrid.plan.paths import eval_file, planes_file
+from chaosgrid.plan.blocks import PLANE_DEFAULTS, triplets_key
+from chaosgrid.plan.paths import prepared_inputs
 from chaosgrid.planes import anchors, probe_set
 
 
@@ -113,25 +113,29 @@ def eval_sets(
     data: Dataset,
     pairs: list[tuple[str, int]],
     root: Path | str = "data",
-    prepared: Path | str | None = None,
-    planes: dict | None = None,
+    prepared: dict[str, Path | str] | None = None,
+    planes: dict = PLANE_DEFAULTS,
 ) -> dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]]:
     """Normalised images and labels of every evaluation set, on the dataset's device: the shifted ones
-    read from a `prepared` folder (chaosgrid.inputs) when given, else made here; the probe planes of the
-    `planes` spec (chaosgrid.plan.blocks.plane_spec) made as they are evaluated, from prepared anchors when given."""
+    read from their `prepared` files by name (chaosgrid.plan.paths.prepared_inputs) when given, else made
+    here; the probe planes of the complete spec `planes` made as they are evaluated, from prepared anchors
+    when given."""
     sets = {}
     for name, severity in pairs:
+        if (
+            prepared is not None
+            and not is_clean(name, severity)
+            and eval_name(name, severity) not in prepared
+        ):
+            raise ValueError(f"no prepared file of the evaluation set {eval_name(name, severity)}")
         if name == PLANES:
-            spec = plane_spec(planes)
-            trip = (
-                load_triplets(planes_file(prepared, triplets_key(spec))) if prepared else anchors(data, spec)
-            )
-            sets[name, severity] = probe_set(data, spec, trip)
+            trip = load_triplets(prepared[PLANES]) if prepared is not None else anchors(data, planes)
+            sets[name, severity] = probe_set(data, planes, trip)
             continue
         if is_clean(name, severity):
             x, y = data.x_test, data.y_test
         elif prepared is not None:
-            x, y = load_eval_set(eval_file(prepared, name, severity))
+            x, y = load_eval_set(prepared[eval_name(name, severity)])
         else:
             x, y = shifted_set(data, name, severity, root)
         device = data.x_test.device
@@ -144,15 +148,16 @@ def prepare_inputs(
     pairs: list[tuple[str, int]],
     folder: Path | str,
     root: Path | str = "data",
-    planes: dict | None = None,
-) -> None:
-    """Write `data`, its shifted sets of `pairs` and the anchors of the `planes` spec (when pairs has them)
-    into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time shard
-    jobs on prepared inputs this way)."""
-    inputs.save_dataset(data, folder)
+    planes: dict = PLANE_DEFAULTS,
+) -> dict[str, Path]:
+    """Write `data`, its shifted sets of `pairs` and the anchors of the complete `planes` spec (when pairs has
+    them) into `folder` in one process, as the workflow's prepare jobs do one file each (benchmarks time
+    shard jobs on prepared inputs this way); the files by name, as `eval_sets` reads them."""
+    files = prepared_inputs(folder, pairs, triplets_key(planes))
+    inputs.save_dataset(data, files["data"])
     for name, severity in pairs:
         if name == PLANES:
-            spec = plane_spec(planes)
-            inputs.save_triplets(anchors(data, spec), planes_file(folder, triplets_key(spec)))
+            inputs.save_triplets(anchors(data, planes), files[PLANES])
         elif not is_clean(name, severity):
-            inputs.save_eval_set(*shifted_set(data, name, severity, root), eval_file(folder, name, severity))
+            inputs.save_eval_set(*shifted_set(data, name, severity, root), files[eval_name(name, severity)])
+    return files

@@ -164,17 +164,20 @@ def shard_inputs(
     device: torch.device,
     execution: Execution,
     data_root: str = "data",
-    prepared: str | None = None,
+    prepared: dict[str, str] | None = None,
     init_path: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ShardInputs:
-    """Load a shard's inputs (`chaosgrid.plan.specs.Shard`): memory-mapped from `prepared` when given, else made
-    here; raises FileNotFoundError or ValueError naming what is missing or malformed. A user's model that
+    """Load a shard's inputs (`chaosgrid.plan.specs.Shard`): memory-mapped from the `prepared` files when given
+    (by name: `data`, then each evaluation set's), else made here; raises FileNotFoundError or ValueError
+    naming what is missing or malformed. A user's model that
     vmap cannot stack trains on the loop engine, with a line saying why."""
     from chaosgrid import data, evalsets, inputs, shifts, store
 
     name = shard.base["dataset"]
-    dataset = (inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)).to(device)
+    dataset = (inputs.load_dataset(name, prepared["data"]) if prepared else data.load(name, data_root)).to(
+        device
+    )
     execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
     if execution.engine == "vmap" and (why := unstackable(shard.cells()[0], dataset)):
         log(f"vmap cannot stack {shard.base['model']} ({why}): training on the loop engine")

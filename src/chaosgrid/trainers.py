@@ -55,8 +55,6 @@ class TrainerData:
     num_classes: int
 
 
-
-
 def train_runs(
     cells: list[dict],
     data,

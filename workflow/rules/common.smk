@@ -11,6 +11,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from chaosgrid.cells import path_text
 from chaosgrid.downloads import sources_for
+from chaosgrid.evalsets import parse_eval_name
 from chaosgrid.plan import workflow as planning
 from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, REPORT_TABLES, study_figures
 from chaosgrid.plan.blocks import study_axes
@@ -107,14 +108,15 @@ def get_published(dataset="", shifts=()):
     return [ancient(f"{PLAN.data_root}/{PLAN.sources[name].folder}") for name in sources_for(dataset, shifts)]
 
 
-def get_prepared(training):
+def get_prepared(training, as_options=False):
     """The prepared dataset and evaluation sets a shard's training job reads (`Shard.training`: one that
-    keeps its weights evaluates its shifts in a job of its own), or with `training=False`, all of them.
-    """
+    keeps its weights evaluates its shifts in a job of its own), or with `training=False`, all of them; with
+    `as_options`, as the job's `--prepared NAME=PATH` words."""
 
     def files(wildcards):
         shard = SHARDS[wildcards.study, wildcards.shard]
-        return PLAN.prepared(shard.training() if training else shard)
+        named = PLAN.prepared(shard.training() if training else shard)
+        return planning.prepared_options(named) if as_options else list(named.values())
 
     return files
 

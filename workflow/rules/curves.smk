@@ -21,9 +21,9 @@ rule train_curves:
         gpu=get_resource("gpus"),
     params:
         spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
-        prepared=lambda wildcards, input: os.path.dirname(input.prepared),
+        prepared=lambda wildcards, input: planning.prepared_options({"data": input.prepared}),
         device=config["device"],
     shell:
         "chaosgrid train-curves --spec {params.spec:q} --start {input.start:q} --end {input.end:q}"
-        " --out {output:q} --threads {threads} --device {params.device:q} --prepared {params.prepared:q}"
+        " --out {output:q} --threads {threads} --device {params.device:q} {params.prepared:q}"
         " > {log:q} 2>&1"

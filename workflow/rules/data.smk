@@ -48,34 +48,30 @@ rule prepare_dataset:
         mem_mb=8000,
     params:
         dataset=get_dataset,
-        out=lambda wildcards, output: os.path.dirname(output[0]),
         root=PLAN.data_root,
     shell:
-        "chaosgrid prepare --dataset {params.dataset:q} --out {params.out:q}"
-        " --data-root {params.root:q} > {log:q} 2>&1"
+        "chaosgrid prepare --dataset {params.dataset:q} --out {output:q} --data-root {params.root:q} > {log:q} 2>&1"
 
 
 rule prepare_eval_set:
     input:
         dataset=f"{PREPARED}/{{dataset}}/{DATASET_FILE}",
-        published=lambda wildcards: get_published(shifts=[wildcards.shift]),
+        published=lambda wildcards: get_published(shifts=[parse_eval_name(wildcards.eval_set)[0]]),
     output:
-        f"{PREPARED}/{{dataset}}/eval/{{shift}}~{{severity}}.pt",
+        f"{PREPARED}/{{dataset}}/eval/{{eval_set}}.pt",
     log:
-        f"{PREPARED}/logs/{{dataset}}/{{shift}}~{{severity}}.log",
+        f"{PREPARED}/logs/{{dataset}}/{{eval_set}}.log",
     wildcard_constraints:
         dataset=one_of(PLAN.dataset_of_folder),
-        shift=r"[a-z0-9_]+",
-        severity=r"\d",
+        eval_set=r"[a-z0-9_]+(~\d)?",
     conda:
         "../../envs/chaosgrid.yaml"
     params:
         dataset=get_dataset,
-        out=lambda wildcards, input: os.path.dirname(input.dataset),
         root=PLAN.data_root,
     shell:
-        "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.shift:q}~{wildcards.severity:q}"
-        " --out {params.out:q} --data-root {params.root:q} > {log:q} 2>&1"
+        "chaosgrid prepare --dataset {params.dataset:q} --eval-set {wildcards.eval_set:q} --from {input.dataset:q}"
+        " --out {output:q} --data-root {params.root:q} > {log:q} 2>&1"
 
 
 rule prepare_planes:
@@ -92,7 +88,6 @@ rule prepare_planes:
         "../../envs/chaosgrid.yaml"
     params:
         dataset=get_dataset,
-        out=lambda wildcards, input: os.path.dirname(input.dataset),
     shell:
-        "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        "chaosgrid prepare --dataset {params.dataset:q} --planes {wildcards.key:q} --from {input.dataset:q}"
+        " --out {output:q} > {log:q} 2>&1"

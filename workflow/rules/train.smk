@@ -38,11 +38,11 @@ rule train_shard:
         files=lambda wildcards, input, output: planning.shard_file_options([*input.items(), *output.items()]),
         device=config["device"],
         execution=planning.execution_flags(config["execution"]),
-        prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
+        prepared=get_prepared(training=True, as_options=True),
         resume="results/{study}/resume/{shard}.pt",
     shell:
         "chaosgrid train-shard --spec {params.spec:q} {params.files:q} --threads {threads}"
-        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q}"
+        " --device {params.device:q} {params.execution:q} {params.prepared:q}"
         " --resume {params.resume:q} --save-every {config[save_every]:q} > {log:q} 2>&1"
 
 
@@ -81,8 +81,8 @@ rule evaluate_shard:
         spec=lambda wildcards: SHARDS[wildcards.study, wildcards.shard].to_json(),
         device=config["device"],
         execution=planning.execution_flags(config["execution"]),
-        prepared=lambda wildcards, input: os.path.dirname(input.prepared[0]),
+        prepared=get_prepared(training=False, as_options=True),
     shell:
         "chaosgrid evaluate-shard --spec {params.spec:q} --weights {input.weights:q} --runs {input.runs:q}"
         " --trained {input.trained:q} --predictions {output.predictions:q} --threads {threads}"
-        " --device {params.device:q} {params.execution:q} --prepared {params.prepared:q} > {log:q} 2>&1"
+        " --device {params.device:q} {params.execution:q} {params.prepared:q} > {log:q} 2>&1"

@@ -15,7 +15,6 @@ from chaosgrid.cli.options import (
 from chaosgrid.downloads import SOURCES
 from chaosgrid.evalsets import parse_eval_name
 from chaosgrid.plan.blocks import triplets_spec
-from chaosgrid.plan.paths import eval_file, planes_file
 
 
 @click.command("prepare")
@@ -28,27 +27,35 @@ from chaosgrid.plan.paths import eval_file, planes_file
 @click.option(
     "--eval-set",
     "eval_set",
-    metavar="SHIFT~SEVERITY",
-    help="Make this shifted evaluation set (e.g. jpeg~3; cifar10_1~0) from the prepared dataset in "
-    "--out; without it (and --planes), make the dataset itself.",
+    metavar="NAME",
+    help="Make this evaluation set (jpeg~3, cifar10_1, own_drifted) from the prepared dataset --from; "
+    "without it (and --planes), make the dataset itself.",
 )
 @click.option(
     "--planes",
     "planes_key",
     metavar="IMAGES-CLASSES-COUNT",
     help="Choose the anchors of the probe planes (e.g. test-distinct-500: 500 triplets of test images of "
-    "three distinct classes) from the prepared dataset in --out.",
+    "three distinct classes) from the prepared dataset --from.",
 )
 @click.option(
-    "--out", type=click.Path(file_okay=False), required=True, help="The dataset's prepared-inputs folder."
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The prepared dataset an evaluation set or the anchors are made from.",
 )
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The file to write.")
 @data_root_option
-def prepare(name, eval_set, planes_key, out, data_root) -> None:
+def prepare(name, eval_set, planes_key, source, out, data_root) -> None:
     """Make a dataset, one of its shifted evaluation sets, or the anchors of its probe planes, once as a file
     every shard job maps.
 
     The workflow runs this (rules prepare_dataset, prepare_eval_set, prepare_planes) so that a study's shard
-    jobs do not each regenerate the same data; `chaosgrid train-shard --prepared OUT` reads the files."""
+    jobs do not each regenerate the same data; `chaosgrid train-shard --prepared NAME=PATH` reads them."""
+    if (eval_set or planes_key) and not source:
+        raise click.UsageError(
+            "--eval-set and --planes make their file from a prepared dataset: give --from PATH"
+        )
     import torch
 
     from chaosgrid import data, inputs, planes, shifts
@@ -57,20 +64,21 @@ def prepare(name, eval_set, planes_key, out, data_root) -> None:
     try:
         if planes_key:
             spec = triplets_spec(planes_key)
-            path = planes_file(out, planes_key)
-            inputs.save_triplets(planes.anchors(inputs.load_dataset(name, out), spec), path)
+            inputs.save_triplets(planes.anchors(inputs.load_dataset(name, source), spec), out)
         elif not eval_set:
-            path = inputs.save_dataset(data.load(name, data_root), out)
+            inputs.save_dataset(data.load(name, data_root), out)
         else:
-            shift, severity = parse_eval_name(eval_set)
-            x, y = shifts.shifted_set(inputs.load_dataset(name, out), shift, severity, data_root)
-            path = eval_file(out, shift, severity)
-            inputs.save_eval_set(x, y, path)
+            try:
+                shift, severity = parse_eval_name(eval_set)
+            except GridError as err:
+                raise click.BadParameter(str(err), param_hint="--eval-set") from err
+            x, y = shifts.shifted_set(inputs.load_dataset(name, source), shift, severity, data_root)
+            inputs.save_eval_set(x, y, out)
     except GridError as err:
         raise click.BadParameter(str(err), param_hint="--planes") from err
     except (FileNotFoundError, KeyError, ValueError) as err:  # bad data or the user's loader: one line
         raise click.ClickException(str(err)) from err
-    click.echo(f"wrote {path} in {time.perf_counter() - STARTED:.1f} s")
+    click.echo(f"wrote {out} in {time.perf_counter() - STARTED:.1f} s")
 
 
 @click.command("download")

@@ -388,7 +388,7 @@ def train_curves(spec, start_path, end_path, out, threads, device, data_root, pr
     torch.set_num_threads(threads)
     name = job.cell["dataset"]
     try:
-        dataset = inputs.load_dataset(name, prepared) if prepared else data.load(name, data_root)
+        dataset = inputs.load_dataset(name, prepared["data"]) if prepared else data.load(name, data_root)
         dataset = dataset.to(device_of(device))
         (w1,) = store.starting_weights(start_path, [job.seeds[0]])
         (w2,) = store.starting_weights(end_path, [job.seeds[1]])

@@ -90,11 +90,28 @@ def execution_options(command):
     return command
 
 
+def _prepared_files(ctx, param, value: tuple[str, ...]) -> dict[str, str] | None:
+    """--prepared NAME=PATH ...: the prepared files by name (`data`, each evaluation set's), each existing."""
+    files = {}
+    for given in value:
+        name, _, path = given.partition("=")
+        if not (name and path):
+            raise click.BadParameter(f"{given!r} is not NAME=PATH (data=..., contrast~2=...)")
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path} not found: `chaosgrid prepare` makes it (the workflow does)")
+        files[name] = path
+    if files and "data" not in files:
+        raise click.BadParameter("give the prepared dataset too: data=PATH")
+    return files or None
+
+
 prepared_option = click.option(
     "--prepared",
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of the dataset's prepared inputs (`chaosgrid prepare`): read, memory-mapped, instead of making "
-    "the dataset and its shifted sets here.",
+    multiple=True,
+    metavar="NAME=PATH",
+    callback=_prepared_files,
+    help="A prepared input (`chaosgrid prepare`), read memory-mapped instead of made here: data=PATH for the "
+    "dataset, then NAME=PATH for each evaluation set (contrast~2, cifar10_1, planes: their anchors).",
 )
 
 

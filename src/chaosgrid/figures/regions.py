@@ -132,15 +132,21 @@ def region_agreement(table: pd.DataFrame, compare: str, by: list[str], path: Pat
         1, len(panels), figsize=(size * len(panels) + 2.5, size + 1.2), squeeze=False, layout="constrained"
     )
     for ax, (key, rows) in zip(axs[0], panels, strict=True):
-        matrix = (
-            100
-            * rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement").loc[values, values]
-        )
-        image = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=100)
-        for (i, j), v in np.ndenumerate(matrix.to_numpy()):
-            ax.text(
-                j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black"
-            )
+        # a pair of values that never meet under these `by` values (a variant each) stays blank
+        pivot = rows.pivot(index=f"{compare}_a", columns=f"{compare}_b", values="agreement")
+        matrix = 100 * pivot.reindex(index=values, columns=values).to_numpy(dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=100)
+        for (i, j), v in np.ndenumerate(matrix):
+            if np.isfinite(v):
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v < 60 else "black",
+                )
         ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(values)), [str(v) for v in values] if ax is axs[0, 0] else [], fontsize=8)
         key = key if isinstance(key, tuple) else (key,)

@@ -25,15 +25,18 @@ def planes_file(folder: Path | str, key: str) -> Path:
     return Path(folder) / "planes" / f"{key}.pt"
 
 
-def prepared_files(folder: Path | str, pairs: list[tuple[str, int]], planes_key: str = "") -> list[Path]:
-    """The prepared files a shard reads: the dataset, then each shifted evaluation set of `pairs` (the clean
-    test set is part of the dataset; the probe planes are made in the job from their anchors' file)."""
-    files = [Path(folder) / DATASET_FILE]
+def prepared_inputs(
+    folder: Path | str, pairs: list[tuple[str, int]], planes_key: str = ""
+) -> dict[str, Path]:
+    """The prepared files a shard reads, by what they hold: `data` (the dataset), then each evaluation set of
+    `pairs` by its name (the clean test set is part of the dataset; the probe planes' file holds their
+    anchors, and the job makes the points)."""
+    files = {"data": Path(folder) / DATASET_FILE}
     for name, severity in pairs:
         if name == PLANES:
-            files.append(planes_file(folder, planes_key))
+            files[PLANES] = planes_file(folder, planes_key)
         elif not is_clean(name, severity):
-            files.append(eval_file(folder, name, severity))
+            files[eval_name(name, severity)] = eval_file(folder, name, severity)
     return files
 
 

@@ -20,7 +20,7 @@ from chaosgrid.evalsets import eval_name, eval_pairs, evaluated_sets
 from chaosgrid.footprint import memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
-from chaosgrid.plan.paths import PREPARED, prepared_files
+from chaosgrid.plan.paths import PREPARED, prepared_inputs
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
 from chaosgrid.plan.studies import expand_curves, expand_studies
 from chaosgrid.plan.until import Until
@@ -107,9 +107,9 @@ class Plan:
         last = self.adaptive[study].block - 1
         return [k for s, k in self.shards if s == study and k.endswith(f"seeds~0-{last}")]
 
-    def prepared(self, shard: Shard) -> tuple[str, ...]:
-        """The prepared dataset and evaluation-set files a shard reads."""
-        return _prepared(shard.base["dataset"], shard.shifts, shard.severities, shard.planes)
+    def prepared(self, shard: Shard) -> dict[str, str]:
+        """The prepared dataset and evaluation-set files a shard reads, by name (`data`, each set's)."""
+        return dict(_prepared(shard.base["dataset"], shard.shifts, shard.severities, shard.planes))
 
     def resource(self, study: str, name: str, attempt: int = 1):
         """A resource of a study's jobs, from its `resources` block or the default; runtime and memory times
@@ -268,6 +268,11 @@ def cores_warning(cores: object, here: int | None) -> str | None:
     return None
 
 
+def prepared_options(files: dict[str, str]) -> list[str]:
+    """`--prepared NAME=PATH` for each prepared file a job reads (chaosgrid.plan.paths.prepared_inputs)."""
+    return [word for name, path in files.items() for word in ("--prepared", f"{name}={path}")]
+
+
 def one_of(names) -> str:
     """A wildcard constraint matching exactly these names (nothing when there are none)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
@@ -292,9 +297,10 @@ def shard_file_options(named: list[tuple[str, str]]) -> list[str]:
 
 
 @functools.cache
-def _prepared(dataset: str, shifts: tuple, severities: tuple, planes: tuple) -> tuple[str, ...]:
-    """The prepared files of a dataset's evaluation sets, made once for all the shards that share them (a
-    6,000-shard plan spent ~3% of its time here, measured)."""
+def _prepared(dataset: str, shifts: tuple, severities: tuple, planes: tuple) -> tuple[tuple[str, str], ...]:
+    """The prepared files of a dataset's evaluation sets by name, made once for all the shards that share
+    them (a 6,000-shard plan spent ~3% of its time here, measured)."""
     folder = f"{PREPARED}/{path_text(dataset)}"
     key = triplets_key(plane_spec(dict(planes)))
-    return tuple(str(path) for path in prepared_files(folder, eval_pairs(shifts, severities), key))
+    files = prepared_inputs(folder, eval_pairs(shifts, severities), key)
+    return tuple((name, str(path)) for name, path in files.items())

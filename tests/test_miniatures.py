@@ -1,0 +1,65 @@
+"""Every miniature config runs through the real workflow (`chaosgrid rehearse`: 2 seeds, one value per axis,
+about an epoch) and ends in its tables, figures and report pages; the caps change only what they say."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
+from chaosgrid.plan.rehearsal import rehearsal
+from chaosgrid.plan.studies import expand_studies
+
+REPO = Path(__file__).resolve().parents[1]
+MINIATURES = sorted(
+    [REPO / "config/config.yaml", *(REPO / "config").glob("*_small.yaml"), REPO / "examples/config.yaml"]
+)
+
+
+@pytest.mark.parametrize("configfile", MINIATURES, ids=lambda p: p.stem if p.parent.name == "config" else "examples")
+def test_each_miniature_runs_to_its_report(configfile, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "examples")}  # examples/config.yaml's own model and data
+    command = [sys.executable, "-m", "chaosgrid.cli", "rehearse", str(configfile), "--workdir", str(tmp_path),
+               "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--", "--quiet", "all"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    capped = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    for name, study in capped["studies"].items():
+        folder = tmp_path / "results" / name
+        assert all((folder / "report" / f"{page}.html").stat().st_size > 500 for page in REPORT_PAGES), name
+        drawn = [folder / "figures" / f"{figure}.png" for figure in study_figures(study)]
+        assert all(path.stat().st_size > 5_000 for path in drawn), [p.name for p in drawn if not p.exists()]
+
+
+def test_the_caps_keep_what_they_do_not_say():
+    paper = yaml.safe_load((REPO / "config/ensembles_small.yaml").read_text())
+    capped, said = rehearsal(paper)
+    for name, study in capped["studies"].items():
+        was = paper["studies"][name]
+        assert {k: v for k, v in study.items() if k not in ("epochs", "seeds", "init_epoch", "curves")} == {
+            k: v for k, v in was.items() if k not in ("epochs", "seeds", "init_epoch", "curves")
+        }
+        assert study["seeds"] == 2 and study["epochs"] <= 1
+    # FGE starts from its source's epoch 48 of 60: after the caps, epoch 0.8 of 1, a checkpoint the source keeps
+    assert capped["studies"]["ensembles_small_fge"]["init_epoch"] == 0.8
+    expand_studies(capped["studies"])  # plans: no missing checkpoint, no pair without two seeds
+    assert "ensembles_small: curves: pairs 3 -> 1" in said
+    assert any(line.startswith("ensembles_small: every length in epochs / 60") for line in said)
+
+
+def test_a_rehearsal_keeps_two_values_of_a_compared_axis_and_the_first_and_last_variants():
+    config = {"studies": {
+        "s": {"lr": [0.1, 0.2, 0.3], "width": [4, 8], "until": {"compare": {"axis": "lr"}, "block": 8, "max_seeds": 32}},
+        "v": {"variants": {"a": {"lr": 0.1}, "b": {"lr": 0.2}, "c": {"lr": 0.3, "epochs": 40}}, "seeds": 5},
+    }}  # fmt: skip
+    capped, said = rehearsal(config)
+    s, v = capped["studies"]["s"], capped["studies"]["v"]
+    assert s["lr"] == [0.1, 0.2] and s["width"] == 4 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
+    assert list(v["variants"]) == ["a", "c"] and v["variants"]["c"]["epochs"] == 1.0 and v["seeds"] == 2
+    assert config["studies"]["s"]["lr"] == [0.1, 0.2, 0.3]  # the config given is left as it was
+    assert "v: variants: 3 -> a, c" in said and "s: width [4, 8] -> 4" in said
