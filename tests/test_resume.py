@@ -23,8 +23,8 @@ TIMING = {"wall_s", "host", "git_commit"}  # what differs between two runs of th
 def train(folder: Path, engine: str, *extra: str, spec: str = SPEC) -> subprocess.Popen:
     """A shard job writing folder/runs/seeds~0-2.parquet (its state: folder/resume/seeds~0-2.pt)."""
     outputs = {kind: folder / kind / "seeds~0-2.parquet" for kind in ("runs", "predictions", "history")}
-    cmd = [CHAOSGRID, "train-shard", "--spec", spec, "--engine", engine, "--threads", "1", *extra,
-           "--resume", str(folder / "resume" / "seeds~0-2.pt"),
+    resume = [] if "--resume" in extra else ["--resume", str(folder / "resume" / "seeds~0-2.pt")]
+    cmd = [CHAOSGRID, "train-shard", "--spec", spec, "--engine", engine, "--threads", "1", *extra, *resume,
            *(arg for kind, path in outputs.items() for arg in (f"--{kind}", str(path)))]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -395,7 +395,7 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     dry = snakemake(tmp_path, config, "-n").stdout
     plan = planned_jobs(dry)
     assert plan["evaluate_shard"] == 4 and plan["train_shard"] == 4 and "train_shard_keeping_weights" not in plan
-    assert "more: its evaluation sets changed (adds contrast:1): its 4 finished shards re-train" in dry
+    assert "more: its evaluation sets changed (adds contrast~1): its 4 finished shards re-train" in dry
     assert "base: its evaluation sets" not in dry
     snakemake(tmp_path, config, "--until", "evaluate_shard")
     predictions = pd.read_parquet(tmp_path / "results/base/predictions/lr~0.05/seeds~0-1.parquet")

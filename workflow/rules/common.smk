@@ -9,21 +9,21 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from chaosgrid.cells import path_text
-from chaosgrid.downloads import sources_for
 from chaosgrid.evalsets import parse_eval_name
 from chaosgrid.plan import workflow as planning
 from chaosgrid.plan.analyses import ANALYSES, REPORT_PAGES, REPORT_TABLES, study_figures
 from chaosgrid.plan.blocks import study_axes
 from chaosgrid.plan.own import own_files
-from chaosgrid.plan.paths import DATASET_FILE, PREPARED
+from chaosgrid.plan.paths import DATASET_FILE, PREPARED  # the prepare rules' outputs
 
 
 def point_jobs_at_chaosgrid():
-    """Jobs call the `chaosgrid` beside Snakemake's own Python (which planning imported), or inside a conda
-    environment or container, that environment's (envs/chaosgrid.post-deploy.sh installs CHAOSGRID_CHECKOUT).
-    """
-    os.environ["CHAOSGRID_CHECKOUT"] = workflow.basedir
+    """Jobs call the `chaosgrid` beside Snakemake's own Python (which planning imported), or in a conda env or
+    container, that environment's (envs/chaosgrid.post-deploy.sh installs CHAOSGRID_CHECKOUT)."""
+    os.environ.update(
+        CHAOSGRID_CHECKOUT=workflow.basedir,
+        CHAOSGRID_SAVE_EVERY=str(config["save_every"]),  # minutes; why not a param: train.smk
+    )
     isolated = {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER}
     if not isolated & set(workflow.deployment_settings.deployment_method):
         bin_dir = shlex.quote(os.path.dirname(sys.executable))
@@ -52,6 +52,13 @@ def make_plan():
 
 
 point_jobs_at_chaosgrid()
+
+
+envvars:
+    "CHAOSGRID_CHECKOUT",
+    "CHAOSGRID_SAVE_EVERY",
+
+
 PLAN = make_plan()
 SHARDS, CURVES, ADAPTIVE = PLAN.shards, PLAN.curves, PLAN.adaptive
 one_of = planning.one_of
@@ -66,8 +73,7 @@ wildcard_constraints:
 def adaptive_keys(study, looks=None):
     """The shard keys of an adaptive study's first `looks` looks (all of them: until every comparison has
     stopped): the first block, then after each look the next block of the points its decision continues.
-    Each look's decision is a checkpoint: Snakemake plans up to the first not yet made.
-    """
+    Each look's decision is a checkpoint: Snakemake plans up to the first not yet made."""
     until, keys = ADAPTIVE[study], PLAN.first_block(study)
     for look in range(1, (until.looks if looks is None else looks) + 1):
         decision = checkpoints.decide.get(study=study, look=look).output[0]
@@ -79,9 +85,8 @@ def adaptive_keys(study, looks=None):
 
 
 def shard_files(kind, looks=None):
-    """Input function: the `kind` file of every shard of the wildcard's study its tables read (an adaptive
-    study's trained so far), or with `looks`, of those trained before the wildcard's look.
-    """
+    """The `kind` file of every shard of the wildcard's study its tables read (an adaptive study's trained so
+    far), or with `looks`, of those trained before the wildcard's look."""
 
     def files(wildcards):
         if looks:
@@ -103,9 +108,8 @@ def get_start_weights(wildcards):
 
 
 def get_published(dataset="", shifts=()):
-    """The published datasets' folders (downloaded when missing) that make a dataset or shifted sets.
-    `ancient`: their timestamps never re-run a job."""
-    return [ancient(f"{PLAN.data_root}/{PLAN.sources[name].folder}") for name in sources_for(dataset, shifts)]
+    """The published datasets' folders (downloaded when missing); `ancient`: their times re-run nothing."""
+    return [ancient(folder) for folder in PLAN.published(dataset, shifts)]
 
 
 def get_prepared(training, as_options=False):
@@ -132,11 +136,9 @@ def get_dataset(wildcards):
 
 
 def get_curve_inputs(wildcards):
-    """A curve job's two runs' weights files and the prepared dataset."""
-    job = CURVES[wildcards.study, wildcards.pair]
-    start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
-    dataset = f"{PREPARED}/{path_text(job.cell['dataset'])}/{DATASET_FILE}"
-    return {"start": start, "end": end, "prepared": ancient(dataset)}
+    """A curve job's two runs' weights files and the prepared dataset (`ancient`, as the shards read it)."""
+    files = PLAN.curve_files(CURVES[wildcards.study, wildcards.pair])
+    return {**files, "prepared": ancient(files["prepared"])}
 
 
 def get_study_axes(wildcards):

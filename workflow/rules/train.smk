@@ -2,8 +2,9 @@
 # saves its state every `save_every` minutes and when SLURM signals it (SIGTERM, SIGUSR1) to
 # results/<study>/resume/<shard>.pt, outside its declared outputs (which Snakemake deletes when a job
 # fails): the retry resumes from it, bit-identically; it is removed when the shard is done. `save_every`
-# is written into the command, not given as a param: Snakemake compares a shell rule's command as written,
-# so changing it re-runs nothing, while a changed param would re-run every finished shard. Shards of studies
+# reaches the command through the environment (CHAOSGRID_SAVE_EVERY, declared in common.smk's `envvars`),
+# not as a param: a changed param re-runs every finished shard, and how often a job saves changes no
+# result. Shards of studies
 # that keep weights (asked for, or started from by another study) also write them, by the second rule,
 # and are evaluated on their shifted and probe sets from them by the third: a shift added to such a study
 # re-runs its evaluation jobs, not its training. Shards whose runs start from another study's weights take
@@ -43,7 +44,7 @@ rule train_shard:
     shell:
         "chaosgrid train-shard --spec {params.spec:q} {params.files:q} --threads {threads}"
         " --device {params.device:q} {params.execution:q} {params.prepared:q}"
-        " --resume {params.resume:q} --save-every {config[save_every]:q} > {log:q} 2>&1"
+        ' --resume {params.resume:q} --save-every "$CHAOSGRID_SAVE_EVERY" > {log:q} 2>&1'
 
 
 use rule train_shard as train_shard_keeping_weights with:

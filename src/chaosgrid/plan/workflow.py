@@ -20,7 +20,7 @@ from chaosgrid.evalsets import eval_name, eval_pairs, evaluated_sets
 from chaosgrid.footprint import memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
-from chaosgrid.plan.paths import PREPARED, prepared_inputs
+from chaosgrid.plan.paths import DATASET_FILE, PREPARED, prepared_inputs
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
 from chaosgrid.plan.studies import expand_curves, expand_studies
 from chaosgrid.plan.until import Until
@@ -110,6 +110,19 @@ class Plan:
     def prepared(self, shard: Shard) -> dict[str, str]:
         """The prepared dataset and evaluation-set files a shard reads, by name (`data`, each set's)."""
         return dict(_prepared(shard.base["dataset"], shard.shifts, shard.severities, shard.planes))
+
+    def published(self, dataset: str = "", shifts: tuple = ()) -> list[str]:
+        """The folders of the published datasets (downloaded when missing) that make a dataset or sets."""
+        return [f"{self.data_root}/{self.sources[name].folder}" for name in sources_for(dataset, shifts)]
+
+    def curve_files(self, job: CurveJob) -> dict[str, str]:
+        """A curve job's inputs: the weights files holding its two runs and the prepared dataset."""
+        start, end = (f"results/{job.study}/weights/{key}.pt" for key in job.shards)
+        return {
+            "start": start,
+            "end": end,
+            "prepared": f"{PREPARED}/{path_text(job.cell['dataset'])}/{DATASET_FILE}",
+        }
 
     def resource(self, study: str, name: str, attempt: int = 1):
         """A resource of a study's jobs, from its `resources` block or the default; runtime and memory times
