@@ -22,7 +22,10 @@ def write_cifar10(root: Path, n: int = 20):
     folder.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        batch = {"data": images.transpose(0, 3, 1, 2).reshape(n, -1), "labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            "data": images.transpose(0, 3, 1, 2).reshape(n, -1),
+            "labels": rng.integers(0, 10, n).tolist(),
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f)
     with open(folder / "batches.meta", "wb") as f:
@@ -58,7 +61,10 @@ def write_svhn(folder: Path, n: int = 12):
     for name in ("train", "test"):
         images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         digits = np.arange(n) % 10
-        savemat(folder / f"{name}_32x32.mat", {"X": images.transpose(1, 2, 3, 0), "y": np.where(digits == 0, 10, digits)[:, None]})
+        savemat(
+            folder / f"{name}_32x32.mat",
+            {"X": images.transpose(1, 2, 3, 0), "y": np.where(digits == 0, 10, digits)[:, None]},
+        )
     return images, digits
 
 
@@ -72,7 +78,10 @@ def write_idx(folder: Path, n: int = 9, gzipped: bool = False):
     folder.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if gzipped else open
     for split in ("train", "t10k"):
-        images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) * 3 % 10).astype(np.uint8)
+        images, labels = (
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            (np.arange(n) * 3 % 10).astype(np.uint8),
+        )
         suffix = ".gz" if gzipped else ""
         with opener(folder / f"{split}-images-idx3-ubyte{suffix}", "wb") as f:
             f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
@@ -93,7 +102,9 @@ def write_cifar10_c(root: Path, corruption: str = "fog") -> None:
     """`root/CIFAR-10-C` with one corruption of 4 images per severity (pixel value = severity - 1) and labels."""
     folder = root / "CIFAR-10-C"
     folder.mkdir(parents=True)
-    images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones(
+        (1, 32, 32, 3), np.uint8
+    )
     np.save(folder / f"{corruption}.npy", images)
     np.save(folder / "labels.npy", np.arange(20) % 10)
 

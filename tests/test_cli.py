@@ -25,7 +25,8 @@ def test_help_lists_subcommands():
 def test_bad_parameters_fail_before_training(tmp_path, base, named):
     spec = f'{{"base": {base}, "seeds": [0]}}'
     result = CliRunner().invoke(
-        main, ["train-shard", "--spec", spec, "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")]
+        main,
+        ["train-shard", "--spec", spec, "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")],
     )
     assert result.exit_code == 2 and named in result.output
     assert list(tmp_path.iterdir()) == []
@@ -62,7 +63,9 @@ def test_missing_cifar_is_a_clear_error(tmp_path):
          "--runs", str(tmp_path / "r"), "--predictions", str(tmp_path / "p")],
         capture_output=True, text=True,
     check=False)  # fmt: skip
-    assert result.returncode == 1 and "cifar-10-batches-py" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 1 and "cifar-10-batches-py" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_execution_options_reach_the_runs_table(tmp_path):
@@ -97,7 +100,9 @@ def test_missing_weights_paths_and_bad_checkpoints_are_named(tmp_path, spec, nam
 def test_unknown_analysis_is_named(tmp_path):
     result = CliRunner().invoke(main, ["analysis-figures", "--analysis", "swa", "--tables", str(tmp_path),
                                        "--outdir", str(tmp_path)])  # fmt: skip
-    assert result.exit_code == 2 and "'swa'" in result.output and "variance, compare, regions" in result.output
+    assert (
+        result.exit_code == 2 and "'swa'" in result.output and "variance, compare, regions" in result.output
+    )
 
 
 def test_curve_jobs_name_a_bad_spec_and_a_run_missing_from_the_weights(tmp_path):
@@ -149,7 +154,9 @@ def test_evaluate_shard_gives_the_predictions_of_evaluating_while_training(tmp_p
 
     spec = {"base": {"width": 4, "epochs": 0.5}, "seeds": [0, 1], "shifts": ["jpeg"], "severities": [1]}
     cli = [sys.executable, "-m", "chaosgrid.cli"]
-    files = lambda name: {kind: str(tmp_path / f"{name}_{kind}") for kind in ("runs", "predictions", "weights")}
+    files = lambda name: {
+        kind: str(tmp_path / f"{name}_{kind}") for kind in ("runs", "predictions", "weights")
+    }
     alone, kept = files("alone"), files("kept")
     subprocess.run([*cli, "train-shard", "--spec", json.dumps(spec), "--runs", alone["runs"], "--predictions",
                     alone["predictions"]], check=True, capture_output=True)  # fmt: skip

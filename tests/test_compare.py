@@ -22,7 +22,9 @@ def test_hand_computed_case():
     assert row["se_test_draw"] == pytest.approx(np.sqrt(np.var([0, 1, 0.5, 0], ddof=1) / 4 - 1 / 64))
     t = stats.t.ppf(0.975, 1)  # Welch df: B has no spread, so A's 1 degree of freedom
     assert row["test_set_hi"] - row["diff"] == pytest.approx(t * row["se_runs"])
-    assert row["distribution_hi"] - row["diff"] == pytest.approx(t * np.hypot(row["se_runs"], row["se_test_draw"]))
+    assert row["distribution_hi"] - row["diff"] == pytest.approx(
+        t * np.hypot(row["se_runs"], row["se_test_draw"])
+    )
     assert row["test_set_verdict"] == "no evidence"  # 2 runs and t(1) = 12.7: nothing is evidence
 
 
@@ -31,7 +33,9 @@ def test_runs_needed_matches_the_normal_formula_for_large_samples_and_the_t_test
     normal = 2 * (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) ** 2 * variance / delta**2  # 62.8
     needed = c.runs_needed(variance, delta)
     assert normal < needed <= normal + 2  # the t quantiles add about one run
-    power = stats.nct.sf(stats.t.ppf(0.975, 2 * needed - 2), 2 * needed - 2, delta / np.sqrt(2 * variance / needed))
+    power = stats.nct.sf(
+        stats.t.ppf(0.975, 2 * needed - 2), 2 * needed - 2, delta / np.sqrt(2 * variance / needed)
+    )
     assert power >= 0.8 > stats.nct.sf(stats.t.ppf(0.975, 2 * needed - 4), 2 * needed - 4,
                                        delta / np.sqrt(2 * variance / (needed - 1)))  # fmt: skip
     assert c.runs_needed(0.0, delta) == 2 and c.runs_needed(1.0, 1e-5) == float("inf")
@@ -59,7 +63,9 @@ def test_verdict_false_positive_rate_is_at_most_the_level(runs, question, fixed,
     false_positive = np.mean([v != "no evidence" for v in verdicts])
     assert false_positive <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 2000), false_positive
     if swing:  # on each test set A and B do differ: the test-set question sees it, more often with more runs
-        found = np.mean([c.pooled([(x, y)], plan=False)["test_set_verdict"] != "no evidence" for x, y in zip(a, b)])
+        found = np.mean(
+            [c.pooled([(x, y)], plan=False)["test_set_verdict"] != "no evidence" for x, y in zip(a, b)]
+        )
         assert found > 2 * false_positive
 
 
@@ -85,7 +91,12 @@ def test_neighbours_compare_adjacent_values_with_the_other_axes_equal():
     pooled = "pooled over width: 2 points"
     assert along_lr == [("0.2", "0.1", pooled), ("0.2", "0.1", 8), ("0.2", "0.1", 16),
                         ("0.4", "0.2", pooled), ("0.4", "0.2", 8), ("0.4", "0.2", 16)]  # fmt: skip
-    assert [r["at"] for r in rows if r["axis"] == "width"] == ["pooled over lr: 3 points", "lr=0.1", "lr=0.2", "lr=0.4"]
+    assert [r["at"] for r in rows if r["axis"] == "width"] == [
+        "pooled over lr: 3 points",
+        "lr=0.1",
+        "lr=0.2",
+        "lr=0.4",
+    ]
     main = rows[0]
     assert main["diff"] == pytest.approx(np.mean([rows[1]["diff"], rows[2]["diff"]]))
 
@@ -98,10 +109,13 @@ def test_different_test_sets_are_refused():
 def test_a_grid_point_whose_runs_diverged_is_named_not_dropped_silently():
     import pandas as pd
 
-    runs = pd.DataFrame({"lr": [0.1, 0.1, 0.1, 5.0, 5.0, 5.0], "diverged": [False, False, False, True, True, False]})
+    runs = pd.DataFrame(
+        {"lr": [0.1, 0.1, 0.1, 5.0, 5.0, 5.0], "diverged": [False, False, False, True, True, False]}
+    )
     points = {(0.1,): np.zeros((3, 4), bool)}
     assert c.left_out(runs, ["lr"], points) == [
-        "left out: grid point lr=5: 1 converged run(s) of 3 (2 diverged); a comparison needs 2+"]
+        "left out: grid point lr=5: 1 converged run(s) of 3 (2 diverged); a comparison needs 2+"
+    ]
 
 
 def simulate_grid(rng, runs, n, deltas, swing=0.05):
@@ -137,7 +151,11 @@ def test_main_effect_intervals_cover_the_true_effect(runs):
 
 def null_grid(rng, runs, n, p, bump=0.0):
     """A 3 x 3 grid on one test set (chances p): no point differs from another, except (1, 1) by `bump`."""
-    return {(i, j): rng.random((runs, n)) < p + (bump if (i, j) == (1, 1) else 0.0) for i in range(3) for j in range(3)}
+    return {
+        (i, j): rng.random((runs, n)) < p + (bump if (i, j) == (1, 1) else 0.0)
+        for i in range(3)
+        for j in range(3)
+    }
 
 
 GRIDS = 600
@@ -152,11 +170,15 @@ def test_holm_keeps_the_family_wise_rate_of_false_verdicts_at_5_percent():
     orders = {"x": [0, 1, 2], "y": [0, 1, 2]}
     any_false = {"holm": 0, "each": 0}
     for _ in range(GRIDS):
-        rows = c.holm(c.neighbours(null_grid(rng, 8, 200, rng.uniform(0.35, 0.85, 200)), ["x", "y"], orders, plan=False))
+        rows = c.holm(
+            c.neighbours(null_grid(rng, 8, 200, rng.uniform(0.35, 0.85, 200)), ["x", "y"], orders, plan=False)
+        )
         assert len(rows) == 16 and rows[0]["comparisons"] == 16
         any_false["holm"] += any(r["distribution_verdict_holm"] != "no evidence" for r in rows)
         any_false["each"] += any(r["distribution_verdict"] != "no evidence" for r in rows)
-    assert any_false["holm"] / GRIDS <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / GRIDS) < 0.2 < any_false["each"] / GRIDS, any_false
+    assert (
+        any_false["holm"] / GRIDS <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / GRIDS) < 0.2 < any_false["each"] / GRIDS
+    ), any_false
     found = np.mean([any(r["test_set_verdict_holm"] != "no evidence" for r in
                          c.holm(c.neighbours(null_grid(rng, 8, 200, rng.uniform(0.35, 0.85, 200), 0.06), ["x", "y"], orders, plan=False)))
                      for _ in range(300)])  # fmt: skip
@@ -166,7 +188,9 @@ def test_holm_keeps_the_family_wise_rate_of_false_verdicts_at_5_percent():
 
 
 def test_holm_adjusts_the_smallest_p_value_most():
-    rows = c.holm([{"diff": d, "test_set_p": p, "distribution_p": p} for d, p in [(1, 0.01), (-1, 0.02), (1, 0.3)]])
+    rows = c.holm(
+        [{"diff": d, "test_set_p": p, "distribution_p": p} for d, p in [(1, 0.01), (-1, 0.02), (1, 0.3)]]
+    )
     assert [r["test_set_p_holm"] for r in rows] == pytest.approx([0.03, 0.04, 0.3])
     assert [r["test_set_verdict_holm"] for r in rows] == ["A > B", "A < B", "no evidence"]
 
@@ -187,7 +211,9 @@ def test_a_main_effect_of_one_point_is_that_pair_and_values_match_as_numbers():
         c.between(points, ["lr", "wd"], a, {"lr": 0.1})
 
 
-def test_the_figure_draws_no_runs_needed_on_the_distribution_where_no_spread_is_detected(tmp_path, monkeypatch):
+def test_the_figure_draws_no_runs_needed_on_the_distribution_where_no_spread_is_detected(
+    tmp_path, monkeypatch
+):
     """Runs that agree beyond their coin flips leave the distribution-wise variance at 0: its runs needed
     are unknown, not 2 (compare's text says so; the figure leaves them out and says why)."""
     import pandas as pd
@@ -196,7 +222,9 @@ def test_the_figure_draws_no_runs_needed_on_the_distribution_where_no_spread_is_
 
     rng = np.random.default_rng(3)
     points = {(lr,): np.tile(rng.random(200) < 0.7, (4, 1)) for lr in (0.1, 0.2)}  # runs that agree exactly
-    points[0.4,] = rng.random((4, 200)) < np.array([[0.5], [0.6], [0.7], [0.8]])  # runs whose accuracy differs
+    points[0.4,] = rng.random((4, 200)) < np.array(
+        [[0.5], [0.6], [0.7], [0.8]]
+    )  # runs whose accuracy differs
     rows = c.holm(c.neighbours(points, ["lr"], {"lr": [0.1, 0.2, 0.4]}))
     table = pd.DataFrame([{"shift": "clean", "severity": 0, **r} for r in rows])
     drawn = {}

@@ -27,7 +27,7 @@ def test_the_conda_environment_pins_every_runtime_dependency():
 
 def test_chaosgrid_comes_from_the_checkout_by_the_post_deploy_script():
     script = (REPO / "envs/chaosgrid.post-deploy.sh").read_text()  # Snakemake's naming: <env>.post-deploy.sh
-    assert "pip install --no-deps --editable \"${CHAOSGRID_CHECKOUT:?" in script
+    assert 'pip install --no-deps --editable "${CHAOSGRID_CHECKOUT:?' in script
     assert "CHAOSGRID_CHECKOUT=workflow.basedir," in (REPO / "workflow/rules/common.smk").read_text()
 
 

@@ -32,7 +32,9 @@ def test_every_link_resolves():
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
             if not target.startswith("http"):
-                assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to a missing {target}"
+                assert (page.parent / target).exists(), (
+                    f"{page.relative_to(REPO)} links to a missing {target}"
+                )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
@@ -46,7 +48,9 @@ def test_every_command_shown_exists(page):
         placeholder = lambda word: "<" in word or word.isupper()  # config/<study>.yaml, NAME
         program = Path(words[0]).name
         if program == "make":
-            assert re.search(rf"^{words[1]}:", makefile, flags=re.MULTILINE), f"{page.name}: no make target in {command}"
+            assert re.search(rf"^{words[1]}:", makefile, flags=re.MULTILINE), (
+                f"{page.name}: no make target in {command}"
+            )
         elif program == "chaosgrid":
             sub = [w for w in words[1:] if not w.startswith("-")][:1]
             done = runner.invoke(main, [*sub, "--help"])
@@ -56,7 +60,9 @@ def test_every_command_shown_exists(page):
                 if word == "--configfile" and not placeholder(words[i + 1]):
                     assert (REPO / words[i + 1]).exists(), f"{page.name}: {command} names a missing config"
                 if word == "--profile" and not placeholder(words[i + 1]):
-                    assert (REPO / words[i + 1] / "config.yaml").exists(), f"{page.name}: no profile {words[i + 1]}"
+                    assert (REPO / words[i + 1] / "config.yaml").exists(), (
+                        f"{page.name}: no profile {words[i + 1]}"
+                    )
         elif program == "python" and words[1].startswith("benchmarks/"):
             assert (REPO / words[1]).exists(), f"{page.name}: {command}"
 
@@ -77,7 +83,9 @@ def test_one_glossary_for_the_parts_of_a_difference():
     for path in files:
         text = " ".join(path.read_text().split()).lower()
         for retired in ("test-set sampling", "test-set noise", "test set noise", "sampling noise"):
-            assert retired not in text, f"{path.relative_to(REPO)} says {retired!r}; docs/statistics.md: Words"
+            assert retired not in text, (
+                f"{path.relative_to(REPO)} says {retired!r}; docs/statistics.md: Words"
+            )
 
 
 def yaml_blocks(path: Path) -> list[tuple[int, str]]:

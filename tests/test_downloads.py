@@ -28,10 +28,20 @@ def publish(name: str, served: Path) -> list[tuple[str, str]]:
     made = served / "made"
     if name == "cifar10":
         write_cifar10(made)
-        return [("cifar-10-python.tar.gz", tar_folder(made / "cifar-10-batches-py", served / "cifar-10-python.tar.gz"))]
+        return [
+            (
+                "cifar-10-python.tar.gz",
+                tar_folder(made / "cifar-10-batches-py", served / "cifar-10-python.tar.gz"),
+            )
+        ]
     if name == "cifar100":
         write_cifar100(made)
-        return [("cifar-100-python.tar.gz", tar_folder(made / "cifar-100-python", served / "cifar-100-python.tar.gz"))]
+        return [
+            (
+                "cifar-100-python.tar.gz",
+                tar_folder(made / "cifar-100-python", served / "cifar-100-python.tar.gz"),
+            )
+        ]
     if name == "svhn":
         write_svhn(served)
         return [(f, md5(served / f)) for f in ("train_32x32.mat", "test_32x32.mat")]
@@ -49,7 +59,10 @@ def read(name: str, root: Path):
     """What the loader makes of a downloaded source: its test images."""
     if name in ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist"):
         return data.load(name, root).x_test
-    return {"cifar10_1": lambda: data.cifar10_1(root)[0], "cifar10_c": lambda: data.cifar10_c(root, "fog", 2)[0]}[name]()
+    return {
+        "cifar10_1": lambda: data.cifar10_1(root)[0],
+        "cifar10_c": lambda: data.cifar10_c(root, "fog", 2)[0],
+    }[name]()
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
@@ -69,7 +82,9 @@ def test_a_wrong_checksum_is_a_clear_error_and_leaves_nothing(tmp_path, name):
     root = tmp_path / "data"
     with serving(tmp_path / "served") as url:
         bad = [(f"{url}/{f}", "0" * 32 if i == len(files) - 1 else m) for i, (f, m) in enumerate(files)]
-        with pytest.raises(DownloadError, match=f"checksum mismatch for {url}/{files[-1][0]}: expected MD5 0+, got"):
+        with pytest.raises(
+            DownloadError, match=f"checksum mismatch for {url}/{files[-1][0]}: expected MD5 0+, got"
+        ):
             download(name, root, Source(SOURCES[name].folder, tuple(bad)))
     assert list(root.iterdir()) == []
 
@@ -118,7 +133,9 @@ def test_the_workflow_downloads_missing_data_once_before_any_shard(tmp_path):
     study = tiny_study(dataset="cifar10", shifts=["cifar10_1"], severities=[])
     with serving(served) as url:
         config = tmp_path / "config.yaml"
-        text = yaml.safe_dump({"data_root": "data", "downloads": mirrors, "studies": {"c": study}}, sort_keys=False)
+        text = yaml.safe_dump(
+            {"data_root": "data", "downloads": mirrors, "studies": {"c": study}}, sort_keys=False
+        )
         config.write_text(text.replace("URL", url))
         planned = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
         assert planned["download_data"] == 2 and planned["train_shard"] == 4
@@ -142,7 +159,9 @@ def test_a_failed_download_stops_the_workflow_before_any_shard(tmp_path):
 def test_an_incomplete_dataset_folder_fails_planning_naming_the_file(tmp_path):
     write_cifar10_c(tmp_path / "data")  # has fog, not snow
     needed = downloads.sources_for("cifar10", ["cifar10c_fog", "cifar10c_snow"])
-    assert downloads.missing_files(tmp_path / "data", needed, SOURCES) == [tmp_path / "data/CIFAR-10-C/snow.npy"]
+    assert downloads.missing_files(tmp_path / "data", needed, SOURCES) == [
+        tmp_path / "data/CIFAR-10-C/snow.npy"
+    ]
     config = tmp_path / "config.yaml"
     study = tiny_study(dataset="cifar10", shifts=["cifar10c_fog", "cifar10c_snow"], severities=[1])
     write_cifar10(tmp_path / "data")
@@ -166,13 +185,22 @@ def test_an_unreachable_host_fails_at_once_naming_data_root_and_the_mirror_setti
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
     monkeypatch.setattr(downloads.urllib.request, "urlopen", offline)
-    with pytest.raises(DownloadError, match=r"could not reach host.invalid: .*name resolution.*Offline\? Put "
-                                            r"cifar10_c's files in .*CIFAR-10-C yourself .*downloads: \{cifar10_c"):
-        download("cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),)))
+    with pytest.raises(
+        DownloadError,
+        match=r"could not reach host.invalid: .*name resolution.*Offline\? Put "
+        r"cifar10_c's files in .*CIFAR-10-C yourself .*downloads: \{cifar10_c",
+    ):
+        download(
+            "cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),))
+        )
     assert len(calls) == 1 and list((tmp_path / "data").iterdir()) == []
     monkeypatch.setattr(downloads.time, "sleep", lambda seconds: None)
-    dropped = lambda url, timeout: calls.append(url) or (_ for _ in ()).throw(ConnectionResetError(104, "reset"))
+    dropped = lambda url, timeout: (
+        calls.append(url) or (_ for _ in ()).throw(ConnectionResetError(104, "reset"))
+    )
     monkeypatch.setattr(downloads.urllib.request, "urlopen", dropped)
     with pytest.raises(DownloadError, match="could not download .*reset"):
-        download("cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),)))
+        download(
+            "cifar10_c", tmp_path / "data", Source("CIFAR-10-C", (("http://host.invalid/c.tar", "0" * 32),))
+        )
     assert len(calls) == 1 + downloads.ATTEMPTS

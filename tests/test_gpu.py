@@ -9,7 +9,10 @@ import torch
 from chaosgrid import data, device, engine, evalsets, shifts, train
 from chaosgrid.cells import cell_id, validate_cell
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"),
+]
 
 
 def cells(n: int, **params) -> list[dict]:
@@ -71,7 +74,9 @@ def test_a_killed_shard_resumes_on_cuda_to_the_same_tables(tmp_path):
     whole = shard_job(tmp_path / "whole", "vmap", "--device", "cuda")
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"
-    stop_after_a_save(shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.001"), state, 9)
+    stop_after_a_save(
+        shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.001"), state, 9
+    )
     finished = shard_job(tmp_path / "cut", "vmap", "--device", "cuda", "--save-every", "0.001")
     said = finished.communicate()[0]
     assert finished.returncode == 0 and "resuming from" in said, said

@@ -116,7 +116,10 @@ def test_shard_spec_round_trips():
         ({"shifts": ["fog"], "severities": [1]}, "fog"),
         ({"shifts": ["jpeg"], "severities": [6]}, "severity"),
         ({"shifts": ["cifar10_1"]}, "cifar10_1"),
-        ({"dataset": "cifar10", "shifts": ["cifar10c_fogg"], "severities": [1]}, "did you mean 'cifar10c_fog'"),
+        (
+            {"dataset": "cifar10", "shifts": ["cifar10c_fogg"], "severities": [1]},
+            "did you mean 'cifar10c_fog'",
+        ),
         ({"dataset": "cifar10", "shifts": ["cifar10c_jpeg"], "severities": [1]}, "no corruption 'jpeg'"),
         ({"lr": []}, "lr"),
         ({"init_seed": 3}, "init_seed"),
@@ -165,9 +168,13 @@ def test_a_new_default_off_parameter_changes_no_id_key_or_spec(monkeypatch):
     import yaml
 
     configs = sorted(Path(__file__).parents[1].glob("config/*.yaml"))
-    declared = {f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()}
+    declared = {
+        f"{p.stem}.{n}": s for p in configs for n, s in yaml.safe_load(p.read_text())["studies"].items()
+    }
     before = {name: expand_study(name, s) for name, s in declared.items()}
-    monkeypatch.setitem(cells.PARAMETERS, "grad_clip_v2", cells.Parameter(0.0, "gradient operations", "new", "[0, inf)"))
+    monkeypatch.setitem(
+        cells.PARAMETERS, "grad_clip_v2", cells.Parameter(0.0, "gradient operations", "new", "[0, inf)")
+    )
     monkeypatch.setitem(cells.CELL_DEFAULTS, "grad_clip_v2", 0.0)
     after = {name: expand_study(name, s) for name, s in declared.items()}
     assert sum(len(b) for b in before.values()) > 100
@@ -195,13 +202,23 @@ def test_duplicated_axis_values_are_rejected():
 def test_init_from_names_the_source_shard_and_makes_it_keep_weights():
     declared = {
         "base": {"lr": [0.05, 0.1], "seeds": 4, "shard_size": 2},
-        "fge": {"lr": [0.05, 0.1], "schedule": "fge", "cycles": 2, "init_from": "base", "seeds": 4, "shard_size": 2},
+        "fge": {
+            "lr": [0.05, 0.1],
+            "schedule": "fge",
+            "cycles": 2,
+            "init_from": "base",
+            "seeds": 4,
+            "shard_size": 2,
+        },
     }
     shards = expand_studies(declared)
     follower = shards["fge", "lr~0.1/seeds~2-3"]
     assert follower.init_key == "lr~0.1/seeds~2-3"
     assert shards["base", "lr~0.1/seeds~2-3"].weights and not follower.weights
-    assert '"init_key"' in follower.to_json() and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
+    assert (
+        '"init_key"' in follower.to_json()
+        and '"weights": true' in shards["base", "lr~0.1/seeds~0-1"].to_json()
+    )
     with pytest.raises(GridError, match="init_from 'nope'"):
         expand_studies({"a": {"init_from": "nope"}})
     with pytest.raises(GridError, match="no shards with lr=0.2 that hold seeds 0"):
@@ -259,7 +276,9 @@ def test_bad_variants_are_named(variants, message):
 
 def test_signal_datasets_take_no_image_corruptions_and_conv1d_takes_only_signals():
     with pytest.raises(GridError, match="1-D signals"):
-        expand_study("s", {"dataset": "mnist1d", "model": "conv1d", "shifts": ["contrast"], "severities": [1]})
+        expand_study(
+            "s", {"dataset": "mnist1d", "model": "conv1d", "shifts": ["contrast"], "severities": [1]}
+        )
     with pytest.raises(GridError, match="'conv1d'"):
         validate_cell({"model": "conv1d"})
     for patches in cells.IMAGE_MODELS:
@@ -325,8 +344,12 @@ def test_bad_ensembles_blocks_are_named():
     with pytest.raises(GridError, match="ensembles fge: 'nope'"):
         expand_studies({"ind": {"ensembles": {"fge": "nope"}, "probabilities": True}})
     with pytest.raises(GridError, match="'sse' has axes lr"):
-        expand_studies({"ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
-                             "sse": {"lr": [0.1, 0.2], "probabilities": True}})
+        expand_studies(
+            {
+                "ind": {"ensembles": {"sse": "sse"}, "probabilities": True},
+                "sse": {"lr": [0.1, 0.2], "probabilities": True},
+            }
+        )
     with pytest.raises(GridError, match="sse_last is -1"):
         expand_studies({"ind": {"ensembles": {"sse_last": -1}, "probabilities": True}})
     with pytest.raises(GridError, match="set `probabilities: true` in study 'sse'"):
@@ -344,7 +367,11 @@ def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes(
     assert Shard.from_json(paper.to_json()).plane_spec()["resolution"] == 50
     assert triplets_key(paper.plane_spec()) == "test-distinct-500"
     assert triplets_spec("test-distinct-500")["triplets"] == 500
-    for bad, named in (({"connectivity": 6}, "connectivity"), ({"images": "val"}, "images"), ({"size": 5}, "size")):
+    for bad, named in (
+        ({"connectivity": 6}, "connectivity"),
+        ({"images": "val"}, "images"),
+        ({"size": 5}, "size"),
+    ):
         with pytest.raises(GridError, match=named):
             expand_study("s", {"shifts": ["planes"], "planes": bad})
 
@@ -352,11 +379,20 @@ def test_a_planes_block_reaches_the_shard_spec_only_where_it_changes_the_planes(
 @pytest.mark.parametrize(
     "config, line",
     [
-        ({"studies": {"s": {"weight_decai": 0.1}}}, "config studies.s: unknown key 'weight_decai'; did you mean 'weight_decay'?"),
-        ({"studies": {"s": {"learning_rate": 0.1}}}, "config studies.s: unknown key 'learning_rate'; did you mean 'lr'?"),
+        (
+            {"studies": {"s": {"weight_decai": 0.1}}},
+            "config studies.s: unknown key 'weight_decai'; did you mean 'weight_decay'?",
+        ),
+        (
+            {"studies": {"s": {"learning_rate": 0.1}}},
+            "config studies.s: unknown key 'learning_rate'; did you mean 'lr'?",
+        ),
         ({"study": {"s": {}}}, "config top level: unknown key 'study'; did you mean 'studies'?"),
         ({"studies": {"s": {"lr": "fast"}}}, "config studies.s.lr: 'fast' is not valid (peak learning rate"),
-        ({"studies": {"s": {"until": {"delta": 1}}}}, "config studies.s.until: 'compare' is a required property"),
+        (
+            {"studies": {"s": {"until": {"delta": 1}}}},
+            "config studies.s.until: 'compare' is a required property",
+        ),
     ],
 )
 def test_a_config_that_breaks_the_schema_is_named_in_one_line_with_the_closest_key(config, line):
@@ -369,12 +405,17 @@ def test_a_config_that_breaks_the_schema_is_named_in_one_line_with_the_closest_k
 
 def test_an_init_epoch_the_source_does_not_keep_is_refused_at_planning():
     source = {"epochs": 2, "seeds": 2}
-    with pytest.raises(GridError, match=r"init_epoch 1: study 'src' keeps no checkpoint at that epoch \(it keeps epochs 2\)"):
+    with pytest.raises(
+        GridError, match=r"init_epoch 1: study 'src' keeps no checkpoint at that epoch \(it keeps epochs 2\)"
+    ):
         expand_studies({"src": source, "dep": {"init_from": "src", "init_epoch": 1, "seeds": 2}})
     for kept in (1, "evenly:2"):
         expand_studies({"src": {**source, "checkpoints": kept}, "dep": {"init_from": "src", "init_epoch": 1,
                                                                                "seeds": 2}})  # fmt: skip
-    assert checkpoints.epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0] and checkpoints.epochs("snapshots", 2) is None
+    assert (
+        checkpoints.epochs("every:0.5", 2.0) == [0.5, 1.0, 1.5, 2.0]
+        and checkpoints.epochs("snapshots", 2) is None
+    )
 
 
 def test_the_reports_overview_counts_the_shards_a_grown_study_kept():
@@ -387,8 +428,9 @@ def test_the_reports_overview_counts_the_shards_a_grown_study_kept():
     assert overview([])["shard jobs"] == "2 (8 runs each)"
 
 
-def test_the_overview_names_a_users_dataset_by_file_and_lists_no_recipe_defaults_for_a_trainer(tmp_path,
-                                                                                               monkeypatch):
+def test_the_overview_names_a_users_dataset_by_file_and_lists_no_recipe_defaults_for_a_trainer(
+    tmp_path, monkeypatch
+):
     """A study with a trainer and an .npz: its report overview shows the file's name (not a mapping with an
     absolute path) and says the recipe's defaults do not apply."""
     import numpy as np
@@ -401,7 +443,9 @@ def test_the_overview_names_a_users_dataset_by_file_and_lists_no_recipe_defaults
              y_test=np.arange(2))  # fmt: skip
     (tmp_path / "lab_trainer.py").write_text("def run(params, data):\n    return {}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    rows = dict(study_overview("own", {"dataset": {"npz": str(npz)}, "trainer": "lab_trainer:run", "seeds": 2}).values)
+    rows = dict(
+        study_overview("own", {"dataset": {"npz": str(npz)}, "trainer": "lab_trainer:run", "seeds": 2}).values
+    )
     assert rows["dataset"] == "lab_data.npz (your .npz file)" and str(tmp_path) not in "".join(rows.values())
     assert rows["every other parameter"] == "set by your trainer (chaosgrid's recipe defaults do not apply)"
     recipe = dict(study_overview("r", {"seeds": 2}).values)

@@ -48,5 +48,7 @@ def circles(graph: grimp.ImportGraph) -> list[list[str]]:
 def test_no_module_of_chaosgrid_imports_itself_back():
     graph = grimp.build_graph("chaosgrid")
     assert circles(graph) == []
-    graph.add_import(importer="chaosgrid.cells", imported="chaosgrid.plan.studies")  # the check finds one it is shown
+    graph.add_import(
+        importer="chaosgrid.cells", imported="chaosgrid.plan.studies"
+    )  # the check finds one it is shown
     assert any({"chaosgrid.cells", "chaosgrid.plan.studies"} <= set(group) for group in circles(graph))

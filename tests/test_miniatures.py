@@ -21,12 +21,16 @@ MINIATURES = sorted(
 )
 
 
-@pytest.mark.parametrize("configfile", MINIATURES, ids=lambda p: p.stem if p.parent.name == "config" else "examples")
+@pytest.mark.parametrize(
+    "configfile", MINIATURES, ids=lambda p: p.stem if p.parent.name == "config" else "examples"
+)
 def test_each_miniature_runs_to_its_report(configfile, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "examples")}  # examples/config.yaml's own model and data
     command = [sys.executable, "-m", "chaosgrid.cli", "rehearse", str(configfile), "--workdir", str(tmp_path),
                "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--", "--quiet", "all"]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     capped = yaml.safe_load((tmp_path / "config.yaml").read_text())
     for name, study in capped["studies"].items():
@@ -59,7 +63,9 @@ def test_a_rehearsal_keeps_two_values_of_a_compared_axis_and_the_first_and_last_
     }}  # fmt: skip
     capped, said = rehearsal(config)
     s, v = capped["studies"]["s"], capped["studies"]["v"]
-    assert s["lr"] == [0.1, 0.2] and s["width"] == 4 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
+    assert (
+        s["lr"] == [0.1, 0.2] and s["width"] == 4 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
+    )
     assert list(v["variants"]) == ["a", "c"] and v["variants"]["c"]["epochs"] == 1.0 and v["seeds"] == 2
     assert config["studies"]["s"]["lr"] == [0.1, 0.2, 0.3]  # the config given is left as it was
     assert "v: variants: 3 -> a, c" in said and "s: width [4, 8] -> 4" in said

@@ -28,7 +28,9 @@ def test_conv1d_takes_signals_and_has_the_pilots_size(shape):
 
 def test_width_scales_parameters():
     count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(models.build("resnet18", (3, 32, 32), 10, 8)) > 3 * count(models.build("resnet18", (3, 32, 32), 10, 4))
+    assert count(models.build("resnet18", (3, 32, 32), 10, 8)) > 3 * count(
+        models.build("resnet18", (3, 32, 32), 10, 4)
+    )
     standard = count(models.build("resnet18", (3, 32, 32), 10, 64))
     assert 11.0e6 < standard < 11.3e6  # the usual 11.2M-parameter CIFAR ResNet-18
     assert (
@@ -106,7 +108,13 @@ def test_planning_estimates_a_shards_memory_and_which_runs_share_it():
     default = validate_cell({})
     small, wide = footprint.memory_mb(default, 8), footprint.memory_mb({**default, "width": 1500}, 8)
     assert small["together"] == 8 and small["mb"] < 2000 < wide["mb"]
-    assert wide["parameters"] == 90 * 1500**2 + 63 * 1500 + 10 and wide["models"] > 8 * 4 * wide["parameters"] / 1e6
+    assert (
+        wide["parameters"] == 90 * 1500**2 + 63 * 1500 + 10
+        and wide["models"] > 8 * 4 * wide["parameters"] / 1e6
+    )
     on_32x32 = footprint.memory_mb({**default, "dataset": "synthetic"}, 8)
-    assert on_32x32["together"] == 1 and footprint.memory_mb({**default, "dataset": "synthetic"}, 8, engine="vmap")["together"] == 8
+    assert (
+        on_32x32["together"] == 1
+        and footprint.memory_mb({**default, "dataset": "synthetic"}, 8, engine="vmap")["together"] == 8
+    )
     assert footprint.memory_mb({**default, "model": "my.module:net"}, 8) is None

@@ -34,7 +34,9 @@ def importable(tmp_path, monkeypatch) -> Path:
     code = tmp_path / "code"
     shutil.copytree(EXAMPLES / "my_lab", code / "my_lab", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(code), os.environ.get("PYTHONPATH")) if p)
+    )
     return code
 
 
@@ -59,7 +61,12 @@ def test_planning_finds_the_users_module_without_importing_it(tmp_path, monkeypa
 ])  # fmt: skip
 def test_bad_own_code_is_named_at_planning(tmp_path, monkeypatch, study, message):
     monkeypatch.chdir(tmp_path)
-    np.savez(tmp_path / "broken.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)))
+    np.savez(
+        tmp_path / "broken.npz",
+        x_train=np.zeros((2, 1, 4)),
+        y_train=np.zeros(2, int),
+        x_test=np.zeros((2, 1, 4)),
+    )
     np.savez(tmp_path / "whole.npz", x_train=np.zeros((2, 1, 4)), y_train=np.zeros(2, int), x_test=np.zeros((2, 1, 4)),
              y_test=np.zeros(2, int))  # fmt: skip
     with pytest.raises(GridError, match=message):
@@ -94,7 +101,9 @@ def train(params, data, verbose=False):
     ({"trainer": "command:python3 train.py --lr {lrr} {out}"}, r"unknown placeholder \{lrr\}"),
     ({"trainer": "command:python3 'train.py {out}"}, "cannot be split into words"),
 ])  # fmt: skip
-def test_mistakes_in_own_code_are_named_at_planning_without_importing_it(tmp_path, monkeypatch, study, message):
+def test_mistakes_in_own_code_are_named_at_planning_without_importing_it(
+    tmp_path, monkeypatch, study, message
+):
     """A typo in the function's name, a wrong signature, a missing program, an unknown placeholder: named
     before any job runs, from the module's source (the module would fail if imported: planning did not)."""
     (tmp_path / "planlab").mkdir()
@@ -118,7 +127,9 @@ def test_a_dataset_function_and_its_npz_give_the_same_dataset(tmp_path, importab
     assert drifted.shape == (1000, 1, 1, 24) and torch.equal(labels, by_function.y_test)
     with pytest.raises(ValueError, match="has no evaluation set 'ood'.*its sets: drifted"):
         data.own_set("my_lab.data:load", "ood")
-    assert torch.equal(by_function.x_train, by_file.x_train) and torch.equal(by_function.y_test, by_file.y_test)
+    assert torch.equal(by_function.x_train, by_file.x_train) and torch.equal(
+        by_function.y_test, by_file.y_test
+    )
     with pytest.raises(ValueError, match="labels must be integers in 0..255"):
         data.from_arrays("big", {"x_train": np.zeros((2, 1, 4)), "y_train": np.array([0, 300]),
                                  "x_test": np.zeros((1, 1, 4)), "y_test": np.array([0])})  # fmt: skip
@@ -175,7 +186,9 @@ def cifar100_shaped(path: Path) -> None:
     colours = rng.random((100, 3))
     make = lambda per: (np.repeat(np.arange(100), per),)
     (y_train,), (y_test,) = make(6), make(3)
-    images = lambda y: (colours[y][:, :, None, None] + 0.05 * rng.standard_normal((len(y), 3, 32, 32))).astype("f4")
+    images = lambda y: (
+        colours[y][:, :, None, None] + 0.05 * rng.standard_normal((len(y), 3, 32, 32))
+    ).astype("f4")
     np.savez(path, x_train=images(y_train), y_train=y_train, x_test=images(y_test), y_test=y_test)
 
 
@@ -186,11 +199,30 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     start = time.perf_counter()
     config = write_config(
         tmp_path,
-        my_lab={**OWN, "epochs": 2, "batch_size": 50, "weight_decay": [0.0, 0.005], "seeds": 3,
-                "shifts": ["own_drifted"]},
-        hundred={"dataset": {"npz": "c100.npz"}, "model": "cnn", "width": 4, "epochs": 3, "lr": 0.1, "seeds": 2},
-        sklearn={"trainer": "my_lab.train:run", "dataset": "my_lab.data:load", "hidden": [8, 32], "alpha": 0.001,
-                 "epochs": 40, "seeds": 3},
+        my_lab={
+            **OWN,
+            "epochs": 2,
+            "batch_size": 50,
+            "weight_decay": [0.0, 0.005],
+            "seeds": 3,
+            "shifts": ["own_drifted"],
+        },
+        hundred={
+            "dataset": {"npz": "c100.npz"},
+            "model": "cnn",
+            "width": 4,
+            "epochs": 3,
+            "lr": 0.1,
+            "seeds": 2,
+        },
+        sklearn={
+            "trainer": "my_lab.train:run",
+            "dataset": "my_lab.data:load",
+            "hidden": [8, 32],
+            "alpha": 0.001,
+            "epochs": 40,
+            "seeds": 3,
+        },
     )
     snakemake(tmp_path, config)
     print(f"example study and the 100-class study through the workflow: {time.perf_counter() - start:.0f} s")
@@ -205,8 +237,12 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     mlp = pd.read_parquet(tmp_path / "results/sklearn/tables/runs.parquet")
     assert sorted(mlp["hidden"]) == [8, 8, 8, 32, 32, 32] and (mlp["alpha"] == 0.001).all()
     assert mlp["test_acc"].min() > 0.3 and mlp["train_loss"].notna().all()
-    drifted = pd.read_parquet(tmp_path / "results/my_lab/tables/evals.parquet").query("shift == 'own_drifted'")
-    assert len(drifted) == 6 and drifted["acc"].between(0.05, 1).all()  # the dataset's own shifted set, evaluated
+    drifted = pd.read_parquet(tmp_path / "results/my_lab/tables/evals.parquet").query(
+        "shift == 'own_drifted'"
+    )
+    assert (
+        len(drifted) == 6 and drifted["acc"].between(0.05, 1).all()
+    )  # the dataset's own shifted set, evaluated
     for study in ("my_lab", "hundred", "sklearn"):
         assert (tmp_path / f"results/{study}/figures/mean_std_by_axis.png").exists()
     compared = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "my_lab", "--axis",
@@ -220,7 +256,9 @@ def test_own_model_and_datasets_run_through_the_workflow(tmp_path, importable):
     with open(importable / "my_lab/nets.py", "a") as model_file:  # an edit of the model's file (Snakemake
         model_file.write("# edited\n")  # compares contents: a touch alone re-runs nothing)
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
-    assert plan["train_shard"] == 2 and "prepare_dataset" not in plan  # my_lab's two shards, nothing of the others'
+    assert (
+        plan["train_shard"] == 2 and "prepare_dataset" not in plan
+    )  # my_lab's two shards, nothing of the others'
 
 
 def write_trainer(folder: Path, body: str) -> str:
@@ -260,7 +298,9 @@ def test_non_finite_logits_mark_a_run_diverged(tmp_path, monkeypatch, digits, di
     assert bad.diverged_step == 0 and np.isnan(bad.evals["clean", 0].acc)
 
 
-def test_a_command_trainer_gets_each_value_as_one_argument_never_read_by_a_shell(tmp_path, digits, digits_sets):
+def test_a_command_trainer_gets_each_value_as_one_argument_never_read_by_a_shell(
+    tmp_path, digits, digits_sets
+):
     """Values a study sets reach the command as single arguments: `1; touch PWNED` and `$(id)` run nothing."""
     script = tmp_path / "train.py"
     script.write_text(
@@ -304,8 +344,11 @@ def test_a_study_whose_seeds_change_nothing_says_so_in_its_results_and_in_compar
     trainer = write_trainer(tmp_path, "    rng = np.random.default_rng(int(params['hidden']))\n"
                             "    return {'logits': {n: rng.random((len(x), 10)) for n, (x, y) in data.sets.items()}}\n")  # fmt: skip
     config = write_config(tmp_path, constant={"trainer": trainer, "hidden": [1, 2], "seeds": 3})
-    snakemake(tmp_path, config, env={"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
-                                                                                os.environ.get("PYTHONPATH")]))})
+    snakemake(
+        tmp_path,
+        config,
+        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))},
+    )
     page = (tmp_path / "results/constant/report/results.html").read_text()
     assert "WARNING: seeds had no effect at 2 grid points (hidden=1; hidden=2)" in page
     compared = subprocess.run([str(Path(SNAKEMAKE).with_name("chaosgrid")), "compare", "--study", "constant",
@@ -329,7 +372,9 @@ def test_editing_a_command_trainers_script_re_runs_exactly_its_shards(tmp_path):
     with open(script, "a") as edited:
         edited.write("# edited\n")
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
-    assert plan["train_shard"] == 2 and "prepare_dataset" not in plan  # scripted's two shards, none of other's
+    assert (
+        plan["train_shard"] == 2 and "prepare_dataset" not in plan
+    )  # scripted's two shards, none of other's
 
 
 def images(n: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -349,7 +394,9 @@ def test_bad_arrays_are_named_when_the_dataset_is_prepared(tmp_path, arrays, mes
     full = {"x_train": images(60, (1, 4, 4)), "y_train": np.arange(60) % 3, "x_test": images(30, (1, 4, 4)),
             "y_test": np.arange(30) % 3, **arrays}  # fmt: skip
     np.savez(tmp_path / "d.npz", **full)
-    done = CliRunner().invoke(main, ["prepare", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--out", str(tmp_path / "p")])
+    done = CliRunner().invoke(
+        main, ["prepare", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--out", str(tmp_path / "p")]
+    )
     assert done.exit_code == 1 and re.search(message, done.output), done.output
     assert "Traceback" not in done.output and len(done.output.splitlines()) == 1
 
@@ -359,7 +406,10 @@ def test_a_dataset_function_returning_the_wrong_type_is_named(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path))
     done = CliRunner().invoke(main, ["prepare", "--dataset", "wrongdata:load", "--out", str(tmp_path / "p")])
     assert done.exit_code == 1, done.output
-    assert "dataset 'wrongdata:load' returned str; it must return a mapping with keys x_train, y_train" in done.output
+    assert (
+        "dataset 'wrongdata:load' returned str; it must return a mapping with keys x_train, y_train"
+        in done.output
+    )
 
 
 @pytest.mark.parametrize("form", ["{npz: d.npz}", "d.npz", "npz:d.npz"])
@@ -381,7 +431,9 @@ def test_a_bad_dataset_fails_the_workflow_in_a_few_lines_saying_what_to_do_once(
     done = snakemake(tmp_path, config, check=False)
     console = done.stdout + done.stderr
     assert done.returncode != 0 and console.count("looks like N x H x W x C (channels last)") == 1, console
-    assert "Traceback" not in console and "chaosgrid prepare" not in console and len(console.splitlines()) < 40
+    assert (
+        "Traceback" not in console and "chaosgrid prepare" not in console and len(console.splitlines()) < 40
+    )
     assert not (tmp_path / "results/s/runs").exists()
 
 
@@ -392,5 +444,8 @@ def test_a_trainer_that_fails_alike_on_its_retry_says_so_once_on_the_console(tmp
     done = snakemake(tmp_path, config, env=env, check=False)
     console = done.stdout + done.stderr
     assert done.returncode != 0 and console.count("raised KeyError: 'no_such_key'") == 1, console
-    assert "Error in rule train_shard (results/broken/logs/seeds~0-1.log): its retry failed the same way" in console
+    assert (
+        "Error in rule train_shard (results/broken/logs/seeds~0-1.log): its retry failed the same way"
+        in console
+    )
     assert "Traceback" not in console

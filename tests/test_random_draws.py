@@ -68,7 +68,9 @@ def test_a_run_that_draws_is_the_same_twice_alone_and_beside_others(model, noisy
 def test_the_draws_follow_the_order_seed_and_differ_between_steps(digits64):
     """Two runs with equal init seeds and different order seeds draw different dropout masks."""
     x = digits64.normalize(digits64.x_train[:32])
-    cells = [validate_cell({"model": "vgg16_dmc", "width": 2, "init_seed": 0, "order_seed": s}) for s in (0, 1)]
+    cells = [
+        validate_cell({"model": "vgg16_dmc", "width": 2, "init_seed": 0, "order_seed": s}) for s in (0, 1)
+    ]
     stack = train.build_stack(cells, x, 10, engine.Execution("loop"))
     stack.train(True)
     draws = {}
@@ -86,7 +88,9 @@ def test_a_model_that_draws_trains_on_the_loop_engine_with_a_line_saying_why(noi
     assert why.startswith("it draws random numbers: body.3 (Dropout)")
     plain = validate_cell({"model": "cnn", "width": 2})
     assert train.unstackable(plain, digits) == ""
-    torch_rand_only = train.random_draws(torch.nn.Sequential(torch.nn.Flatten(), RandomShift()), torch.zeros(4, 3))
+    torch_rand_only = train.random_draws(
+        torch.nn.Sequential(torch.nn.Flatten(), RandomShift()), torch.zeros(4, 3)
+    )
     assert torch_rand_only == ["its forward pass (two calls under different seeds differ)"]
 
 
@@ -98,6 +102,9 @@ class RandomShift(torch.nn.Module):
 def test_check_model_names_the_random_modules_and_passes_on_the_loop(noisy):
     done = CliRunner().invoke(main, ["check-model", noisy, "--width", "2"])
     assert done.exit_code == 0, done.output
-    assert "random draws: body.3 (Dropout) (each run draws from its own seed, on the loop engine)" in done.output
-    assert "loop: 3 runs together equal each run alone" in done.output and "vmap: cannot stack it" in done.output
-
+    assert (
+        "random draws: body.3 (Dropout) (each run draws from its own seed, on the loop engine)" in done.output
+    )
+    assert (
+        "loop: 3 runs together equal each run alone" in done.output and "vmap: cannot stack it" in done.output
+    )

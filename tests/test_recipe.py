@@ -110,7 +110,9 @@ def penalized_gradient(params, digits):
     cell = validate_cell({"model": "mlp", "width": 2, **params})
     x, y = train.training_set(digits, cell)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 10)
+    )
     stack = engine.LoopStack([model])
     step = recipe.Step(stack, cell, stack, torch.zeros(1, dtype=torch.long))
     grads = step.accumulate([(x[None, :64], y[None, :64])], lr=0.5)
@@ -144,7 +146,9 @@ def test_gradient_noise_is_standard_normal_and_independent_across_runs_and_steps
     draw = lambda step: torch.cat([z.reshape(3, -1) for z in engine.counter_normal(stack, seeds, step)], 1)
     z, later = draw(0), draw(1)
     assert z.mean().abs() < 0.01 and (z.std() - 1).abs() < 0.01
-    assert torch.corrcoef(torch.cat([z, later]))[torch.triu_indices(6, 6, 1).unbind()].abs().max() < 0.05  # 5 SE
+    assert (
+        torch.corrcoef(torch.cat([z, later]))[torch.triu_indices(6, 6, 1).unbind()].abs().max() < 0.05
+    )  # 5 SE
     alone = engine.counter_normal(engine.LoopStack(modules[1:2]), seeds[1:2], 0)
     assert torch.equal(torch.cat([a.flatten() for a in alone]), z[1])
 
@@ -186,7 +190,9 @@ def test_decay_length_reproduces_the_cosine_that_never_anneals():
     without decay_length the cosine spans the rest of the run and ends near 0."""
     cell = validate_cell({"schedule": "cosine", "warmup": 400 / 3000, "decay_length": 4000 / 3000})
     long = schedules.schedule(cell, 3000)
-    assert long.factor(399) == 1 and long.factor(2999) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2599 / 4000)))
+    assert long.factor(399) == 1 and long.factor(2999) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 2599 / 4000))
+    )
     assert long.factor(2999) == pytest.approx(0.274, abs=0.001)
     plain = schedules.schedule(validate_cell({"schedule": "cosine", "warmup": 400 / 3000}), 3000)
     assert plain.factor(2999) < 1e-5
@@ -254,9 +260,13 @@ def test_weights_reload_to_identical_predictions_and_runs_continue_from_them(dig
     for r, evals in zip(results, again):
         for key, e in r.evals.items():
             assert (evals[key].pred == e.pred).all() and (evals[key].p_true == e.p_true).all()
-    snapshot = train.build_stack(cells[:1], x, 10, engine.Execution("loop"), [results[0].weights[min(results[0].weights)]])
+    snapshot = train.build_stack(
+        cells[:1], x, 10, engine.Execution("loop"), [results[0].weights[min(results[0].weights)]]
+    )
     (mid,) = evaluation.evaluate(snapshot, digits_sets)
-    assert (mid["clean", 0].p_true == results[0].checkpoints[min(results[0].checkpoints)]["clean", 0].p_true).all()
+    assert (
+        mid["clean", 0].p_true == results[0].checkpoints[min(results[0].checkpoints)]["clean", 0].p_true
+    ).all()
     more = run_cells(2, width=4, epochs=0.1, lr=0.001, init_from="base")
     continued = train.train_shard(more, digits, digits_sets, start=[r.weights[r.steps] for r in results])
     fresh = train.train_shard(run_cells(2, width=4, epochs=0.1, lr=0.001), digits, digits_sets)
@@ -273,4 +283,8 @@ def test_progress_lines_report_epoch_loss_and_eta(digits):
     result = recipe.fit(engine.LoopStack([train.init_model(c, x, 10) for c in cells]), cells, x, y, log=lines.append,
                         progress_every=0.0)  # fmt: skip
     assert len(lines) == result.history[-1]["step"] == 5
-    assert lines[-1].startswith("  epoch 0.2/0.2: mean train loss") and "over 2 runs" in lines[-1] and "ETA 0 s" in lines[-1]
+    assert (
+        lines[-1].startswith("  epoch 0.2/0.2: mean train loss")
+        and "over 2 runs" in lines[-1]
+        and "ETA 0 s" in lines[-1]
+    )

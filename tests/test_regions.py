@@ -53,7 +53,9 @@ def test_fragmentation_counts_connected_class_regions():
     islands = halves.copy()
     islands[2, 2] = islands[5, 5] = 7  # two separate one-pixel regions of one class
     for connectivity in (4, 8):
-        assert planes.fragmentation(np.concatenate([halves.ravel(), islands.ravel()]), r, connectivity).tolist() == [2, 4]
+        assert planes.fragmentation(
+            np.concatenate([halves.ravel(), islands.ravel()]), r, connectivity
+        ).tolist() == [2, 4]
 
 
 def test_eight_connectivity_joins_regions_that_touch_at_corners():
@@ -103,7 +105,9 @@ def region_study(digits, tmp_path_factory):
         store.write_table(store.predictions_table(results), prediction_files[-1])
     tables = folder / "tables"
     names = ("runs", "evals", "summary", "history")
-    aggregate(run_files, prediction_files, history_files, ["width"], {t: tables / f"{t}.parquet" for t in names})
+    aggregate(
+        run_files, prediction_files, history_files, ["width"], {t: tables / f"{t}.parquet" for t in names}
+    )
     return folder, prediction_files
 
 
@@ -116,8 +120,14 @@ def test_probe_sets_stay_out_of_accuracy_tables(region_study):
 def test_region_tables_and_figures(region_study):
     folder, prediction_files = region_study
     runs = pd.read_parquet(folder / "tables/runs.parquet")
-    regions, maps, matrix, triplets = study_regions(runs, prediction_files, ["width"], [folder / "triplets.pt"], PAPER)
-    assert regions["width"].tolist() == [2, 8] and (regions["n_runs"] == 3).all() and (regions["connectivity"] == 8).all()
+    regions, maps, matrix, triplets = study_regions(
+        runs, prediction_files, ["width"], [folder / "triplets.pt"], PAPER
+    )
+    assert (
+        regions["width"].tolist() == [2, 8]
+        and (regions["n_runs"] == 3).all()
+        and (regions["connectivity"] == 8).all()
+    )
     assert regions["reproducibility"].between(0, 1).all() and (regions["fragmentation"] >= 1).all()
     expected_error = 1 - runs.groupby("width")["test_acc"].mean()
     np.testing.assert_allclose(regions["test_error"], expected_error.to_numpy())
@@ -127,12 +137,20 @@ def test_region_tables_and_figures(region_study):
     assert len(matrix) == 4 and triplets[["anchor_0", "anchor_1", "anchor_2"]].shape == (20, 3)
     first = pd.read_parquet(prediction_files[0]).query("shift == 'planes' and final")  # width 2, seeds 0..2
     pair = (np.stack(first["pred"].iloc[0]) == np.stack(first["pred"].iloc[1])).mean()
-    assert regions["reproducibility_pair"].iloc[0] == pytest.approx(pair)  # the paper's one pair: seeds 0 and 1
+    assert regions["reproducibility_pair"].iloc[0] == pytest.approx(
+        pair
+    )  # the paper's one pair: seeds 0 and 1
     # 4-connectivity counts at least as many regions as 8; an earlier checkpoint has other planes
-    four, *_ = study_regions(runs, prediction_files, ["width"], [folder / "triplets.pt"], {**PAPER, "connectivity": 4})
+    four, *_ = study_regions(
+        runs, prediction_files, ["width"], [folder / "triplets.pt"], {**PAPER, "connectivity": 4}
+    )
     assert (four["fragmentation"] >= regions["fragmentation"]).all()
-    earlier, *_ = study_regions(runs, prediction_files, ["width"], [folder / "triplets.pt"], {**PAPER, "epoch": 1})
-    assert not np.allclose(earlier["fragmentation"], regions["fragmentation"])  # the epoch-1 checkpoint's planes
+    earlier, *_ = study_regions(
+        runs, prediction_files, ["width"], [folder / "triplets.pt"], {**PAPER, "epoch": 1}
+    )
+    assert not np.allclose(
+        earlier["fragmentation"], regions["fragmentation"]
+    )  # the epoch-1 checkpoint's planes
     tables = folder / "tables"
     for name, frame in (("regions", regions), ("region_maps", maps), ("region_agreement", matrix),
                         ("triplets", triplets)):  # fmt: skip

@@ -55,7 +55,9 @@ def test_a_stopped_then_killed_shard_resumes_to_bit_identical_tables(tmp_path, e
     assert whole.wait() == 0, whole.stdout.read()
     state = tmp_path / "cut/resume/seeds~0-2.pt"
     if engine == "loop":  # SIGTERM's path is the engine's same; the loop's groups make it the longer story
-        said = stop_after_a_save(train(tmp_path / "cut", engine, "--save-every", "0.001"), state, signal.SIGTERM)
+        said = stop_after_a_save(
+            train(tmp_path / "cut", engine, "--save-every", "0.001"), state, signal.SIGTERM
+        )
         assert "stopped on request" in said and state.exists()
     killed = train(tmp_path / "cut", engine, "--save-every", "0.001")
     said = stop_after_a_save(killed, state, signal.SIGKILL)
@@ -115,5 +117,7 @@ def test_a_state_of_an_older_layout_is_reported_and_the_shard_starts_over(tmp_pa
     job = train(tmp_path / "a", "loop", spec=SHORT)
     said = job.communicate()[0]
     assert job.returncode == 0, said
-    assert "saved by another version of chaosgrid (layout 1, this one reads 2): ignored, starting over" in said
+    assert (
+        "saved by another version of chaosgrid (layout 1, this one reads 2): ignored, starting over" in said
+    )
     assert len(tables(tmp_path / "a")["runs"]) == 3

@@ -37,7 +37,7 @@ def simulate(rng, difference):
     p = np.clip(rng.normal(P, 0.1, N), 0.05, 0.95)
     arms = {x: rng.random((UNTIL.max_seeds, N)) < p + rng.normal(0, 0.005, (UNTIL.max_seeds, 1)) + shift
             for x, shift in ((0, 0.0), (1, difference))}  # fmt: skip
-    return lambda k: {(x, ): m[: k * UNTIL.block] for x, m in arms.items()}
+    return lambda k: {(x,): m[: k * UNTIL.block] for x, m in arms.items()}
 
 
 def run(rng, difference):
@@ -77,7 +77,9 @@ def test_a_difference_of_delta_is_found_in_80_percent_of_studies_with_fewer_seed
     futile = np.mean([r["status"] == "futility" for r in results])
     assert futile <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / STUDIES)
     rng = np.random.default_rng(3)  # a run's accuracy std, from 50 more studies' 128 runs each
-    std = np.sqrt(np.mean([np.var(m.mean(1), ddof=1) for _ in range(50) for m in simulate(rng, delta)(8).values()]))
+    std = np.sqrt(
+        np.mean([np.var(m.mean(1), ddof=1) for _ in range(50) for m in simulate(rng, delta)(8).values()])
+    )
     fixed = next(r for r in range(2, 1000) if stats.nct.sf(stats.t.ppf(0.975, 2 * r - 2), 2 * r - 2,
                                                             delta / (std * np.sqrt(2 / r))) >= power)  # fmt: skip
     print(f"difference delta: power {power:.3f}, futility {futile:.3f}, mean seeds {seeds:.1f} of {UNTIL.max_seeds}; a fixed design of "
@@ -144,7 +146,9 @@ def test_64_looks_spend_alpha_in_a_simulated_brownian_motion():
     critical = np.array(seq.boundaries(64, 0.0125))
     rng, crossed, n = np.random.default_rng(1), 0, 1_000_000
     for _ in range(10):
-        paths = np.cumsum(rng.normal(0, np.sqrt(1 / 64), (n // 10, 64)), axis=1) / np.sqrt(np.arange(1, 65) / 64)
+        paths = np.cumsum(rng.normal(0, np.sqrt(1 / 64), (n // 10, 64)), axis=1) / np.sqrt(
+            np.arange(1, 65) / 64
+        )
         crossed += int((np.abs(paths) >= critical).any(axis=1).sum())
     assert crossed / n == pytest.approx(0.0125, abs=4 * np.sqrt(0.0125 / n))
 
@@ -153,7 +157,9 @@ def skewed_against_steady(rng, until, spread):
     """One study with no true difference where Welch's t is weakest: arm 1's runs shifted by a right-skewed
     lognormal of std `spread`, arm 0's runs alike at the same expected accuracy."""
     p = np.clip(rng.normal(P, 0.1, N), 0.05, 0.95)
-    lognormal = lambda z: spread * (np.exp(z) - np.exp(0.5)) / np.sqrt((np.e - 1) * np.e)  # mean 0, std spread
+    lognormal = lambda z: (
+        spread * (np.exp(z) - np.exp(0.5)) / np.sqrt((np.e - 1) * np.e)
+    )  # mean 0, std spread
     nodes, weights = np.polynomial.hermite_e.hermegauss(80)
     expected = (weights / weights.sum()) @ np.clip(p + lognormal(nodes)[:, None], 0, 1).mean(1)
     m = until.max_seeds

@@ -43,15 +43,19 @@ def test_every_interpolation_in_a_shell_command_is_quoted():
             for _, field, spec, _ in string.Formatter().parse(command):
                 if field is not None and spec != "q" and field not in UNQUOTED_ALLOWED:
                     unquoted.append(f"{path.name}:{line}: {{{field}}}")
-    assert not unquoted, "interpolated into a shell without :q (user input reaches the shell raw):\n" + "\n".join(
-        unquoted
+    assert not unquoted, (
+        "interpolated into a shell without :q (user input reaches the shell raw):\n" + "\n".join(unquoted)
     )
 
 
 def test_the_check_catches_an_unquoted_field(tmp_path):
     rule = tmp_path / "bad.smk"
-    rule.write_text('rule x:\n    shell:\n        "chaosgrid train-shard {params.files}"\n        " > {log:q}"\n')
-    fields = [f for _, c in shell_commands(rule) for _, f, s, _ in string.Formatter().parse(c) if f and s != "q"]
+    rule.write_text(
+        'rule x:\n    shell:\n        "chaosgrid train-shard {params.files}"\n        " > {log:q}"\n'
+    )
+    fields = [
+        f for _, c in shell_commands(rule) for _, f, s, _ in string.Formatter().parse(c) if f and s != "q"
+    ]
     assert fields == ["params.files"]
 
 
@@ -82,10 +86,19 @@ def test_a_study_with_hostile_values_and_file_names_runs_nothing_and_keeps_them_
         "with np.load(data) as d:\n"
         "    np.savez(out, **{'logits.clean': np.eye(3)[d['y.clean']]})\n"
     )  # fmt: skip
-    config = write_config(tmp_path, edge={"dataset": {"npz": npz.name}, "seeds": 2, "tag": HOSTILE,
-                                          "trainer": f"command:{sys.executable} {script} {{data}} {{out}} {{tag}}"})
+    config = write_config(
+        tmp_path,
+        edge={
+            "dataset": {"npz": npz.name},
+            "seeds": 2,
+            "tag": HOSTILE,
+            "trainer": f"command:{sys.executable} {script} {{data}} {{out}} {{tag}}",
+        },
+    )
     snakemake(tmp_path, config)
-    made = sorted(p.name for p in tmp_path.rglob("made_by_*")) + sorted(p.name for p in REPO.glob("made_by_*"))
+    made = sorted(p.name for p in tmp_path.rglob("made_by_*")) + sorted(
+        p.name for p in REPO.glob("made_by_*")
+    )
     assert made == []
     seen = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
     assert sorted(seen) == sorted(HOSTILE * 2)

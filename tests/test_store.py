@@ -21,13 +21,21 @@ CLI = [sys.executable, "-m", "chaosgrid.cli"]
 def shard_tables(tmp_path_factory):
     """A shard of 8 default runs trained through the real CLI, as a user would."""
     out = tmp_path_factory.mktemp("shard")
-    shard = expand_study("t", {"seeds": 8, "epochs": 3, "shifts": ["gaussian_noise", "contrast"], "severities": [1, 3]})[0]
+    shard = expand_study(
+        "t", {"seeds": 8, "epochs": 3, "shifts": ["gaussian_noise", "contrast"], "severities": [1, 3]}
+    )[0]
     done = subprocess.run(
         [*CLI, "train-shard", "--spec", shard.to_json(), "--runs", out / "runs.parquet",
          "--predictions", out / "predictions.parquet"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return shard, done.stdout, pq.read_table(out / "runs.parquet"), pq.read_table(out / "predictions.parquet"), out
+    return (
+        shard,
+        done.stdout,
+        pq.read_table(out / "runs.parquet"),
+        pq.read_table(out / "predictions.parquet"),
+        out,
+    )
 
 
 def test_shard_of_8_gives_8_runs_and_8_x_eval_sets_predictions(shard_tables, digits):
@@ -117,7 +125,9 @@ def test_a_study_asking_for_probabilities_stores_every_class_per_example(tmp_pat
         probs = np.asarray(row["probs"], dtype=np.float32).reshape(len(row["pred"]), 10)
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-2)
         assert (probs.argmax(1) == np.asarray(row["pred"])).mean() > 0.99  # float16 ties aside
-        np.testing.assert_allclose(probs[np.arange(len(probs)), digits.y_test.numpy()], row["p_true"], atol=1e-3)
+        np.testing.assert_allclose(
+            probs[np.arange(len(probs)), digits.y_test.numpy()], row["p_true"], atol=1e-3
+        )
 
 
 def test_weights_files_find_a_checkpoint_by_epoch_and_name_the_trainable_parameters(tmp_path):
@@ -127,7 +137,9 @@ def test_weights_files_find_a_checkpoint_by_epoch_and_name_the_trainable_paramet
 
     states = {5: {"w": torch.zeros(2), "bn.running_mean": torch.ones(2)}, 10: {"w": torch.ones(2),
               "bn.running_mean": torch.ones(2)}}  # fmt: skip
-    result = evaluation.RunResult(validate_cell({"epochs": 5}), 0.0, 1.0, -1, 0.0, {}, steps=10, weights=states)
+    result = evaluation.RunResult(
+        validate_cell({"epochs": 5}), 0.0, 1.0, -1, 0.0, {}, steps=10, weights=states
+    )
     path = tmp_path / "w.pt"
     store.write_weights([result], [7], path, ["w"])
     assert store.read_weights(path)["parameters"] == ["w"]
@@ -185,5 +197,7 @@ def test_a_truncated_shard_file_is_named_with_what_to_do(shard_tables, tmp_path)
     good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
     good.write_bytes((out / "predictions.parquet").read_bytes())
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a killed copy or a full disk
-    with pytest.raises(ValueError, match=f"^{bad} is truncated or corrupt .*: delete it to have its shard re-run$"):
+    with pytest.raises(
+        ValueError, match=f"^{bad} is truncated or corrupt .*: delete it to have its shard re-run$"
+    ):
         read_columns([good, bad], ["cell_id", "acc"])

@@ -18,7 +18,9 @@ def predictions(results):
 
 def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
     (result,) = train.train_shard(cells(1), digits, digits_sets)
-    print(f"default cnn on digits: test_acc {result.evals['clean', 0].acc:.4f} in {result.wall_s:.2f} s (1 thread)")
+    print(
+        f"default cnn on digits: test_acc {result.evals['clean', 0].acc:.4f} in {result.wall_s:.2f} s (1 thread)"
+    )
     assert result.evals["clean", 0].acc >= 0.97
     assert result.diverged_step == -1 and result.train_acc > 0.97
 
@@ -26,7 +28,9 @@ def test_default_cnn_on_digits_reaches_97_percent(digits, digits_sets):
 @pytest.mark.parametrize("engine_name", ["loop", "vmap"])
 def test_same_seeds_give_bit_identical_runs_on_cpu(digits, digits_sets, engine_name):
     spec = cells(2, epochs=2, augmentation="flip_crop")
-    first, second = (train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name)) for _ in range(2))
+    first, second = (
+        train.train_shard(spec, digits, digits_sets, engine.Execution(engine_name)) for _ in range(2)
+    )
     for a, b in zip(first, second):
         assert a.train_loss == b.train_loss
         for key in a.evals:
@@ -161,7 +165,9 @@ def test_label_noise_and_fraction_shape_the_training_set(digits):
 def test_synthetic_task_is_learnable():
     ds = data.synthetic(2000, 500)
     sets = shifts.eval_sets(ds, evalsets.eval_pairs([], []))
-    (result,) = train.train_shard(cells(1, dataset="synthetic", width=8, epochs=4, batch_size=128, lr=0.1), ds, sets)
+    (result,) = train.train_shard(
+        cells(1, dataset="synthetic", width=8, epochs=4, batch_size=128, lr=0.1), ds, sets
+    )
     assert result.evals["clean", 0].acc > 0.25  # chance is 0.10
 
 
@@ -220,7 +226,9 @@ def test_kept_weights_evaluate_as_training_did(digits, digits_sets, engine_name)
     retraining): the same predictions, bit for bit, at every kept checkpoint; a diverged run's accuracy NaN."""
     spec = cells(2, epochs=0.3)
     execution = engine.Execution(engine_name)
-    results = train.train_shard(spec, digits, digits_sets, execution, checkpoints="every:0.1", keep_weights=True)
+    results = train.train_shard(
+        spec, digits, digits_sets, execution, checkpoints="every:0.1", keep_weights=True
+    )
     shifted = {key: sets for key, sets in digits_sets.items() if key != evalsets.CLEAN}
     runs = [{"weights": r.weights, "steps": r.steps} for r in results]
     found = list(train.evaluate_weights(spec, runs, [False, True], digits, shifted, execution))

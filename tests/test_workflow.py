@@ -63,7 +63,8 @@ def test_schema_and_readme_tables_are_generated_from_the_parameter_table():
     and the schema holds every parameter a study sets, with its choices."""
     import yaml
 
-    from chaosgrid.cells import CHOICES, NOT_IN_STUDIES, PARAMETERS, render_readme, render_schema
+    from chaosgrid.cells import CHOICES, NOT_IN_STUDIES, PARAMETERS
+    from chaosgrid.plan.schema import render_readme, render_schema
 
     schema_text = (REPO / "workflow/schemas/config.schema.yaml").read_text()
     readme = (REPO / "config/README.md").read_text()
@@ -84,7 +85,9 @@ def test_a_drifted_schema_is_named_by_the_check(tmp_path):
     (tmp_path / "workflow/schemas/config.schema.yaml").write_text(schema.replace("peak learning rate", "lr"))
     (tmp_path / "config/README.md").write_text((REPO / "config/README.md").read_text())
     chaosgrid = str(Path(SNAKEMAKE).with_name("chaosgrid"))
-    done = subprocess.run([chaosgrid, "schema", "--repo", str(tmp_path)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [chaosgrid, "schema", "--repo", str(tmp_path)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1 and "config.schema.yaml" in done.stderr and "README" not in done.stderr
     subprocess.run([chaosgrid, "schema", "--repo", str(tmp_path), "--write"], check=True, capture_output=True)
     assert (tmp_path / "workflow/schemas/config.schema.yaml").read_text() == schema
@@ -120,12 +123,19 @@ def test_end_to_end_tables_and_figures(grid_run):
              "independence", "churn", "variance_vs_shift", "comparisons"]  # fmt: skip
     comparisons = pd.read_parquet(tables / "comparisons.parquet")
     assert list(comparisons[["shift", "axis", "a", "b"]].itertuples(index=False, name=None)) == [
-        ("clean", "lr", "0.1", "0.05"), ("jpeg", "lr", "0.1", "0.05")]  # one comparison per evaluation set
-    assert comparisons["test_set_lo"].lt(comparisons["diff"]).all() and comparisons["runs_test_set_1pt"].ge(2).all()
+        ("clean", "lr", "0.1", "0.05"),
+        ("jpeg", "lr", "0.1", "0.05"),
+    ]  # one comparison per evaluation set
+    assert (
+        comparisons["test_set_lo"].lt(comparisons["diff"]).all()
+        and comparisons["runs_test_set_1pt"].ge(2).all()
+    )
     assert (comparisons["comparisons"] == 1).all() and comparisons["test_set_verdict_holm"].notna().all()
     for name in names:
         assert (work / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
-    assert list((work / "results/tiny/logs").rglob("*.log")) and list((work / "results/tiny/benchmarks").rglob("*.tsv"))
+    assert list((work / "results/tiny/logs").rglob("*.log")) and list(
+        (work / "results/tiny/benchmarks").rglob("*.tsv")
+    )
 
 
 def test_compare_prints_both_questions_and_names_bad_input(grid_run):
@@ -168,7 +178,8 @@ def test_export_writes_every_table_as_csv_or_json(grid_run, tmp_path):
     assert export("--table", "summary", "--format", "json").returncode == 0
     summary = pd.read_parquet(work / "results/tiny/tables/summary.parquet")
     assert [r["mean_acc"] for r in json.loads((tmp_path / "summary.json").read_text())] == pytest.approx(
-        list(summary["mean_acc"]))
+        list(summary["mean_acc"])
+    )
     bad = export("--table", "nope")
     assert bad.returncode == 2 and "its tables: " in bad.stderr
 
@@ -181,17 +192,31 @@ def test_report_builds(grid_run):
                                          "summary.html", "variance.html", "comparisons.html", "overview.html"))  # fmt: skip
     assert "full-batch vs SGD table" in html and "dataset digits, model cnn" in html  # the front page
     overview = (work / "results/tiny/report/overview.html").read_text()
-    assert all(f"<td>{item}</td>" in overview for item in ("runs", "8", "4 (2 runs each)", "axis lr", "0.05, 0.1"))
+    assert all(
+        f"<td>{item}</td>" in overview for item in ("runs", "8", "4 (2 runs each)", "axis lr", "0.05, 0.1")
+    )
     page = (work / "results/tiny/report/variance.html").read_text()
     assert page.count("<tr") == 1 + 4 and "var_binomial_lo" in page  # header + 2 lr x 2 evaluation sets
     assert "results.html" in html
     results = (work / "results/tiny/report/results.html").read_text()
-    assert "Does clean test accuracy change along lr" in results and "8 runs at 2 grid points; 0 diverged." in results
-    assert "lr 0.1 vs 0.05: A - B " in results and "(Holm, over 1 comparison: every one of this evaluation set" in results
+    assert (
+        "Does clean test accuracy change along lr" in results
+        and "8 runs at 2 grid points; 0 diverged." in results
+    )
+    assert (
+        "lr 0.1 vs 0.05: A - B " in results
+        and "(Holm, over 1 comparison: every one of this evaluation set" in results
+    )
     assert results.count("<img") == len(ANALYSES["variance"].figures) + len(ANALYSES["compare"].figures) + 4
-    assert "Distribution of clean test accuracy over all runs of study <b>tiny</b>" in results  # captions inline
+    assert (
+        "Distribution of clean test accuracy over all runs of study <b>tiny</b>" in results
+    )  # captions inline
     comparisons = (work / "results/tiny/report/comparisons.html").read_text()
-    assert "Holm verdict" in comparisons and "runs per arm for 0.5 points" in comparisons and "se_runs" not in comparisons
+    assert (
+        "Holm verdict" in comparisons
+        and "runs per arm for 0.5 points" in comparisons
+        and "se_runs" not in comparisons
+    )
 
 
 def test_a_report_of_a_config_that_was_not_run_says_so_in_one_line(grid_run):
@@ -228,8 +253,11 @@ def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
     assert plan["train_shard"] == 2  # the new lr's two seed blocks, nothing else
     wide = snakemake(work, write_config(work, "wide.yaml", tiny=tiny_study(width=[4, 1500])), "-n")
     said = wide.stdout + wide.stderr  # planning estimates a shard's memory (chaosgrid.footprint)
-    assert re.search(r"tiny: shard width~1500/lr~0.05/seeds~[0-9-]+ needs about [\d,]+ MB \(.*202,594,510 parameters "
-                     r"per run, 1 run\(s\) in memory at once\), above the study's mem_mb of 2,000", said), said
+    assert re.search(
+        r"tiny: shard width~1500/lr~0.05/seeds~[0-9-]+ needs about [\d,]+ MB \(.*202,594,510 parameters "
+        r"per run, 1 run\(s\) in memory at once\), above the study's mem_mb of 2,000",
+        said,
+    ), said
     assert said.count(" needs about ") == 1
     snakemake(work, config)
     assert len(pd.read_parquet(work / "results/tiny/tables/runs.parquet")) == 12
@@ -237,7 +265,9 @@ def test_adding_an_lr_value_runs_only_the_new_shard(grid_run):
 
 
 def test_a_study_grown_from_12_to_16_to_32_seeds_trains_only_the_new_blocks(tmp_path):
-    grown = lambda seeds: write_config(tmp_path, f"s{seeds}.yaml", grow=tiny_study(lr=0.05, seeds=seeds, shard_size=8))
+    grown = lambda seeds: write_config(
+        tmp_path, f"s{seeds}.yaml", grow=tiny_study(lr=0.05, seeds=seeds, shard_size=8)
+    )
     shard_jobs = lambda out: sorted(re.findall(r"rule train_shard:\n(?:    .*\n)*?    output: results/grow/runs/"
                                                r"(seeds~[\d,-]+)\.parquet", out))  # fmt: skip
     snakemake(tmp_path, grown(12))
@@ -262,14 +292,20 @@ def test_a_study_adds_seed_blocks_only_while_its_comparisons_are_undecided(tmp_p
              if k not in ("seeds", "shard_size", "shifts", "severities")}  # the block sets the seeds  # fmt: skip
     config = write_config(tmp_path, seq=study)
     dry = snakemake(tmp_path, config, "-n")
-    assert "seq: 12 runs in 3 shards first (4 seeds per grid point), then up to 2 more blocks" in dry.stdout + dry.stderr
+    assert (
+        "seq: 12 runs in 3 shards first (4 seeds per grid point), then up to 2 more blocks"
+        in dry.stdout + dry.stderr
+    )
     snakemake(tmp_path, config, "--until", "sequential_figures")  # the study's other figures are other tests'
 
     decisions = pd.read_parquet(tmp_path / "results/seq/tables/decisions.parquet")
     assert list(decisions["comparison"]) == ["lr=0.05 vs 0.001", "lr=0.1 vs 0.05"]
     first, second = decisions.to_dict("records")
     assert first["status"] == "success" and first["verdict"] == "A > B" and first["seeds"] < 12
-    trained = sorted(str(p.relative_to(tmp_path / "results/seq/runs")) for p in (tmp_path / "results/seq/runs").rglob("*.parquet"))
+    trained = sorted(
+        str(p.relative_to(tmp_path / "results/seq/runs"))
+        for p in (tmp_path / "results/seq/runs").rglob("*.parquet")
+    )
     blocks = {lr: sum(k.startswith(f"lr~{lr}/") for k in trained) for lr in ("0.001", "0.05", "0.1")}
     assert blocks["0.001"] == first["look"] and blocks["0.05"] == blocks["0.1"] == second["look"]
     runs = pd.read_parquet(tmp_path / "results/seq/tables/runs.parquet")
@@ -303,12 +339,16 @@ def test_bad_config_fails_before_any_job(tmp_path, study, named):
 
 
 def test_failed_job_is_retried_and_nothing_is_lost(tmp_path):
-    config = write_config(tmp_path, tiny=tiny_study(lr=0.05, seeds=2, resources={"runtime": 7, "mem_mb": 900}))
+    config = write_config(
+        tmp_path, tiny=tiny_study(lr=0.05, seeds=2, resources={"runtime": 7, "mem_mb": 900})
+    )
     marker = tmp_path / "failed-once"
     done = snakemake(tmp_path, config, "--quiet", "host", env=fail_once(marker))  # job blocks
     assert marker.exists()  # the first attempt failed ...
     assert len(pd.read_parquet(tmp_path / "results/tiny/tables/runs.parquet")) == 2  # ... the retry completed
-    log = done.stdout + done.stderr  # ... with twice the time and memory (a limit that killed it is not hit again)
+    log = (
+        done.stdout + done.stderr
+    )  # ... with twice the time and memory (a limit that killed it is not hit again)
     assert "runtime=7," in log and "runtime=14," in log and "mem_mb=900," in log and "mem_mb=1800," in log
 
 
@@ -317,7 +357,9 @@ def test_killed_training_job_leaves_no_result_and_is_redone(tmp_path):
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(config), "--cores", "1"]  # fmt: skip
     env = {**os.environ, "PATH": f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     log = tmp_path / "results/slow/logs/seeds~0-1.log"
     deadline = time.time() + 120
     while not (log.exists() and "runs," in log.read_text()) and time.time() < deadline:
@@ -345,7 +387,10 @@ def test_a_shard_stopped_by_sigterm_is_retried_from_its_saved_state_and_says_so_
                      env=fail_once(marker, "CHAOSGRID_STOP_AFTER_SAVE"))  # fmt: skip
     assert marker.exists()
     console = done.stdout + done.stderr
-    assert "last lines of results/slow/logs/seeds~0-1.log" in console and "| stopped on request: state saved" in console
+    assert (
+        "last lines of results/slow/logs/seeds~0-1.log" in console
+        and "| stopped on request: state saved" in console
+    )
     assert "shard done: slow seeds~0-1: 2 runs in" in console and "1 of 1 shard jobs (2 runs) done" in console
     log = (tmp_path / "results/slow/logs/seeds~0-1.log").read_text()
     assert "resuming from results/slow/resume/seeds~0-1.pt" in log, log
@@ -356,7 +401,9 @@ def test_a_shard_stopped_by_sigterm_is_retried_from_its_saved_state_and_says_so_
 def test_execution_block_reaches_every_shard_job_and_is_validated(tmp_path):
     config = tmp_path / "config.yaml"
     study = {"tiny": tiny_study(lr=0.05, seeds=2)}
-    config.write_text(yaml.safe_dump({"execution": {"engine": "vmap", "channels_last": True}, "studies": study}))
+    config.write_text(
+        yaml.safe_dump({"execution": {"engine": "vmap", "channels_last": True}, "studies": study})
+    )
     shell = snakemake(tmp_path, config, "-n", "-p", "--quiet", "host").stdout  # shell commands shown
     assert "--engine vmap --channels-last --no-compile" in shell
     config.write_text(yaml.safe_dump({"execution": {"engine": "jit"}, "studies": study}))
@@ -371,7 +418,9 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     that keeps weights is evaluated on its shifts from them: a shift added to it re-trains nothing, while one
     added to a study without weights re-trains its shards, which planning says."""
     base = tiny_study(lr=[0.05, 0.1], schedule="cyclic_cosine", cycles=2, warmup=0, checkpoints="snapshots")
-    more = tiny_study(lr=[0.05, 0.1], epochs=0.05, schedule="constant", warmup=0, init_from="base")  # one step
+    more = tiny_study(
+        lr=[0.05, 0.1], epochs=0.05, schedule="constant", warmup=0, init_from="base"
+    )  # one step
     config = write_config(tmp_path, base=base, more=more)
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
     assert plan["train_shard_keeping_weights"] == 4 and plan["train_shard"] == 4
@@ -388,13 +437,17 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     keys = ["lr", "init_seed"]
     base_runs, more_runs = (pd.read_parquet(tmp_path / f"results/{s}/tables/runs.parquet").sort_values(keys)
                             for s in ("base", "more"))  # fmt: skip
-    assert (more_runs["steps"] == 1).all() and more_runs["test_acc"].mean() > 0.4  # one step from scratch: ~0.1
+    assert (more_runs["steps"] == 1).all() and more_runs[
+        "test_acc"
+    ].mean() > 0.4  # one step from scratch: ~0.1
     assert (more_runs["test_acc"].to_numpy() - base_runs["test_acc"].to_numpy()).std() < 0.1
     config = write_config(tmp_path, base={**base, "shifts": ["jpeg", "contrast"]},
                           more={**more, "shifts": ["jpeg", "contrast"]})  # fmt: skip
     dry = snakemake(tmp_path, config, "-n").stdout
     plan = planned_jobs(dry)
-    assert plan["evaluate_shard"] == 4 and plan["train_shard"] == 4 and "train_shard_keeping_weights" not in plan
+    assert (
+        plan["evaluate_shard"] == 4 and plan["train_shard"] == 4 and "train_shard_keeping_weights" not in plan
+    )
     assert "more: its evaluation sets changed (adds contrast~1): its 4 finished shards re-train" in dry
     assert "base: its evaluation sets" not in dry
     snakemake(tmp_path, config, "--until", "evaluate_shard")
@@ -402,7 +455,9 @@ def test_runs_start_from_another_studys_weights_and_depend_on_them(tmp_path):
     assert predictions.groupby("shift")["cell_id"].count().to_dict() == {"clean": 4, "contrast": 4, "jpeg": 4}
     (tmp_path / "results/base/weights/lr~0.1/seeds~2-3.pt").unlink()
     plan = planned_jobs(snakemake(tmp_path, config, "-n").stdout)
-    assert plan["train_shard_keeping_weights"] == 1 and plan["evaluate_shard"] == 1 and plan["train_shard"] == 4
+    assert (
+        plan["train_shard_keeping_weights"] == 1 and plan["evaluate_shard"] == 1 and plan["train_shard"] == 4
+    )
 
 
 def test_full_batch_study_makes_its_table_and_figures(tmp_path):
@@ -439,7 +494,16 @@ def test_a_named_configfile_runs_only_its_own_studies(tmp_path):
     named = write_config(tmp_path, "named.yaml", other=tiny_study(lr=0.05))
     plan = planned_jobs(snakemake(tmp_path, named, "-n").stdout)
     assert plan["train_shard"] == 2  # other's two seed blocks; the default's four are not planned
-    cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--cores", "1"]
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "-n",
+        "--cores",
+        "1",
+    ]
     default = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300)
     assert planned_jobs(default.stdout)["train_shard"] == 4
 
@@ -472,7 +536,13 @@ def test_ensembles_study_end_to_end_and_curves_depend_on_their_endpoints(tmp_pat
         "single_cycle",
     }
     members = {m: table.loc[(m, 1), "members"] for m in ("ind", "nocycle", "sse", "fge", "single_cycle")}
-    assert members == {"ind": 1, "nocycle": 2, "sse": 1, "fge": 2, "single_cycle": 2}  # SSE: the last snapshot
+    assert members == {
+        "ind": 1,
+        "nocycle": 2,
+        "sse": 1,
+        "fge": 2,
+        "single_cycle": 2,
+    }  # SSE: the last snapshot
     assert (
         table.xs(1, level="budget")["epochs"] == 2
     ).all()  # equal budgets: FGE's 1 + 1 epochs, 2 cycles of 1
@@ -508,11 +578,22 @@ def test_a_study_with_the_papers_planes_compares_architectures_and_optimizers(tm
     assert (tmp_path / "resources/prepared/digits/planes/test-distinct-3.pt").exists()
     tables = tmp_path / "results/arch/tables"
     regions = pd.read_parquet(tables / "regions.parquet")
-    assert len(regions) == 4 and (regions["connectivity"] == 8).all() and regions["reproducibility_pair"].notna().all()
+    assert (
+        len(regions) == 4
+        and (regions["connectivity"] == 8).all()
+        and regions["reproducibility_pair"].notna().all()
+    )
     matrix = pd.read_parquet(tables / "region_agreement.parquet")
-    assert len(matrix) == 2 * 2 * 2 and set(matrix.columns) == {"optimizer", "model_a", "model_b", "agreement"}
+    assert len(matrix) == 2 * 2 * 2 and set(matrix.columns) == {
+        "optimizer",
+        "model_a",
+        "model_b",
+        "agreement",
+    }
     assert len(pd.read_parquet(tables / "triplets.parquet")) == 3
-    predictions = pd.read_parquet(tmp_path / "results/arch/predictions/model~cnn/optimizer~sgd/seeds~0-1.parquet")
+    predictions = pd.read_parquet(
+        tmp_path / "results/arch/predictions/model~cnn/optimizer~sgd/seeds~0-1.parquet"
+    )
     assert {len(p) for p in predictions.query("shift == 'planes'")["pred"]} == {3 * 10 * 10}
     for figure in ("decision_regions", "double_descent", "region_agreement", "region_bars"):
         assert (tmp_path / f"results/arch/figures/{figure}.png").stat().st_size > 10_000

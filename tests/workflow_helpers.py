@@ -29,7 +29,9 @@ def write_config(folder: Path, name: str = "config.yaml", **studies) -> Path:
 def fail_once(marker: Path, fault: str = "CHAOSGRID_FAIL_ONCE") -> dict:
     """Environment under which the first shard job fails (tests/faults/sitecustomize.py), leaving `marker`;
     fault="CHAOSGRID_STOP_AFTER_SAVE": it gets SIGTERM after it has saved its state."""
-    path = os.pathsep.join(p for p in (str(Path(__file__).parent / "faults"), os.environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(
+        p for p in (str(Path(__file__).parent / "faults"), os.environ.get("PYTHONPATH")) if p
+    )
     return {"PYTHONPATH": path, fault: str(marker)}
 
 
@@ -45,7 +47,9 @@ def snakemake(workdir: Path, config: Path, *args: str, env: dict | None = None, 
     env = {**os.environ, "PATH": path, **(env or {})}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if check and done.returncode != 0:
-        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 

@@ -29,7 +29,9 @@ pytestmark = [
 def cluster_env(tmp_path_factory):
     """Environment for calls that talk to the cluster: its slurm.conf."""
     state = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run(["bash", HERE / "slurm.sh", "start", state], capture_output=True, text=True, check=False)
+    started = subprocess.run(
+        ["bash", HERE / "slurm.sh", "start", state], capture_output=True, text=True, check=False
+    )
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         print(started.stdout)
@@ -72,7 +74,9 @@ def test_grid_through_slurm_matches_local_run_retries_a_failed_job_and_reruns_no
         a, b = (pd.read_parquet(d / f"results/tiny/tables/{table}.parquet", columns=columns[table]) for d in
                 (on_cluster, local))  # fmt: skip
         sort = list(a.columns[:3])
-        pd.testing.assert_frame_equal(a.sort_values(sort, ignore_index=True), b.sort_values(sort, ignore_index=True))
+        pd.testing.assert_frame_equal(
+            a.sort_values(sort, ignore_index=True), b.sort_values(sort, ignore_index=True)
+        )
 
     again = snakemake_slurm(on_cluster, config, cluster_env)
     assert "submitted with SLURM jobid" not in again.stdout + again.stderr

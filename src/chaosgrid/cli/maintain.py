@@ -20,7 +20,7 @@ import click
 def schema_command(repo, write) -> None:
     """Check (or with --write regenerate) what derives from chaosgrid.cells.PARAMETERS: the config schema's
     cell parameters and config/README.md's tables. Exits 1 naming each file that has drifted."""
-    from chaosgrid.cells import render_readme, render_schema
+    from chaosgrid.plan.schema import render_readme, render_schema
 
     files = {
         Path(repo) / "workflow/schemas/config.schema.yaml": render_schema,

@@ -29,10 +29,10 @@ from chaosgrid.cells import (
 )
 from chaosgrid.evalsets import PLANES, check_shifts
 from chaosgrid.plan.blocks import (
-    CURVE_DEFAULTS,
     CURVE_FIXED,
     CURVE_KINDS,
     CURVE_REFUSED,
+    CURVES_BLOCK,
     STUDY_KEYS,
     ensemble_studies,
     plane_spec,
@@ -163,8 +163,8 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
     for name, study in studies.items():
         if not study.get("curves"):
             continue
-        block = {**CURVE_DEFAULTS, **study["curves"]}
-        overrides = {k: v for k, v in block.items() if k not in CURVE_DEFAULTS}
+        block = CURVES_BLOCK.complete(study["curves"], f"study {name!r}: ")
+        overrides = {k: v for k, v in block.items() if k not in CURVES_BLOCK.keys}
         if bad := sorted(k for k in overrides if k not in CELL_DEFAULTS or k in CURVE_FIXED):
             raise GridError(
                 f"study {name!r}: curves sets {bad[0]!r}; besides pairs, kinds and points it sets "
