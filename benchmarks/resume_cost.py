@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from chaosgrid import engine, recipe, train
+from chaosgrid.batches import Batches
 from chaosgrid.cells import validate_cell
 from chaosgrid.footprint import DATASETS
 from chaosgrid.resume import Resume
@@ -54,7 +55,7 @@ def measure(name: str, cell: dict, k: int, device: str, repeats: int) -> dict:
             seconds.append(time.perf_counter() - began)
         size = resume.path.stat().st_size
     # replaying a resumed fit's draws: one epoch of batch orders and augmentations of `examples` examples
-    batches = recipe.Batches([{**c, "augmentation": "flip_crop"} for c in cells], torch.zeros(examples, *shape),
+    batches = Batches([{**c, "augmentation": "flip_crop"} for c in cells], torch.zeros(examples, *shape),
                              torch.zeros(examples, dtype=torch.long), 64, engine.Execution("loop"))  # fmt: skip
     steps = -(-examples // 64)
     began = time.perf_counter()

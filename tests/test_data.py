@@ -10,7 +10,7 @@ from published_data import (
     write_svhn,
 )
 
-from chaosgrid import data
+from chaosgrid import data, sampling
 
 
 def test_digits_split_is_fixed(digits):
@@ -29,27 +29,27 @@ def test_synthetic_is_cifar_shaped_deterministic_and_balanced():
 
 
 def test_balanced_subset_is_deterministic_and_balanced(digits):
-    idx = data.balanced_subset(digits.y_train, 0.5)
-    assert torch.equal(idx, data.balanced_subset(digits.y_train, 0.5))
+    idx = sampling.balanced_subset(digits.y_train, 0.5)
+    assert torch.equal(idx, sampling.balanced_subset(digits.y_train, 0.5))
     full = torch.bincount(digits.y_train, minlength=10)
     half = torch.bincount(digits.y_train[idx], minlength=10)
     assert torch.all((half - full / 2).abs() <= 1)
-    assert len(data.balanced_subset(digits.y_train, 1.0)) == len(digits.y_train)
+    assert len(sampling.balanced_subset(digits.y_train, 1.0)) == len(digits.y_train)
 
 
 def test_label_noise_replaces_exact_fraction_with_other_classes(digits):
     y = digits.y_train
-    noisy = data.noisy_labels(y, 0.2, 10)
+    noisy = sampling.noisy_labels(y, 0.2, 10)
     assert (noisy != y).sum() == round(0.2 * len(y))
-    assert torch.equal(noisy, data.noisy_labels(y, 0.2, 10))
+    assert torch.equal(noisy, sampling.noisy_labels(y, 0.2, 10))
     assert noisy.max() < 10
-    balanced = data.noisy_labels(y, 0.2, 10, per_class=True)  # the paper's: the same fraction of every class
+    balanced = sampling.noisy_labels(y, 0.2, 10, per_class=True)  # the paper's: the same fraction of every class
     changed = torch.bincount(y[balanced != y], minlength=10)
     assert torch.equal(changed, torch.round(0.2 * torch.bincount(y, minlength=10)).long())
 
 
 def test_batches_cover_each_epoch_once():
-    stream = data.batch_indices(10, 4, data.generator("order", 0))
+    stream = sampling.batch_indices(10, 4, sampling.generator("order", 0))
     epoch = [next(stream) for _ in range(3)]
     assert [len(b) for b in epoch] == [4, 4, 2]
     assert sorted(torch.cat(epoch).tolist()) == list(range(10))
@@ -58,17 +58,17 @@ def test_batches_cover_each_epoch_once():
 @pytest.mark.parametrize("kind", ["flip", "crop", "flip_crop"])
 def test_augment_is_seeded_and_shape_preserving(kind):
     x = torch.rand(16, 3, 32, 32)
-    a = data.augment(x, kind, data.generator("aug", 1))
+    a = sampling.augment(x, kind, sampling.generator("aug", 1))
     assert a.shape == x.shape
-    assert torch.equal(a, data.augment(x, kind, data.generator("aug", 1)))
+    assert torch.equal(a, sampling.augment(x, kind, sampling.generator("aug", 1)))
     assert not torch.equal(a, x)
-    assert torch.equal(data.augment(x, "none", data.generator("aug", 1)), x)
+    assert torch.equal(sampling.augment(x, "none", sampling.generator("aug", 1)), x)
 
 
 def test_crop_translates_by_at_most_the_pad():
     x = torch.zeros(64, 1, 32, 32)
     x[:, :, 16, 16] = 1
-    moved = data.augment(x, "crop", data.generator("aug", 0))
+    moved = sampling.augment(x, "crop", sampling.generator("aug", 0))
     where = moved[:, 0].flatten(1).argmax(1)
     rows, cols = where // 32, where % 32
     assert (rows - 16).abs().max() <= 4 and (cols - 16).abs().max() <= 4
@@ -87,17 +87,17 @@ def test_mnist1d_is_generated_offline_deterministic_and_leaves_global_rngs_alone
 def test_signals_are_cropped_along_their_length_only():
     x = torch.zeros(64, 1, 1, 40)
     x[:, :, 0, 20] = 1
-    moved = data.augment(x, "crop", data.generator("aug", 0))
+    moved = sampling.augment(x, "crop", sampling.generator("aug", 0))
     where = moved[:, 0, 0].argmax(1)
     assert moved.sum(dim=(1, 2, 3)).eq(1).all()  # never shifted off its single row
-    assert (where - 20).abs().max() <= data.crop_padding(40) == 5 and len(set(where.tolist())) > 5
+    assert (where - 20).abs().max() <= sampling.crop_padding(40) == 5 and len(set(where.tolist())) > 5
 
 
 def test_augmented_copies_are_fixed_distinct_and_keep_labels():
     x, y = torch.rand(10, 1, 8, 8), torch.arange(10)
-    copies, labels = data.augmented_copies(x, y, 3, "flip_crop")
+    copies, labels = sampling.augmented_copies(x, y, 3, "flip_crop")
     assert copies.shape == (30, 1, 8, 8) and torch.equal(labels, y.repeat(3))
-    assert torch.equal(copies, data.augmented_copies(x, y, 3, "flip_crop")[0])
+    assert torch.equal(copies, sampling.augmented_copies(x, y, 3, "flip_crop")[0])
     assert not torch.equal(copies[:10], copies[10:20])
 
 
@@ -151,7 +151,7 @@ def test_augmented_batches_are_contiguous_images():
     view with 2-4 channels ("corrupted size vs. prev_size", ResNet-18 width 2 on 32x32 crops), so the batch
     is made contiguous."""
     x = torch.rand(8, 3, 32, 32)
-    out = data.augment(x, "flip_crop", data.generator("aug", 0))
+    out = sampling.augment(x, "flip_crop", sampling.generator("aug", 0))
     assert out.is_contiguous() and out.shape == x.shape
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from chaosgrid import checkpoints, data, engine, evaluation, recipe, schedules, train
+from chaosgrid import checkpoints, engine, evaluation, recipe, sampling, schedules, train
 from chaosgrid.cells import validate_cell
 
 
@@ -220,19 +220,19 @@ def test_the_job_planning_and_the_memory_estimate_count_the_same_checkpoints(dec
 
 def test_batch_orders():
     g = lambda: torch.Generator().manual_seed(0)
-    shuffled = data.batch_indices(10, 5, g())
+    shuffled = sampling.batch_indices(10, 5, g())
     first, second = torch.cat([next(shuffled), next(shuffled)]), torch.cat([next(shuffled), next(shuffled)])
     assert sorted(first.tolist()) == list(range(10)) and not torch.equal(first, second)
-    fixed = data.batch_indices(10, 5, g(), "fixed")
+    fixed = sampling.batch_indices(10, 5, g(), "fixed")
     first, second = torch.cat([next(fixed), next(fixed)]), torch.cat([next(fixed), next(fixed)])
     assert sorted(first.tolist()) == list(range(10)) and torch.equal(first, second)
-    drawn = torch.cat([next(data.batch_indices(10, 5, g(), "replacement")) for _ in range(1)])
-    many = data.batch_indices(10, 10, g(), "replacement")
+    drawn = torch.cat([next(sampling.batch_indices(10, 5, g(), "replacement")) for _ in range(1)])
+    many = sampling.batch_indices(10, 10, g(), "replacement")
     assert len(drawn) == 5 and any(len(set(next(many).tolist())) < 10 for _ in range(5))
 
 
 def test_drop_last_leaves_out_partial_batches_and_chunks(digits):
-    dropped = data.batch_indices(10, 4, torch.Generator().manual_seed(0), drop_last=True)
+    dropped = sampling.batch_indices(10, 4, torch.Generator().manual_seed(0), drop_last=True)
     epoch = [next(dropped) for _ in range(4)]
     assert [len(b) for b in epoch] == [4, 4, 4, 4] and len(set(torch.cat(epoch[:2]).tolist())) == 8
     seen = []

@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from chaosgrid import data, engine, evalsets, evaluation, footprint, recipe, schedules, shifts, train
+from chaosgrid import (
+    data,
+    engine,
+    evalsets,
+    evaluation,
+    footprint,
+    recipe,
+    sampling,
+    schedules,
+    shifts,
+    train,
+)
 from chaosgrid.cells import cell_id, validate_cell
 
 
@@ -157,7 +168,7 @@ def test_lr_schedules():
 
 def test_label_noise_and_fraction_shape_the_training_set(digits):
     _, y = train.training_set(digits, validate_cell({"data_fraction": 0.5, "label_noise": 0.2}))
-    keep = data.balanced_subset(digits.y_train, 0.5)
+    keep = sampling.balanced_subset(digits.y_train, 0.5)
     assert len(y) == len(keep)
     assert (y != digits.y_train[keep]).sum() == round(0.2 * len(keep))
 

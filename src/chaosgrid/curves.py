@@ -27,8 +27,9 @@ from torch.func import functional_call
 from torch.optim.swa_utils import update_bn
 
 from chaosgrid import engine, recipe, train
-from chaosgrid.data import Dataset, generator
+from chaosgrid.data import Dataset
 from chaosgrid.plan.blocks import CURVE_KINDS
+from chaosgrid.sampling import generator
 
 KINDS = CURVE_KINDS
 BN_BATCH = 512  # images per batch of the BatchNorm pass; the average is exact whatever the size

@@ -9,9 +9,6 @@ the same on any device. Normalisation happens last, after augmentation or a dist
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chaosgrid import plugins
 from chaosgrid.downloads import (
     CIFAR10_1_FILES,
     CIFAR10_C_LABELS,
@@ -28,6 +26,8 @@ from chaosgrid.downloads import (
     SOURCES,
     SVHN_FILES,
 )
+from chaosgrid.plan.own import NPZ_ARRAYS
+from chaosgrid.sampling import generator
 
 SYNTHETIC_CLASSES = 10  # the shape classes of the synthetic set
 MAX_CLASSES = 256  # predictions are stored as uint8 (chaosgrid.store)
@@ -60,15 +60,6 @@ class Dataset:
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
-
-
-def derive_seed(purpose: str, seed: int) -> int:
-    """A 63-bit seed for one purpose ('order', 'aug', ...), so equal integers never share a random stream."""
-    return int.from_bytes(hashlib.sha256(f"{purpose}:{seed}".encode()).digest()[:8], "little") >> 1
-
-
-def generator(purpose: str, seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(purpose, seed))
 
 
 def _make(name: str, x_train, y_train, x_test, y_test, classes: int = 0) -> Dataset:
@@ -139,7 +130,7 @@ def synthetic_images(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, t
     are nuisances, and a class-dependent colour tint gives a weak second cue. Hard enough that small nets
     do not saturate it, so run-to-run variance is visible.
     """
-    g = torch.Generator().manual_seed(derive_seed("synthetic", seed))
+    g = generator("synthetic", seed)
     y = torch.randint(0, SYNTHETIC_CLASSES, (n,), generator=g)
     coords = torch.arange(size, dtype=torch.float32)
     centre = size / 2 + (torch.rand(n, 2, generator=g) - 0.5) * size * 0.4
@@ -293,9 +284,6 @@ def cifar10_c(root: Path, corruption: str, severity: int) -> tuple[torch.Tensor,
     return x, torch.from_numpy(np.array(labels[rows])).long()
 
 
-OWN_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-
-
 def own_arrays(name: str) -> dict:
     """The user's dataset as arrays: `npz:<path>`, a file holding x_train, y_train, x_test, y_test (any
     framework can write one), or `package.module:function` returning them (a mapping with those keys, or a
@@ -307,16 +295,14 @@ def own_arrays(name: str) -> dict:
             raise FileNotFoundError(f"dataset {name!r}: no file {path}")
         with np.load(path) as npz:
             return {key: npz[key] for key in npz.files}
-    from chaosgrid import plugins
-
     arrays = plugins.load(name)()
-    if isinstance(arrays, (tuple, list)) and len(arrays) == len(OWN_ARRAYS):
-        return dict(zip(OWN_ARRAYS, arrays, strict=True))
+    if isinstance(arrays, (tuple, list)) and len(arrays) == len(NPZ_ARRAYS):
+        return dict(zip(NPZ_ARRAYS, arrays, strict=True))
     if not isinstance(arrays, Mapping):
         got = type(arrays).__name__
         got = f"a {got} of {len(arrays)}" if isinstance(arrays, (tuple, list)) else got
         raise ValueError(  # noqa: TRY004 -- bad data, as every other check here: the jobs report ValueErrors
-            f"dataset {name!r} returned {got}; it must return a mapping with keys {', '.join(OWN_ARRAYS)} (and "
+            f"dataset {name!r} returned {got}; it must return a mapping with keys {', '.join(NPZ_ARRAYS)} (and "
             f"x_<set>, y_<set> for further evaluation sets), or a tuple of those four arrays"
         )
     return dict(arrays)
@@ -348,9 +334,9 @@ def own_set(name: str, subset: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def from_arrays(name: str, arrays: dict) -> Dataset:
     """A Dataset from the user's arrays, checked: each named in the message when missing or malformed."""
-    if missing := [key for key in OWN_ARRAYS if key not in arrays]:
-        raise ValueError(f"dataset {name!r} has no {missing[0]!r}; it must give {', '.join(OWN_ARRAYS)}")
-    x_train, y_train, x_test, y_test = (np.asarray(arrays[key]) for key in OWN_ARRAYS)
+    if missing := [key for key in NPZ_ARRAYS if key not in arrays]:
+        raise ValueError(f"dataset {name!r} has no {missing[0]!r}; it must give {', '.join(NPZ_ARRAYS)}")
+    x_train, y_train, x_test, y_test = (np.asarray(arrays[key]) for key in NPZ_ARRAYS)
     for key, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(
@@ -404,128 +390,3 @@ def load(name: str, root: Path | str = "data") -> Dataset:
     if name in ("mnist", "fashion_mnist"):
         return mnist(Path(root), name)
     raise ValueError(f"unknown dataset {name!r}")
-
-
-def balanced_subset(y: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
-    """Indices of a deterministic class-balanced subset: the first ceil(fraction*n_c) of a fixed shuffle per class."""
-    if fraction >= 1:
-        return torch.arange(len(y))
-    g = generator("subset", seed)
-    keep = []
-    for c in torch.unique(y):
-        members = torch.nonzero(y == c).flatten()
-        members = members[torch.randperm(len(members), generator=g)]
-        keep.append(members[: math.ceil(fraction * len(members))])
-    return torch.sort(torch.cat(keep)).values
-
-
-def noisy_labels(
-    y: torch.Tensor, fraction: float, num_classes: int, seed: int = 0, per_class: bool = False
-) -> torch.Tensor:
-    """Copy of `y` with round(fraction*n) labels, chosen by `seed`, replaced by a uniformly random other class
-    of `num_classes`; with `per_class` that fraction of every class (Somepalli et al.: 1,000 of each CIFAR-10
-    class)."""
-    if fraction <= 0:
-        return y
-    g = generator("label_noise", seed)
-    if per_class:
-        members = [torch.nonzero(y.cpu() == c).squeeze(1) for c in range(num_classes)]
-        flip = torch.cat(
-            [m[torch.randperm(len(m), generator=g)[: round(fraction * len(m))]] for m in members]
-        )
-    else:
-        flip = torch.randperm(len(y), generator=g)[: round(fraction * len(y))]
-    shift = torch.randint(1, num_classes, (len(flip),), generator=g)
-    noisy = y.clone()
-    noisy[flip] = (y[flip] + shift.to(y.device)) % num_classes
-    return noisy
-
-
-def epoch_orders(n: int, g: torch.Generator):
-    """Endless stream of epoch permutations of range(n), drawn from the run's order generator."""
-    while True:
-        yield torch.randperm(n, generator=g)
-
-
-def batch_indices(
-    n: int, batch_size: int, g: torch.Generator, order: str = "shuffle", drop_last: bool = False
-):
-    """Endless stream of index batches, ceil(n/batch_size) per epoch (floor with `drop_last`: the last, partial
-    batch of each epoch is left out, as PyTorch's DataLoader(drop_last=True) does), drawn from the run's order
-    generator: shuffle: a fresh permutation each epoch, cut into batches; fixed: one permutation, reused every
-    epoch; replacement: every batch sampled uniformly with replacement."""
-    if order == "replacement":
-        while True:
-            yield torch.randint(n, (min(batch_size, n),), generator=g)
-    orders = epoch_orders(n, g)
-    if order == "fixed":
-        orders = itertools.repeat(next(orders))
-    size = min(batch_size, n)
-    for permutation in orders:
-        yield from (b for b in permutation.split(size) if len(b) == size or not drop_last)
-
-
-def crop_padding(size: int) -> int:
-    """Zero padding of a random crop along an axis of `size` pixels: size/8 (4 on CIFAR's 32, 1 on 8x8 digits,
-    5 on MNIST-1D's 40), and none along an axis of one pixel (1-D signals move along their length only)."""
-    return 0 if size == 1 else max(1, size // 8)
-
-
-def draw_augmentation(n: int, shape: tuple[int, int], kind: str, g: torch.Generator):
-    """The random part of augmenting n images of (H, W) `shape`: (crop offsets (n, 2) or None, flip mask (n,)
-    or None). Offsets index the padded image, so `crop_padding` is no move.
-
-    Drawn on the CPU from the run's generator, in the same order whatever the device, so a run's
-    augmentations are reproducible across devices and engines.
-    """
-    if min(shape) > 1 and shape[0] != shape[1]:
-        raise ValueError(f"crops are drawn for square images or 1-D signals, not shape {shape}")
-    shifts = None
-    if "crop" in kind:
-        shifts = torch.randint(0, 2 * crop_padding(max(shape)) + 1, (n, 2), generator=g)
-        if min(shape) == 1:  # a signal: no vertical move
-            shifts[:, shape.index(1)] = 0
-    flips = torch.rand(n, generator=g) < 0.5 if "flip" in kind else None
-    return shifts, flips
-
-
-def apply_augmentation(
-    x: torch.Tensor, shifts: torch.Tensor | None, flips: torch.Tensor | None
-) -> torch.Tensor:
-    """Translate (crop of a zero-padded image, `crop_padding` per axis) and flip, batched.
-
-    One call serves the batches of all K runs of a shard at once: the draws are simply concatenated.
-    """
-    n, _, h, w = x.shape
-    if shifts is not None:
-        pad_h, pad_w = crop_padding(h), crop_padding(w)
-        shifts = shifts.to(x.device)
-        padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h))
-        rows = torch.arange(h, device=x.device)[None, :] + shifts[:, :1]
-        cols = torch.arange(w, device=x.device)[None, :] + shifts[:, 1:]
-        batch = torch.arange(n, device=x.device)[:, None, None]
-        # contiguous again: torch 2.14's CPU convolutions corrupt memory on this channels-last view when a
-        # layer has 2-4 channels (crashes measured on ResNet-18 width 2 and a 3->2 conv on 32x32 images)
-        x = (
-            padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-            .permute(0, 3, 1, 2)
-            .contiguous()
-        )
-    if flips is not None:
-        x = torch.where(flips.to(x.device)[:, None, None, None], x.flip(-1), x)
-    return x
-
-
-def augment(x: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
-    """Random flips and translations of a batch, drawn from the run's augmentation generator."""
-    return apply_augmentation(x, *draw_augmentation(len(x), tuple(x.shape[-2:]), kind, g))
-
-
-def augmented_copies(
-    x: torch.Tensor, y: torch.Tensor, copies: int, kind: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed dataset of `copies` augmented versions of every example (Geiping et al.'s "10x CIFAR"): each
-    copy is one augmentation draw per example from a fixed stream, the same for every run, made once and then
-    trained on without live augmentation."""
-    x = torch.cat([augment(x, kind, generator("copies", r)) for r in range(copies)])
-    return x, y.repeat(copies)

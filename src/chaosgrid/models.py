@@ -8,8 +8,7 @@
 - `preact_resnet18`: pre-activation ResNet-18 with stage widths k, 2k, 4k, 8k (the double-descent model).
 - `wrn28`: Wide ResNet-28-k, group widths 16k, 32k, 64k.
 - `densenet`: a small DenseNet-BC, three blocks of 6 bottleneck layers, growth rate w.
-- `vit`, `mixer`: a vision transformer (depth 6, 8 heads) and an MLP-Mixer (depth 12) on 4x4 patches, dim 8w
-  (images only).
+- `vit`, `mixer`: a vision transformer and an MLP-Mixer on 4x4 patches (chaosgrid.patch_models).
 - `fast`: an airbench-style net: a frozen 2x2 patch-whitening convolution initialised from the training
   images, then three conv-pool-BN-GELU blocks (widths w, 4w, 4w; w=64 is airbench94's 64/256/256) and a
   scaled linear head. Pools use ceil_mode so 8x8 inputs work too.
@@ -28,6 +27,8 @@ import torch
 from torch import nn
 
 from chaosgrid import plugins
+from chaosgrid.footprint import DATASETS, FIT_WIDTHS, size_key
+from chaosgrid.patch_models import Mixer, ViT
 
 
 def conv_bn(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -286,98 +287,6 @@ class DenseNet(nn.Sequential):
         super().__init__(*layers, nn.BatchNorm2d(c), nn.ReLU(), GlobalPool(), nn.Linear(c, num_classes))
 
 
-class Patches(nn.Module):
-    """Non-overlapping `size` x `size` patches embedded linearly: (N, C, H, W) -> (N, tokens, dim)."""
-
-    def __init__(self, in_channels: int, dim: int, size: int = 4):
-        super().__init__()
-        self.embed = nn.Conv2d(in_channels, dim, size, size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(x).flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention written out (softmax(QK^T/sqrt(d))V): plain ops with vmap rules."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads, self.qkv, self.out = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        weights = (q @ k.transpose(-2, -1) / math.sqrt(d // self.heads)).softmax(-1)
-        return self.out((weights @ v).transpose(1, 2).reshape(n, t, d))
-
-
-def _mlp(dim: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-
-
-class TransformerBlock(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(dim), Attention(dim, heads)
-        self.norm2, self.mlp = nn.LayerNorm(dim), _mlp(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class ViT(nn.Module):
-    """A small vision transformer on 4x4 patches (dbViz's ViT4 at w = 64: dim 512, depth 6, 8 heads, MLP 512),
-    dim 8w, a class token and learned positions; no dropout (one recipe for both engines)."""
-
-    def __init__(
-        self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 6, heads: int = 8
-    ):
-        super().__init__()
-        dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
-        self.patches = Patches(in_shape[0], dim)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position = nn.Parameter(0.02 * torch.randn(1, tokens + 1, dim))
-        self.blocks = nn.Sequential(*(TransformerBlock(dim, heads) for _ in range(depth)))
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patches(x)
-        tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], 1) + self.position
-        return self.head(self.blocks(tokens)[:, 0])
-
-
-class MixerBlock(nn.Module):
-    def __init__(self, tokens: int, dim: int):
-        super().__init__()
-        self.norm1, self.token_mlp = nn.LayerNorm(dim), _mlp(tokens, max(1, tokens // 2))
-        self.norm2, self.channel_mlp = nn.LayerNorm(dim), _mlp(dim, 4 * dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2)
-        return x + self.channel_mlp(self.norm2(x))
-
-
-class TokenMean(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(1)
-
-
-class Mixer(nn.Sequential):
-    """MLP-Mixer on 4x4 patches (dbViz's MLPMixer4 at w = 64: dim 512, depth 12), dim 8w, token MLPs of half
-    the tokens and channel MLPs of 4x the dim (lucidrains' expansion factors)."""
-
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int, depth: int = 12):
-        dim, tokens = 8 * width, (in_shape[1] // 4) * (in_shape[2] // 4)
-        super().__init__(
-            Patches(in_shape[0], dim),
-            *(MixerBlock(tokens, dim) for _ in range(depth)),
-            nn.LayerNorm(dim),
-            TokenMean(),
-            nn.Linear(dim, num_classes),
-        )
-
-
 class Conv1dNet(nn.Sequential):
     def __init__(self, in_shape: tuple[int, ...], num_classes: int, width: int):
         channels, _, length = in_shape
@@ -400,8 +309,7 @@ class Conv1dNet(nn.Sequential):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-# built from the input's channels
-CONVOLUTIONAL = {
+CONVOLUTIONAL = {  # built from the input's channels
     "cnn": CNN,
     "vgg16": VGG16,
     "vgg16_dmc": VGG16DMC,
@@ -411,8 +319,7 @@ CONVOLUTIONAL = {
     "densenet": DenseNet,
     "fast": FastNet,
 }
-# take the input shape
-MODELS = {
+MODELS = {  # the others take the input shape
     **CONVOLUTIONAL,
     "mlp": MLP,
     "vit": ViT,
@@ -456,8 +363,6 @@ def size_table() -> dict:
     """`chaosgrid/model_sizes.json` (what planning estimates memory from, `chaosgrid.footprint`): for each
     built-in model and built-in dataset's input, its parameters and saved bytes per example as polynomials
     in the width, fitted at three consecutive widths."""
-    from chaosgrid.footprint import DATASETS, FIT_WIDTHS, size_key
-
     w, _, _ = FIT_WIDTHS
     table = {}
     for name in MODELS:

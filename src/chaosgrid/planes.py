@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from chaosgrid.data import Dataset, generator
+from chaosgrid.data import Dataset
+from chaosgrid.sampling import generator
 
 
 def choose_triplets(y: torch.Tensor, count: int, classes: str) -> torch.Tensor:

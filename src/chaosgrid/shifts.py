@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from chaosgrid import inputs
-from chaosgrid.data import Dataset, cifar10_1, cifar10_c, generator, own_set
+from chaosgrid.data import Dataset, cifar10_1, cifar10_c, own_set
 from chaosgrid.evalsets import OWN_PREFIX, PLANES, eval_name, is_clean
 from chaosgrid.inputs import load_eval_set, load_triplets
 from chaosgrid.plan.blocks import PLANE_DEFAULTS, triplets_key
 from chaosgrid.plan.paths import prepared_inputs
 from chaosgrid.planes import anchors, probe_set
+from chaosgrid.sampling import generator
 
 
 def gaussian_noise(x: torch.Tensor, severity: int) -> torch.Tensor:

@@ -20,10 +20,11 @@ from torch import nn
 
 from chaosgrid import engine, models, plugins, recipe
 from chaosgrid.cells import SEED_KEYS, cell_id
-from chaosgrid.data import Dataset, augmented_copies, balanced_subset, derive_seed, noisy_labels
+from chaosgrid.data import Dataset
 from chaosgrid.engine import Execution
 from chaosgrid.evaluation import RunResult, evaluate
 from chaosgrid.resume import Resume
+from chaosgrid.sampling import augmented_copies, balanced_subset, derive_seed, noisy_labels
 
 
 def training_set(data: Dataset, cell: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from chaosgrid.cli import checks, data, jobs, maintain, rehearse, results
+from chaosgrid.cli import checks, curves, data, jobs, maintain, rehearse, results
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +46,7 @@ def entry() -> None:
         os._exit(code)
 
 
-for module in (jobs, data, checks, results, rehearse, maintain):
+for module in (jobs, curves, data, checks, results, rehearse, maintain):
     for command in vars(module).values():
         if isinstance(command, click.Command):
             main.add_command(command)

@@ -262,6 +262,7 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
     import pandas as pd
 
     from chaosgrid.analysis import compare as c
+    from chaosgrid.analysis import compare_text
     from chaosgrid.store import parameter_columns
 
     if bool(axis) == bool(a_pairs or b_pairs):
@@ -305,4 +306,4 @@ def compare_command(study, axis, a_pairs, b_pairs, eval_set, level, results, out
     )
     for line in c.left_out(runs, axes, points) + c.seedless(points, axes):
         click.echo(line)
-    click.echo(c.describe(rows, level) or "no pair of grid points with 2+ runs each")
+    click.echo(compare_text.describe(rows, level) or "no pair of grid points with 2+ runs each")
