@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, shifts, train
+from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, sampling, shifts, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.plan.blocks import STUDY_KEYS
 from chaosgrid.plan.specs import Shard
@@ -86,7 +86,7 @@ def matmul_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
 def achieved(name: str, base: dict, dataset: data.Dataset, sets: dict, ks: list[int], peak: float) -> list[dict]:
     """Train and evaluate K runs in this process for each K; FLOPs done per second against `peak`."""
     train_flops, eval_flops = flops_per_image(base["model"], base["width"], tuple(dataset.x_train.shape[1:]))
-    n_train = len(data.balanced_subset(dataset.y_train.cpu(), base.get("data_fraction", 1.0)))
+    n_train = len(sampling.balanced_subset(dataset.y_train.cpu(), base.get("data_fraction", 1.0)))
     images = base["epochs"] * n_train  # whole epochs, or a whole number of full batches
     per_run = images * train_flops + sum(len(y) for _, y in sets.values()) * eval_flops
     rows = []

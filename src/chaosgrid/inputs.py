@@ -7,20 +7,18 @@ At paper sizes a shard job spent 30-35 s generating the 50,000 synthetic trainin
 building 13 shifted evaluation sets: the same tensors in each of a study's hundreds of jobs. The workflow
 makes them once per dataset (rules prepare_dataset and prepare_eval_set) as torch files, and shard jobs
 open them memory-mapped, reading only the pages they touch. Shifted sets are made on the CPU, so they are
-the same bits whatever device trains on them. Importing this module does not import torch: planning reads
-the file layout from it.
+the same bits whatever device trains on them. Where each file lies is planning's (chaosgrid.plan.paths).
 """
 
 from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
-    from chaosgrid.data import Dataset
+from chaosgrid.data import Dataset
+from chaosgrid.store import load_torch_file, write_atomically
 
 DATASET_FIELDS = ("x_train", "y_train", "x_test", "y_test", "mean", "std")
 
@@ -30,18 +28,12 @@ REMAKE = "delete it and run the workflow again, which remakes it"
 
 def _checksum(tensor: torch.Tensor) -> int:
     """CRC-32 of a tensor's bytes (4 GB/s here: ~0.2 s for CIFAR-10's training and test sets)."""
-    import torch
-
     return zlib.crc32(tensor.reshape(-1).view(torch.uint8).numpy())
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
     """Write tensors with their checksums: a flipped bit in a file that every shard maps is found when one
     opens it, not as a wrong result."""
-    import torch
-
-    from chaosgrid.store import write_atomically
-
     tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
     checksums = {k: _checksum(v) for k, v in tensors.items()}
     write_atomically(path, lambda tmp: torch.save({**tensors, "checksums": checksums}, tmp))
@@ -50,7 +42,6 @@ def _save(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
 def _load(path: Path | str) -> dict[str, torch.Tensor]:
     """The tensors of a prepared file, memory-mapped, each checked against its checksum (files prepared
     before checksums have none); a truncated or corrupt file is named with what to do."""
-    from chaosgrid.store import load_torch_file
 
     if not Path(path).exists():
         raise FileNotFoundError(
@@ -67,8 +58,6 @@ def _load(path: Path | str) -> dict[str, torch.Tensor]:
 
 
 def save_dataset(data: Dataset, path: Path | str) -> Path:
-    import torch
-
     _save(
         {**{k: getattr(data, k) for k in DATASET_FIELDS}, "num_classes": torch.tensor(data.num_classes)}, path
     )
@@ -78,7 +67,6 @@ def save_dataset(data: Dataset, path: Path | str) -> Path:
 def load_dataset(name: str, path: Path | str) -> Dataset:
     """The dataset `name` as prepared in the file `path`, on the CPU, memory-mapped. Files prepared before
     datasets carried their class count hold a built-in 10-class set."""
-    from chaosgrid.data import Dataset
 
     tensors = _load(path)
     return Dataset(

@@ -18,6 +18,7 @@ import pandas as pd
 
 from chaosgrid.analysis.compare import seedless_warning
 from chaosgrid.cells import CELL_DEFAULTS, NOT_IN_STUDIES, format_value
+from chaosgrid.evalsets import clean_rows
 from chaosgrid.plan.blocks import STUDY_KEYS, study_axes
 from chaosgrid.plan.studies import expand_study
 from chaosgrid.store import write_atomically
@@ -151,7 +152,6 @@ def headline(
     """The study's numbers a reader wants first, as sentences: runs, grid points where the seeds changed
     nothing (a warning), the best and worst grid point on the clean test set, how much runs vary and how much
     of it per-example coin flips explain, and each main effect."""
-    from chaosgrid.evalsets import clean_rows
 
     clean = clean_rows(summary)
     point = lambda row: ", ".join(f"{a}={format_value(row[a])}" for a in axes) or "the study"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
-from chaosgrid import engine, models, plugins, recipe
+from chaosgrid import data, engine, evalsets, inputs, models, plugins, recipe, shifts, store
 from chaosgrid.cells import SEED_KEYS, cell_id
 from chaosgrid.data import Dataset
 from chaosgrid.engine import Execution
@@ -173,7 +173,6 @@ def shard_inputs(
     (by name: `data`, then each evaluation set's), else made here; raises FileNotFoundError or ValueError
     naming what is missing or malformed. A user's model that
     vmap cannot stack trains on the loop engine, with a line saying why."""
-    from chaosgrid import data, evalsets, inputs, shifts, store
 
     name = shard.base["dataset"]
     dataset = (inputs.load_dataset(name, prepared["data"]) if prepared else data.load(name, data_root)).to(

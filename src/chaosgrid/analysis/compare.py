@@ -32,6 +32,7 @@ import itertools
 import numpy as np
 from scipy import stats
 
+from chaosgrid.aggregate import grid_point_matrices
 from chaosgrid.analysis.variance import seeds_had_no_effect
 from chaosgrid.cells import format_value
 from chaosgrid.estimators import binomial_variance, distribution_variance, intervals, observed_variance
@@ -253,7 +254,6 @@ def eval_points(
 
 def point_matrices(runs, prediction_files: list, axes: list[str]):
     """Yield (test evaluation set, grid point, its converged runs' rows, their correctness matrix, row for row)."""
-    from chaosgrid.aggregate import grid_point_matrices
 
     for values, shift, severity, point, m in grid_point_matrices(
         runs[~runs["diverged"]], prediction_files, axes, ["correct"]

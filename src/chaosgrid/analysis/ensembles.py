@@ -30,7 +30,7 @@ import pandas as pd
 from chaosgrid.aggregate import read_columns
 from chaosgrid.cells import SEED_KEYS
 from chaosgrid.evalsets import clean_rows
-from chaosgrid.plan.blocks import ENSEMBLE_ROLES
+from chaosgrid.plan.blocks import ENSEMBLE_ROLES, ENSEMBLES_BLOCK
 from chaosgrid.store import read_weights
 
 # the seed a seed index moves
@@ -239,7 +239,7 @@ def study_ensembles(
     methods, weight_vectors = {}, {}
     for method in ("single", "ind", "nocycle", *(r for r in ENSEMBLE_ROLES if r in studies)):
         study = method if method in studies else "ind"
-        last = (ensembles or {}).get("sse_last", 0) if method == "sse" else 0
+        last = ENSEMBLES_BLOCK.complete(ensembles)["sse_last"] if method == "sse" else 0
         methods[method], weight_vectors[method] = members(read[study][0], method, last), read[study][2]
     return (
         ensemble_errors(methods, labels, budget_epochs),

@@ -35,7 +35,10 @@ import itertools
 
 import numpy as np
 
+from chaosgrid.aggregate import read_columns
+from chaosgrid.analysis.compare import between, comparable, point_matrices, value_orders
 from chaosgrid.cells import format_value
+from chaosgrid.evalsets import CLEAN
 from chaosgrid.plan.until import Until
 
 GRID = 401  # points of the integration grid (odd: Simpson's rule)
@@ -156,7 +159,6 @@ def history(
     judged on `points_by_look(k)`, each grid point's correctness matrix over its first k blocks of seeds
     (grid points without k blocks are absent). The workflow's decisions and the study's table both come
     from here, so they cannot disagree."""
-    from chaosgrid.analysis.compare import between
 
     asked = comparisons(until, axes, orders)
     rows, open_ = [], {name for name, _, _ in asked}
@@ -208,8 +210,6 @@ def points_by_look(runs, prediction_files: list, axes: list[str], until: Until):
     """For `history`: look k -> each grid point's clean-test correctness over its first k blocks of seeds
     (a run's block is its shard's first seed index // block). The predictions are read once, each look keeps
     its blocks' rows (reading them again at every look would read look k's files k times)."""
-    from chaosgrid.analysis.compare import comparable, point_matrices
-    from chaosgrid.evalsets import CLEAN
 
     first_seed = runs["shard"].str.rpartition("seeds~")[2].str.extract(r"^(\d+)")[0].astype(int)
     block = first_seed // until.block
@@ -228,8 +228,6 @@ def study_decisions(runs, prediction_files: list, axes: list[str], until: dict):
     look (how it stopped: success, futility or budget; seeds used; verdict; final interval)."""
     import pandas as pd
 
-    from chaosgrid.analysis.compare import value_orders
-
     declared = Until.of(until)
     rows = history(
         points_by_look(runs, prediction_files, axes, declared), declared, axes, value_orders(runs, axes)
@@ -242,8 +240,6 @@ def decide(run_files: list, prediction_files: list, axes: list[str], until: dict
     """The workflow's decision after look `look` (its shards so far): every comparison's looks, and the key
     prefixes ("lr~0.05/") of the grid points that train the next block, empty when every comparison has
     stopped."""
-    from chaosgrid.aggregate import read_columns
-    from chaosgrid.analysis.compare import value_orders
 
     declared = Until.of(until)
     runs = read_columns(run_files).to_pandas()

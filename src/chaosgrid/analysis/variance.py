@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from chaosgrid.aggregate import grid_point_matrices
 from chaosgrid.cells import SEED_KEYS
 from chaosgrid.estimators import accuracies, intervals
 from chaosgrid.evalsets import is_clean
@@ -77,8 +78,6 @@ def study_tables(runs, prediction_files: list, axes: list[str]):
     Diverged runs are left out of every statistic.
     """
     import pandas as pd
-
-    from chaosgrid.aggregate import grid_point_matrices
 
     runs = runs[~runs["diverged"]]
     variance, better, independence, clean_preds, identical = [], [], [], {}, {}

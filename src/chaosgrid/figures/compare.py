@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
+from chaosgrid.analysis.compare import DELTAS
+from chaosgrid.evalsets import eval_name
 from chaosgrid.figures import _placeholders, save
 from chaosgrid.plan.analyses import ANALYSES
 
@@ -18,8 +20,6 @@ def comparisons(table: pd.DataFrame, path: Path | str, study: str, most: int = 2
     two intervals (dark: on this test set; light: on the distribution), main effects (pooled over the other
     axes) first, a filled mark where Holm's verdict over the set's comparisons holds. Last: runs per arm for
     80% power vs the difference to detect on the clean set, one faint line per comparison, the median bold."""
-    from chaosgrid.analysis.compare import DELTAS
-    from chaosgrid.evalsets import eval_name
 
     key = ["axis", "a", "b", "at"]
     clean = table[(table["shift"] == "clean") & (table["severity"] == 0)]
