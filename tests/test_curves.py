@@ -71,7 +71,7 @@ def test_a_trained_bend_removes_the_barrier_of_the_straight_line(ends, digits):
     cell = validate_cell({"model": "mlp", "width": 4, "epochs": 20, "schedule": "cosine", "warmup": 0})
     x_test, ts = digits.normalize(digits.x_test), [i / 10 for i in range(11)]
     worst = {}
-    first = curves.probabilities(curves.at(net, {n: w1[n] for n in curves.parameter_names(net)}, x), x_test)
+    first = curves.probabilities(curves.at(net, {n: w1[n] for n in curves.moved(net)}, x), x_test)
     for kind in curves.KINDS:
         rows = curves.along(net, kind, w1, curves.train_bend(net, kind, w1, w2, x, y, cell), w2, x, y, x_test,
                             digits.y_test, ts, cell["weight_decay"], first)  # fmt: skip

@@ -44,8 +44,9 @@ def coefficients(kind: str, t: float) -> tuple[float, float, float]:
     raise ValueError(f"unknown curve {kind!r}; choose from {', '.join(KINDS)}")
 
 
-def parameter_names(model: nn.Module) -> list[str]:
-    """The trainable tensors a curve moves (weights, biases, BatchNorm's affine); buffers are recomputed."""
+def moved(model: nn.Module) -> list[str]:
+    """The tensors a curve moves: the model's trainable ones (weights, biases, BatchNorm's affine); its
+    buffers are recomputed at every point."""
     return [name for name, _ in model.named_parameters()]
 
 
@@ -68,7 +69,7 @@ class Curve(nn.Module):
 
     def __init__(self, model: nn.Module, kind: str, w1: dict, w2: dict, t_seed: int):
         super().__init__()
-        names = parameter_names(model)
+        names = moved(model)
         self.kind, self.t = kind, 0.5
         self.ends = ({n: w1[n].detach() for n in names}, {n: w2[n].detach() for n in names})
         self.bend = nn.ParameterDict(
@@ -182,7 +183,7 @@ def connect(job, data: Dataset, w1: dict, w2: dict, log: Callable[[str], None] =
     model = train.init_model(job.cell, x, data.num_classes).to(x.device)
     model.load_state_dict(w1)  # buffers that are not BatchNorm's (FastNet's whitening) come from w1
     ts = torch.linspace(0, 1, job.points).tolist()
-    first = probabilities(at(model, {n: w1[n] for n in parameter_names(model)}, x), x_test)
+    first = probabilities(at(model, {n: w1[n] for n in moved(model)}, x), x_test)
     rows = []
     for kind in job.kinds:
         begin = time.perf_counter()

@@ -110,17 +110,11 @@ def accuracy_intervals(acc: np.ndarray, level: float = 0.95) -> dict[str, tuple]
 def intervals(correct: np.ndarray, level: float = 0.95) -> dict[str, tuple]:
     """Point estimate and `level` interval of every reported statistic, each as (estimate, low, high).
 
-    Works on one (R, n) matrix or a stack (..., R, n) of them (the coverage test simulates thousands). Chosen
-    for coverage measured by simulation (tests/test_variance.py), not for elegance:
-    - mean accuracy: Student t over runs (a run's accuracy averages n examples, so it is close to normal);
-    - observed variance and std: Bonett's kurtosis-adjusted interval (`variance_interval`);
-    - binomial variance: estimate ± t(R-1) x the jackknife-over-runs standard error;
-    - distribution-wise variance and the ratio: the observed variance's interval, minus / divided by the
-      binomial estimate, whose own sampling error is small beside the observed variance's (over 359
-      examples ~5% at R=8 vs a factor of ~9 between the observed variance interval's ends).
-    The percentile bootstrap over runs that these replace covered 31-82% at R=8: a resample that repeats
-    runs shrinks every per-example spread, biasing the binomial estimate low (its point estimate fell
-    outside its own interval in 98% of simulated studies).
+    Works on one (R, n) matrix or a stack (..., R, n) of them (the coverage test simulates thousands).
+    Mean: Student t over runs; observed variance and std: Bonett's kurtosis-adjusted interval; binomial
+    variance: t(R-1) x the jackknife-over-runs standard error; distribution-wise variance and the ratio: the
+    observed variance's interval minus / divided by the binomial estimate. Why these, and how they cover:
+    docs/statistics.md ("Why these intervals").
     """
     runs, n = correct.shape[-2:]
     found = accuracy_intervals(accuracies(correct), level)

@@ -18,7 +18,9 @@ import string
 from importlib.machinery import PathFinder
 from pathlib import Path
 
-REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+from chaosgrid.cells import CODE
+
+REFERENCE = re.compile(CODE)  # package.module:attribute
 
 
 class PluginError(ValueError):

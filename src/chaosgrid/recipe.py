@@ -275,16 +275,11 @@ def fit(
 ) -> FitResult:
     """Train the stack's K models, each on its own batch order, augmentation and gradient noise.
 
-    Curves train through the same loop (dnn-mode-connectivity's one `train` for nets and curves):
-    `before_step(step)` runs before each step's batches (a curve draws its t), and `regularizer()` adds a
-    (K,) term to every run's loss (weight decay on the curve's point rather than on its bend).
-
-    Nothing here waits for the device inside the loop except a progress line (at most one per
-    `progress_every` seconds): divergence and statistics are tracked as tensors. `on_checkpoint(steps)` is
-    called after each checkpoint step (the final one included), with the models in train mode again after.
-    Only the training forward pass is compiled: evaluation changes mode and batch shape. With `saving`, the
-    fit saves its state now and then and resumes from a saved one (`Saving`; the caller builds the stack
-    from the saved weights): the result is bit-identical to an uninterrupted fit's.
+    Curves train through the same loop: `before_step(step)` runs before each step (a curve draws its t) and
+    `regularizer()` adds a (K,) term to every run's loss. `on_checkpoint(steps)` is called after each
+    checkpoint step. Nothing waits for the device inside the loop but a progress line (one per
+    `progress_every` seconds at most). With `saving`, the fit saves its state now and then and resumes from a
+    saved one, bit-identical to an uninterrupted fit (docs/how-a-shard-trains.md).
     """
     cell, n, k = cells[0], len(y), len(cells)
     batch_size = min(cell["batch_size"], n)

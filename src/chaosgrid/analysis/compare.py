@@ -80,13 +80,10 @@ def pooled(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95, plan
     runs x examples correctness pair, all on the same examples), its variance parts, both intervals with
     their verdicts and p-values, and (`plan`) runs per arm and grid point needed for 80% power.
 
-    Var(D) = (1/S²) Σ_s (obs_A_s/R_A_s + obs_B_s/R_B_s) over runs (independent between grid points), plus the
-    test-set draw, paired over the shared examples: D_i = (1/S) Σ_s (p_A_s,i - p_B_s,i), Var_i(D_i)/n minus
-    its coin-flip part (1/S²) Σ_s (bin_A_s/R_A_s + bin_B_s/R_B_s). Degrees of freedom: Welch-Satterthwaite over
-    the 2S arms, ν = (Σ_j c_j)² / Σ_j c_j²/(R_j - 1) with c_j = obs_j/R_j (the test-set draw's, ~n, are many
-    more). Equal weights make D the main effect averaged over the grid, as in a factorial design: a point
-    with more runs does not count more. With S > 1, Welch's test (`heterogeneity`) asks whether the d_s differ by more than
-    their run-to-run errors (an interaction: the effect depends on the other axes)."""
+    Var(D) = (1/S²) Σ_s (obs_A_s/R_A_s + obs_B_s/R_B_s) over runs, plus the test-set draw paired over the
+    shared examples (its coin-flip part taken out); Welch-Satterthwaite degrees of freedom over the 2S arms.
+    Equal weights make D the main effect averaged over the grid; with S > 1, `heterogeneity` asks whether the
+    d_s differ (an interaction). The reasoning: docs/statistics.md ("Reading a comparison")."""
     arms = [np.asarray(m, dtype=bool) for pair in pairs for m in pair]
     n, points = arms[0].shape[1], len(pairs)
     if any(m.shape[1] != n for m in arms):
