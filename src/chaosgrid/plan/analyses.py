@@ -40,7 +40,7 @@ class Analysis:
     applies: Callable[[dict], bool] = lambda study: True
     reads: tuple[str, ...] = ()  # study tables (STUDY_TABLES) the figures draw from besides the analysis's
     options: tuple[str, ...] = ()  # keys of the study's config passed to `compute` as keyword arguments
-    blocks: tuple[str, ...] = ()  # the study config keys it owns (checked by chaosgrid.studies at planning)
+    blocks: tuple[str, ...] = ()  # the study config keys it owns (checked by chaosgrid.plan at planning)
     inputs: str = ""  # "module:function" (study, studies, shards, curves) -> further input files by name
 
     def function(self, which: str) -> Callable:
