@@ -42,8 +42,9 @@ def test_an_adaptive_study_plans_its_first_block_and_says_how_far_it_may_grow(tm
     assert made.first_block("seq") == ["lr~0.1/seeds~0-1", "lr~0.2/seeds~0-1"]
     assert not [t for t in made.targets() if "/runs/" in t]  # its shards are asked for by its decisions
     said = made.announcements({**SETTINGS}, tmp_path / "results")
-    assert said == [("info", "seq: 4 runs in 2 shards first (2 seeds per grid point), then up to 2 more blocks "
-                             "while its comparisons are undecided (at most 12 runs)")]  # fmt: skip
+    line = ("seq: 4 runs in 2 shards first (2 seeds per grid point), then up to 2 more blocks while its "
+            "comparisons are undecided (at most 12 runs)")  # fmt: skip
+    assert said == [("info", line)]
 
 
 def test_planning_warns_of_a_shard_over_its_memory_but_not_on_a_gpu(tmp_path):
