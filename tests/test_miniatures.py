@@ -58,7 +58,8 @@ def test_the_caps_keep_what_they_do_not_say():
 
 def test_a_rehearsal_keeps_two_values_of_a_compared_axis_and_the_first_and_last_variants():
     config = {"studies": {
-        "s": {"lr": [0.1, 0.2, 0.3], "width": [4, 8], "until": {"compare": {"axis": "lr"}, "block": 8, "max_seeds": 32}},
+        "s": {"lr": [0.1, 0.2, 0.3], "width": [4, 8], "until": {"compare": {"axis": "lr"}, "block": 8, "max_seeds": 32},
+              "epochs": 10, "checkpoints": 5},
         "v": {"variants": {"a": {"lr": 0.1}, "b": {"lr": 0.2}, "c": {"lr": 0.3, "epochs": 40}}, "seeds": 5},
     }}  # fmt: skip
     capped, said = rehearsal(config)
@@ -66,6 +67,7 @@ def test_a_rehearsal_keeps_two_values_of_a_compared_axis_and_the_first_and_last_
     assert (
         s["lr"] == [0.1, 0.2] and s["width"] == 4 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
     )
+    assert (s["epochs"], s["checkpoints"]) == (1.0, "every:0.5")  # still two checkpoints
     assert list(v["variants"]) == ["a", "c"] and v["variants"]["c"]["epochs"] == 1.0 and v["seeds"] == 2
     assert config["studies"]["s"]["lr"] == [0.1, 0.2, 0.3]  # the config given is left as it was
     assert "v: variants: 3 -> a, c" in said and "s: width [4, 8] -> 4" in said

@@ -178,6 +178,13 @@ SIGNAL_DATASETS = ("mnist1d",)  # 1-D signals held as (N, 1, 1, L): no image cor
 FIXED_SEED = 0  # seeds that do not follow the seed index stay at this value
 
 
+def values_text(value: object) -> str:
+    """A value, or a list of them, as messages and docs write it: [0.1, 0.2]; "" for the empty string."""
+    if isinstance(value, list):
+        return f"[{', '.join(map(format_value, value))}]"
+    return format_value(value) or '""'
+
+
 def format_value(value: object) -> str:
     """Canonical text of a parameter value, the same in ids and paths (0.1 never becomes 1e-1)."""
     if isinstance(value, bool):

@@ -38,6 +38,13 @@ def canonical(checkpoints: object) -> str:
     return text
 
 
+def shortened(checkpoints: str, factor: float) -> str:
+    """The declaration for a training `factor` times shorter: `every:N` keeps its count of checkpoints
+    (every N/factor epochs); the others are relative to the run already."""
+    kind, _, number = checkpoints.partition(":")
+    return f"every:{format_value(float(number) / factor)}" if kind == "every" else checkpoints
+
+
 def steps(checkpoints: str, total: int, steps_per_epoch: int, snapshots: tuple[int, ...] = ()) -> list[int]:
     """The steps after which a shard of `total` steps evaluates its runs (`snapshots`: the schedule's)."""
     found = {total}

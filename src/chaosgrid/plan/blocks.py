@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, GridError, format_value
+from chaosgrid.cells import CELL_DEFAULTS, SEED_KEYS, GridError, format_value, values_text
 from chaosgrid.plan.analyses import ANALYSES
 
 # A study's keys that are not cell parameters: its own, then the blocks its analyses own.
@@ -34,7 +34,7 @@ class Key:
     doc: str = ""
 
     def described(self) -> str:
-        default = "required" if self.default is None else f"default: {_text(self.default)}"
+        default = "required" if self.default is None else f"default: {values_text(self.default)}"
         return self.doc if "default" in self.doc else f"{self.doc} ({default})" if self.doc else default
 
 
@@ -222,9 +222,3 @@ def ensemble_studies(name: str, study: dict, studies: dict) -> dict[str, str]:
             )
     ENSEMBLES_BLOCK.complete(given, f"study {name!r}: ")  # sse_last
     return dict(block)
-
-
-def _text(value: object) -> str:
-    return (
-        f"[{', '.join(map(format_value, value))}]" if isinstance(value, list) else format_value(value) or '""'
-    )

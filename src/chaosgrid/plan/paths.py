@@ -15,6 +15,11 @@ PREPARED = "resources/prepared"
 DATASET_FILE = "data.pt"
 
 
+def prepared_folder(dataset: str) -> str:
+    """The folder of a dataset's prepared inputs (named by cells.path_text: the user's own, path-safe)."""
+    return f"{PREPARED}/{path_text(dataset)}"
+
+
 def eval_file(folder: Path | str, shift: str, severity: int) -> Path:
     """Where a dataset's prepared evaluation set `shift` at `severity` lives (0: a single-level set)."""
     return Path(folder) / "eval" / f"{eval_name(shift, severity)}.pt"
@@ -58,5 +63,5 @@ def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dic
 def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
     """The regions analysis reads the anchors of the study's probe planes."""
     dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
-    folder = f"{PREPARED}/{path_text(dataset)}"
+    folder = prepared_folder(dataset)
     return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}

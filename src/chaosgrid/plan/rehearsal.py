@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import copy
 
-from chaosgrid.cells import CELL_DEFAULTS, format_value
-from chaosgrid.checkpoints import canonical
+from chaosgrid.cells import CELL_DEFAULTS, format_value, values_text
+from chaosgrid.checkpoints import canonical, shortened
 
 SEEDS = 2
 EPOCHS = 1.0  # about one epoch of each study's longest training
@@ -39,7 +39,7 @@ def _one_point(study: dict) -> list[str]:
     for key, value in list(study.items()):
         if key in CELL_DEFAULTS and isinstance(value, list) and len(value) > 1:
             study[key] = value[:2] if key == compared else value[0]
-            said.append(f"{key} {_text(value)} -> {_text(study[key])}")
+            said.append(f"{key} {values_text(value)} -> {values_text(study[key])}")
     if isinstance(study.get("variants"), dict) and len(study["variants"]) > 2:
         names = list(study["variants"])
         study["variants"] = {n: study["variants"][n] for n in (names[0], names[-1])}
@@ -68,9 +68,8 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
         for recipe in (study.get("variants") or {}).values():
             if "epochs" in recipe:
                 recipe["epochs"] = scaled(recipe["epochs"])
-        checkpoints = canonical(study.get("checkpoints", "final"))
-        if checkpoints.startswith("every:"):
-            study["checkpoints"] = f"every:{format_value(scaled(checkpoints[6:]))}"
+        if "checkpoints" in study:
+            study["checkpoints"] = shortened(canonical(study["checkpoints"]), factor)
         for block in ("curves", "planes"):
             for key in ("epochs", "epoch"):
                 if key in (study.get(block) or {}):
@@ -80,16 +79,18 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
     seeds = study.get("seeds", 1)
     if "until" in study:
         until = study["until"]
-        said.append(f"until: block {until.get('block')} -> {SEEDS}, max_seeds {until.get('max_seeds')} -> 4")
+        said.append(
+            f"until: block {until.get('block')} -> {SEEDS}, max_seeds {until.get('max_seeds')} -> {2 * SEEDS}"
+        )
         until.update(block=SEEDS, max_seeds=2 * SEEDS)
     elif (seeds if isinstance(seeds, int) else len(seeds)) > SEEDS:
         study["seeds"] = SEEDS if isinstance(seeds, int) else sorted(seeds)[:SEEDS]
-        said.append(f"seeds {_text(seeds)} -> {_text(study['seeds'])}")
+        said.append(f"seeds {values_text(seeds)} -> {values_text(study['seeds'])}")
     if "curves" in study and study["curves"].get("pairs", 1) > 1:
         said.append(f"curves: pairs {study['curves']['pairs']} -> 1")
         study["curves"]["pairs"] = 1
     if len(study.get("severities", [])) > 1:
-        said.append(f"severities {_text(study['severities'])} -> {study['severities'][0]}")
+        said.append(f"severities {values_text(study['severities'])} -> {study['severities'][0]}")
         study["severities"] = study["severities"][:1]
     if "planes" in study.get("shifts", []):
         planes = study.setdefault("planes", {})
@@ -98,7 +99,3 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
                 said.append(f"planes: {key} {planes.get(key, 'default')} -> {most}")
                 planes[key] = most
     return said
-
-
-def _text(value) -> str:
-    return f"[{', '.join(map(format_value, value))}]" if isinstance(value, list) else format_value(value)

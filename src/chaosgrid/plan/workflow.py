@@ -20,7 +20,7 @@ from chaosgrid.evalsets import eval_name, eval_pairs, evaluated_sets
 from chaosgrid.footprint import memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
-from chaosgrid.plan.paths import DATASET_FILE, PREPARED, prepared_inputs
+from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
 from chaosgrid.plan.studies import expand_curves, expand_studies
 from chaosgrid.plan.until import Until
@@ -121,7 +121,7 @@ class Plan:
         return {
             "start": start,
             "end": end,
-            "prepared": f"{PREPARED}/{path_text(job.cell['dataset'])}/{DATASET_FILE}",
+            "prepared": f"{prepared_folder(job.cell['dataset'])}/{DATASET_FILE}",
         }
 
     def resource(self, study: str, name: str, attempt: int = 1):
@@ -313,7 +313,7 @@ def shard_file_options(named: list[tuple[str, str]]) -> list[str]:
 def _prepared(dataset: str, shifts: tuple, severities: tuple, planes: tuple) -> tuple[tuple[str, str], ...]:
     """The prepared files of a dataset's evaluation sets by name, made once for all the shards that share
     them (a 6,000-shard plan spent ~3% of its time here, measured)."""
-    folder = f"{PREPARED}/{path_text(dataset)}"
+    folder = prepared_folder(dataset)
     key = triplets_key(plane_spec(dict(planes)))
     files = prepared_inputs(folder, eval_pairs(shifts, severities), key)
     return tuple((name, str(path)) for name, path in files.items())
