@@ -40,7 +40,10 @@ def rehearse_command(configfile, workdir, cores, snakefile, dry_run, snakemake_a
     folder = Path(workdir or Path("rehearsals") / Path(configfile).stem)
     folder.mkdir(parents=True, exist_ok=True)
     # relative paths in the config start where the command runs, not in the rehearsal's folder
-    config["data_root"] = os.path.abspath(config.get("data_root", "data"))
+    schema = yaml.safe_load((Path(snakefile).parent / "workflow/schemas/config.schema.yaml").read_text())
+    config["data_root"] = os.path.abspath(
+        config.get("data_root", schema["properties"]["data_root"]["default"])
+    )
     for study in config["studies"].values():
         if str(study.get("dataset", "")).startswith("npz:"):
             study["dataset"] = "npz:" + os.path.abspath(study["dataset"][4:])
