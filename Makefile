@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: install grid test clean
+.PHONY: install grid test rehearse clean
 
 $(BIN)/chaosgrid: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ grid: install
 
 test: install
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -n auto
+
+rehearse: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -n auto -m paper
 
 clean:
 	rm -rf results .snakemake

@@ -14,23 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from chaosgrid.standin import save_cifar10, save_cifar10_1, save_cifar10_c
+
 
 def write_cifar10(root: Path, n: int = 20):
-    """`root/cifar-10-batches-py` as torchvision reads it: pickled batches of n images; the test batch returned."""
+    """`root/cifar-10-batches-py` as torchvision reads it: batches of n images; the test batch returned."""
     rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        batch = {
-            "data": images.transpose(0, 3, 1, 2).reshape(n, -1),
-            "labels": rng.integers(0, 10, n).tolist(),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    return images, batch["labels"]
+    train = rng.integers(0, 256, (5 * n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 5 * n).tolist()
+    test = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).tolist()
+    save_cifar10(root, train, test)
+    return test
 
 
 def write_cifar100(root: Path, n: int = 30):
@@ -91,22 +84,17 @@ def write_idx(folder: Path, n: int = 9, gzipped: bool = False):
 
 
 def write_cifar10_1(folder: Path, n: int = 7) -> None:
-    """The two .npy files of CIFAR-10.1 v6, n images, labels 0..n-1 mod 10."""
+    """The two .npy files of CIFAR-10.1 v6 in `folder`, n images, labels 0..n-1 mod 10."""
     rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "cifar10.1_v6_data.npy", rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
-    np.save(folder / "cifar10.1_v6_labels.npy", np.arange(n) % 10)
+    save_cifar10_1(folder, rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n) % 10)
 
 
 def write_cifar10_c(root: Path, corruption: str = "fog") -> None:
     """`root/CIFAR-10-C` with one corruption of 4 images per severity (pixel value = severity - 1) and labels."""
-    folder = root / "CIFAR-10-C"
-    folder.mkdir(parents=True)
     images = np.repeat(np.arange(5, dtype=np.uint8), 4)[:, None, None, None] * np.ones(
         (1, 32, 32, 3), np.uint8
     )
-    np.save(folder / f"{corruption}.npy", images)
-    np.save(folder / "labels.npy", np.arange(20) % 10)
+    save_cifar10_c(root, {corruption: images}, np.arange(20) % 10)
 
 
 def tar_folder(folder: Path, archive: Path) -> str:

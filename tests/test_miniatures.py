@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
-from chaosgrid.plan.rehearsal import rehearsal
+from chaosgrid.plan.rehearsal import rehearsal, standin_examples
 from chaosgrid.plan.studies import expand_studies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,18 +56,29 @@ def test_the_caps_keep_what_they_do_not_say():
     assert any(line.startswith("ensembles_small: every length in epochs / 60") for line in said)
 
 
-def test_a_rehearsal_keeps_two_values_of_a_compared_axis_and_the_first_and_last_variants():
+def test_a_rehearsal_keeps_two_values_of_a_compared_axis_the_widest_width_and_each_models_first_variant():
     config = {"studies": {
         "s": {"lr": [0.1, 0.2, 0.3], "width": [4, 8], "until": {"compare": {"axis": "lr"}, "block": 8, "max_seeds": 32},
               "epochs": 10, "checkpoints": 5},
-        "v": {"variants": {"a": {"lr": 0.1}, "b": {"lr": 0.2}, "c": {"lr": 0.3, "epochs": 40}}, "seeds": 5},
+        "v": {"variants": {"a": {"lr": 0.1}, "b": {"lr": 0.2}, "c": {"lr": 0.3, "epochs": 40},
+                           "d": {"model": "vgg16"}, "e": {"model": "vgg16", "lr": 0.2}}, "seeds": 5},
     }}  # fmt: skip
     capped, said = rehearsal(config)
     s, v = capped["studies"]["s"], capped["studies"]["v"]
     assert (
-        s["lr"] == [0.1, 0.2] and s["width"] == 4 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
+        s["lr"] == [0.1, 0.2] and s["width"] == 8 and (s["until"]["block"], s["until"]["max_seeds"]) == (2, 4)
     )
-    assert (s["epochs"], s["checkpoints"]) == (1.0, "every:0.5")  # still two checkpoints
-    assert list(v["variants"]) == ["a", "c"] and v["variants"]["c"]["epochs"] == 1.0 and v["seeds"] == 2
+    assert (s["epochs"], s["checkpoints"]) == (
+        1.0,
+        0.5,
+    )  # still two checkpoints, written as a config writes them
+    assert list(v["variants"]) == ["a", "d", "e"] and v["seeds"] == 2
     assert config["studies"]["s"]["lr"] == [0.1, 0.2, 0.3]  # the config given is left as it was
-    assert "v: variants: 3 -> a, c" in said and "s: width [4, 8] -> 4" in said
+    assert "v: variants: 5 -> a, d, e" in said and "s: width [4, 8] -> 8" in said
+
+
+def test_stand_in_data_takes_two_steps_of_the_largest_mini_batch_and_a_full_batch_its_whole_set():
+    full_batch = {"dataset": "cifar10", "variants": {"sgd": {"batch_size": 128}, "fb": {"batch_size": 50000}}}
+    assert standin_examples({"studies": {"fb": full_batch}}) == (256, 256)
+    chaos = {"s": {"dataset": "cifar10", "batch_size": 1024}, "d": {"dataset": "digits", "batch_size": 64}}
+    assert standin_examples({"studies": chaos}) == (2048, 256)

@@ -88,8 +88,8 @@ def test_each_model_trains_a_step_alike_on_both_engines(name, shape):
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_the_size_table_planning_reads_is_the_models_own_at_widths_it_was_not_fitted_on():
-    """chaosgrid/model_sizes.json (`chaosgrid model-sizes --write`) gives every built-in model's parameters
-    and saved bytes per training example on every built-in dataset's input, exactly, at any width >= 2:
+    """chaosgrid/model_sizes.json (`chaosgrid model-sizes --write`) gives every built-in model's parameters,
+    saved bytes per training example and forward FLOPs on every built-in dataset's input, exactly, at any width >= 2:
     checked here at width 5 on the meta device; an input a model does not take has no entry."""
     inputs = sorted({(shape, classes) for shape, classes, _, _ in footprint.DATASETS.values()})
     for name in models.MODELS:

@@ -45,6 +45,14 @@ def shortened(checkpoints: str, factor: float) -> str:
     return f"every:{format_value(float(number) / factor)}" if kind == "every" else checkpoints
 
 
+def training_steps(cell: dict, n: int) -> tuple[int, int, int]:
+    """(batch, steps per epoch, steps) of a run of `cell` on `n` training examples: a batch larger than the
+    set is the whole set; `drop_last` leaves out each epoch's partial batch; at least one step."""
+    batch = min(cell["batch_size"], n)
+    per_epoch = n // batch if cell["drop_last"] else math.ceil(n / batch)
+    return batch, per_epoch, max(1, round(cell["epochs"] * per_epoch))
+
+
 def steps(checkpoints: str, total: int, steps_per_epoch: int, snapshots: tuple[int, ...] = ()) -> list[int]:
     """The steps after which a shard of `total` steps evaluates its runs (`snapshots`: the schedule's)."""
     found = {total}

@@ -1,18 +1,20 @@
 """A shard job's footprint, known before it runs: its dataset's size, its model's parameters and the bytes
-a training example keeps for the backward pass, which engine runs its models, and the memory of a CPU job.
+a training example keeps for the backward pass, its FLOPs, which engine runs its models, the memory of a
+job (CPU or GPU) and the compute of a run.
 
 Planning is torch-free, so model sizes come from a table (`model_sizes.json`): per built-in model and input
 (example shape, classes), exact polynomials in the width, fitted at widths 2, 3 and 4 on torch's meta
-device (`chaosgrid.models.measured_sizes`; `chaosgrid footprint --write` remakes the table, and a test
-checks it at widths it was not fitted on): parameters a0 + a1 w + a2 w^2 (every channel count is a
-multiple of the width) and saved bytes per example b0 + b1 w. (wrn28 at width 1 lacks one shortcut
-convolution: the estimate is a few thousand parameters high there.)
+device (`chaosgrid.models.measured_sizes`; `chaosgrid model-sizes --write` remakes the table, and a test
+checks it at widths it was not fitted on): parameters and forward FLOPs per example a0 + a1 w + a2 w^2
+(every channel count is a multiple of the width) and saved bytes per example b0 + b1 w. (wrn28 at width 1
+lacks one shortcut convolution: the estimate is a few thousand parameters high there.)
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -44,6 +46,10 @@ CPU_VMAP_MAX_PIXELS = 16 * 16
 # their parameters (weights, the modules they were stacked from, gradients, momentum, an update's temporaries).
 PROCESS_MB = 850
 PARAMETER_COPIES = {"sgd": 5, "adam": 6, "adamw": 6, "sam": 6}  # Adam: two moments; SAM: its ascent step
+# On a GPU: a CUDA context with cuBLAS and cuDNN loaded (typical, not measured here: no GPU has been lent),
+# and the share of the card's memory a job may plan on (the caching allocator fragments the rest).
+CUDA_CONTEXT_MB = 600
+GPU_USABLE = 0.9
 
 
 def choose_engine(engine: str, on_gpu: bool, pixels: int = 32 * 32, k: int = 1) -> str:
@@ -65,15 +71,53 @@ def _table() -> dict:
     return json.loads(TABLE.read_text())
 
 
-def model_sizes(model: str, shape: tuple[int, ...], classes: int, width: int) -> tuple[int, int] | None:
-    """(parameters, bytes saved per training example) of a built-in model, or None where the table has none
-    (the user's own model, or an input it does not take)."""
+def model_sizes(model: str, shape: tuple[int, ...], classes: int, width: int) -> tuple[int, int, int] | None:
+    """(parameters, bytes saved per training example, FLOPs of one example's forward pass) of a built-in
+    model, or None where the table has none (the user's own model, or an input it does not take)."""
     entry = _table().get(size_key(model, shape, classes))
     if entry is None:
         return None
-    a0, a1, a2 = entry["parameters"]
     b0, b1 = entry["saved_bytes"]
-    return a0 + a1 * width + a2 * width * width, b0 + b1 * width
+    return _polynomial(entry["parameters"], width), b0 + b1 * width, _polynomial(entry["flops"], width)
+
+
+def _polynomial(coefficients: list[int], x: int) -> int:
+    return sum(a * x**i for i, a in enumerate(coefficients))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a shard's runs hold and compute, from the tables: a model's sizes and the examples it meets."""
+
+    parameters: int
+    saved: int  # bytes autograd keeps per training example
+    flops: int  # one example's forward pass
+    image_bytes: int  # one example, float32
+    n_train: int  # the training set as loaded
+    trained: int  # examples per epoch (data_fraction, augment_copies)
+    tested: int  # examples of every evaluation set, the clean test set included
+    pixels: int
+
+
+def workload(
+    cell: dict, shifts=(), severities=(), examples: tuple[int, int] | None = None
+) -> Workload | None:
+    """A cell's workload; `examples`: (training, test) sizes of a stand-in for its dataset, every evaluation
+    set test-sized. None for a dataset or model the table does not know (the user's own)."""
+    if cell["dataset"] not in DATASETS or cell["trainer"]:
+        return None
+    shape, classes, n_train, n_test = DATASETS[cell["dataset"]]
+    sets = SET_EXAMPLES if examples is None else {"planes": 0}
+    n_train, n_test = examples or (n_train, n_test)
+    sizes = model_sizes(cell["model"], shape, classes, cell["width"])
+    if sizes is None:
+        return None
+    tested = sum(
+        n_test if shift == "clean" else sets.get(shift, n_test)
+        for shift, _ in eval_pairs(tuple(shifts), tuple(severities))
+    )
+    trained = round(n_train * cell["data_fraction"]) * (1 + cell["augment_copies"])
+    return Workload(*sizes, 4 * math.prod(shape), n_train, trained, tested, shape[-1] * shape[-2])
 
 
 def memory_mb(
@@ -84,41 +128,56 @@ def memory_mb(
     checkpoints: str = "final",
     weights: bool = False,
     engine: str = "auto",
+    examples: tuple[int, int] | None = None,
+    on_gpu: bool = False,
 ) -> dict | None:
-    """A CPU shard job's peak memory, estimated: the process, its data (the training set twice: as prepared
-    and as trained on; every evaluation set), its models (weights, gradients, optimizer state) and the bytes
-    their training examples keep for the backward pass (all runs at once under vmap, one under the loop),
-    and the weights it keeps until written. None for a dataset or model the table does not know."""
-    if cell["dataset"] not in DATASETS or cell["trainer"]:
+    """A shard job's peak memory, estimated: the process (on a GPU: its CUDA context), its data (the training
+    set twice: as prepared and as trained on; every evaluation set), its models (weights, gradients,
+    optimizer state) and the bytes their training examples keep for the backward pass (all runs at once
+    under vmap, one under the loop), and the weights it keeps until written. None where `workload` is."""
+    load = workload(cell, shifts, severities, examples)
+    if load is None:
         return None
-    shape, classes, n_train, n_test = DATASETS[cell["dataset"]]
-    sizes = model_sizes(cell["model"], shape, classes, cell["width"])
-    if sizes is None:
-        return None
-    parameters, saved = sizes
-    image = 4 * math.prod(shape)
-    trained = round(n_train * cell["data_fraction"]) * (1 + cell["augment_copies"])
-    tested = sum(
-        n_test if shift == "clean" else SET_EXAMPLES.get(shift, n_test)
-        for shift, _ in eval_pairs(tuple(shifts), tuple(severities))
-    )
-    batch = min(cell["micro_batch"] or cell["batch_size"], trained)
-    together = runs if choose_engine(engine, False, shape[-1] * shape[-2], runs) == "vmap" else 1
+    batch = min(cell["micro_batch"] or cell["batch_size"], load.trained)
+    together = runs if choose_engine(engine, on_gpu, load.pixels, runs) == "vmap" else 1
+    kept = checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"]) if weights else 0
     parts = {
-        "process": PROCESS_MB * 1e6,
-        "data": image * (n_train + trained + tested),
-        "models": together * 4 * parameters * PARAMETER_COPIES[cell["optimizer"]],
-        "activations": together * batch * saved,
-        "kept weights": runs
-        * 4
-        * parameters
-        * checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"])
-        if weights
-        else 0,
+        "process": (CUDA_CONTEXT_MB if on_gpu else PROCESS_MB) * 1e6,
+        "data": load.image_bytes * (load.n_train + load.trained + load.tested),
+        "models": together * 4 * load.parameters * PARAMETER_COPIES[cell["optimizer"]],
+        "activations": together * batch * load.saved,
+        "kept weights": runs * 4 * load.parameters * kept,
     }
     return {
         "mb": sum(parts.values()) / 1e6,
-        "parameters": parameters,
+        "parameters": load.parameters,
         "together": together,
         **{name: value / 1e6 for name, value in parts.items()},
     }
+
+
+def gpu_fit(cell: dict, runs: int, device_gb: float, **options) -> tuple[float, int] | None:
+    """(GB a shard of `runs` needs on a GPU, the most runs a shard could hold within `device_gb`): under vmap
+    memory grows linearly in the runs. `options` as memory_mb's."""
+    one, two = (memory_mb(cell, k, **options, engine="vmap", on_gpu=True) for k in (1, 2))
+    if one is None:
+        return None
+    per_run = two["mb"] - one["mb"]
+    fitting = int((device_gb * 1e3 * GPU_USABLE - (one["mb"] - per_run)) // per_run)
+    return memory_mb(cell, runs, **options, engine="vmap", on_gpu=True)["mb"] / 1e3, fitting
+
+
+def flops(
+    cell: dict, shifts=(), severities=(), checkpoints: str = "final", examples: tuple[int, int] | None = None
+) -> float | None:
+    """The FLOPs of one run: its training (forward and backward, about three forward passes per example;
+    twice that with SAM's or a gradient penalty's second pass) and the evaluation of every set at each
+    checkpoint. Probe planes and curves are left out. `examples` as workload's."""
+    load = workload(cell, shifts, severities, examples)
+    if load is None:
+        return None
+    passes = 6 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 3
+    batch, per_epoch, total = checkpoints_.training_steps(cell, load.trained)
+    snapshots = checkpoints == "snapshots"
+    evaluations = cell["cycles"] if snapshots else len(checkpoints_.steps(checkpoints, total, per_epoch))
+    return passes * load.flops * batch * total + load.flops * load.tested * evaluations

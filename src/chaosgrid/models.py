@@ -25,6 +25,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from chaosgrid import plugins
 from chaosgrid.footprint import DATASETS, FIT_WIDTHS, size_key
@@ -335,12 +336,16 @@ def parameter_names(name: str, in_shape: tuple[int, ...], num_classes: int, widt
         return [n for n, _ in build(name, in_shape, num_classes, width).named_parameters()]
 
 
-def measured_sizes(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> tuple[int, int]:
-    """(trainable parameters, bytes autograd saves per training example) of a model, measured on the meta
-    device (nothing allocated): the saved tensors of a training forward pass at two batch sizes, their
-    difference per example (what a batch adds: parameters and their views are saved at every size)."""
+def measured_sizes(
+    name: str, in_shape: tuple[int, ...], num_classes: int, width: int
+) -> tuple[int, int, int]:
+    """(trainable parameters, bytes autograd saves per training example, FLOPs of one example's forward pass)
+    of a model, measured on the meta device (nothing allocated): the saved tensors of a training forward
+    pass at two batch sizes, their difference per example (what a batch adds: parameters and their views
+    are saved at every size); FLOPs as torch's FlopCounterMode counts them (a multiply-add is two; matrix
+    products and convolutions only)."""
 
-    def saved(batch: int) -> tuple[int, int]:
+    def saved(batch: int) -> tuple[int, int, int]:
         kept: dict[int, torch.Tensor] = {}  # by id, held so that no id is reused while counting
 
         def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -350,13 +355,16 @@ def measured_sizes(name: str, in_shape: tuple[int, ...], num_classes: int, width
         with torch.device("meta"):
             model = build(name, in_shape, num_classes, width).train()
             x = torch.empty(batch, *in_shape)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with (
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor),
+            FlopCounterMode(display=False) as flops,
+        ):
             model(x)
         parameters = sum(p.numel() for p in model.parameters())
-        return parameters, sum(t.numel() * t.element_size() for t in kept.values())
+        return parameters, sum(t.numel() * t.element_size() for t in kept.values()), flops.get_total_flops()
 
-    (parameters, two), (_, four) = saved(2), saved(4)
-    return parameters, (four - two) // 2
+    (parameters, two, flops), (_, four, _) = saved(2), saved(4)
+    return parameters, (four - two) // 2, flops // 2
 
 
 def size_table() -> dict:
@@ -369,18 +377,24 @@ def size_table() -> dict:
         for shape, classes in sorted({(shape, classes) for shape, classes, _, _ in DATASETS.values()}):
             try:
                 with warnings.catch_warnings(action="ignore"):  # a failing build may warn first
-                    (p1, s1), (p2, s2), (p3, _) = (
+                    (p1, s1, f1), (p2, s2, f2), (p3, _, f3) = (
                         measured_sizes(name, shape, classes, width) for width in FIT_WIDTHS
                     )
             except RuntimeError:  # an input it does not take (conv1d on images, 4x4 patches of a signal)
                 continue
-            a2 = (p3 - 2 * p2 + p1) // 2
-            a1 = p2 - p1 - a2 * (2 * w + 1)
             table[size_key(name, shape, classes)] = {
-                "parameters": [p1 - a1 * w - a2 * w * w, a1, a2],
+                "parameters": _quadratic(w, p1, p2, p3),
                 "saved_bytes": [s1 - (s2 - s1) * w, s2 - s1],
+                "flops": _quadratic(w, f1, f2, f3),
             }
     return table
+
+
+def _quadratic(w: int, y1: int, y2: int, y3: int) -> list[int]:
+    """[a0, a1, a2] with a0 + a1 x + a2 x^2 = y1, y2, y3 at x = w, w + 1, w + 2 (exact in integers)."""
+    a2 = (y3 - 2 * y2 + y1) // 2
+    a1 = y2 - y1 - a2 * (2 * w + 1)
+    return [y1 - a1 * w - a2 * w * w, a1, a2]
 
 
 def build(name: str, in_shape: tuple[int, ...], num_classes: int, width: int) -> nn.Module:

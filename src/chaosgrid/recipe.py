@@ -17,7 +17,6 @@ over runs together).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from chaosgrid import engine, schedules
 from chaosgrid.batches import Batches
 from chaosgrid.checkpoints import steps as checkpoint_steps
+from chaosgrid.checkpoints import training_steps
 from chaosgrid.sampling import derive_seed
 
 # Optimizers by name: each builds a torch optimizer over the stack's flat parameter list. They act per
@@ -282,9 +282,7 @@ def fit(
     saved one, bit-identical to an uninterrupted fit (docs/how-a-shard-trains.md).
     """
     cell, n, k = cells[0], len(y), len(cells)
-    batch_size = min(cell["batch_size"], n)
-    steps_per_epoch = n // batch_size if cell["drop_last"] else math.ceil(n / batch_size)
-    total = max(1, round(cell["epochs"] * steps_per_epoch))
+    batch_size, steps_per_epoch, total = training_steps(cell, n)
     schedule = schedules.schedule(cell, total)
     optimizer = OPTIMIZERS[cell["optimizer"]](stack.params, cell)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)

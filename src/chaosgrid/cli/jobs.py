@@ -215,6 +215,8 @@ def train_shard(
         + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
         + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s"
     )
+    if torch_device.type == "cuda":  # what `chaosgrid rehearse` checks planning's GPU estimate against
+        click.echo(f"peak GPU memory {torch.cuda.max_memory_reserved(torch_device) / 1e6:.0f} MB reserved")
 
 
 @click.command("evaluate-shard")

@@ -46,7 +46,7 @@ def schema_command(repo, write) -> None:
 @click.option("--write", is_flag=True, help="Rewrite the table instead of checking it.")
 def model_sizes_command(write) -> None:
     """Check (or with --write remake) chaosgrid/model_sizes.json, the built-in models' parameters and
-    activation bytes by width that planning estimates a shard's memory from, measured on torch's meta device."""
+    activation bytes and forward FLOPs by width that planning estimates a shard's memory and compute from, measured on torch's meta device."""
     from chaosgrid import footprint, models
 
     entries = [f"{json.dumps(key)}: {json.dumps(sizes)}" for key, sizes in models.size_table().items()]

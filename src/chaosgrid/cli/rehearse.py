@@ -4,11 +4,15 @@ capped (chaosgrid.plan.rehearsal), in a folder of its own."""
 from __future__ import annotations
 
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import click
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
 
 
 @click.command("rehearse")
@@ -40,10 +44,14 @@ def rehearse_command(configfile, workdir, cores, snakefile, dry_run, snakemake_a
     folder = Path(workdir or Path("rehearsals") / Path(configfile).stem)
     folder.mkdir(parents=True, exist_ok=True)
     # relative paths in the config start where the command runs, not in the rehearsal's folder
-    schema = yaml.safe_load((Path(snakefile).parent / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load((Path(snakefile).parent / SCHEMA).read_text())
     config["data_root"] = os.path.abspath(
         config.get("data_root", schema["properties"]["data_root"]["default"])
     )
+    said_data, examples = _standins(config, folder)
+    if said_data:
+        said.append(f"stand-in data under {config['data_root']} (the real files are not read):")
+        said += [f"  {line}" for line in said_data]
     for study in config["studies"].values():
         if str(study.get("dataset", "")).startswith("npz:"):
             study["dataset"] = "npz:" + os.path.abspath(study["dataset"][4:])
@@ -64,4 +72,56 @@ def rehearse_command(configfile, workdir, cores, snakefile, dry_run, snakemake_a
     if done.returncode:
         raise click.ClickException(f"the rehearsal of {configfile} failed (snakemake exit {done.returncode})")
     if not dry_run:
+        _measured(config, folder, Path(snakefile).parent / SCHEMA, examples)
         click.echo(f"rehearsed {configfile}: its report pages and figures are under {folder}/results")
+
+
+def _measured(config: dict, folder: Path, schema: Path, examples: tuple[int, int] | None) -> None:
+    """Each training job's estimated memory beside its measured peak, and its throughput
+    (plan.rehearsal.measured)."""
+    from snakemake.utils import validate
+
+    from chaosgrid.plan.rehearsal import measured
+    from chaosgrid.plan.workflow import Plan
+
+    validate(config, str(schema), set_default=True)  # the defaults the workflow planned with
+    plan = Plan.of(config, results=folder / "results")
+    found = measured(plan, folder / "results", config["execution"]["engine"], examples)
+    if not found:
+        return
+    click.echo("each training job's memory, estimated by planning / measured peak, and its throughput:")
+    for job in found:
+        click.echo(
+            f"  {job.study} {job.shard}: {job.device} {job.estimated_mb:,.0f} / {job.measured_mb:,.0f} MB = "
+            f"{job.estimated_mb / job.measured_mb:.2f}; {job.tflops:.3f} TFLOP/s"
+        )
+    median = statistics.median(job.tflops for job in found)
+    click.echo(f"median throughput {median:.3f} TFLOP/s (on a GPU: the config's `gpu: {{tflops: ...}}`)")
+
+
+def _standins(config: dict, folder: Path) -> tuple[list[str], tuple[int, int] | None]:
+    """Write stand-ins for the published sets the config reads, where chaosgrid.standin makes them all, and
+    point `data_root` at them; once per size (rewriting them would make every job run again). A line per
+    set, and the (training, test) sizes."""
+    from chaosgrid import standin
+    from chaosgrid.cells import CELL_DEFAULTS
+    from chaosgrid.downloads import sources_for
+    from chaosgrid.plan.rehearsal import standin_examples
+
+    sources: dict[str, set[str]] = {}
+    for study in config["studies"].values():
+        needed = sources_for(str(study.get("dataset", CELL_DEFAULTS["dataset"])), study.get("shifts", []))
+        for name, files in needed.items():
+            sources.setdefault(name, set()).update(files)
+    if not sources or not set(sources) <= standin.MADE:
+        return [], None
+    train, test = standin_examples(config)
+    root = (folder / f"standin-data/{train}-{test}").resolve()
+    config["data_root"] = str(root)
+    if not root.exists():
+        partial = root.with_name(root.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        said = standin.write(partial, {n: sorted(f) for n, f in sources.items()}, train, test)
+        (partial / "made.txt").write_text("\n".join(said) + "\n")
+        partial.rename(root)
+    return (root / "made.txt").read_text().splitlines(), (train, test)

@@ -2,23 +2,49 @@
 `chaosgrid rehearse` and the suite's smoke runs of every miniature.
 
 A rehearsal changes only what makes a config expensive and says each change: 2 seeds (a curve pair, an
-ensemble, a variance still have two runs), one value per axis (two for an axis a study compares), its first
-and last variants (the plainest recipe and the most elaborate, as configs list them), its first severity, a few probe planes at a coarse grid, and training shortened to about
-one epoch. Every length measured in epochs (`epochs`, `init_epoch`, `every:` checkpoints, a curve's or the
-planes' epoch) is scaled by its study's one factor, so a run still starts from a checkpoint its source keeps
-and a schedule keeps its shape. Models, widths, optimizers, schedules, shifts and analyses stay as written.
+ensemble, a variance still have two runs), one value per axis (two for an axis a study compares; the largest
+width and data fraction), its first and last variants (the plainest recipe and the most elaborate, as
+configs list them) and one of every other model, its first severity, a few probe planes at a coarse grid,
+and training shortened to about one epoch. Every length measured in epochs (`epochs`, `init_epoch`,
+`every:` checkpoints, a curve's or the planes' epoch) is scaled by its study's one factor, so a run still
+starts from a checkpoint its source keeps and a schedule keeps its shape. Models, widths, batch sizes,
+optimizers, schedules, shifts and analyses stay as written. CIFAR-10 and its shifted sets are replaced by
+stand-ins in the real formats (`chaosgrid.standin`) sized for STEPS steps per epoch of the largest
+mini-batch, so that a paper config rehearses in minutes on a CPU.
 """
 
 from __future__ import annotations
 
 import copy
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from chaosgrid.cells import CELL_DEFAULTS, format_value, values_text
 from chaosgrid.checkpoints import canonical, shortened
+from chaosgrid.footprint import CUDA_CONTEXT_MB, DATASETS, flops
+from chaosgrid.plan.workflow import Plan, shard_memory
 
 SEEDS = 2
 EPOCHS = 1.0  # about one epoch of each study's longest training
 PLANES = {"triplets": 2, "resolution": 8}  # per study: anchors and points per side of each plane, at most
+LARGEST = ("width", "data_fraction")  # axes rehearsed at their largest value: where memory and shapes peak
+STEPS = 2  # training steps per epoch of a study's largest mini-batch on stand-in data
+STANDIN_TEST = 256  # stand-in test images, and images per shifted set
+JOB_FILES = (("benchmarks", "tsv"), ("logs", "log"))  # a training job's benchmark table and log
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A rehearsed training job: planning's memory estimate beside the measured peak, and its throughput."""
+
+    study: str
+    shard: str
+    device: str  # CPU | GPU
+    estimated_mb: float
+    measured_mb: float
+    tflops: float
 
 
 def rehearsal(config: dict) -> tuple[dict, list[str]]:
@@ -33,17 +59,21 @@ def rehearsal(config: dict) -> tuple[dict, list[str]]:
 
 
 def _one_point(study: dict) -> list[str]:
-    """One value per axis (two for the axis its `until` block compares), its first and last variants."""
+    """One value per axis (two for the axis its `until` block compares; the largest of LARGEST's), its first
+    and last variants and the first of each other model."""
     said = []
     compared = (study.get("until") or {}).get("compare", {}).get("axis")
     for key, value in list(study.items()):
         if key in CELL_DEFAULTS and isinstance(value, list) and len(value) > 1:
-            study[key] = value[:2] if key == compared else value[0]
+            study[key] = value[:2] if key == compared else max(value) if key in LARGEST else value[0]
             said.append(f"{key} {values_text(value)} -> {values_text(study[key])}")
-    if isinstance(study.get("variants"), dict) and len(study["variants"]) > 2:
-        names = list(study["variants"])
-        study["variants"] = {n: study["variants"][n] for n in (names[0], names[-1])}
-        said.append(f"variants: {len(names)} -> {names[0]}, {names[-1]}")
+    variants = study.get("variants")
+    if isinstance(variants, dict) and len(variants) > 2:
+        names = list(variants)
+        models = {variants[n].get("model", study.get("model")): n for n in reversed(names)}
+        kept = [n for n in names if n in {names[0], names[-1], *models.values()}]
+        study["variants"] = {n: variants[n] for n in kept}
+        said.append(f"variants: {len(names)} -> {', '.join(kept)}")
     return said
 
 
@@ -69,7 +99,10 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
             if "epochs" in recipe:
                 recipe["epochs"] = scaled(recipe["epochs"])
         if "checkpoints" in study:
-            study["checkpoints"] = shortened(canonical(study["checkpoints"]), factor)
+            short = shortened(canonical(study["checkpoints"]), factor)  # every:N is written N in a config
+            study["checkpoints"] = (
+                float(short.removeprefix("every:")) if short.startswith("every:") else short
+            )
         for block in ("curves", "planes"):
             for key in ("epochs", "epoch"):
                 if key in (study.get(block) or {}):
@@ -99,3 +132,44 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
                 said.append(f"planes: {key} {planes.get(key, 'default')} -> {most}")
                 planes[key] = most
     return said
+
+
+def standin_examples(config: dict) -> tuple[int, int]:
+    """(training, test) images of the stand-in data: STEPS steps of the largest mini-batch any study or
+    variant takes (a batch smaller than its real training set: a full batch becomes the stand-in's whole set,
+    in its chunks), at least STEPS * 128."""
+    batches = [128]
+    for study in config["studies"].values():
+        real = DATASETS.get(study.get("dataset"), (None, None, 0))[2]
+        for recipe in [study, *(study.get("variants") or {}).values()]:
+            batch = recipe.get("batch_size", study.get("batch_size", CELL_DEFAULTS["batch_size"]))
+            if batch < real:
+                batches.append(batch)
+    return STEPS * max(batches), STANDIN_TEST
+
+
+def measured(plan: Plan, results: Path, engine: str, examples: tuple[int, int] | None) -> list[Measured]:
+    """Each training job the rehearsal ran, as planning estimated it and as it ran: its peak memory (on a CPU
+    the resident peak Snakemake's `benchmark:` recorded, max_rss; on a GPU the peak its log reports, plus
+    the CUDA context) and its throughput (the FLOPs of its runs over their seconds), so the estimates that
+    size jobs and GPU-hours are checked, not guessed."""
+    found = []
+    for (study, key), shard in plan.shards.items():
+        table, log = (results / study / kind / f"{key}.{suffix}" for kind, suffix in JOB_FILES)
+        if not (table.exists() and log.exists()):
+            continue
+        text = log.read_text()
+        gpu = re.search(r"^peak GPU memory (\d+) MB", text, re.MULTILINE)
+        estimate = shard_memory(shard, engine, examples, on_gpu=bool(gpu))
+        per_run = flops(shard.base, shard.shifts, shard.severities, shard.checkpoints, examples)
+        seconds = re.search(r"^phases \(s\): .*\bruns ([\d.]+)", text, re.MULTILINE)
+        if not (estimate and per_run and seconds):
+            continue
+        if gpu:
+            peak = float(gpu[1]) + CUDA_CONTEXT_MB
+        else:
+            with table.open() as f:
+                peak = float(next(csv.DictReader(f, delimiter="\t"))["max_rss"])
+        tflops = per_run * len(shard.seed_indices) / float(seconds[1]) / 1e12
+        found.append(Measured(study, key, "GPU" if gpu else "CPU", estimate["mb"], peak, tflops))
+    return found

@@ -17,7 +17,7 @@ from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
 from chaosgrid.downloads import DownloadError, Source, configured, missing_files, sources_for
 from chaosgrid.evalsets import eval_name, eval_pairs, evaluated_sets
-from chaosgrid.footprint import memory_mb
+from chaosgrid.footprint import flops, gpu_fit, memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
 from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
@@ -190,28 +190,58 @@ class Plan:
                     ("warning", line) for line in [retraining_warning(name, shards, Path(results))] if line
                 ]
             said += [("warning", line) for line in [self.memory_warning(name, shards, config)] if line]
+            said += [("info", line) for line in [self.gpu_cost(name, shards, config)] if line]
         return said
+
+    def gpu_cost(self, name: str, shards: list[Shard], config: dict) -> str | None:
+        """A GPU study's cost before it runs: its GPU-hours on the config's `gpu` (FLOPs from
+        chaosgrid.footprint at the card's training throughput) and its largest shard's GPU memory, with the
+        most runs a shard could hold on that card."""
+        if not self.on_gpu(name, config) or not shards:
+            return None
+        total, largest = 0.0, (0.0, 0, "")
+        for shard in shards:
+            per_run = flops(shard.base, shard.shifts, shard.severities, shard.checkpoints)
+            trained = shard.training()
+            fit = gpu_fit(
+                shard.base,
+                len(shard.seed_indices),
+                config["gpu"]["memory_gb"],
+                shifts=trained.shifts,
+                severities=trained.severities,
+                checkpoints=shard.checkpoints,
+                weights=shard.weights,
+            )
+            if per_run is None or fit is None:
+                return None  # the user's own model or data: no table knows their size
+            total += per_run * len(shard.seed_indices)
+            largest = max(largest, (*fit, shard.key))
+        gpu = config["gpu"]
+        hours = total / (gpu["tflops"] * 1e12) / 3600
+        gb, fitting, key = largest
+        return (
+            f"{name}: about {hours:,.0f} GPU-hours on {gpu['name']} at {gpu['tflops']:g} TFLOP/s (config "
+            f"`gpu`); "
+            f"shard {key} needs about {gb:,.1f} of its {gpu['memory_gb']:g} GB"
+            + (f" (up to {fitting} runs would fit in one shard)" if fitting > 0 else ": it does not fit")
+        )
+
+    def on_gpu(self, name: str, config: dict) -> bool:
+        """A study whose jobs ask for a GPU, or a config that trains on one."""
+        declared = self.studies[name].get("resources", {})
+        return declared.get("gpus", 0) > 0 or str(config["device"]).startswith("cuda")
 
     def memory_warning(self, name: str, shards: list[Shard], config: dict) -> str | None:
         """A study's largest CPU shard job estimated to need more memory than its `mem_mb`
         (chaosgrid.footprint: built-in models and datasets), said before it swaps for hours or is killed."""
         declared = self.studies[name].get("resources", {})
-        if declared.get("gpus", 0) > 0 or str(config["device"]).startswith("cuda"):
+        if self.on_gpu(name, config):
             return None
-        estimates = []
-        for shard in shards:
-            trained = shard.training()  # the sets its training job holds
-            found = memory_mb(
-                shard.base,
-                len(shard.seed_indices),
-                trained.shifts,
-                trained.severities,
-                shard.checkpoints,
-                shard.weights,
-                config["execution"]["engine"],
-            )
-            if found:
-                estimates.append((found, shard))
+        estimates = [
+            (found, shard)
+            for shard in shards
+            if (found := shard_memory(shard, config["execution"]["engine"]))
+        ]
         if not estimates:
             return None
         found, shard = max(estimates, key=lambda pair: pair[0]["mb"])
@@ -229,6 +259,25 @@ class Plan:
             f"of {limit:,}: set `resources: {{mem_mb: {100 * math.ceil(found['mb'] / 80)}}}` "
             f"(a cluster kills a job over it), or a smaller width, batch or shard_size"
         )
+
+
+def shard_memory(
+    shard: Shard, engine: str, examples: tuple[int, int] | None = None, on_gpu: bool = False
+) -> dict | None:
+    """The estimated peak memory of a shard's training job (chaosgrid.footprint.memory_mb), with the
+    evaluation sets that job holds; `examples` for a stand-in dataset's sizes."""
+    trained = shard.training()
+    return memory_mb(
+        shard.base,
+        len(shard.seed_indices),
+        trained.shifts,
+        trained.severities,
+        shard.checkpoints,
+        shard.weights,
+        engine,
+        examples,
+        on_gpu,
+    )
 
 
 def retraining_warning(name: str, shards: list[Shard], results: Path) -> str | None:
