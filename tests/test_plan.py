@@ -9,8 +9,9 @@ import pytest
 
 from chaosgrid.plan.workflow import Plan, PlanError, cores_warning, report_problem, retraining_warning
 
-SETTINGS = {"data_root": "data", "downloads": {}, "device": "auto",
-            "execution": {"engine": "auto", "channels_last": False, "compile": False}}  # fmt: skip
+SETTINGS = {"data_root": "data", "downloads": {}, "device": "auto", "job_minutes": 10,
+            "execution": {"engine": "auto", "channels_last": False, "compile": False},
+            "gpu": {"name": "A100 80GB", "memory_gb": 80, "tflops": 8}}  # fmt: skip
 
 
 def plan(tmp_path: Path, **studies) -> Plan:

@@ -25,7 +25,6 @@ import warnings
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from chaosgrid import plugins
 from chaosgrid.footprint import DATASETS, FIT_WIDTHS, size_key
@@ -344,6 +343,8 @@ def measured_sizes(
     pass at two batch sizes, their difference per example (what a batch adds: parameters and their views
     are saved at every size); FLOPs as torch's FlopCounterMode counts them (a multiply-add is two; matrix
     products and convolutions only)."""
+
+    from torch.utils.flop_counter import FlopCounterMode  # 0.15 s of imports (triton) that a job never needs
 
     def saved(batch: int) -> tuple[int, int, int]:
         kept: dict[int, torch.Tensor] = {}  # by id, held so that no id is reused while counting

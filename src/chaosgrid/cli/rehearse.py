@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from chaosgrid.plan.rehearsal import STEPS, measured, rehearsal, standin_examples
+
 SCHEMA = "workflow/schemas/config.schema.yaml"
 
 
@@ -30,15 +32,20 @@ SCHEMA = "workflow/schemas/config.schema.yaml"
     show_default=True,
     help="The workflow's Snakefile (run from the chaosgrid checkout).",
 )
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=STEPS,
+    show_default=True,
+    help="Training steps per epoch of the largest mini-batch on stand-in data (more: a throughput worth quoting).",
+)
 @click.option("--dry-run", "-n", is_flag=True, help="Write the capped config and plan it; train nothing.")
 @click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
-def rehearse_command(configfile, workdir, cores, snakefile, dry_run, snakemake_args) -> None:
+def rehearse_command(configfile, workdir, cores, snakefile, steps, dry_run, snakemake_args) -> None:
     """Run CONFIGFILE's studies through the workflow with 2 seeds, one value per axis, about an epoch of
     training and a few probe planes, everything else as written; prints each cap. Ends in the studies'
     tables, figures and report pages under --workdir. Arguments after `--` go to snakemake."""
     import yaml
-
-    from chaosgrid.plan.rehearsal import rehearsal
 
     config, said = rehearsal(yaml.safe_load(Path(configfile).read_text()))
     folder = Path(workdir or Path("rehearsals") / Path(configfile).stem)
@@ -48,7 +55,7 @@ def rehearse_command(configfile, workdir, cores, snakefile, dry_run, snakemake_a
     config["data_root"] = os.path.abspath(
         config.get("data_root", schema["properties"]["data_root"]["default"])
     )
-    said_data, examples = _standins(config, folder)
+    said_data, examples = _standins(config, folder, steps)
     if said_data:
         said.append(f"stand-in data under {config['data_root']} (the real files are not read):")
         said += [f"  {line}" for line in said_data]
@@ -81,7 +88,6 @@ def _measured(config: dict, folder: Path, schema: Path, examples: tuple[int, int
     (plan.rehearsal.measured)."""
     from snakemake.utils import validate
 
-    from chaosgrid.plan.rehearsal import measured
     from chaosgrid.plan.workflow import Plan
 
     validate(config, str(schema), set_default=True)  # the defaults the workflow planned with
@@ -99,14 +105,13 @@ def _measured(config: dict, folder: Path, schema: Path, examples: tuple[int, int
     click.echo(f"median throughput {median:.3f} TFLOP/s (on a GPU: the config's `gpu: {{tflops: ...}}`)")
 
 
-def _standins(config: dict, folder: Path) -> tuple[list[str], tuple[int, int] | None]:
+def _standins(config: dict, folder: Path, steps: int) -> tuple[list[str], tuple[int, int] | None]:
     """Write stand-ins for the published sets the config reads, where chaosgrid.standin makes them all, and
     point `data_root` at them; once per size (rewriting them would make every job run again). A line per
     set, and the (training, test) sizes."""
     from chaosgrid import standin
     from chaosgrid.cells import CELL_DEFAULTS
     from chaosgrid.downloads import sources_for
-    from chaosgrid.plan.rehearsal import standin_examples
 
     sources: dict[str, set[str]] = {}
     for study in config["studies"].values():
@@ -115,7 +120,7 @@ def _standins(config: dict, folder: Path) -> tuple[list[str], tuple[int, int] | 
             sources.setdefault(name, set()).update(files)
     if not sources or not set(sources) <= standin.MADE:
         return [], None
-    train, test = standin_examples(config)
+    train, test = standin_examples(config, steps)
     root = (folder / f"standin-data/{train}-{test}").resolve()
     config["data_root"] = str(root)
     if not root.exists():

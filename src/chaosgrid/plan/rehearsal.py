@@ -5,12 +5,12 @@ A rehearsal changes only what makes a config expensive and says each change: 2 s
 ensemble, a variance still have two runs), one value per axis (two for an axis a study compares; the largest
 width and data fraction), its first and last variants (the plainest recipe and the most elaborate, as
 configs list them) and one of every other model, its first severity, a few probe planes at a coarse grid,
-and training shortened to about one epoch. Every length measured in epochs (`epochs`, `init_epoch`,
-`every:` checkpoints, a curve's or the planes' epoch) is scaled by its study's one factor, so a run still
-starts from a checkpoint its source keeps and a schedule keeps its shape. Models, widths, batch sizes,
-optimizers, schedules, shifts and analyses stay as written. CIFAR-10 and its shifted sets are replaced by
-stand-ins in the real formats (`chaosgrid.standin`) sized for STEPS steps per epoch of the largest
-mini-batch, so that a paper config rehearses in minutes on a CPU.
+3 points of a curve, and training shortened to about one epoch. Every length measured in epochs (`epochs`,
+`init_epoch`, `every:` checkpoints, a curve's or the planes' epoch) is scaled by its study's one factor, so
+a run still starts from a checkpoint its source keeps and a schedule keeps its shape. Models, widths, batch
+sizes, optimizers, schedules, shifts and analyses stay as written. CIFAR-10 and its shifted sets are
+replaced by stand-ins in the real formats (`chaosgrid.standin`) sized for STEPS steps per epoch of the
+largest mini-batch, so that a paper config rehearses in minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SEEDS = 2
 EPOCHS = 1.0  # about one epoch of each study's longest training
 PLANES = {"triplets": 2, "resolution": 8}  # per study: anchors and points per side of each plane, at most
 LARGEST = ("width", "data_fraction")  # axes rehearsed at their largest value: where memory and shapes peak
+CURVE_POINTS = 3  # t = 0, 1/2, 1: each point re-estimates BatchNorm on the training set and evaluates
 STEPS = 2  # training steps per epoch of a study's largest mini-batch on stand-in data
 STANDIN_TEST = 256  # stand-in test images, and images per shifted set
 JOB_FILES = (("benchmarks", "tsv"), ("logs", "log"))  # a training job's benchmark table and log
@@ -122,6 +123,9 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
     if "curves" in study and study["curves"].get("pairs", 1) > 1:
         said.append(f"curves: pairs {study['curves']['pairs']} -> 1")
         study["curves"]["pairs"] = 1
+    if "curves" in study and study["curves"].get("points", CURVE_POINTS + 1) > CURVE_POINTS:
+        said.append(f"curves: points {study['curves'].get('points', 'default')} -> {CURVE_POINTS}")
+        study["curves"]["points"] = CURVE_POINTS
     if len(study.get("severities", [])) > 1:
         said.append(f"severities {values_text(study['severities'])} -> {study['severities'][0]}")
         study["severities"] = study["severities"][:1]
@@ -134,10 +138,10 @@ def _cap(study: dict, factor: float, factors: dict[str, float]) -> list[str]:
     return said
 
 
-def standin_examples(config: dict) -> tuple[int, int]:
-    """(training, test) images of the stand-in data: STEPS steps of the largest mini-batch any study or
+def standin_examples(config: dict, steps: int = STEPS) -> tuple[int, int]:
+    """(training, test) images of the stand-in data: `steps` steps of the largest mini-batch any study or
     variant takes (a batch smaller than its real training set: a full batch becomes the stand-in's whole set,
-    in its chunks), at least STEPS * 128."""
+    in its chunks), at least `steps` * 128."""
     batches = [128]
     for study in config["studies"].values():
         real = DATASETS.get(study.get("dataset"), (None, None, 0))[2]
@@ -145,7 +149,7 @@ def standin_examples(config: dict) -> tuple[int, int]:
             batch = recipe.get("batch_size", study.get("batch_size", CELL_DEFAULTS["batch_size"]))
             if batch < real:
                 batches.append(batch)
-    return STEPS * max(batches), STANDIN_TEST
+    return steps * max(batches), STANDIN_TEST
 
 
 def measured(plan: Plan, results: Path, engine: str, examples: tuple[int, int] | None) -> list[Measured]:

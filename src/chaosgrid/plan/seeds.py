@@ -11,9 +11,9 @@ def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else sorted(set(seeds))
 
 
-# Runs per shard unless a study sets `shard_size`: a study grows 8 seeds at a time without renaming a finished
-# shard, and 8 runs share a process's fixed cost (about 2 s of imports and writing here, ~10% of a default-grid
-# job) and let vmap stack them (1.29x at K=8 on digits, docs/benchmarks.md). Paper configs set their own.
+# The smallest shard chaosgrid plans where a study does not set `shard_size` (plan.sizing sizes them by compute
+# in multiples of it): 8 runs share a process's fixed cost (about 2 s of imports and writing here) and let
+# vmap stack them (1.29x at K=8 on digits, docs/benchmarks.md).
 SHARD_SIZE = 8
 
 
@@ -46,21 +46,17 @@ def parse_seed_text(text: str) -> tuple[int, ...] | None:
 def seed_blocks(
     seeds: list[int], size: int, finished: Iterable[tuple[int, ...]] = ()
 ) -> list[tuple[int, ...]]:
-    """The seed indices grouped into shards: block b holds the wanted seeds in [b·size, (b+1)·size), so that
-    raising `seeds` adds blocks and never renames one. A block may already be covered in part by `finished`
-    shards (their seed tuples; a study that grew from 12 to 16 seeds finished seeds~8-11 of block 1): those
-    whose seeds are all still wanted are kept (larger first, never overlapping), and the block's other seeds
-    make one more shard (seeds~12-15), so growth completes a partial block instead of re-training it."""
+    """The seed indices grouped into shards. The `finished` shards (their seed tuples) whose seeds are all
+    still wanted are kept as they are, larger first, never overlapping, whatever size made them: a study
+    that grew from 12 to 16 seeds keeps seeds~8-11, and one whose shard size changed re-trains nothing it
+    has. The other seeds fall in blocks: block b holds the wanted seeds in [b·size, (b+1)·size), so raising
+    `seeds` adds blocks and never renames one, and growth completes a partial block (seeds~12-15)."""
+    left, shards = set(seeds), []
+    for done in sorted(finished, key=lambda d: (-len(d), d)):
+        if set(done) <= left:
+            shards.append(done)
+            left -= set(done)
     blocks: dict[int, list[int]] = {}
-    for seed in seeds:
+    for seed in sorted(left):
         blocks.setdefault(seed // size, []).append(seed)
-    shards = []
-    for block in blocks.values():
-        left = set(block)
-        for done in sorted(finished, key=lambda d: (-len(d), d)):
-            if set(done) <= left:
-                shards.append(done)
-                left -= set(done)
-        if left:
-            shards.append(tuple(sorted(left)))
-    return sorted(shards)
+    return sorted(shards + [tuple(block) for block in blocks.values()])

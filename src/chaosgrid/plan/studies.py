@@ -41,6 +41,7 @@ from chaosgrid.plan.blocks import (
 )
 from chaosgrid.plan.own import own_files
 from chaosgrid.plan.seeds import SHARD_SIZE, parse_seed_text, seed_blocks, seed_list, seed_text
+from chaosgrid.plan.sizing import Speed, shard_size
 from chaosgrid.plan.specs import CurveJob, Shard
 from chaosgrid.plan.until import parse_until
 
@@ -73,10 +74,14 @@ def study_variants(name: str, study: dict) -> dict[str, dict]:
     return variants or {"": {}}
 
 
-def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[Shard]:
+def expand_study(
+    name: str, study: dict, finished: Iterable[str] = (), speed: Speed | None = None
+) -> list[Shard]:
     """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
     `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
-    Each grid point's seeds are split into blocks (seed_blocks), keeping the `finished` shard keys that fit.
+    Each grid point's seeds are split into blocks (seed_blocks) of its `shard_size`, or where the study sets
+    none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed), keeping the
+    `finished` shard keys whose seeds are still wanted.
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
@@ -110,7 +115,9 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
         until = parse_until(name, study, axes)
         seeds, size = list(range(until.max_seeds)), until.block
     else:
-        seeds, size = seed_list(study.get("seeds", 1)), int(study.get("shard_size", SHARD_SIZE))
+        seeds, size = seed_list(study.get("seeds", 1)), study.get("shard_size")
+    resources = study.get("resources", {})
+    on_gpu = resources.get("gpus", 0) > 0 or (speed is not None and speed.device.startswith("cuda"))
     done_at: dict[str, list[tuple[int, ...]]] = {}  # grid point (key prefix) -> its finished shards' seeds
     for key in finished:
         prefix, _, text = key.rpartition("seeds~")
@@ -136,7 +143,11 @@ def expand_study(name: str, study: dict, finished: Iterable[str] = ()) -> list[S
                 f"or weights of them, and starts none from another study (init_from)"
             )
         prefix = "".join(f"{a}~{path_text(base[a])}/" for a in axes)
-        for block in seed_blocks(seeds, size, done_at.get(prefix, ())):
+        point = {"base": base, "shifts": shifts, "severities": severities, "checkpoints": checkpoints}
+        point_size = size or (
+            shard_size({**point, "weights": weights}, resources, speed, on_gpu) if speed else SHARD_SIZE
+        )
+        for block in seed_blocks(seeds, point_size, done_at.get(prefix, ())):
             key = f"{prefix}seeds~{seed_text(block)}"
             shards.append(
                 Shard(
@@ -227,7 +238,7 @@ def check_init_epoch(name: str, epoch: float, source: str, shard: Shard) -> None
 
 
 def expand_studies(
-    studies: dict, finished: dict[str, Iterable[str]] | None = None
+    studies: dict, finished: dict[str, Iterable[str]] | None = None, speed: Speed | None = None
 ) -> dict[tuple[str, str], Shard]:
     """Every study's shards by (study, key) (`finished`: each study's shard keys already done, which a grown
     study keeps), with starting points resolved: a shard whose runs start from
@@ -240,7 +251,7 @@ def expand_studies(
     shards = {
         (name, s.key): s
         for name, study in studies.items()
-        for s in expand_study(name, study, finished.get(name, ()))
+        for s in expand_study(name, study, finished.get(name, ()), speed)
     }
     for (name, key), shard in list(shards.items()):
         source = shard.base["init_from"]

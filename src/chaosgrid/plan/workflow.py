@@ -21,12 +21,11 @@ from chaosgrid.footprint import flops, gpu_fit, memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
 from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
+from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
 from chaosgrid.plan.studies import expand_curves, expand_studies
 from chaosgrid.plan.until import Until
 
-# A job's resources unless its study's `resources` block says otherwise.
-RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 # Resources that grow with each retry: a shard killed at its time or memory limit would otherwise be retried
 # into the same wall.
 SCALED_BY_ATTEMPT = ("runtime", "mem_mb")
@@ -74,7 +73,7 @@ class Plan:
         except DuplicateKeyError as err:
             raise PlanError(f"config {err}") from err
         try:
-            shards = expand_studies(studies, finished_shards(studies, Path(results)))
+            shards = expand_studies(studies, finished_shards(studies, Path(results)), Speed.of(config))
             curves = expand_curves(studies, shards)
             adaptive = {name: Until.of(s["until"]) for name, s in studies.items() if "until" in s}
         except GridError as err:
