@@ -45,4 +45,4 @@ include: "workflow/rules/analysis.smk"
 rule all:
     default_target: True
     input:
-        PLAN.targets(),
+        lambda wildcards: PLAN.targets(),

@@ -15,7 +15,7 @@ from chaosgrid.plan.blocks import (
 )
 from chaosgrid.plan.seeds import parse_seed_text
 from chaosgrid.plan.specs import CurveJob, Shard
-from chaosgrid.plan.studies import expand_curves, expand_studies, expand_study
+from chaosgrid.plan.studies import Shards, expand_curves, expand_studies, expand_study
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
@@ -306,7 +306,7 @@ ENSEMBLE_STUDIES = {
 
 
 def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holding_them():
-    shards = expand_studies(ENSEMBLE_STUDIES)
+    shards = Shards(ENSEMBLE_STUDIES, {}, None)
     jobs = expand_curves(ENSEMBLE_STUDIES, shards)
     assert sorted(jobs) == [
         ("ind", f"lr~{lr}/pair~{a}-{b}") for lr in ("0.05", "0.1") for a, b in ((0, 1), (2, 3))
@@ -335,7 +335,7 @@ def test_curves_join_pairs_of_runs_at_every_grid_point_and_read_the_shards_holdi
 def test_bad_curves_blocks_are_named(curves, message):
     declared = {"ind": {"seeds": 6, "curves": curves}}
     with pytest.raises(GridError, match=message):
-        expand_curves(declared, expand_studies(declared))
+        expand_curves(declared, Shards(declared, {}, None))
 
 
 def test_bad_ensembles_blocks_are_named():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from chaosgrid import checkpoints, engine, evaluation, recipe, sampling, schedules, train
+from chaosgrid import checkpoints, engine, evaluation, footprint, recipe, sampling, schedules, train
 from chaosgrid.cells import validate_cell
 
 
@@ -213,7 +213,7 @@ def test_the_job_planning_and_the_memory_estimate_count_the_same_checkpoints(dec
     cell = validate_cell({"schedule": "cyclic_cosine", "warmup": 0, "cycles": 4, "epochs": 12})
     steps_per_epoch, total = 10, 120
     made = checkpoints.steps(declared, total, steps_per_epoch, schedules.schedule(cell, total).snapshots)
-    assert len(made) == checkpoints.count(declared, 12, cell["cycles"])
+    assert len(made) == footprint.checkpoint_count(cell, declared, steps_per_epoch * cell["batch_size"])
     kept = checkpoints.epochs(declared, 12)
     assert kept is None or [round(e * steps_per_epoch) for e in kept] == made
 

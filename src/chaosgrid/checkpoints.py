@@ -5,9 +5,9 @@
 - `every:N` (or the number N): every N epochs, and the last step;
 - `evenly:N`: N evaluations evenly spaced in steps (for rows of very different lengths), the last one included.
 
-The job (`steps`), planning (`epochs`: what `init_from` may start from; `count`: the memory estimate's kept
-weights), the check of a study's declaration (`canonical`) and the lookup of a kept checkpoint by epoch
-(`step_at`) all read it here, so they cannot disagree.
+The job and the footprint's estimates (`training_steps`, `steps`: what a run evaluates and keeps), planning
+(`epochs`: what `init_from` may start from), the check of a study's declaration (`canonical`) and the lookup
+of a kept checkpoint by epoch (`step_at`) all read it here, so they cannot disagree.
 Torch-free: planning imports it.
 """
 
@@ -79,13 +79,6 @@ def epochs(checkpoints: str, epochs: float) -> list[float] | None:
     if kind == "evenly":
         return [epochs * j / int(number) for j in range(1, int(number))] + [epochs]
     return [epochs]
-
-
-def count(checkpoints: str, epochs_: float, cycles: int) -> int:
-    """How many checkpoints a run keeps (its evaluations, and its weights where kept); `cycles`: the
-    schedule's snapshots, where it declares `snapshots`."""
-    kept = epochs(checkpoints, epochs_)
-    return cycles if kept is None else len(kept)
 
 
 def step_at(run: dict, epoch: float) -> int:

@@ -144,7 +144,7 @@ def memory_mb(
         return None
     batch = min(cell["micro_batch"] or cell["batch_size"], load.trained)
     together = runs if choose_engine(engine, on_gpu, load.pixels, runs) == "vmap" else 1
-    kept = checkpoints_.count(checkpoints, cell["epochs"], cell["cycles"]) if weights else 0
+    kept = checkpoint_count(cell, checkpoints, load.trained) if weights else 0
     copies = PARAMETER_COPIES[cell["optimizer"]] + (PENALTY_COPIES if cell["grad_penalty"] > 0 else 0)
     parts = {
         "process": (CUDA_CONTEXT_MB if on_gpu else PROCESS_MB) * 1e6,
@@ -182,7 +182,16 @@ def flops(
     if load is None:
         return None
     passes = 6 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 3
-    batch, per_epoch, total = checkpoints_.training_steps(cell, load.trained)
-    snapshots = checkpoints == "snapshots"
-    evaluations = cell["cycles"] if snapshots else len(checkpoints_.steps(checkpoints, total, per_epoch))
+    batch, _, total = checkpoints_.training_steps(cell, load.trained)
+    evaluations = checkpoint_count(cell, checkpoints, load.trained)
     return passes * load.flops * batch * total + load.flops * load.tested * evaluations
+
+
+def checkpoint_count(cell: dict, checkpoints: str, trained: int) -> int:
+    """The checkpoints a run keeps (its evaluations, and its weights where kept) on `trained` examples an
+    epoch: the distinct steps its declaration names (`checkpoints.steps`); for `snapshots`, the schedule's
+    cycles, at most one a step."""
+    _, per_epoch, total = checkpoints_.training_steps(cell, trained)
+    if checkpoints == "snapshots":
+        return min(cell["cycles"], total)
+    return len(checkpoints_.steps(checkpoints, total, per_epoch))

@@ -13,7 +13,7 @@ for analysis in ANALYSES.values():
             input:
                 unpack(
                     lambda wildcards, analysis=analysis: analysis.extra_inputs(
-                        wildcards.study, config["studies"], SHARDS, CURVES
+                        wildcards.study, config["studies"], SHARDS, PLAN.curves
                     )
                 ),
                 runs="results/{study}/tables/runs.parquet",

@@ -31,15 +31,16 @@ def point_jobs_at_chaosgrid():
 
 
 def make_plan():
-    """The config's plan, or a one-line WorkflowError; its checks and announcements made once, by the main
-    process (a job's own Snakemake, on a cluster, says nothing)."""
+    """The config's plan, or a one-line WorkflowError; expanded, checked and announced once, by the main
+    process (a job's own Snakemake, on a cluster, builds only its own shard and says nothing)."""
     try:
-        plan = planning.Plan.of(config, workflow.overwrite_configfiles or ["config/config.yaml"])
+        files = workflow.overwrite_configfiles or ["config/config.yaml"]
+        plan = planning.Plan.of(config, files, whole=workflow.is_main_process)
     except planning.PlanError as err:
         raise WorkflowError(str(err)) from err
-    if problem := plan.missing_data():
-        raise WorkflowError(problem)
     if workflow.is_main_process:
+        if problem := plan.missing_data():
+            raise WorkflowError(problem)
         if "--report" in sys.argv and (problem := planning.report_problem(config["studies"])):
             raise WorkflowError(problem)
         if workflow.local_exec:  # a cluster runs jobs elsewhere
@@ -60,7 +61,7 @@ envvars:
 
 
 PLAN = make_plan()
-SHARDS, CURVES, ADAPTIVE = PLAN.shards, PLAN.curves, PLAN.adaptive
+SHARDS, ADAPTIVE = PLAN.shards, PLAN.adaptive
 one_of = planning.one_of
 
 
@@ -94,7 +95,7 @@ def shard_files(kind, looks=None):
         elif wildcards.study in ADAPTIVE:
             keys = adaptive_keys(wildcards.study)
         else:
-            keys = [key for s, key in SHARDS if s == wildcards.study]
+            keys = list(SHARDS.study(wildcards.study))
         return [f"results/{wildcards.study}/{kind}/{key}.parquet" for key in keys]
 
     return files
@@ -137,7 +138,7 @@ def get_dataset(wildcards):
 
 def get_curve_inputs(wildcards):
     """A curve job's two runs' weights files and the prepared dataset (`ancient`, as the shards read it)."""
-    files = PLAN.curve_files(CURVES[wildcards.study, wildcards.pair])
+    files = PLAN.curve_files(PLAN.curves[wildcards.study, wildcards.pair])
     return {**files, "prepared": ancient(files["prepared"])}
 
 

@@ -20,7 +20,7 @@ rule train_curves:
         runtime=get_resource("runtime"),
         gpu=get_resource("gpus"),
     params:
-        spec=lambda wildcards: CURVES[wildcards.study, wildcards.pair].to_json(),
+        spec=lambda wildcards: PLAN.curves[wildcards.study, wildcards.pair].to_json(),
         prepared=lambda wildcards, input: planning.prepared_options({"data": input.prepared}),
         device=config["device"],
     shell:

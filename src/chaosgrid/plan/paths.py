@@ -5,10 +5,14 @@ every shard job) and the further files an analysis reads besides its study's run
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chaosgrid.cells import path_text
 from chaosgrid.evalsets import PLANES, eval_name, is_clean
 from chaosgrid.plan.blocks import ensemble_studies, plane_spec, triplets_key
+
+if TYPE_CHECKING:
+    from chaosgrid.plan.studies import Shards
 
 # The workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text).
 PREPARED = "resources/prepared"
@@ -45,23 +49,23 @@ def prepared_inputs(
     return files
 
 
-def ensemble_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+def ensemble_inputs(name: str, studies: dict, shards: Shards, curves: dict) -> dict:
     """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
     block names, that study's runs table, predictions and weights files."""
     files = {
-        "weights": [f"results/{name}/weights/{key}.pt" for s, key in shards if s == name],
+        "weights": [f"results/{name}/weights/{key}.pt" for key in shards.study(name)],
         "curves": [f"results/{name}/curves/{key}.parquet" for s, key in curves if s == name],
     }
     for role, other in ensemble_studies(name, studies[name], studies).items():
-        keys = [key for s, key in shards if s == other]
+        keys = list(shards.study(other))
         files[f"{role}_runs"] = f"results/{other}/tables/runs.parquet"
         files[f"{role}_predictions"] = [f"results/{other}/predictions/{k}.parquet" for k in keys]
         files[f"{role}_weights"] = [f"results/{other}/weights/{k}.pt" for k in keys]
     return files
 
 
-def region_inputs(name: str, studies: dict, shards: dict, curves: dict) -> dict:
+def region_inputs(name: str, studies: dict, shards: Shards, curves: dict) -> dict:
     """The regions analysis reads the anchors of the study's probe planes."""
-    dataset = next(s.base["dataset"] for (n, _), s in shards.items() if n == name)
+    dataset = next(iter(shards.study(name).values())).base["dataset"]
     folder = prepared_folder(dataset)
     return {"triplets": str(planes_file(folder, triplets_key(plane_spec(studies[name].get("planes")))))}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from chaosgrid import checkpoints as checkpoints_
 from chaosgrid.cells import (
@@ -74,17 +74,27 @@ def study_variants(name: str, study: dict) -> dict[str, dict]:
     return variants or {"": {}}
 
 
-def expand_study(
-    name: str, study: dict, finished: Iterable[str] = (), speed: Speed | None = None
-) -> list[Shard]:
-    """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
-    `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
-    Each grid point's seeds are split into blocks (seed_blocks) of its `shard_size`, or where the study sets
-    none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed), keeping the
-    `finished` shard keys whose seeds are still wanted.
+@dataclass(frozen=True)
+class _Frame:
+    """What every shard of a study shares, checked once: its parameters, axes and their values, evaluation
+    sets, checkpoints and seeds."""
 
-    Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
-    """
+    name: str
+    params: dict
+    variants: dict
+    values_of: dict  # axis -> its values, in key order
+    shifts: tuple
+    severities: tuple
+    checkpoints: str
+    weights: bool
+    probabilities: bool
+    planes: tuple
+    seeds: list
+    size: int | None  # the study's shard_size (an adaptive study's block), or None: sized by compute
+    resources: dict
+
+
+def _frame(name: str, study: dict) -> _Frame:
     params = {k: v for k, v in study.items() if k not in STUDY_KEYS}
     for seed_key in SEED_KEYS:
         if seed_key in params:
@@ -104,9 +114,6 @@ def expand_study(
         repeated = sorted({v for v in spelled if spelled.count(v) > 1})
         if repeated:
             raise GridError(f"study {name!r}: axis {axis!r} lists {repeated[0]} more than once")
-    shifts, severities = tuple(study.get("shifts", ())), tuple(study.get("severities", ()))
-    checkpoints = checkpoints_.canonical(study.get("checkpoints", "final"))
-    weights, probabilities = bool(study.get("weights", False)), bool(study.get("probabilities", False))
     try:
         planes = shard_planes(plane_spec(study.get("planes")))
     except GridError as err:
@@ -116,57 +123,126 @@ def expand_study(
         seeds, size = list(range(until.max_seeds)), until.block
     else:
         seeds, size = seed_list(study.get("seeds", 1)), study.get("shard_size")
-    resources = study.get("resources", {})
-    on_gpu = resources.get("gpus", 0) > 0 or (speed is not None and speed.device.startswith("cuda"))
+    shifts = tuple(study.get("shifts", ()))
+    return _Frame(
+        name,
+        params,
+        variants,
+        values_of,
+        shifts,
+        tuple(study.get("severities", ())),
+        checkpoints_.canonical(study.get("checkpoints", "final")),
+        bool(study.get("weights", False)),
+        bool(study.get("probabilities", False)),
+        planes if PLANES in shifts else (),
+        seeds,
+        size,
+        study.get("resources", {}),
+    )
+
+
+def _base(frame: _Frame, values: tuple) -> dict:
+    """A grid point's cell parameters (its seeds aside), checked."""
+    name, point = frame.name, dict(zip(frame.values_of, values, strict=True))
+    try:
+        base = validate_cell({**frame.params, **point, **frame.variants[point.get("variant", "")]})
+    except GridError as err:
+        where = f"variant {point['variant']!r}: " if "variant" in point else ""
+        raise GridError(f"study {name!r}: {where}{err}") from err
+    base = {k: v for k, v in base.items() if k not in SEED_KEYS}
+    check_shifts(frame.shifts, frame.severities, base["dataset"])
+    try:
+        own_files(base, frame.shifts)
+    except GridError as err:
+        raise GridError(f"study {name!r}: {err}") from err
+    if base["trainer"] and (frame.checkpoints != "final" or frame.weights or base["init_from"]):
+        raise GridError(
+            f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
+            f"or weights of them, and starts none from another study (init_from)"
+        )
+    return base
+
+
+def _prefix(frame: _Frame, base: dict) -> str:
+    """A grid point's part of its shard keys: each axis and its value ("lr~0.05/width~16/")."""
+    return "".join(f"{a}~{path_text(base[a])}/" for a in frame.values_of)
+
+
+def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...]) -> Shard:
+    return Shard(
+        frame.name,
+        f"{prefix}seeds~{seed_text(block)}",
+        base,
+        block,
+        frame.shifts,
+        frame.severities,
+        frame.checkpoints,
+        frame.weights,
+        probabilities=frame.probabilities,
+        planes=frame.planes,
+    )
+
+
+def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
+    """A grid point's shard size: the study's, or by compute (plan.sizing), or SHARD_SIZE without a speed."""
+    if frame.size or speed is None:
+        return frame.size or SHARD_SIZE
+    on_gpu = frame.resources.get("gpus", 0) > 0 or speed.device.startswith("cuda")
+    point = {"base": base, "shifts": frame.shifts, "severities": frame.severities}
+    return shard_size(
+        {**point, "checkpoints": frame.checkpoints, "weights": frame.weights}, frame.resources, speed, on_gpu
+    )
+
+
+def expand_study(
+    name: str, study: dict, finished: Iterable[str] = (), speed: Speed | None = None
+) -> list[Shard]:
+    """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
+    `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
+    Each grid point's seeds are split into blocks (seed_blocks) of its `shard_size`, or where the study sets
+    none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed), keeping the
+    `finished` shard keys whose seeds are still wanted.
+
+    Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
+    """
+    frame = _frame(name, study)
     done_at: dict[str, list[tuple[int, ...]]] = {}  # grid point (key prefix) -> its finished shards' seeds
     for key in finished:
         prefix, _, text = key.rpartition("seeds~")
         if (done := parse_seed_text(text)) is not None:
             done_at.setdefault(prefix, []).append(done)
     shards = []
-    for values in itertools.product(*values_of.values()):
-        point = dict(zip(axes, values, strict=True))
-        try:
-            base = validate_cell({**params, **point, **variants[point.get("variant", "")]})
-        except GridError as err:
-            where = f"variant {point['variant']!r}: " if "variant" in point else ""
-            raise GridError(f"study {name!r}: {where}{err}") from err
-        base = {k: v for k, v in base.items() if k not in SEED_KEYS}
-        check_shifts(shifts, severities, base["dataset"])
-        try:
-            own_files(base, shifts)
-        except GridError as err:
-            raise GridError(f"study {name!r}: {err}") from err
-        if base["trainer"] and (checkpoints != "final" or weights or base["init_from"]):
-            raise GridError(
-                f"study {name!r}: a `trainer` trains its runs itself: chaosgrid keeps no checkpoints "
-                f"or weights of them, and starts none from another study (init_from)"
-            )
-        prefix = "".join(f"{a}~{path_text(base[a])}/" for a in axes)
-        point = {"base": base, "shifts": shifts, "severities": severities, "checkpoints": checkpoints}
-        point_size = size or (
-            shard_size({**point, "weights": weights}, resources, speed, on_gpu) if speed else SHARD_SIZE
-        )
-        for block in seed_blocks(seeds, point_size, done_at.get(prefix, ())):
-            key = f"{prefix}seeds~{seed_text(block)}"
-            shards.append(
-                Shard(
-                    name,
-                    key,
-                    base,
-                    block,
-                    shifts,
-                    severities,
-                    checkpoints,
-                    weights,
-                    probabilities=probabilities,
-                    planes=planes if PLANES in shifts else (),
-                )
-            )
+    for values in itertools.product(*frame.values_of.values()):
+        base = _base(frame, values)
+        prefix = _prefix(frame, base)
+        for block in seed_blocks(frame.seeds, _size(frame, base, speed), done_at.get(prefix, ())):
+            shards.append(_shard(frame, base, prefix, block))
     return shards
 
 
-def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[tuple[str, str], CurveJob]:
+def shard_of(name: str, study: dict, key: str) -> Shard:
+    """The shard `key` names, built from the key alone (its axis values and seeds), not from the whole grid:
+    what a job's own Snakemake needs, at a cost that does not grow with the study. KeyError for a key that
+    names no grid point of the study or seeds it does not want."""
+    frame = _frame(name, study)
+    prefix, _, text = key.rpartition("seeds~")
+    texts = dict(part.split("~", 1) for part in prefix.split("/") if part)
+    if list(texts) != list(frame.values_of):
+        raise KeyError(key)
+    values = []
+    for axis, candidates in frame.values_of.items():
+        spelled = {path_text(coerce(axis, v) if axis in CELL_DEFAULTS else v): v for v in candidates}
+        if texts[axis] not in spelled:
+            raise KeyError(key)
+        values.append(spelled[texts[axis]])
+    base = _base(frame, tuple(values))
+    block = parse_seed_text(text)
+    if _prefix(frame, base) != prefix or block is None or not set(block) <= set(frame.seeds):
+        raise KeyError(key)
+    return _shard(frame, base, prefix, block)
+
+
+def expand_curves(studies: dict, shards: Shards) -> dict[tuple[str, str], CurveJob]:
     """The curve jobs of every study with a `curves` block, by (study, key): per grid point, `pairs` pairs of
     its runs (seed indices taken two by two in order), each joined by every kind of curve, trained with the
     block's cell parameters. Raises GridError naming a bad key of the block."""
@@ -199,11 +275,10 @@ def expand_curves(studies: dict, shards: dict[tuple[str, str], Shard]) -> dict[t
             )
         holders: dict[str, dict[int, str]] = {}  # grid point (key prefix) -> seed index -> shard key
         bases: dict[str, dict] = {}
-        for (study_name, key), shard in shards.items():
-            if study_name == name:
-                prefix = key.rpartition("seeds~")[0]
-                holders.setdefault(prefix, {}).update(dict.fromkeys(shard.seed_indices, key))
-                bases[prefix] = shard.base
+        for key, shard in shards.study(name).items():
+            prefix = key.rpartition("seeds~")[0]
+            holders.setdefault(prefix, {}).update(dict.fromkeys(shard.seed_indices, key))
+            bases[prefix] = shard.base
         for prefix, holder in holders.items():
             for a, b in zip(seeds[0 : 2 * pairs : 2], seeds[1 : 2 * pairs : 2], strict=True):
                 try:
@@ -241,29 +316,61 @@ def expand_studies(
     studies: dict, finished: dict[str, Iterable[str]] | None = None, speed: Speed | None = None
 ) -> dict[tuple[str, str], Shard]:
     """Every study's shards by (study, key) (`finished`: each study's shard keys already done, which a grown
-    study keeps), with starting points resolved: a shard whose runs start from
-    another study's weights (`init_from`) names that study's shard with the same values on the source's
-    axes that holds its seeds (or is split as the source's shards hold them, where the source grew across a
-    partial block), and every shard of a source study keeps its weights (the workflow chooses the
-    rule that writes them by study), as does every study whose runs curves join or whose members ensembles
-    compare (weight distances). Raises GridError naming what does not match."""
-    finished = finished or {}
-    shards = {
-        (name, s.key): s
-        for name, study in studies.items()
-        for s in expand_study(name, study, finished.get(name, ()), speed)
-    }
-    for (name, key), shard in list(shards.items()):
+    study keeps), with starting points resolved and weights kept where needed (`Shards`). Raises GridError
+    naming what does not match."""
+    return dict(Shards(studies, finished or {}, speed).items())
+
+
+class Shards(Mapping):
+    """A config's shards by (study, key), each study expanded when first needed (iterating expands them all)
+    and a single shard built from its key alone (`shard_of`) when its study is not: a job's own Snakemake
+    looks up one shard, at a cost that does not grow with the grid.
+
+    A shard whose runs start from another study's weights (`init_from`) names that study's shard with the
+    same values on the source's axes that holds its seeds (or is split as the source's shards hold them,
+    where the source grew across a partial block), and every shard of a source study keeps its weights (the
+    workflow chooses the rule that writes them by study), as does every study whose runs curves join or
+    whose members ensembles compare (weight distances)."""
+
+    def __init__(self, studies: dict, finished: dict[str, Iterable[str]] | Callable, speed: Speed | None):
+        self.studies, self.speed = studies, speed
+        self.finished = finished if callable(finished) else lambda name: finished.get(name, ())
+        self.keeping = keeping_weights(studies)
+        self._expanded: dict[str, dict[str, Shard]] = {}
+
+    def study(self, name: str) -> dict[str, Shard]:
+        """A study's shards by key, expanded once."""
+        if name not in self._expanded:
+            shards = expand_study(name, self.studies[name], self.finished(name), self.speed)
+            self._expanded[name] = {s.key: s for shard in shards for s in self._finished(shard)}
+        return self._expanded[name]
+
+    def __getitem__(self, item: tuple[str, str]) -> Shard:
+        name, key = item
+        if name in self._expanded or name not in self.studies:
+            return self.study(name)[key]
+        (shard,) = self._finished(shard_of(name, self.studies[name], key))
+        return shard
+
+    def __iter__(self):
+        return ((name, key) for name in self.studies for key in self.study(name))
+
+    def __len__(self) -> int:
+        return sum(len(self.study(name)) for name in self.studies)
+
+    def _finished(self, shard: Shard) -> list[Shard]:
+        """The shard with its weights kept where needed and its start resolved (several, where it splits)."""
+        if shard.study in self.keeping:
+            shard = replace(shard, weights=True)
         source = shard.base["init_from"]
         if not source:
-            continue
-        if source not in studies or source == name:
+            return [shard]
+        name, key = shard.study, shard.key
+        if source not in self.studies or source == name:
             raise GridError(f"study {name!r}: init_from {source!r} is not another study of this config")
-        axes = study_axes(studies[source])
+        axes = study_axes(self.studies[source])
         wanted = set(shard.seed_indices)
-        at_point = [
-            s for (n, _), s in shards.items() if n == source and all(s.base[a] == shard.base[a] for a in axes)
-        ]
+        at_point = [s for s in self.study(source).values() if all(s.base[a] == shard.base[a] for a in axes)]
         # one source shard holding every seed (its weights file has each run), or the source's shards that
         # together hold exactly these seeds (it grew across a partial block: 8-11, then 12-15)
         holding = [s for s in at_point if wanted <= set(s.seed_indices)][:1]
@@ -274,20 +381,32 @@ def expand_studies(
                 f"study {name!r}: init_from {source!r} has no shards with {values or 'its values'} "
                 f"that hold seeds {seed_text(shard.seed_indices)} (shard {key})"
             )
-        if holding:
-            check_init_epoch(name, shard.base["init_epoch"], source, holding[0])
-            shards[name, key] = replace(shard, init_key=holding[0].key)
-            continue
-        del shards[name, key]  # split as the source's shards are
         prefix = key.rpartition("seeds~")[0]
-        for match in within:
+        pieces = []
+        for match in within:  # one, or split as the source's shards are
             check_init_epoch(name, shard.base["init_epoch"], source, match)
-            piece = f"{prefix}seeds~{seed_text(match.seed_indices)}"
-            shards[name, piece] = replace(
-                shard, key=piece, seed_indices=match.seed_indices, init_key=match.key
-            )
-    sources = {s.base["init_from"] for s in shards.values()}
-    for name, study in studies.items():  # curve endpoints and ensemble members keep weights too
+            seeds = shard.seed_indices if holding else match.seed_indices
+            piece = key if holding else f"{prefix}seeds~{seed_text(seeds)}"
+            pieces.append(replace(shard, key=piece, seed_indices=seeds, init_key=match.key))
+        return pieces
+
+
+def declared(study: dict, parameter: str) -> set:
+    """The values of a cell parameter a study declares (a value, an axis's values, its variants'), in their
+    canonical form; the default where it declares none: what its shards' cells hold, without expanding."""
+    found = []
+    for recipe in (study.get("variants") or {"": {}}).values():
+        value = recipe.get(parameter, study.get(parameter, CELL_DEFAULTS[parameter]))
+        found += value if isinstance(value, list) else [value]
+    return {coerce(parameter, value) for value in found}
+
+
+def keeping_weights(studies: dict) -> set[str]:
+    """The studies whose shards keep their weights: asked to (`weights`), started from (`init_from`), joined
+    by curves, or compared by ensembles (weight distances)."""
+    keeping = {name for name, study in studies.items() if study.get("weights")}
+    for name, study in studies.items():
+        keeping |= declared(study, "init_from") - {""}
         if study.get("curves") or study.get("ensembles"):
-            sources |= {name, *ensemble_studies(name, study, studies).values()}
-    return {(n, k): replace(s, weights=True) if n in sources else s for (n, k), s in shards.items()}
+            keeping |= {name, *ensemble_studies(name, study, studies).values()}
+    return keeping

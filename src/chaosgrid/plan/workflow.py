@@ -23,7 +23,7 @@ from chaosgrid.plan.blocks import plane_spec, triplets_key
 from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
 from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
-from chaosgrid.plan.studies import expand_curves, expand_studies
+from chaosgrid.plan.studies import Shards, declared, expand_curves, keeping_weights
 from chaosgrid.plan.until import Until
 
 # Resources that grow with each retry: a shard killed at its time or memory limit would otherwise be retried
@@ -43,29 +43,30 @@ class PlanError(ValueError):
     """A config the workflow cannot plan, in one line naming the key or file and what to do."""
 
 
-def finished_shards(studies: dict, results: Path) -> dict[str, list[str]]:
-    """Each study's shard keys whose runs table exists: a study that grew keeps them (plan.seeds)."""
-    return {
-        name: [str(path.relative_to(folder).with_suffix("")) for path in folder.rglob("*.parquet")]
-        for name in studies
-        if (folder := results / name / "runs").is_dir()
-    }
+def finished_shards(results: Path, study: str) -> list[str]:
+    """A study's shard keys whose runs table exists: a study that grew keeps them (plan.seeds)."""
+    folder = results / study / "runs"
+    return [str(path.relative_to(folder).with_suffix("")) for path in folder.rglob("*.parquet")]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A config's studies expanded: shards and curve jobs by (study, key), and what the rules look up."""
+    """A config's studies, their shards and curve jobs by (study, key), and what the rules look up. The whole
+    plan is expanded and checked at once by the main Snakemake; a job's own Snakemake (on a cluster) builds
+    only the shard it runs, from its key, so its start-up does not grow with the grid (plan.studies.Shards)."""
 
     studies: dict
-    shards: dict[tuple[str, str], Shard]
-    curves: dict[tuple[str, str], CurveJob]
+    shards: Shards
     adaptive: dict[str, Until]  # studies that add seed blocks until their comparisons are decided
     data_root: str
     sources: dict[str, Source]
 
     @classmethod
-    def of(cls, config: dict, files: list[str] = (), results: Path | str = "results") -> Plan:
-        """The plan of a validated config (the schema's defaults filled in) read from `files`, or PlanError."""
+    def of(
+        cls, config: dict, files: list[str] = (), results: Path | str = "results", whole: bool = True
+    ) -> Plan:
+        """The plan of a validated config (the schema's defaults filled in) read from `files`, or PlanError;
+        `whole`: every study expanded and checked now, else each when first needed."""
         studies = config["studies"]
         try:
             for path in files:
@@ -73,26 +74,35 @@ class Plan:
         except DuplicateKeyError as err:
             raise PlanError(f"config {err}") from err
         try:
-            shards = expand_studies(studies, finished_shards(studies, Path(results)), Speed.of(config))
-            curves = expand_curves(studies, shards)
-            adaptive = {name: Until.of(s["until"]) for name, s in studies.items() if "until" in s}
-        except GridError as err:
-            raise PlanError(f"config studies: {err}") from err
-        try:
             sources = configured(config["downloads"])
         except DownloadError as err:
             raise PlanError(f"config {err}") from err
-        return cls(studies, shards, curves, adaptive, os.path.normpath(config["data_root"]), sources)
+        try:
+            finished = functools.partial(finished_shards, Path(results))
+            shards = Shards(studies, finished, Speed.of(config))
+            adaptive = {name: Until.of(s["until"]) for name, s in studies.items() if "until" in s}
+            plan = cls(studies, shards, adaptive, os.path.normpath(config["data_root"]), sources)
+            if whole:  # every shard and curve job made now: a bad config fails here, not in a job
+                _ = len(plan.shards), plan.curves
+        except GridError as err:
+            raise PlanError(f"config studies: {err}") from err
+        return plan
+
+    @functools.cached_property
+    def curves(self) -> dict[tuple[str, str], CurveJob]:
+        """The curve jobs of the studies that declare curves (only they are expanded for it)."""
+        return expand_curves(self.studies, self.shards)
 
     @functools.cached_property
     def weight_studies(self) -> list[str]:
         """Studies whose shards keep their weights (asked for, or another study starts from them)."""
-        return sorted({study for (study, _), shard in self.shards.items() if shard.weights})
+        return sorted(keeping_weights(self.studies))
 
     @functools.cached_property
     def dataset_of_folder(self) -> dict[str, str]:
         """The datasets the shards train on, by the folder of their prepared files (cells.path_text)."""
-        return {path_text(s.base["dataset"]): s.base["dataset"] for s in self.shards.values()}
+        found = {dataset for study in self.studies.values() for dataset in declared(study, "dataset")}
+        return {path_text(dataset): dataset for dataset in sorted(found)}
 
     @functools.cached_property
     def source_of_folder(self) -> dict[str, str]:
