@@ -4,9 +4,9 @@ and what named GPUs would reach on the paper recipes.
     python benchmarks/utilization.py            # this machine (~6 min on 2 CPU cores)
     python benchmarks/utilization.py --smoke    # seconds; what CI runs
 
-FLOPs are counted by torch.utils.flop_counter.FlopCounterMode on the meta device (shapes only, nothing
-computed), 2 per multiply-add, matmuls and convolutions only (as published MFU figures count): per training
-image a forward and backward pass, per evaluation image a forward pass.
+FLOPs are chaosgrid.footprint's (torch's FlopCounterMode on the meta device, shapes only, through the models'
+size table; 2 per multiply-add, matmuls and convolutions only, as published MFU figures count): per training
+image a forward and backward pass (three forward passes), per evaluation image a forward pass.
 
 Measured, for the default grid's cnn on digits (config/config.yaml, each axis at its first value, the whole
 recipe) and the fast net at paper size (width 64, 32x32 images, batches of 1024, --fast-steps steps): K runs
@@ -23,7 +23,6 @@ results/benchmarks/utilization.csv.
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
@@ -31,42 +30,16 @@ import click
 import pandas as pd
 import torch
 import yaml
-from torch.utils.flop_counter import FlopCounterMode
 
-from chaosgrid import checkpoints, data, engine, evalsets, footprint, models, sampling, shifts, train
+from chaosgrid import data, engine, evalsets, footprint, shifts, train
 from chaosgrid.cells import validate_cell
 from chaosgrid.plan.blocks import STUDY_KEYS
-from chaosgrid.plan.specs import Shard
 from chaosgrid.plan.studies import expand_study
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ("calibrated_chaos.yaml", "double_descent.yaml", "full_batch.yaml")
 GPU_BF16_PEAK = {"H100 SXM": 989e12, "A100": 312e12}  # dense bf16 tensor-core FLOP/s, NVIDIA's datasheets
 AIRBENCH_A100_S = 3.83  # seconds per run, airbench94 (Jordan 2024), the fast net's recipe
-EVAL_SIZE = {"cifar10_1": 2_000, "planes": 8_192}  # others: the test set's 10,000 (CIFAR-10 sized)
-
-
-@functools.cache
-def flops_per_image(model: str, width: int, shape: tuple[int, ...]) -> tuple[float, float]:
-    """(forward + backward, forward) FLOPs of one image, counted on the meta device."""
-    with torch.device("meta"):
-        net = models.build(model, shape, 10, width)
-        x = torch.empty(8, *shape)
-    with FlopCounterMode(display=False) as train_count:
-        net(x).sum().backward()
-    with FlopCounterMode(display=False) as eval_count, torch.no_grad():
-        net(x)
-    return train_count.get_total_flops() / 8, eval_count.get_total_flops() / 8
-
-
-def run_flops(cell: dict, shard: Shard) -> float:
-    """FLOPs of one run of a paper recipe: its training images and its evaluation at every checkpoint."""
-    shape, _, n_train, _ = footprint.DATASETS[cell["dataset"]]
-    train_flops, eval_flops = flops_per_image(cell["model"], cell["width"], shape)
-    images = cell["epochs"] * n_train * cell["data_fraction"] * max(1, cell["augment_copies"])
-    passes = 2 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 1
-    examples = sum(EVAL_SIZE.get(name, 10_000) for name, _ in evalsets.eval_pairs(shard.shifts, shard.severities))
-    return images * passes * train_flops + examples * eval_flops * checkpoints.count(shard.checkpoints, cell["epochs"], cell["cycles"])
 
 
 def matmul_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
@@ -83,12 +56,15 @@ def matmul_peak(device: torch.device, n: int = 2048, repeat: int = 10) -> float:
     return 2 * n**3 * repeat / (time.perf_counter() - start)
 
 
-def achieved(name: str, base: dict, dataset: data.Dataset, sets: dict, ks: list[int], peak: float) -> list[dict]:
-    """Train and evaluate K runs in this process for each K; FLOPs done per second against `peak`."""
-    train_flops, eval_flops = flops_per_image(base["model"], base["width"], tuple(dataset.x_train.shape[1:]))
-    n_train = len(sampling.balanced_subset(dataset.y_train.cpu(), base.get("data_fraction", 1.0)))
-    images = base["epochs"] * n_train  # whole epochs, or a whole number of full batches
-    per_run = images * train_flops + sum(len(y) for _, y in sets.values()) * eval_flops
+def achieved(
+    name: str, base: dict, dataset: data.Dataset, pairs: list, ks: list[int], peak: float
+) -> list[dict]:
+    """Train and evaluate K runs in this process for each K; FLOPs done (chaosgrid.footprint.flops: what
+    planning sizes jobs and GPU-hours by) per second against `peak`."""
+    sets = shifts.eval_sets(dataset, pairs)
+    named = sorted({shift for shift, _ in pairs if shift != evalsets.CLEAN[0]})
+    severities = sorted({severity for shift, severity in pairs if shift != evalsets.CLEAN[0]})
+    per_run = footprint.flops(validate_cell(base), named, severities)
     rows = []
     for k in ks:
         cells = [validate_cell({**base, "init_seed": s, "order_seed": s, "aug_seed": s}) for s in range(k)]
@@ -110,7 +86,8 @@ def projections() -> list[dict]:
     rows = []
     for config in PAPER_CONFIGS:
         for study, declared in yaml.safe_load((REPO / "config" / config).read_text())["studies"].items():
-            per_shard = [(run_flops(shard.cells()[0], shard), len(shard.seed_indices))
+            per_shard = [(footprint.flops(shard.base, shard.shifts, shard.severities, shard.checkpoints),
+                          len(shard.seed_indices))
                          for shard in expand_study(study, declared)]  # fmt: skip
             runs = sum(n for _, n in per_shard)
             mean = sum(f * n for f, n in per_shard) / runs
@@ -125,7 +102,9 @@ def projections() -> list[dict]:
 
 @click.command()
 @click.option("--ks", default="1,8,64", show_default=True, help="Runs per shard for the default cnn.")
-@click.option("--fast-ks", default="1,8", show_default=True, help="Runs per shard for the fast net (GPU: 1,8,64).")
+@click.option(
+    "--fast-ks", default="1,8", show_default=True, help="Runs per shard for the fast net (GPU: 1,8,64)."
+)
 @click.option("--fast-steps", default=1, show_default=True, help="Training steps of the fast net's runs.")
 @click.option("--threads", default=1, show_default=True)
 @click.option("--smoke", is_flag=True, help="Tiny sizes: checks the benchmark runs, in seconds.")
@@ -138,18 +117,29 @@ def main(ks, fast_ks, fast_steps, threads, smoke, out) -> None:
     fast = {"dataset": "synthetic", "model": "fast", "width": 64, "batch_size": 1024, "lr": 0.2,
             "label_smoothing": 0.2, "augmentation": "flip_crop"}  # fmt: skip
     if smoke:
-        cnn, ks, fast, fast_ks = {**cnn, "epochs": 0.2, "width": 4}, "2", {**fast, "width": 4, "batch_size": 64}, "1"
+        cnn, ks, fast, fast_ks = (
+            {**cnn, "epochs": 0.2, "width": 4},
+            "2",
+            {**fast, "width": 4, "batch_size": 64},
+            "1",
+        )
     fast["epochs"] = fast_steps * fast["batch_size"] / footprint.DATASETS["synthetic"][2]
     peak = matmul_peak(device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
     print(f"{where}: matmul peak {peak / 1e9:,.1f} GFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'})\n")
-    print(f"{'recipe':<28} {'K':>3} {'GFLOP/run':>12} {'seconds':>9} {'GFLOP/s':>10} {'peak':>9} {'of peak':>8}")
+    print(
+        f"{'recipe':<28} {'K':>3} {'GFLOP/run':>12} {'seconds':>9} {'GFLOP/s':>10} {'peak':>9} {'of peak':>8}"
+    )
     rows = []
-    for name, base in ((f"cnn w{cnn['width']} digits (default)", cnn), (f"fast w{fast['width']} 32x32", fast)):
+    for name, base in (
+        (f"cnn w{cnn['width']} digits (default)", cnn),
+        (f"fast w{fast['width']} 32x32", fast),
+    ):
         dataset = data.load(base["dataset"]).to(device)
-        pairs = evalsets.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [evalsets.CLEAN]
-        sets = shifts.eval_sets(dataset, pairs)
-        rows += achieved(name, base, dataset, sets, [int(k) for k in str(ks if base is cnn else fast_ks).split(",")],
+        pairs = (
+            evalsets.eval_pairs(default["shifts"], default["severities"]) if base is cnn else [evalsets.CLEAN]
+        )
+        rows += achieved(name, base, dataset, pairs, [int(k) for k in str(ks if base is cnn else fast_ks).split(",")],
                          peak)  # fmt: skip
     paper = pd.DataFrame(projections())
     print(f"\npaper recipes: runs/hour at 100% / 40% of the published dense bf16 peak "

@@ -14,15 +14,11 @@ that planning imports no pandas.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chaosgrid.cells import BATCHING
 from chaosgrid.evalsets import PLANES
-
-if TYPE_CHECKING:
-    from chaosgrid.plan.studies import Shards
 
 # What every study gets before any analysis: the aggregated tables and the figures drawn from them.
 STUDY_TABLES = ("runs", "evals", "summary", "history")
@@ -51,7 +47,7 @@ class Analysis:
         module, name = getattr(self, which).split(":")
         return getattr(importlib.import_module(module), name)
 
-    def extra_inputs(self, study: str, studies: dict, shards: Shards, curves: dict) -> dict:
+    def extra_inputs(self, study: str, studies: dict, shards: Mapping, curves: dict) -> dict:
         """The files this analysis of `study` reads besides its runs table and predictions."""
         return self.function("inputs")(study, studies, shards, curves) if self.inputs else {}
 

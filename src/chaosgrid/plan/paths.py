@@ -4,15 +4,12 @@ every shard job) and the further files an analysis reads besides its study's run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from chaosgrid.cells import path_text
 from chaosgrid.evalsets import PLANES, eval_name, is_clean
 from chaosgrid.plan.blocks import ensemble_studies, plane_spec, triplets_key
-
-if TYPE_CHECKING:
-    from chaosgrid.plan.studies import Shards
 
 # The workflow's folder of prepared inputs, one subfolder per dataset (cells.path_text).
 PREPARED = "resources/prepared"
@@ -49,7 +46,7 @@ def prepared_inputs(
     return files
 
 
-def ensemble_inputs(name: str, studies: dict, shards: Shards, curves: dict) -> dict:
+def ensemble_inputs(name: str, studies: dict, shards: Mapping, curves: dict) -> dict:
     """The ensembles analysis reads the study's weights and curve files, and for each method its `ensembles`
     block names, that study's runs table, predictions and weights files."""
     files = {
@@ -64,7 +61,7 @@ def ensemble_inputs(name: str, studies: dict, shards: Shards, curves: dict) -> d
     return files
 
 
-def region_inputs(name: str, studies: dict, shards: Shards, curves: dict) -> dict:
+def region_inputs(name: str, studies: dict, shards: Mapping, curves: dict) -> dict:
     """The regions analysis reads the anchors of the study's probe planes."""
     dataset = next(iter(shards.study(name).values())).base["dataset"]
     folder = prepared_folder(dataset)
