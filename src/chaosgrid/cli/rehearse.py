@@ -12,8 +12,6 @@ from pathlib import Path
 
 import click
 
-from chaosgrid.plan.rehearsal import STEPS, measured, rehearsal, standin_examples
-
 SCHEMA = "workflow/schemas/config.schema.yaml"
 
 
@@ -35,9 +33,8 @@ SCHEMA = "workflow/schemas/config.schema.yaml"
 @click.option(
     "--steps",
     type=click.IntRange(1),
-    default=STEPS,
-    show_default=True,
-    help="Training steps per epoch of the largest mini-batch on stand-in data (more: a throughput worth quoting).",
+    help="Training steps per epoch of the largest mini-batch on stand-in data (default: the rehearsal's, 2; "
+    "more: a throughput worth quoting).",
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Write the capped config and plan it; train nothing.")
 @click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
@@ -47,6 +44,8 @@ def rehearse_command(configfile, workdir, cores, snakefile, steps, dry_run, snak
     tables, figures and report pages under --workdir. Arguments after `--` go to snakemake."""
     import yaml
 
+    from chaosgrid.plan.rehearsal import STEPS, rehearsal
+
     config, said = rehearsal(yaml.safe_load(Path(configfile).read_text()))
     folder = Path(workdir or Path("rehearsals") / Path(configfile).stem)
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +54,7 @@ def rehearse_command(configfile, workdir, cores, snakefile, steps, dry_run, snak
     config["data_root"] = os.path.abspath(
         config.get("data_root", schema["properties"]["data_root"]["default"])
     )
-    said_data, examples = _standins(config, folder, steps)
+    said_data, examples = _standins(config, folder, steps or STEPS)
     if said_data:
         said.append(f"stand-in data under {config['data_root']} (the real files are not read):")
         said += [f"  {line}" for line in said_data]
@@ -88,6 +87,7 @@ def _measured(config: dict, folder: Path, schema: Path, examples: tuple[int, int
     (plan.rehearsal.measured)."""
     from snakemake.utils import validate
 
+    from chaosgrid.plan.rehearsal import measured
     from chaosgrid.plan.workflow import Plan
 
     validate(config, str(schema), set_default=True)  # the defaults the workflow planned with
@@ -112,6 +112,7 @@ def _standins(config: dict, folder: Path, steps: int) -> tuple[list[str], tuple[
     from chaosgrid import standin
     from chaosgrid.cells import CELL_DEFAULTS
     from chaosgrid.downloads import sources_for
+    from chaosgrid.plan.rehearsal import standin_examples
 
     sources: dict[str, set[str]] = {}
     for study in config["studies"].values():
