@@ -90,6 +90,13 @@ def test_a_growing_study_adds_seed_blocks_and_keeps_its_finished_shards():
     assert grown == ["lr~0.1/seeds~0-7", "lr~0.1/seeds~8-11", "lr~0.1/seeds~12-15"]
     assert keys(32, grown)[3:] == ["lr~0.1/seeds~16-23", "lr~0.1/seeds~24-31"]
     assert keys(12, keys(16)) == keys(12)  # fewer seeds: a finished shard holding unwanted seeds is not used
+    resized = [
+        s.key for s in expand_study("s", {"lr": [0.1], "seeds": 24, "shard_size": 8}, ["lr~0.1/seeds~0-15"])
+    ]
+    assert resized == [
+        "lr~0.1/seeds~0-15",
+        "lr~0.1/seeds~16-23",
+    ]  # made with shards of 16: kept, not re-trained
     assert keys(16, ["lr~0.2/seeds~8-11", "lr~0.1/seeds~x"]) == keys(16)  # another grid point's, or no seeds
     listed = [s.key for s in expand_study("s", {"seeds": [0, 2, 3, 9], "shard_size": 8})]
     assert listed == ["seeds~0,2-3", "seeds~9-9"]

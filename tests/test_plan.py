@@ -25,7 +25,9 @@ def test_a_plan_names_every_file_the_rules_make_and_the_resources_they_ask(tmp_p
               "resources": {"mem_mb": 1000}},
         more={"init_from": "base", "seeds": 2, "lr": 0.1},
     )  # fmt: skip
-    assert len(made.shards) == 4 + 1 and made.weight_studies == ["base"]  # the source of init_from keeps weights
+    assert len(made.shards) == 4 + 1 and made.weight_studies == [
+        "base"
+    ]  # the source of init_from keeps weights
     targets = made.targets()
     assert len([t for t in targets if "/weights/" in t]) == 4
     assert len([t for t in targets if t.endswith(".parquet")]) == 3 * 5
@@ -72,7 +74,9 @@ def test_a_study_whose_evaluation_sets_changed_is_told_it_re_trains(tmp_path):
 def test_planning_refuses_what_no_job_could_fix(tmp_path):
     folder = tmp_path / "data" / "cifar-10-batches-py"
     folder.mkdir(parents=True)  # a folder is there, so nothing downloads it, but it lacks the batches
-    made = Plan.of({**SETTINGS, "data_root": str(tmp_path / "data"), "studies": {"c": {"dataset": "cifar10"}}})
+    made = Plan.of(
+        {**SETTINGS, "data_root": str(tmp_path / "data"), "studies": {"c": {"dataset": "cifar10"}}}
+    )
     assert made.missing_data().startswith(f"{folder}/data_batch_1 is missing")
     duplicated = tmp_path / "twice.yaml"
     duplicated.write_text("studies:\n  s: {lr: 0.1}\n  s: {lr: 0.2}\n")
@@ -82,6 +86,39 @@ def test_planning_refuses_what_no_job_could_fix(tmp_path):
         plan(tmp_path, s={"init_from": "nope"})
     (tmp_path / "results/ran/tables").mkdir(parents=True)
     said = report_problem({"ran": {}, "other": {}}, tmp_path / "results")
-    assert said.startswith("--report: study 'other' of this config has no results") and "with results: ran" in said
+    assert (
+        said.startswith("--report: study 'other' of this config has no results")
+        and "with results: ran" in said
+    )
     assert report_problem({"ran": {}}, tmp_path / "results") is None
     assert cores_warning(8, 2).startswith("--cores 8 but this machine has 2") and cores_warning(2, 2) is None
+
+
+def test_shards_follow_compute_and_a_job_builds_its_own_shard_from_its_key(tmp_path):
+    """Where a study sets no shard_size, a cheap grid point's 100 seeds are one shard (about job_minutes of
+    work) and an expensive one's 16 are two of 8; a job's own Snakemake (whole=False) builds the shard it runs
+    from its key alone, equal to the one the whole plan made, without expanding the other studies."""
+    studies = {
+        "cheap": {"lr": [0.1, 0.2], "seeds": 100},
+        "dear": {"dataset": "synthetic", "model": "resnet18", "width": 16, "epochs": 10, "seeds": 16},
+    }
+    made = plan(tmp_path, **studies)
+    assert [k for s, k in made.shards if s == "cheap"] == ["lr~0.1/seeds~0-99", "lr~0.2/seeds~0-99"]
+    assert [k for s, k in made.shards if s == "dear"] == ["seeds~0-7", "seeds~8-15"]
+    job = Plan.of({**SETTINGS, "studies": studies}, results=tmp_path / "results", whole=False)
+    assert job.shards["dear", "seeds~8-15"] == made.shards["dear", "seeds~8-15"]
+    assert list(job.shards.study("cheap")) and "dear" not in job.shards._expanded
+    with pytest.raises(KeyError):
+        job.shards["cheap", "lr~0.3/seeds~0-99"]  # no such grid point
+
+
+def test_a_gpu_shard_whose_runs_do_not_fit_together_trains_them_in_stacks(tmp_path):
+    """400 fast nets at batch 1,024 need ~780 GB under vmap: planning gives the job the most that fit an 80 GB
+    card at once (the plan line says how many), and a shard that fits trains all at once (stack 0)."""
+    fast = {"dataset": "cifar10", "model": "fast", "width": 64, "batch_size": 1024, "seeds": 400,
+            "shard_size": 400, "resources": {"gpus": 1}}  # fmt: skip
+    made = plan(tmp_path, big=fast, small={**fast, "seeds": 8, "shard_size": 8})
+    big, small = made.shards["big", "seeds~0-399"], made.shards["small", "seeds~0-7"]
+    assert 20 < big.stack < 50 and small.stack == 0
+    line = {text.split(":")[0]: text for _, text in made.announcements(SETTINGS)}  # each study's last: its cost
+    assert f"training its 400 runs {big.stack} at a time" in line["big"]

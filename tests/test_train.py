@@ -70,6 +70,17 @@ def test_vmap_and_loop_engines_agree(digits64, digits64_sets, model):
     assert_same_runs(loop, vmapped)
 
 
+def test_a_shard_trained_in_stacks_is_the_shard_trained_at_once(digits64, digits64_sets):
+    """Planning's `stack` (runs that do not fit the device together train a few at a time) changes how a
+    shard runs, not what its runs compute: 5 runs in stacks of 2 are the 5 runs at once (float64)."""
+    spec = cells(5, width=4, epochs=0.2, augmentation="flip_crop")
+    assert [len(g) for g in engine.stack_groups(spec, engine.Execution("vmap", stack=2))] == [2, 2, 1]
+    together = train.train_shard(spec, digits64, digits64_sets, engine.Execution("vmap"))
+    stacked = train.train_shard(spec, digits64, digits64_sets, engine.Execution("vmap", stack=2))
+    assert_same_runs(together, stacked)
+    assert [r.cell for r in stacked] == spec
+
+
 def assert_same_runs(first, second):
     """Two ways of computing the same float64 runs agree: losses to 1e-9, predictions exactly, stored
     (float16) true-class probabilities to one float16 step."""

@@ -192,6 +192,9 @@ class Execution:
     engine: str = "auto"  # auto | loop | vmap (see chaosgrid.footprint.choose_engine)
     channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
     compile: bool = False  # torch.compile the training forward; one-off ~15-50 s per batch shape on a CPU
+    stack: int = (
+        0  # the most runs vmap trains at once (planning's, where a shard's do not fit together); 0: all
+    )
 
     def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
         return replace(self, engine=choose_engine(self.engine, device.type == "cuda", pixels, k))
@@ -212,8 +215,12 @@ def memory_format(execution: Execution) -> torch.memory_format:
 
 
 def stack_groups(cells: list, execution: Execution) -> list[list]:
-    """The cells trained together: all at once under vmap, one at a time in the loop."""
-    return [cells] if execution.engine == "vmap" else [[c] for c in cells]
+    """The cells trained together: under vmap all at once, or `stack` at a time where they do not fit the
+    device together; in the loop one at a time."""
+    if execution.engine != "vmap":
+        return [[c] for c in cells]
+    size = execution.stack or len(cells)
+    return [cells[i : i + size] for i in range(0, len(cells), size)]
 
 
 def make_stack(modules: list[nn.Module], execution: Execution, seeds: list[int] | None = None) -> Stack:

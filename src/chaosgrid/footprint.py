@@ -134,16 +134,19 @@ def memory_mb(
     engine: str = "auto",
     examples: tuple[int, int] | None = None,
     on_gpu: bool = False,
+    stack: int = 0,
 ) -> dict | None:
     """A shard job's peak memory, estimated: the process (on a GPU: its CUDA context), its data (the training
     set twice: as prepared and as trained on; every evaluation set), its models (weights, gradients,
-    optimizer state) and the bytes their training examples keep for the backward pass (all runs at once
-    under vmap, one under the loop), and the weights it keeps until written. None where `workload` is."""
+    optimizer state) and the bytes their training examples keep for the backward pass (under vmap all runs
+    at once, or `stack` at a time; one under the loop), and the weights it keeps until written. None where
+    `workload` is."""
     load = workload(cell, shifts, severities, examples)
     if load is None:
         return None
     batch = min(cell["micro_batch"] or cell["batch_size"], load.trained)
-    together = runs if choose_engine(engine, on_gpu, load.pixels, runs) == "vmap" else 1
+    vmap = choose_engine(engine, on_gpu, load.pixels, runs) == "vmap"
+    together = min(runs, stack or runs) if vmap else 1
     kept = checkpoint_count(cell, checkpoints, load.trained) if weights else 0
     copies = PARAMETER_COPIES[cell["optimizer"]] + (PENALTY_COPIES if cell["grad_penalty"] > 0 else 0)
     parts = {
@@ -161,15 +164,23 @@ def memory_mb(
     }
 
 
-def gpu_fit(cell: dict, runs: int, device_gb: float, **options) -> tuple[float, int] | None:
-    """(GB a shard of `runs` needs on a GPU, the most runs a shard could hold within `device_gb`): under vmap
-    memory grows linearly in the runs. `options` as memory_mb's."""
-    one, two = (memory_mb(cell, k, **options, engine="vmap", on_gpu=True) for k in (1, 2))
-    if one is None:
+def stack_size(cell: dict, runs: int, limit_mb: float, **options) -> int | None:
+    """How many of a shard's `runs` one job trains at once within `limit_mb` (its mem_mb, or a GPU's usable
+    memory): 0 where all fit together (or only one trains at a time, the loop), else the most that fit, at
+    least 1. None where memory_mb is. `options` as memory_mb's."""
+    if (found := memory_mb(cell, runs, **options)) is None:
         return None
-    per_run = two["mb"] - one["mb"]
-    fitting = int((device_gb * 1e3 * GPU_USABLE - (one["mb"] - per_run)) // per_run)
-    return memory_mb(cell, runs, **options, engine="vmap", on_gpu=True)["mb"] / 1e3, fitting
+    if found["together"] < runs or found["mb"] <= limit_mb:
+        return 0
+    low, high = 1, runs - 1  # memory grows with the runs held together: the largest stack within the limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (
+            (middle, high)
+            if memory_mb(cell, runs, **options, stack=middle)["mb"] <= limit_mb
+            else (low, middle - 1)
+        )
+    return low
 
 
 def flops(

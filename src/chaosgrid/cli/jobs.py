@@ -132,7 +132,7 @@ def train_shard(
         inputs = train.shard_inputs(
             shard,
             torch_device,
-            engine.Execution(engine_name, channels_last, compile_),
+            engine.Execution(engine_name, channels_last, compile_, shard.stack),
             data_root,
             prepared,
             init_path,
@@ -300,7 +300,7 @@ def evaluate_shard(
         inputs = train.shard_inputs(
             shard,
             torch_device,
-            engine.Execution(engine_name, channels_last, compile_),
+            engine.Execution(engine_name, channels_last, compile_, shard.stack),
             data_root,
             prepared,
             log=click.echo,

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaosgrid import checkpoints as checkpoints_
-from chaosgrid.footprint import flops, gpu_fit, memory_mb, workload
+from chaosgrid.footprint import GPU_USABLE, flops, stack_size, workload
 from chaosgrid.plan.seeds import SHARD_SIZE
+from chaosgrid.plan.specs import Shard
 
 # A job's resources unless its study's `resources` block says otherwise.
 RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
@@ -53,27 +54,40 @@ def run_seconds(
     return work / (tflops * 1e12) + steps * STEP_SECONDS
 
 
-def shard_size(shard_like: dict, resources: dict, speed: Speed, on_gpu: bool) -> int:
+def shard_size(
+    cell: dict, shifts, severities, checkpoints: str, threads: int, speed: Speed, on_gpu: bool
+) -> int:
     """The runs of a grid point's shards: the largest SHARD_SIZE * 2^j (at most LARGEST) whose estimated time
-    fits `speed.job_minutes` and whose memory fits the job's; SHARD_SIZE for a model or dataset the footprint
-    does not know. `shard_like`: the point's cell and what its shards evaluate and keep (`base`, `shifts`,
-    `severities`, `checkpoints`, `weights`)."""
-    cell, sets = shard_like["base"], (shard_like["shifts"], shard_like["severities"])
-    threads = resources.get("threads", RESOURCE_DEFAULTS["threads"])
+    fits `speed.job_minutes` (what the job holds at once is `stack`'s); SHARD_SIZE for a model or dataset
+    the footprint does not know."""
     tflops = speed.gpu["tflops"] if on_gpu else CPU_TFLOPS * threads
-    seconds = run_seconds(cell, tflops, *sets, shard_like["checkpoints"])
+    seconds = run_seconds(cell, tflops, shifts, severities, checkpoints)
     if seconds is None:
         return SHARD_SIZE
-    kept = {"checkpoints": shard_like["checkpoints"], "weights": shard_like["weights"]}
-    fit = gpu_fit(cell, 1, speed.gpu["memory_gb"], shifts=sets[0], severities=sets[1], **kept)
-    limit = resources.get("mem_mb", RESOURCE_DEFAULTS["mem_mb"])
-
-    def fits(runs: int) -> bool:
-        if on_gpu:
-            return fit is not None and runs <= fit[1]
-        return memory_mb(cell, runs, *sets, engine=speed.engine, **kept)["mb"] <= limit
-
     size = SHARD_SIZE
-    while size < LARGEST and 2 * size * seconds <= 60 * speed.job_minutes and fits(2 * size):
+    while size < LARGEST and 2 * size * seconds <= 60 * speed.job_minutes:
         size *= 2
     return size
+
+
+def stack(shard: Shard, resources: dict, speed: Speed, on_gpu: bool) -> int:
+    """How many of the shard's runs its job trains at once (`Shard.stack`): 0 (all) where they fit its memory
+    together (the job's mem_mb, or the GPU's usable memory), else the most that do."""
+    limit = (
+        speed.gpu["memory_gb"] * 1e3 * GPU_USABLE
+        if on_gpu
+        else resources.get("mem_mb", RESOURCE_DEFAULTS["mem_mb"])
+    )
+    trained = shard.training()
+    found = stack_size(
+        shard.base,
+        len(shard.seed_indices),
+        limit,
+        shifts=trained.shifts,
+        severities=trained.severities,
+        checkpoints=shard.checkpoints,
+        weights=shard.weights,
+        engine=speed.engine,
+        on_gpu=on_gpu,
+    )
+    return found or 0

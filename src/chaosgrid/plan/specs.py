@@ -35,6 +35,7 @@ SPEC_KEYS = {
     "init_key",
     "probabilities",
     "planes",
+    "stack",
 }
 
 
@@ -56,6 +57,7 @@ class Shard:
     planes: tuple[
         tuple[str, object], ...
     ] = ()  # the `planes` probe set's anchors and grid, where not the default
+    stack: int = 0  # the most runs trained at once (vmap), where all do not fit the device's memory; 0: all
 
     def cells(self) -> list[dict]:
         """The shard's canonical cells, in seed order."""
@@ -80,6 +82,7 @@ class Shard:
             "init_key": self.init_key,
             "probabilities": self.probabilities,
             "planes": dict(self.planes),
+            "stack": self.stack,
         }
         defaults = {
             "shifts": [],
@@ -89,6 +92,7 @@ class Shard:
             "init_key": "",
             "probabilities": False,
             "planes": {},
+            "stack": 0,
         }
         return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
@@ -112,6 +116,8 @@ class Shard:
         for key in ("shifts", "severities"):
             if not isinstance(spec.get(key, []), list):
                 raise GridError(f"shard spec's {key!r} is a list, got {spec[key]!r}")
+        if type(spec.get("stack", 0)) is not int or spec.get("stack", 0) < 0:
+            raise GridError(f"shard spec's 'stack' is a number of runs >= 0, got {spec['stack']!r}")
         base = validate_cell(spec["base"])
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))
@@ -131,6 +137,7 @@ class Shard:
             spec.get("init_key", ""),
             bool(spec.get("probabilities", False)),
             shard_planes(planes),
+            spec.get("stack", 0),
         )
 
     def plane_spec(self) -> dict:

@@ -41,7 +41,7 @@ from chaosgrid.plan.blocks import (
 )
 from chaosgrid.plan.own import own_files
 from chaosgrid.plan.seeds import SHARD_SIZE, parse_seed_text, seed_blocks, seed_list, seed_text
-from chaosgrid.plan.sizing import Speed, shard_size
+from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed, shard_size, stack
 from chaosgrid.plan.specs import CurveJob, Shard
 from chaosgrid.plan.until import parse_until
 
@@ -168,8 +168,9 @@ def _prefix(frame: _Frame, base: dict) -> str:
     return "".join(f"{a}~{path_text(base[a])}/" for a in frame.values_of)
 
 
-def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...]) -> Shard:
-    return Shard(
+def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...], speed: Speed | None) -> Shard:
+    """A block of a grid point's seeds as a shard; with a `speed`, trained in stacks its memory holds."""
+    shard = Shard(
         frame.name,
         f"{prefix}seeds~{seed_text(block)}",
         base,
@@ -181,17 +182,24 @@ def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...]) -> Sh
         probabilities=frame.probabilities,
         planes=frame.planes,
     )
+    return (
+        shard
+        if speed is None
+        else replace(shard, stack=stack(shard, frame.resources, speed, _on_gpu(frame, speed)))
+    )
+
+
+def _on_gpu(frame: _Frame, speed: Speed) -> bool:
+    return frame.resources.get("gpus", 0) > 0 or speed.device.startswith("cuda")
 
 
 def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
     """A grid point's shard size: the study's, or by compute (plan.sizing), or SHARD_SIZE without a speed."""
     if frame.size or speed is None:
         return frame.size or SHARD_SIZE
-    on_gpu = frame.resources.get("gpus", 0) > 0 or speed.device.startswith("cuda")
-    point = {"base": base, "shifts": frame.shifts, "severities": frame.severities}
-    return shard_size(
-        {**point, "checkpoints": frame.checkpoints, "weights": frame.weights}, frame.resources, speed, on_gpu
-    )
+    threads = frame.resources.get("threads", RESOURCE_DEFAULTS["threads"])
+    sets = (frame.shifts, frame.severities, frame.checkpoints)
+    return shard_size(base, *sets, threads, speed, _on_gpu(frame, speed))
 
 
 def expand_study(
@@ -216,11 +224,11 @@ def expand_study(
         base = _base(frame, values)
         prefix = _prefix(frame, base)
         for block in seed_blocks(frame.seeds, _size(frame, base, speed), done_at.get(prefix, ())):
-            shards.append(_shard(frame, base, prefix, block))
+            shards.append(_shard(frame, base, prefix, block, speed))
     return shards
 
 
-def shard_of(name: str, study: dict, key: str) -> Shard:
+def shard_of(name: str, study: dict, key: str, speed: Speed | None = None) -> Shard:
     """The shard `key` names, built from the key alone (its axis values and seeds), not from the whole grid:
     what a job's own Snakemake needs, at a cost that does not grow with the study. KeyError for a key that
     names no grid point of the study or seeds it does not want."""
@@ -239,7 +247,7 @@ def shard_of(name: str, study: dict, key: str) -> Shard:
     block = parse_seed_text(text)
     if _prefix(frame, base) != prefix or block is None or not set(block) <= set(frame.seeds):
         raise KeyError(key)
-    return _shard(frame, base, prefix, block)
+    return _shard(frame, base, prefix, block, speed)
 
 
 def expand_curves(studies: dict, shards: Shards) -> dict[tuple[str, str], CurveJob]:
@@ -349,7 +357,7 @@ class Shards(Mapping):
         name, key = item
         if name in self._expanded or name not in self.studies:
             return self.study(name)[key]
-        (shard,) = self._finished(shard_of(name, self.studies[name], key))
+        (shard,) = self._finished(shard_of(name, self.studies[name], key, self.speed))
         return shard
 
     def __iter__(self):

@@ -17,7 +17,7 @@ from chaosgrid.cells import GridError, path_text
 from chaosgrid.configs import DuplicateKeyError, check_no_duplicate_keys
 from chaosgrid.downloads import DownloadError, Source, configured, missing_files, sources_for
 from chaosgrid.evalsets import eval_name, eval_pairs, evaluated_sets
-from chaosgrid.footprint import flops, gpu_fit, memory_mb
+from chaosgrid.footprint import flops, memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
 from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
@@ -205,34 +205,31 @@ class Plan:
     def gpu_cost(self, name: str, shards: list[Shard], config: dict) -> str | None:
         """A GPU study's cost before it runs: its GPU-hours on the config's `gpu` (FLOPs from
         chaosgrid.footprint at the card's training throughput) and its largest shard's GPU memory, with the
-        most runs a shard could hold on that card."""
+        stacks its runs train in where they do not fit the card together."""
         if not self.on_gpu(name, config) or not shards:
             return None
-        total, largest = 0.0, (0.0, 0, "")
+        total, largest = 0.0, (0.0, "", 0)
         for shard in shards:
             per_run = flops(shard.base, shard.shifts, shard.severities, shard.checkpoints)
-            trained = shard.training()
-            fit = gpu_fit(
-                shard.base,
-                len(shard.seed_indices),
-                config["gpu"]["memory_gb"],
-                shifts=trained.shifts,
-                severities=trained.severities,
-                checkpoints=shard.checkpoints,
-                weights=shard.weights,
-            )
-            if per_run is None or fit is None:
+            found = shard_memory(shard, "vmap", on_gpu=True)
+            if per_run is None or found is None:
                 return None  # the user's own model or data: no table knows their size
             total += per_run * len(shard.seed_indices)
-            largest = max(largest, (*fit, shard.key))
+            largest = max(largest, (found["mb"] / 1e3, shard.key, found["together"]))
         gpu = config["gpu"]
         hours = total / (gpu["tflops"] * 1e12) / 3600
-        gb, fitting, key = largest
+        gb, key, together = largest
+        runs = len(self.shards[name, key].seed_indices)
+        held = (
+            "its run"
+            if runs == 1
+            else f"all {runs} runs at once"
+            if together == runs
+            else f"its {runs} runs {together} at a time"
+        )
         return (
             f"{name}: about {hours:,.0f} GPU-hours on {gpu['name']} at {gpu['tflops']:g} TFLOP/s (config "
-            f"`gpu`); "
-            f"shard {key} needs about {gb:,.1f} of its {gpu['memory_gb']:g} GB"
-            + (f" (up to {fitting} runs would fit in one shard)" if fitting > 0 else ": it does not fit")
+            f"`gpu`); shard {key} needs about {gb:,.1f} of its {gpu['memory_gb']:g} GB, training {held}"
         )
 
     def on_gpu(self, name: str, config: dict) -> bool:
@@ -286,6 +283,7 @@ def shard_memory(
         engine,
         examples,
         on_gpu,
+        shard.stack,
     )
 
 
