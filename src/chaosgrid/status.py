@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from chaosgrid.plan.seeds import parse_seed_text
-from chaosgrid.plan.studies import expand_studies
+from chaosgrid.plan.workflow import Plan
 
 # A log's last line when its job failed: click's "Error: ..." or an exception a traceback ends in.
 FAILED = re.compile(r"Error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)?|Killed.*")
@@ -69,15 +69,15 @@ def _ago(seconds: float) -> str:
     )
 
 
-def status(results: Path, config: dict | None = None) -> list[str]:
-    """study_status of every study with a runs or logs folder under `results`, or of every study of `config`
-    (whose plan, with the shards a grown study kept, gives the shards planned)."""
-    if config is not None:
-        folders = {name: results / name for name in config["studies"]}
-        finished = {name: done_shards(folder) for name, folder in folders.items()}
-        keys = list(expand_studies(config["studies"], finished))
-        planned = {name: [key for study, key in keys if study == name] for name in folders}
-        return [line for name, folder in folders.items() for line in study_status(folder, planned[name])]
+def status(results: Path, plan: Plan | None = None) -> list[str]:
+    """study_status of every study with a runs or logs folder under `results`, or of every study of `plan`
+    (the config's plan, made as the workflow makes it: the shards planned, with those a grown study kept)."""
+    if plan is not None:
+        return [
+            line
+            for name in plan.studies
+            for line in study_status(results / name, list(plan.shards.study(name)))
+        ]
     studies = sorted({p.parent for p in results.glob("*/runs")} | {p.parent for p in results.glob("*/logs")})
     return [line for folder in studies for line in study_status(folder)] or [
         f"no study results under {results}"

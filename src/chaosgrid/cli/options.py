@@ -14,6 +14,19 @@ from chaosgrid.cells import GridError
 from chaosgrid.plan.specs import Shard
 
 STARTED = time.perf_counter()  # a job's phases are timed from here (interpreter start-up before it: ~0.05 s)
+# The config schema, in the checkout the commands run from: it holds every setting's default.
+CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def with_defaults(config: dict, checkout: Path | str = ".") -> dict:
+    """`config` with the schema's defaults filled in, as the workflow plans it (Snakemake's `validate`)."""
+    from snakemake.utils import validate
+
+    schema = Path(checkout) / CONFIG_SCHEMA
+    if not schema.exists():
+        raise click.ClickException(f"{schema} not found: run this from the chaosgrid checkout")
+    validate(config, str(schema), set_default=True)
+    return config
 
 
 data_root_option = click.option(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
+from chaosgrid.cli.options import CONFIG_SCHEMA, with_defaults
 
 
 @click.command("rehearse")
@@ -50,7 +50,7 @@ def rehearse_command(configfile, workdir, cores, snakefile, steps, dry_run, snak
     folder = Path(workdir or Path("rehearsals") / Path(configfile).stem)
     folder.mkdir(parents=True, exist_ok=True)
     # relative paths in the config start where the command runs, not in the rehearsal's folder
-    schema = yaml.safe_load((Path(snakefile).parent / SCHEMA).read_text())
+    schema = yaml.safe_load((Path(snakefile).parent / CONFIG_SCHEMA).read_text())
     config["data_root"] = os.path.abspath(
         config.get("data_root", schema["properties"]["data_root"]["default"])
     )
@@ -78,19 +78,17 @@ def rehearse_command(configfile, workdir, cores, snakefile, steps, dry_run, snak
     if done.returncode:
         raise click.ClickException(f"the rehearsal of {configfile} failed (snakemake exit {done.returncode})")
     if not dry_run:
-        _measured(config, folder, Path(snakefile).parent / SCHEMA, examples)
+        _measured(config, folder, Path(snakefile).parent, examples)
         click.echo(f"rehearsed {configfile}: its report pages and figures are under {folder}/results")
 
 
-def _measured(config: dict, folder: Path, schema: Path, examples: tuple[int, int] | None) -> None:
+def _measured(config: dict, folder: Path, checkout: Path, examples: tuple[int, int] | None) -> None:
     """Each training job's estimated memory beside its measured peak, and its throughput
     (plan.rehearsal.measured)."""
-    from snakemake.utils import validate
-
     from chaosgrid.plan.rehearsal import measured
     from chaosgrid.plan.workflow import Plan
 
-    validate(config, str(schema), set_default=True)  # the defaults the workflow planned with
+    with_defaults(config, checkout)  # the defaults the workflow planned with
     plan = Plan.of(config, results=folder / "results")
     found = measured(plan, folder / "results", config["execution"]["engine"], examples)
     if not found:

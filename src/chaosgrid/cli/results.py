@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from chaosgrid.cells import SEED_KEYS, GridError
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.cli.options import (
     _parse_point,
     _study_folder,
+    with_defaults,
 )
 from chaosgrid.evalsets import eval_name
 
@@ -145,13 +146,17 @@ def status_command(results, configfile) -> None:
     run it beside a running `snakemake`, or on a cluster's login node."""
     import yaml
 
+    from chaosgrid.plan.workflow import Plan, PlanError
     from chaosgrid.status import status
 
-    config = yaml.safe_load(Path(configfile).read_text()) if configfile else None
-    try:
-        click.echo("\n".join(status(Path(results), config)))
-    except GridError as err:
-        raise click.ClickException(str(err)) from err
+    plan = None
+    if configfile:
+        config = with_defaults(yaml.safe_load(Path(configfile).read_text()))
+        try:
+            plan = Plan.of(config, [configfile], results)
+        except PlanError as err:
+            raise click.ClickException(str(err)) from err
+    click.echo("\n".join(status(Path(results), plan)))
 
 
 @click.command("export")
