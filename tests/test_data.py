@@ -43,7 +43,9 @@ def test_label_noise_replaces_exact_fraction_with_other_classes(digits):
     assert (noisy != y).sum() == round(0.2 * len(y))
     assert torch.equal(noisy, sampling.noisy_labels(y, 0.2, 10))
     assert noisy.max() < 10
-    balanced = sampling.noisy_labels(y, 0.2, 10, per_class=True)  # the paper's: the same fraction of every class
+    balanced = sampling.noisy_labels(
+        y, 0.2, 10, per_class=True
+    )  # the paper's: the same fraction of every class
     changed = torch.bincount(y[balanced != y], minlength=10)
     assert torch.equal(changed, torch.round(0.2 * torch.bincount(y, minlength=10)).long())
 

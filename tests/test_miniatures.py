@@ -4,18 +4,14 @@ about an epoch) and ends in its tables, figures and report pages; the caps chang
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import REPO, rehearsed
 
-from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.rehearsal import rehearsal, standin_examples
 from chaosgrid.plan.studies import expand_studies
 
-REPO = Path(__file__).resolve().parents[1]
 MINIATURES = sorted(
     [REPO / "config/config.yaml", *(REPO / "config").glob("*_small.yaml"), REPO / "examples/config.yaml"]
 )
@@ -26,18 +22,7 @@ MINIATURES = sorted(
 )
 def test_each_miniature_runs_to_its_report(configfile, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "examples")}  # examples/config.yaml's own model and data
-    command = [sys.executable, "-m", "chaosgrid.cli", "rehearse", str(configfile), "--workdir", str(tmp_path),
-               "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--", "--quiet", "all"]  # fmt: skip
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    capped = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    for name, study in capped["studies"].items():
-        folder = tmp_path / "results" / name
-        assert all((folder / "report" / f"{page}.html").stat().st_size > 500 for page in REPORT_PAGES), name
-        drawn = [folder / "figures" / f"{figure}.png" for figure in study_figures(study)]
-        assert all(path.stat().st_size > 5_000 for path in drawn), [p.name for p in drawn if not p.exists()]
+    rehearsed(configfile, tmp_path, env)
 
 
 def test_the_caps_keep_what_they_do_not_say():

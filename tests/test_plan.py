@@ -120,5 +120,7 @@ def test_a_gpu_shard_whose_runs_do_not_fit_together_trains_them_in_stacks(tmp_pa
     made = plan(tmp_path, big=fast, small={**fast, "seeds": 8, "shard_size": 8})
     big, small = made.shards["big", "seeds~0-399"], made.shards["small", "seeds~0-7"]
     assert 20 < big.stack < 50 and small.stack == 0
-    line = {text.split(":")[0]: text for _, text in made.announcements(SETTINGS)}  # each study's last: its cost
+    line = {
+        text.split(":")[0]: text for _, text in made.announcements(SETTINGS)
+    }  # each study's last: its cost
     assert f"training its 400 runs {big.stack} at a time" in line["big"]

@@ -65,3 +65,23 @@ def planned_jobs(output: str) -> dict[str, int]:
                 break
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def rehearsed(configfile: Path, workdir: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`chaosgrid rehearse CONFIG` run to its end in `workdir` (one core), checked to have ended in every
+    study's report pages and figures."""
+    from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
+
+    command = [sys.executable, "-m", "chaosgrid.cli", "rehearse", str(configfile), "--workdir", str(workdir),
+               "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--", "--quiet", "all"]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    capped = yaml.safe_load((workdir / "config.yaml").read_text())
+    for name, study in capped["studies"].items():
+        folder = workdir / "results" / name
+        assert all((folder / "report" / f"{page}.html").stat().st_size > 500 for page in REPORT_PAGES), name
+        drawn = [folder / "figures" / f"{figure}.png" for figure in study_figures(study)]
+        assert all(path.stat().st_size > 5_000 for path in drawn), [p.name for p in drawn if not p.exists()]
+    return done

@@ -98,4 +98,3 @@ def test_jobs_follow_compute_and_bundle_into_few_submissions(tmp_path, cluster_e
     assert len(submitted) == 2 + 2 + 7  # digits and its jpeg set, 2 bundles of 2 shards, the study's tables
     runs = pd.read_parquet(tmp_path / "work/results/tiny/tables/runs.parquet", columns=["cell_id"])
     assert len(runs) == 64
-
