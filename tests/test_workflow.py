@@ -283,6 +283,25 @@ def test_a_study_grown_from_12_to_16_to_32_seeds_trains_only_the_new_blocks(tmp_
     assert sorted(runs["init_seed"]) == list(range(16))
 
 
+def test_shards_sized_by_compute_grow_and_resize_without_training_anything_twice(tmp_path):
+    """Without shard_size a grid point's tiny runs share one shard, sized by compute: 12 seeds are seeds~0-11;
+    grown to 40, only seeds~12-39 train; with a job_minutes that makes blocks of 8, nothing finished re-runs."""
+
+    def config(seeds, **settings):
+        study = {k: v for k, v in tiny_study(lr=0.05, seeds=seeds).items() if k != "shard_size"}
+        path = tmp_path / f"s{seeds}{'-'.join(settings)}.yaml"
+        path.write_text(yaml.safe_dump({**settings, "studies": {"auto": study}}))
+        return path
+
+    snakemake(tmp_path, config(12))
+    assert [p.name for p in (tmp_path / "results/auto/runs").rglob("*.parquet")] == ["seeds~0-11.parquet"]
+    dry = snakemake(tmp_path, config(40), "-n", "--quiet", "host").stdout
+    assert planned_jobs(dry)["train_shard"] == 1 and "results/auto/runs/seeds~12-39.parquet" in dry
+    snakemake(tmp_path, config(40))
+    again = snakemake(tmp_path, config(40, job_minutes=0.001), "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_a_study_adds_seed_blocks_only_while_its_comparisons_are_undecided(tmp_path):
     """lr 0.05 vs 0.001 differs by far more than delta (decided at the second look), lr 0.1 vs 0.05 by little
     (open until the budget or futility): the second block trains for all three points, later blocks only
