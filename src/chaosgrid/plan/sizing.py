@@ -3,9 +3,10 @@ so that jobs follow compute rather than run count (a million cheap runs make tho
 hundred thousand; a few expensive ones still make one job each).
 
 A run's time is estimated from the footprint (its FLOPs at the device's speed, plus a fixed cost per
-training step that dominates small nets), and a shard also stays within its job's memory (`mem_mb`, or the
-GPU's). Sizes are 8 seed indices times a power of two, so a shard's blocks (seeds 0-63, 64-127, ...) change
-only when an estimate changes by a factor of two, and more seeds add blocks without renaming finished ones.
+training step that dominates small nets). Sizes are 8 seed indices times a power of two, so a shard's blocks
+(seeds 0-63, 64-127, ...) change only when an estimate changes by a factor of two, and more seeds add blocks
+without renaming finished ones. Memory bounds what a job trains at once, not the shard: its runs train in
+stacks that fit the job's `mem_mb` or the GPU's memory (`stack`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ CPU_TFLOPS = 0.1
 # net's time is made of. Measured with benchmarks/runs_per_hour.py (cnn width 8 on digits).
 STEP_SECONDS = 0.004
 LARGEST = SHARD_SIZE * 2**7  # 1,024 runs
+
+
+def on_gpu(resources: dict, device: str) -> bool:
+    """A study's jobs train on a GPU: they ask for one (`resources: {gpus: N}`), or the config's device is."""
+    return resources.get("gpus", 0) > 0 or str(device).startswith("cuda")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from chaosgrid.plan.blocks import (
 )
 from chaosgrid.plan.own import own_files
 from chaosgrid.plan.seeds import SHARD_SIZE, parse_seed_text, seed_blocks, seed_list, seed_text
-from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed, shard_size, stack
+from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed, on_gpu, shard_size, stack
 from chaosgrid.plan.specs import CurveJob, Shard
 from chaosgrid.plan.until import parse_until
 
@@ -182,15 +182,9 @@ def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...], speed
         probabilities=frame.probabilities,
         planes=frame.planes,
     )
-    return (
-        shard
-        if speed is None
-        else replace(shard, stack=stack(shard, frame.resources, speed, _on_gpu(frame, speed)))
-    )
-
-
-def _on_gpu(frame: _Frame, speed: Speed) -> bool:
-    return frame.resources.get("gpus", 0) > 0 or speed.device.startswith("cuda")
+    if speed is None:
+        return shard
+    return replace(shard, stack=stack(shard, frame.resources, speed, on_gpu(frame.resources, speed.device)))
 
 
 def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
@@ -199,7 +193,7 @@ def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
         return frame.size or SHARD_SIZE
     threads = frame.resources.get("threads", RESOURCE_DEFAULTS["threads"])
     sets = (frame.shifts, frame.severities, frame.checkpoints)
-    return shard_size(base, *sets, threads, speed, _on_gpu(frame, speed))
+    return shard_size(base, *sets, threads, speed, on_gpu(frame.resources, speed.device))
 
 
 def expand_study(

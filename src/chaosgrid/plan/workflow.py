@@ -21,7 +21,7 @@ from chaosgrid.footprint import flops, memory_mb
 from chaosgrid.plan.analyses import REPORT_PAGES, study_figures
 from chaosgrid.plan.blocks import plane_spec, triplets_key
 from chaosgrid.plan.paths import DATASET_FILE, prepared_folder, prepared_inputs
-from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed
+from chaosgrid.plan.sizing import RESOURCE_DEFAULTS, Speed, on_gpu
 from chaosgrid.plan.specs import SHARD_FILES, CurveJob, Shard
 from chaosgrid.plan.studies import Shards, declared, expand_curves, keeping_weights
 from chaosgrid.plan.until import Until
@@ -206,7 +206,7 @@ class Plan:
         """A GPU study's cost before it runs: its GPU-hours on the config's `gpu` (FLOPs from
         chaosgrid.footprint at the card's training throughput) and its largest shard's GPU memory, with the
         stacks its runs train in where they do not fit the card together."""
-        if not self.on_gpu(name, config) or not shards:
+        if not on_gpu(self.studies[name].get("resources", {}), config["device"]) or not shards:
             return None
         total, largest = 0.0, (0.0, "", 0)
         for shard in shards:
@@ -232,16 +232,11 @@ class Plan:
             f"`gpu`); shard {key} needs about {gb:,.1f} of its {gpu['memory_gb']:g} GB, training {held}"
         )
 
-    def on_gpu(self, name: str, config: dict) -> bool:
-        """A study whose jobs ask for a GPU, or a config that trains on one."""
-        declared = self.studies[name].get("resources", {})
-        return declared.get("gpus", 0) > 0 or str(config["device"]).startswith("cuda")
-
     def memory_warning(self, name: str, shards: list[Shard], config: dict) -> str | None:
         """A study's largest CPU shard job estimated to need more memory than its `mem_mb`
         (chaosgrid.footprint: built-in models and datasets), said before it swaps for hours or is killed."""
         declared = self.studies[name].get("resources", {})
-        if self.on_gpu(name, config):
+        if on_gpu(declared, config["device"]):
             return None
         estimates = [
             (found, shard)
