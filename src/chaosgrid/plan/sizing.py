@@ -23,9 +23,10 @@ RESOURCE_DEFAULTS = {"threads": 1, "mem_mb": 2000, "runtime": 30, "gpus": 0}
 # Training speed of one CPU thread, TFLOP/s as torch's FlopCounterMode counts: 0.09-0.12 measured by the
 # paper configs' rehearsals on this 2-core machine (ResNet-18, VGG-16, the fast net; docs/studies.md).
 CPU_TFLOPS = 0.1
-# The fixed cost of one training step of one run, seconds (dispatch, optimizer, bookkeeping): what a small
-# net's time is made of. Measured with benchmarks/runs_per_hour.py (cnn width 8 on digits).
-STEP_SECONDS = 0.004
+# The fixed cost of one training step of one run, seconds (dispatch, optimizer, bookkeeping, its share of the
+# evaluations): what a small net's time is made of. benchmarks/runs_per_hour.py (cnn width 8 on digits, 46
+# steps and 13 evaluation sets per run, 1 thread): 5.4-5.7 ms a step, in the loop and under vmap at K = 64.
+STEP_SECONDS = 0.005
 LARGEST = SHARD_SIZE * 2**7  # 1,024 runs
 
 
