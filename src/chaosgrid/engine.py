@@ -192,9 +192,8 @@ class Execution:
     engine: str = "auto"  # auto | loop | vmap (see chaosgrid.footprint.choose_engine)
     channels_last: bool = False  # NHWC weights and batches: the layout GPU tensor cores and oneDNN prefer
     compile: bool = False  # torch.compile the training forward; one-off ~15-50 s per batch shape on a CPU
-    stack: int = (
-        0  # the most runs vmap trains at once (planning's, where a shard's do not fit together); 0: all
-    )
+    # the most runs vmap trains at once (planning's, where a shard's runs do not fit together); 0: all
+    stack: int = 0
 
     def resolved(self, device: torch.device, pixels: int, k: int) -> Execution:
         return replace(self, engine=choose_engine(self.engine, device.type == "cuda", pixels, k))

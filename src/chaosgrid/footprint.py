@@ -190,8 +190,11 @@ def flops(
     twice that with SAM's or a gradient penalty's second pass) and the evaluation of every set at each
     checkpoint. Probe planes and curves are left out. `examples` as workload's."""
     load = workload(cell, shifts, severities, examples)
-    if load is None:
-        return None
+    return None if load is None else run_flops(cell, load, checkpoints)
+
+
+def run_flops(cell: dict, load: Workload, checkpoints: str = "final") -> float:
+    """`flops` of a run whose workload is known."""
     passes = 6 if cell["optimizer"] == "sam" or cell["grad_penalty"] > 0 else 3
     batch, _, total = checkpoints_.training_steps(cell, load.trained)
     evaluations = checkpoint_count(cell, checkpoints, load.trained)

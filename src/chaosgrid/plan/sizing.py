@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chaosgrid import checkpoints as checkpoints_
-from chaosgrid.footprint import GPU_USABLE, flops, stack_size, workload
+from chaosgrid.footprint import GPU_USABLE, run_flops, stack_size, workload
 from chaosgrid.plan.seeds import SHARD_SIZE
 from chaosgrid.plan.specs import Shard
 
@@ -54,11 +54,11 @@ def run_seconds(
 ) -> float | None:
     """A run's estimated seconds: its FLOPs (training and evaluation) at `tflops`, plus STEP_SECONDS a step.
     None for a model or dataset the footprint does not know."""
-    load, work = workload(cell, shifts, severities), flops(cell, shifts, severities, checkpoints)
-    if load is None or work is None:
+    load = workload(cell, shifts, severities)
+    if load is None:
         return None
     _, _, steps = checkpoints_.training_steps(cell, load.trained)
-    return work / (tflops * 1e12) + steps * STEP_SECONDS
+    return run_flops(cell, load, checkpoints) / (tflops * 1e12) + steps * STEP_SECONDS
 
 
 def shard_size(
