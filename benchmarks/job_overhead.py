@@ -62,7 +62,9 @@ def job(base: dict, k: int, epochs: float, shifts: list[str], device: str, engin
 @click.option("--paper-epochs", default=10.0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--engine", default="auto", show_default=True)
-@click.option("--smoke", is_flag=True, help="Digits-sized data, no shifts: checks the benchmark runs, in seconds.")
+@click.option(
+    "--smoke", is_flag=True, help="Digits-sized data, no shifts: checks the benchmark runs, in seconds."
+)
 @click.option("--out", default="results/benchmarks/job_overhead.csv", show_default=True)
 def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> None:
     base = {"dataset": "synthetic50k", "model": "fast", "width": width, "batch_size": 1024, "lr": 0.2,
@@ -77,7 +79,9 @@ def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> 
         start = time.perf_counter()
         pairs = evalsets.eval_pairs(shifts, SEVERITIES if shifts else [])
         prepared = prepare_inputs(data.load(base["dataset"]), pairs, Path(tmp) / "prepared")
-        print(f"inputs prepared once (dataset and {len(pairs) - 1} shifted sets): {time.perf_counter() - start:.1f} s")
+        print(
+            f"inputs prepared once (dataset and {len(pairs) - 1} shifted sets): {time.perf_counter() - start:.1f} s"
+        )
         jobs = [job(base, k, e, shifts, device, engine, Path(tmp), prepared) for e in epochs]
     per_run = [j["runs"] / k for j in jobs]
     per_epoch = (per_run[1] - per_run[0]) / (epochs[1] - epochs[0])
@@ -101,7 +105,9 @@ def main(width, k, steps, paper_k, paper_epochs, device, engine, smoke, out) -> 
           f"overhead {paper_overhead:.1f} s = {'at most ' * bound}{100 * share:.2f}% of the job"
           + (" (the extra training steps were within the noise: runs counted as evaluation only)" * bound))  # fmt: skip
     rows = [{"steps": s, **j} for s, j in zip(step_counts, jobs, strict=True)]
-    rows.append({"steps": "projected", "runs": paper_runs, "overhead": paper_overhead, "overhead_share": share})
+    rows.append(
+        {"steps": "projected", "runs": paper_runs, "overhead": paper_overhead, "overhead_share": share}
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)
 

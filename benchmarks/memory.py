@@ -60,7 +60,9 @@ def main(smoke, out) -> None:
             found = memory_mb(cell, runs)
             measured = peak_mb(base, runs, Path(tmp))
             name = f"{cell['model']} w{cell['width']} {cell['dataset']} batch {cell['batch_size']}"
-            print(f"{name:<44} {runs:>4} {found['mb']:>12,.0f} {measured:>12,.0f} {found['mb'] / measured:>18.2f}")
+            print(
+                f"{name:<44} {runs:>4} {found['mb']:>12,.0f} {measured:>12,.0f} {found['mb'] / measured:>18.2f}"
+            )
             rows.append({"case": name, "runs": runs, "measured_mb": measured, **found})
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)

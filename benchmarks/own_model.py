@@ -38,7 +38,9 @@ def runs_per_hour(model: str, engine_name: str, k: int, epochs: float, width: in
     base = {key: v for key, v in base.items() if not key.endswith("_seed")}
     shard = Shard("bench", "", base, tuple(range(k)))
     start = time.perf_counter()
-    inputs = train.shard_inputs(shard, torch.device("cpu"), engine.Execution(engine_name), log=lambda line: None)
+    inputs = train.shard_inputs(
+        shard, torch.device("cpu"), engine.Execution(engine_name), log=lambda line: None
+    )
     train.train_shard(shard.cells(), inputs.data, inputs.sets, inputs.execution)
     return k / (time.perf_counter() - start) * 3600
 

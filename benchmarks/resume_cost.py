@@ -20,7 +20,7 @@ import click
 import pandas as pd
 import torch
 
-from chaosgrid import engine, recipe, train
+from chaosgrid import engine, optimizers, recipe, train
 from chaosgrid.batches import Batches
 from chaosgrid.cells import validate_cell
 from chaosgrid.footprint import DATASETS
@@ -39,10 +39,10 @@ def measure(name: str, cell: dict, k: int, device: str, repeats: int) -> dict:
     cells = [validate_cell({**cell, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(k)]
     x = torch.zeros(4, *shape, device=device)
     stack = train.build_stack(cells, x, 10, engine.Execution("loop"))
-    optimizer = recipe.OPTIMIZERS[cells[0]["optimizer"]](stack.params, cells[0])
+    optimizer = optimizers.Optimizer(stack, cells)
     for p in stack.params:  # momentum buffers as after a step
         p.grad = torch.zeros_like(p)
-    optimizer.step()
+    optimizer.step(torch.full((k,), cells[0]["lr"], dtype=torch.float64))
     stats = recipe.RunStats(k, torch.device(device), 1000, 10)
     with tempfile.TemporaryDirectory() as folder:
         resume = Resume(str(Path(folder) / "state.pt"), "{}", 600.0, lambda line: None)
@@ -61,7 +61,13 @@ def measure(name: str, cell: dict, k: int, device: str, repeats: int) -> dict:
     began = time.perf_counter()
     batches.skip(steps)
     replay = (time.perf_counter() - began) / steps
-    return {"case": name, "runs": k, "save_s": min(seconds), "save_mb": size / 1e6, "replay_ms_per_step": 1e3 * replay}
+    return {
+        "case": name,
+        "runs": k,
+        "save_s": min(seconds),
+        "save_mb": size / 1e6,
+        "replay_ms_per_step": 1e3 * replay,
+    }
 
 
 @click.command()

@@ -38,7 +38,9 @@ CLI = [sys.executable, "-m", "chaosgrid.cli", "train-shard"]
 SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 5]
 
 
-def shard_job(base: dict, seeds: list[int], threads: int, folder: Path, prepared: dict | None) -> tuple[float, float]:
+def shard_job(
+    base: dict, seeds: list[int], threads: int, folder: Path, prepared: dict | None
+) -> tuple[float, float]:
     """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process."""
     spec = json.dumps({"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES})
     runs = folder / f"runs-{seeds[0]}-{len(seeds)}.parquet"
@@ -66,7 +68,9 @@ def in_process(engine_name: str, base: dict, seeds: list[int], dataset, sets) ->
 @click.option("--epochs", default=2.0, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--ks", default="1,4,16,64", show_default=True)
-@click.option("--naive-max", default=4, show_default=True, help="Process-per-run timed on at most this many runs.")
+@click.option(
+    "--naive-max", default=4, show_default=True, help="Process-per-run timed on at most this many runs."
+)
 @click.option("--threads", default=1, show_default=True)
 @click.option("--smoke", is_flag=True, help="Tiny sizes: checks the benchmark runs, in seconds.")
 @click.option("--out", default="results/benchmarks/runs_per_hour.csv", show_default=True)
@@ -99,7 +103,11 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
             loop = in_process("loop", base, seeds, dataset, sets)
             vmapped = in_process("vmap", base, seeds, dataset, sets)
             naive_runs = seeds[:naive_max]
-            naive = sum(shard_job(base, [s], threads, Path(tmp), None)[0] for s in naive_runs) / len(naive_runs) * k
+            naive = (
+                sum(shard_job(base, [s], threads, Path(tmp), None)[0] for s in naive_runs)
+                / len(naive_runs)
+                * k
+            )
             per_hour = {name: 3600 * k / t for name, t in
                         (("shard_job", job_wall), ("own_inputs", own_wall), ("loop", loop), ("vmap", vmapped),
                          ("process_per_run", naive))}  # fmt: skip

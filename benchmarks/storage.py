@@ -58,7 +58,9 @@ def fake_shard(first_seed: int, k: int, eval_sets, rng) -> list[RunResult]:
         evals = {}
         for name, severity, n in eval_sets:
             correct = rng.random(n) < difficulty[name]
-            pred = np.where(correct, labels[name], (labels[name] + rng.integers(1, 10, n)) % 10).astype(np.uint8)
+            pred = np.where(correct, labels[name], (labels[name] + rng.integers(1, 10, n)) % 10).astype(
+                np.uint8
+            )
             p_true = np.where(correct, rng.beta(20, 1, n), rng.beta(1, 4, n)).astype(np.float16)
             evals[name, severity] = EvalResult(pred, p_true, correct, float(correct.mean()))
         results.append(RunResult(cell, 0.1, 0.99, -1, 3.0, evals))
@@ -98,7 +100,9 @@ def main(n_runs, shard_size, smoke, out) -> None:
         for first in range(0, n_runs, shard_size):
             shard = fake_shard(first, shard_size, clean, rng)
             store.write_table(store.predictions_table(shard), folder / f"study/predictions/s{first}.parquet")
-            store.write_table(store.runs_table(shard, f"s{first}", prov), folder / f"study/runs/s{first}.parquet")
+            store.write_table(
+                store.runs_table(shard, f"s{first}", prov), folder / f"study/runs/s{first}.parquet"
+            )
             store.write_table(store.history_table(shard), folder / f"study/history/s{first}.parquet")
         generated = time.perf_counter() - start
         disk = sum(f.stat().st_size for f in (folder / "study").rglob("*.parquet"))

@@ -34,7 +34,10 @@ def measure(execution: engine.Execution, k: int, dataset: data.Dataset, params: 
     steps_per_epoch = math.ceil(len(dataset.y_train) / params["batch_size"])
     cells = [validate_cell({**params, "init_seed": i, "order_seed": i, "aug_seed": i}) for i in range(k)]
     x, y = train.training_set(dataset, cells[0])
-    stacks = [(train.build_stack(g, x, dataset.num_classes, execution), g) for g in engine.stack_groups(cells, execution)]
+    stacks = [
+        (train.build_stack(g, x, dataset.num_classes, execution), g)
+        for g in engine.stack_groups(cells, execution)
+    ]
 
     def run(n_steps: int) -> float:
         start = time.perf_counter()
@@ -57,7 +60,12 @@ def variants(bf16: bool, compile_: bool) -> dict[str, tuple[engine.Execution, st
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
             for channels_last in (False, True):
                 for compiled in (False, True) if compile_ else (False,):
-                    label = engine_name + "+cl" * channels_last + "+bf16" * (precision == "bf16") + "+compile" * compiled
+                    label = (
+                        engine_name
+                        + "+cl" * channels_last
+                        + "+bf16" * (precision == "bf16")
+                        + "+compile" * compiled
+                    )
                     out[label] = engine.Execution(engine_name, channels_last, compiled), precision
     return out
 
@@ -70,7 +78,9 @@ def variants(bf16: bool, compile_: bool) -> dict[str, tuple[engine.Execution, st
 @click.option("--steps", default=20, show_default=True, help="Timed optimizer steps per model.")
 @click.option("--ks", default="1,8,32", show_default=True, help="Comma-separated models per shard.")
 @click.option("--bf16", is_flag=True, help="Add bf16-autocast variants (slow on CPUs without bf16 units).")
-@click.option("--compile", "compile_", is_flag=True, help="Add torch.compile variants (~25-50 s to compile each).")
+@click.option(
+    "--compile", "compile_", is_flag=True, help="Add torch.compile variants (~25-50 s to compile each)."
+)
 @click.option("--threads", default=1, show_default=True)
 @click.option("--recipe", "recipe_json", default="{}", show_default=True,
               help='Extra cell parameters as JSON, e.g. \'{"optimizer": "sam"}\' or \'{"grad_clip": 0.5}\': '
@@ -100,7 +110,9 @@ def main(model, dataset_name, width, batch_size, steps, ks, bf16, compile_, thre
             rows.append({"model": model, "width": width, "dataset": dataset_name, "device": name, "k": k,
                          "variant": label, "img_s": img_s, "ratio_to_loop": img_s / baseline,
                          "warm_up_s": warm_up})  # fmt: skip
-            print(f"K={k:<3} {label:<22} {img_s:>10.0f} img/s  {img_s / baseline:>5.2f}x   (warm-up {warm_up:.1f} s)")
+            print(
+                f"K={k:<3} {label:<22} {img_s:>10.0f} img/s  {img_s / baseline:>5.2f}x   (warm-up {warm_up:.1f} s)"
+            )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)
 

@@ -101,7 +101,7 @@ def test_a_state_file_that_would_run_code_runs_nothing_and_is_reported(tmp_path)
     marker = tmp_path / "ran"
     state = tmp_path / "a/resume/seeds~0-2.pt"
     state.parent.mkdir(parents=True)
-    torch.save({"spec": SHORT, "layout": 2, "group": 0, "results": [RunsCode(marker)], "fit": None}, state)
+    torch.save({"spec": SHORT, "layout": 3, "group": 0, "results": [RunsCode(marker)], "fit": None}, state)
     job = train(tmp_path / "a", "loop", spec=SHORT)
     said = job.communicate()[0]
     assert job.returncode == 0 and not marker.exists()
@@ -118,6 +118,6 @@ def test_a_state_of_an_older_layout_is_reported_and_the_shard_starts_over(tmp_pa
     said = job.communicate()[0]
     assert job.returncode == 0, said
     assert (
-        "saved by another version of chaosgrid (layout 1, this one reads 2): ignored, starting over" in said
+        "saved by another version of chaosgrid (layout 1, this one reads 3): ignored, starting over" in said
     )
     assert len(tables(tmp_path / "a")["runs"]) == 3

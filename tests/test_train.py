@@ -193,9 +193,9 @@ def test_synthetic_task_is_learnable():
     assert result.evals["clean", 0].acc > 0.25  # chance is 0.10
 
 
-def test_shard_cells_must_differ_only_in_seeds(digits, digits_sets):
-    mixed = [validate_cell({"lr": 0.1}), validate_cell({"lr": 0.2})]
-    with pytest.raises(ValueError, match="only in their seeds"):
+def test_shard_cells_must_differ_only_in_seeds_and_optimizer_numbers(digits, digits_sets):
+    mixed = [validate_cell({"width": 4}), validate_cell({"width": 8})]
+    with pytest.raises(ValueError, match="only in their seeds and lr, momentum, weight_decay"):
         train.train_shard(mixed, digits, digits_sets)
 
 

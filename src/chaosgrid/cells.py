@@ -170,6 +170,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     name: p.values for name, p in PARAMETERS.items() if isinstance(p.values, tuple)
 }
 SEED_KEYS = ("init_seed", "order_seed", "aug_seed")
+# The numbers the optimizer holds per run (chaosgrid.optimizers): grid points that differ only in these and
+# their seeds train as one stack, so planning packs them into one shard.
+PER_RUN = ("lr", "momentum", "weight_decay")
 # set through `variants`, `seeds` and `seed_source`
 NOT_IN_STUDIES = ("variant", *SEED_KEYS)
 BATCHING = ("batch_size", "micro_batch", "batch_order", "drop_last")  # how a run forms its steps (study 2)

@@ -9,10 +9,12 @@ A step, read top to bottom (`fit`):
    forward finite difference (`penalty_method: fd`) or double backprop (`autograd`, the check);
 3. SAM (`optimizer: sam`): ascend each run by rho·g/‖g‖, take the gradient there, return;
 4. clip each run's gradient to `grad_clip` (global L2 norm per run), then gradient noise
-   (additive g + σξ, multiplicative g ⊙ (1 + σξ)), then the optimizer's step (weight decay inside it);
+   (additive g + σξ, multiplicative g ⊙ (1 + σξ)), then the optimizer's step (`chaosgrid.optimizers`,
+   weight decay inside it), each run with its own lr, momentum and weight decay;
 5. the schedule's next lr; checkpoints, history and progress lines.
 Every per-run operation goes through `chaosgrid.engine` (one vectorised call for all K runs; no norm
-over runs together).
+over runs together). A stack's runs share every parameter but their seeds and the optimizer's per-run
+numbers (`cells.PER_RUN`): grid points that differ only in those train as one stack.
 """
 
 from __future__ import annotations
@@ -24,38 +26,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from chaosgrid import engine, schedules
+from chaosgrid import engine, optimizers, schedules
 from chaosgrid.batches import Batches
+from chaosgrid.cells import SEED_KEYS
 from chaosgrid.checkpoints import steps as checkpoint_steps
 from chaosgrid.checkpoints import training_steps
 from chaosgrid.sampling import derive_seed
-
-# Optimizers by name: each builds a torch optimizer over the stack's flat parameter list. They act per
-# coordinate, so K stacked runs step exactly as K separate ones. SAM's two gradients are taken in the step;
-# its base step is SGD.
-
-
-def _sgd(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
-    nesterov = cell["nesterov"] and cell["momentum"] > 0
-    return torch.optim.SGD(
-        params, lr=cell["lr"], momentum=cell["momentum"], nesterov=nesterov, weight_decay=cell["weight_decay"]
-    )
-
-
-def _adam(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=cell["lr"], weight_decay=cell["weight_decay"])
-
-
-def _adamw(params: list[torch.Tensor], cell: dict) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=cell["lr"], weight_decay=cell["weight_decay"])
-
-
-OPTIMIZERS: dict[str, Callable[[list[torch.Tensor], dict], torch.optim.Optimizer]] = {
-    "sgd": _sgd,
-    "adam": _adam,
-    "adamw": _adamw,
-    "sam": _sgd,
-}
 
 
 def autocast(device: torch.device, precision: str, fp16: bool = False) -> torch.autocast:
@@ -87,7 +63,7 @@ class FitResult:
     train_acc: torch.Tensor  # (K,)
     diverged_step: torch.Tensor  # (K,) first step with a non-finite loss; -1 if none
     clipped: torch.Tensor  # (K,) fraction of steps whose gradient was clipped
-    history: list[dict]  # per epoch: epoch, step, current_lr, train_loss (K,), train_acc (K,)
+    history: list[dict]  # per epoch: epoch, step, current_lr (K,), train_loss (K,), train_acc (K,)
 
 
 class Step:
@@ -121,7 +97,7 @@ class Step:
         return losses, logits
 
     def accumulate(
-        self, micro_batches: list, lr: float, record: Callable | None = None
+        self, micro_batches: list, lr: torch.Tensor, record: Callable | None = None
     ) -> list[torch.Tensor]:
         """Gradients (like `params`) of the batch's mean loss, accumulated over its micro-batches."""
         params = self.stack.params
@@ -143,13 +119,16 @@ class Step:
         return [p.grad for p in params]
 
     def penalized(self, xb, yb, lr):
-        """g + (lr/4)·H(alpha·g) for one micro-batch (Geiping et al.'s gradient-norm penalty), per run."""
+        """g + (lr/4)·H(alpha·g) for one micro-batch (Geiping et al.'s gradient-norm penalty), per run (each
+        with its own lr, (K,))."""
         params, alpha = self.stack.params, self.cell["grad_penalty"]
+        lr = lr.to(params[0].dtype)
         losses, logits = self.losses(xb, yb)
         if self.cell["penalty_method"] == "autograd":
             grads = torch.autograd.grad(losses.mean(1).sum(), params, create_graph=True)
             hv = torch.autograd.grad(grads, params, grad_outputs=[alpha * g.detach() for g in grads])
-            return [g.detach() + lr / 4 * h for g, h in zip(grads, hv, strict=True)], losses, logits
+            quarter = [self.stack.per_run(lr / 4, i) for i in range(len(params))]
+            return [g.detach() + q * h for g, q, h in zip(grads, quarter, hv, strict=True)], losses, logits
         grads = torch.autograd.grad(losses.mean(1).sum(), params)
         # step length eps/‖alpha·g‖ per run: the perturbed point is exactly penalty_eps away (the "DARTS rule")
         step = self.cell["penalty_eps"] / (alpha * engine.norms(self.stack, list(grads))).clamp_min(1e-12)
@@ -164,8 +143,9 @@ class Step:
         out = [g + (g2 - g) * self.stack.per_run(scale, i) for i, (g, g2) in enumerate(zip(grads, shifted))]
         return out, losses, logits
 
-    def __call__(self, micro_batches: list, lr: float, step: int, record: Callable) -> torch.Tensor:
-        """Leave the step's final gradient in `params[i].grad`; return which runs were clipped (K,)."""
+    def __call__(self, micro_batches: list, lr: torch.Tensor, step: int, record: Callable) -> torch.Tensor:
+        """Leave the step's final gradient in `params[i].grad` (`lr`: each run's, (K,)); return which runs
+        were clipped (K,)."""
         stack, cell = self.stack, self.cell
         grads = self.accumulate(micro_batches, lr, record)
         if cell["optimizer"] == "sam":
@@ -213,7 +193,7 @@ class RunStats:
         if self.in_window:
             self.window.add_(stats)
 
-    def end_step(self, step: int, done: int, lr: float, clipped: torch.Tensor) -> None:
+    def end_step(self, step: int, done: int, lr: torch.Tensor, clipped: torch.Tensor) -> None:
         """After step `step` (`done` steps taken): divergence (a non-finite loss sum), clipping, history."""
         self.clipped += clipped
         self.diverged = torch.where((self.diverged < 0) & ~torch.isfinite(self.epoch[0]), step, self.diverged)
@@ -247,7 +227,7 @@ class RunStats:
 
     def result(self) -> FitResult:
         history = [
-            {**h, "train_loss": h["train_loss"].cpu(), "train_acc": h["train_acc"].cpu()}
+            {**h, **{key: h[key].cpu() for key in ("current_lr", "train_loss", "train_acc")}}
             for h in self.history
         ]
         return FitResult(
@@ -257,6 +237,29 @@ class RunStats:
             (self.clipped / self.total).cpu(),
             history,
         )
+
+
+class Rates:
+    """Each run's learning rate at a step, (K,) float64: its own lr times its schedule's factor, the product
+    torch's LambdaLR takes. Runs of one grid point share a schedule, computed once per point."""
+
+    def __init__(self, cells: list[dict], total: int, device: torch.device):
+        points: dict[tuple, dict] = {}  # a run's parameters but its seeds -> its first cell
+        for c in cells:
+            points.setdefault(_point(c), c)
+        index = {point: i for i, point in enumerate(points)}
+        self.point_of = torch.tensor([index[_point(c)] for c in cells], device=device)
+        self.schedules = [(c["lr"], schedules.schedule(c, total)) for c in points.values()]
+        self.snapshots = self.schedules[0][1].snapshots  # the same for every point: they differ in lr alone
+        self.device = device
+
+    def at(self, step: int) -> torch.Tensor:
+        lrs = torch.tensor([lr * s.factor(step) for lr, s in self.schedules], dtype=torch.float64)
+        return lrs.to(self.device)[self.point_of]
+
+
+def _point(cell: dict) -> tuple:
+    return tuple(v for k, v in sorted(cell.items()) if k not in SEED_KEYS)
 
 
 def fit(
@@ -283,9 +286,8 @@ def fit(
     """
     cell, n, k = cells[0], len(y), len(cells)
     batch_size, steps_per_epoch, total = training_steps(cell, n)
-    schedule = schedules.schedule(cell, total)
-    optimizer = OPTIMIZERS[cell["optimizer"]](stack.params, cell)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
+    rates = Rates(cells, total, x.device)
+    optimizer = optimizers.Optimizer(stack, cells)
     batches = Batches(cells, x, y, batch_size, execution)
     # gradient noise follows the order seed (it stands for minibatch noise); < 2**32 for the counter RNG
     noise_seeds = torch.tensor(
@@ -294,12 +296,11 @@ def fit(
     forward = torch.compile(stack.__call__) if execution.compile else stack
     step_fn = Step(stack, cell, forward, noise_seeds, regularizer)
     stats = RunStats(k, x.device, total, steps_per_epoch)
-    saves = set(checkpoint_steps(checkpoints, total, steps_per_epoch, schedule.snapshots))
+    saves = set(checkpoint_steps(checkpoints, total, steps_per_epoch, rates.snapshots))
     first = 0
     if saving and saving.state:
         first = saving.state["step"]
         optimizer.load_state_dict(saving.state["optimizer"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor, last_epoch=first - 1)
         stats.restore(saving.state["stats"])
         torch.set_rng_state(saving.state["rng"])
         batches.skip(first)
@@ -313,10 +314,9 @@ def fit(
         micro_batches = batches.next()
         stats.in_window = step >= total - steps_per_epoch
         step_fn.fp16 = step == 0 and cell["perturbation"] == "fp16_first_batch"
-        lr = optimizer.param_groups[0]["lr"]
+        lr = rates.at(step)
         clipped = step_fn(micro_batches, lr, step, stats.record)
-        optimizer.step()
-        scheduler.step()
+        optimizer.step(lr)
         done = step + 1
         stats.end_step(step, done, lr, clipped)
         if done in saves and on_checkpoint:

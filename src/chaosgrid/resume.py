@@ -24,7 +24,7 @@ class Resume:
     another spec or by another layout is ignored and a corrupt or refused one reported; the shard then
     starts over."""
 
-    LAYOUT = 2  # what `write` stores; a state of another layout (an older chaosgrid's) starts over
+    LAYOUT = 3  # what `write` stores (3: chaosgrid's own optimizer state); another layout starts over
 
     def __init__(self, path: str, spec: str, every: float, log: Callable[[str], None] = print):
         self.path, self.spec, self.every, self.requested = Path(path), spec, every, False

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from chaosgrid import data, engine, evalsets, inputs, models, plugins, recipe, shifts, store
-from chaosgrid.cells import SEED_KEYS, cell_id
+from chaosgrid.cells import PER_RUN, SEED_KEYS, cell_id
 from chaosgrid.data import Dataset
 from chaosgrid.engine import Execution
 from chaosgrid.evaluation import RunResult, evaluate
@@ -224,17 +224,19 @@ def train_shard(
     probabilities: bool = False,
     resume: Resume | None = None,
 ) -> list[RunResult]:
-    """Train and evaluate a shard's cells (which must differ only in seeds) on `data`'s device.
+    """Train and evaluate a shard's cells on `data`'s device: cells that differ only in their seeds and the
+    optimizer's per-run numbers (`PER_RUN`: a shard of several grid points).
 
     Every checkpoint step (`chaosgrid.checkpoints.steps`) evaluates all sets; `keep_weights` keeps each
     checkpoint's weights (CPU copies); `start` gives each cell a state dict to start from; `probabilities`
     keeps every class's probability per example; `resume` saves the shard's state now and then and
     resumes from what an earlier attempt saved.
     """
-    shared = {k: v for k, v in cells[0].items() if k not in SEED_KEYS}
+    own = set(SEED_KEYS) | set(PER_RUN)
+    shared = {k: v for k, v in cells[0].items() if k not in own}
     for c in cells:
-        if {k: v for k, v in c.items() if k not in SEED_KEYS} != shared:
-            raise ValueError("a shard's cells must differ only in their seeds")
+        if {k: v for k, v in c.items() if k not in own} != shared:
+            raise ValueError(f"a shard's cells must differ only in their seeds and {', '.join(PER_RUN)}")
     if shared["trainer"]:
         raise ValueError(
             "a shard with a trainer trains through chaosgrid.trainers.train_runs, not the recipe"
@@ -280,7 +282,7 @@ def train_shard(
                 {
                     "epoch": h["epoch"],
                     "step": h["step"],
-                    "current_lr": h["current_lr"],
+                    "current_lr": float(h["current_lr"][r]),
                     "train_loss": float(h["train_loss"][r]),
                     "train_acc": float(h["train_acc"][r]),
                 }
