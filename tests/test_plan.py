@@ -7,6 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chaosgrid.cells import cell_id
+from chaosgrid.plan.specs import Shard
+from chaosgrid.plan.studies import key_runs
 from chaosgrid.plan.workflow import Plan, PlanError, cores_warning, report_problem, retraining_warning
 
 SETTINGS = {"data_root": "data", "downloads": {}, "device": "auto", "job_minutes": 10,
@@ -103,13 +106,54 @@ def test_shards_follow_compute_and_a_job_builds_its_own_shard_from_its_key(tmp_p
         "dear": {"dataset": "synthetic", "model": "resnet18", "width": 16, "epochs": 10, "seeds": 16},
     }
     made = plan(tmp_path, **studies)
-    assert [k for s, k in made.shards if s == "cheap"] == ["lr~0.1/seeds~0-99", "lr~0.2/seeds~0-99"]
+    assert [k for s, k in made.shards if s == "cheap"] == ["lr~0.1,0.2/seeds~0-99"]  # lr: one stack
     assert [k for s, k in made.shards if s == "dear"] == ["seeds~0-7", "seeds~8-15"]
     job = Plan.of({**SETTINGS, "studies": studies}, results=tmp_path / "results", whole=False)
     assert job.shards["dear", "seeds~8-15"] == made.shards["dear", "seeds~8-15"]
+    assert "dear" not in job.shards._expanded and "cheap" not in job.shards._expanded
+    assert job.shards["cheap", "lr~0.1,0.2/seeds~0-99"] == made.shards["cheap", "lr~0.1,0.2/seeds~0-99"]
     assert list(job.shards.study("cheap")) and "dear" not in job.shards._expanded
-    with pytest.raises(KeyError):
-        job.shards["cheap", "lr~0.3/seeds~0-99"]  # no such grid point
+    for missing in ("lr~0.3/seeds~0-99", "lr~0.1,0.3/seeds~0-99"):  # no such grid point
+        with pytest.raises(KeyError):
+            job.shards["cheap", missing]
+
+
+def finish(tmp_path: Path, study: str, keys) -> None:
+    for key in keys:
+        done = tmp_path / "results" / study / "runs" / f"{key}.parquet"
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.touch()
+
+
+def cell_ids(made: Plan, study: str) -> list[str]:
+    return sorted(cell_id(c) for shard in made.study_shards(study) for c in shard.cells())
+
+
+def test_grid_points_that_differ_in_optimizer_numbers_share_shards_and_keep_every_guarantee(tmp_path):
+    """Grid points that differ only in a number the optimizer holds per run (here weight decay, the axis with
+    the most values) share a shard where their seeds are fewer than a job's compute holds, trained as one
+    stack. The runs are the same as unpacked (stable ids); a deleted result re-runs its shard alone; more
+    seeds and a new weight decay train only what is new; a study that keeps weights never packs."""
+    grid = {"lr": [0.1, 0.2], "weight_decay": [0, 1e-4, 5e-4], "seeds": 8}
+    made = plan(tmp_path, s=grid)
+    keys = [k for _, k in made.shards]
+    assert keys == [f"lr~{lr}/weight_decay~0,0.0001,0.0005/seeds~0-7" for lr in (0.1, 0.2)]
+    shard = made.shards["s", keys[1]]
+    assert shard.runs == 24 and [c["weight_decay"] for c in shard.cells()][7:9] == [0, 1e-4]
+    assert cell_ids(made, "s") == cell_ids(plan(tmp_path / "apart", s={**grid, "shard_size": 8}), "s")
+    assert '"points": [{"weight_decay": 0.0}' in shard.to_json() and key_runs(shard.key) == 24
+    assert Shard.from_json(shard.to_json()).cells() == shard.cells()
+
+    finish(tmp_path, "s", keys[:1])  # the other shard's result deleted: it re-runs as it was
+    assert [k for _, k in plan(tmp_path, s=grid).shards] == keys
+    finish(tmp_path, "s", keys[1:])
+    grown = plan(tmp_path, s={**grid, "weight_decay": [0, 1e-4, 5e-4, 1e-3], "seeds": 12})
+    new = [k for _, k in grown.shards if k not in keys]
+    assert new == [f"lr~{lr}/weight_decay~{part}" for lr in (0.1, 0.2)
+                   for part in ("0,0.0001,0.0005/seeds~8-11", "0.001/seeds~0-11")]  # fmt: skip
+    assert sum(grown.shards["s", k].runs for k in new) == 2 * (3 * 4 + 12)  # what is new, nothing twice
+    kept = plan(tmp_path, s={**grid, "weights": True})
+    assert all("," not in k for _, k in kept.shards)  # a study whose weights are kept: a point per shard
 
 
 def test_a_gpu_shard_whose_runs_do_not_fit_together_trains_them_in_stacks(tmp_path):

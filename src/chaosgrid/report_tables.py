@@ -57,9 +57,9 @@ def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> 
     it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans
     (`finished`: the keys of its shards done, which a study that grew keeps)."""
     shards = expand_study(name, study, finished)
-    runs = sum(len(s.seed_indices) for s in shards)
+    runs = sum(s.runs for s in shards)
     seeds = study.get("seeds", 1)
-    sizes = sorted({len(s.seed_indices) for s in shards}) or [0]
+    sizes = sorted({s.runs for s in shards}) or [0]
     each = f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,}-{sizes[-1]:,}"
     rows = [
         ("runs", f"{runs:,}"),

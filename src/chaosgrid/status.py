@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from chaosgrid.plan.seeds import parse_seed_text
+from chaosgrid.plan.studies import key_runs
 from chaosgrid.plan.workflow import Plan
 
 # A log's last line when its job failed: click's "Error: ..." or an exception a traceback ends in.
@@ -27,7 +27,7 @@ def done_shards(folder: Path) -> list[str]:
 
 
 def runs_of(keys: list[str]) -> int:
-    return sum(len(parse_seed_text(key.rpartition("seeds~")[2]) or ()) for key in keys)
+    return sum(key_runs(key) for key in keys)
 
 
 def study_status(folder: Path, planned: list[str] | None = None, now: float | None = None) -> list[str]:

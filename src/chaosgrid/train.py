@@ -178,7 +178,7 @@ def shard_inputs(
     dataset = (inputs.load_dataset(name, prepared["data"]) if prepared else data.load(name, data_root)).to(
         device
     )
-    execution = execution.resolved(device, dataset.x_train[0, 0].numel(), len(shard.seed_indices))
+    execution = execution.resolved(device, dataset.x_train[0, 0].numel(), shard.runs)
     if execution.engine == "vmap" and (why := unstackable(shard.cells()[0], dataset)):
         log(f"vmap cannot stack {shard.base['model']} ({why}): training on the loop engine")
         execution = replace(execution, engine="loop")

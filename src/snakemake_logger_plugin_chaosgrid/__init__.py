@@ -112,11 +112,11 @@ class LogHandler(LogHandlerBase):
 
 
 def shard_runs(key: str) -> int:
-    """The runs of a shard, from its key's seeds part ("seeds~0-7" or "seeds~0,2-3")."""
-    from chaosgrid.plan.seeds import parse_seed_text
+    """The runs of a shard, from its key: its grid points ("weight_decay~0,0.001/") times its seeds
+    ("seeds~0-7" or "seeds~0,2-3")."""
+    from chaosgrid.plan.studies import key_runs
 
-    seeds = parse_seed_text(key.rpartition("seeds~")[2])
-    return len(seeds) if seeds else 0
+    return key_runs(key)
 
 
 def failed_job(record: LogRecord) -> str:

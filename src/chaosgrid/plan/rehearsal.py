@@ -174,6 +174,6 @@ def measured(plan: Plan, results: Path, engine: str, examples: tuple[int, int] |
         else:
             with table.open() as f:
                 peak = float(next(csv.DictReader(f, delimiter="\t"))["max_rss"])
-        tflops = per_run * len(shard.seed_indices) / float(seconds[1]) / 1e12
+        tflops = per_run * shard.runs / float(seconds[1]) / 1e12
         found.append(Measured(study, key, "GPU" if gpu else "CPU", estimate["mb"], peak, tflops))
     return found

@@ -88,7 +88,7 @@ def stack(shard: Shard, resources: dict, speed: Speed, on_gpu: bool) -> int:
     trained = shard.training()
     found = stack_size(
         shard.base,
-        len(shard.seed_indices),
+        shard.runs,
         limit,
         shifts=trained.shifts,
         severities=trained.severities,

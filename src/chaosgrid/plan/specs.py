@@ -1,4 +1,5 @@
-"""What a job is handed: a shard (cells that differ only in their seeds) and a curve job, each written as a
+"""What a job is handed: a shard (cells that differ only in their seeds, or also in the numbers the optimizer
+holds per run) and a curve job, each written as a
 compact JSON spec by planning and read back, checked, by the job (`from_json`: the one place a job enters
 planning)."""
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from chaosgrid import checkpoints as checkpoints_
 from chaosgrid.cells import (
+    PER_RUN,
     SEED_KEYS,
     GridError,
     identity,
@@ -36,13 +38,16 @@ SPEC_KEYS = {
     "probabilities",
     "planes",
     "stack",
+    "points",
 }
 
 
 @dataclass(frozen=True)
 class Shard:
     """Cells that differ only in their seeds: `base` parameters and a block of seed indices, plus what the
-    shard's job makes besides final predictions (checkpoints, weights) and where its runs start from."""
+    shard's job makes besides final predictions (checkpoints, weights) and where its runs start from. With
+    `points`, the block of seeds of each of several grid points that differ only in numbers the optimizer
+    holds per run (`cells.PER_RUN`), trained as one stack: each point's values over `base`."""
 
     study: str
     key: str  # e.g. "lr~0.05/width~16/seeds~0-7"; the shard's output paths are built from it
@@ -58,12 +63,19 @@ class Shard:
         tuple[str, object], ...
     ] = ()  # the `planes` probe set's anchors and grid, where not the default
     stack: int = 0  # the most runs trained at once (vmap), where all do not fit the device's memory; 0: all
+    points: tuple[dict, ...] = ()  # several grid points' per-run numbers (e.g. weight_decay); (): base alone
 
     def cells(self) -> list[dict]:
-        """The shard's canonical cells, in seed order."""
+        """The shard's canonical cells: each point's, in seed order."""
         return [
-            validate_cell({**self.base, **seeds_for(self.base["seed_source"], i)}) for i in self.seed_indices
+            validate_cell({**self.base, **point, **seeds_for(self.base["seed_source"], i)})
+            for point in self.points or ({},)
+            for i in self.seed_indices
         ]
+
+    @property
+    def runs(self) -> int:
+        return len(self.points or ({},)) * len(self.seed_indices)
 
     def to_json(self) -> str:
         """Compact spec the trainer reads: non-default base parameters, seed indices, and only the options
@@ -83,6 +95,7 @@ class Shard:
             "probabilities": self.probabilities,
             "planes": dict(self.planes),
             "stack": self.stack,
+            "points": list(self.points),
         }
         defaults = {
             "shifts": [],
@@ -93,6 +106,7 @@ class Shard:
             "probabilities": False,
             "planes": {},
             "stack": 0,
+            "points": [],
         }
         return json.dumps({**spec, **{k: v for k, v in options.items() if v != defaults[k]}})
 
@@ -118,6 +132,13 @@ class Shard:
                 raise GridError(f"shard spec's {key!r} is a list, got {spec[key]!r}")
         if type(spec.get("stack", 0)) is not int or spec.get("stack", 0) < 0:
             raise GridError(f"shard spec's 'stack' is a number of runs >= 0, got {spec['stack']!r}")
+        points = spec.get("points", [])
+        if not isinstance(points, list) or not all(
+            isinstance(p, dict) and set(p) <= set(PER_RUN) for p in points
+        ):
+            raise GridError(
+                f"shard spec's 'points' is a list of grid points' {', '.join(PER_RUN)}, got {points!r}"
+            )
         base = validate_cell(spec["base"])
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))
@@ -138,6 +159,7 @@ class Shard:
             bool(spec.get("probabilities", False)),
             shard_planes(planes),
             spec.get("stack", 0),
+            tuple(points),
         )
 
     def plane_spec(self) -> dict:

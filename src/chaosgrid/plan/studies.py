@@ -1,7 +1,8 @@
 """Studies: turn a study's declared axes into schedulable units (shards, curve jobs).
 
 A *cell* is one training run (`chaosgrid.cells`). A *shard* is a block of cells that differ only in their
-seeds; one process trains a shard's runs together. A shard's key spells
+seeds (or also in the optimizer's per-run numbers: several grid points' blocks); one process trains a shard's
+runs together. A shard's key spells
 out its axis values (``lr~0.05/width~16/seeds~0-7``) so that file presence tells what is done and a
 changed axis value touches only its own shards.
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from chaosgrid import checkpoints as checkpoints_
 from chaosgrid.cells import (
     CELL_DEFAULTS,
+    PER_RUN,
     SEED_KEYS,
     STUDY_NAME,
     GridError,
@@ -163,17 +165,25 @@ def _base(frame: _Frame, values: tuple) -> dict:
     return base
 
 
-def _prefix(frame: _Frame, base: dict) -> str:
-    """A grid point's part of its shard keys: each axis and its value ("lr~0.05/width~16/")."""
-    return "".join(f"{a}~{path_text(base[a])}/" for a in frame.values_of)
+def _prefix(frame: _Frame, base: dict, packed: tuple[str, list] | None = None) -> str:
+    """A grid point's part of its shard keys: each axis and its value ("lr~0.05/width~16/"); with `packed`,
+    (axis, values) of several points, that axis's values joined by commas ("weight_decay~0,0.001/")."""
+    spelled = {a: path_text(base[a]) for a in frame.values_of}
+    if packed:
+        spelled[packed[0]] = ",".join(path_text(v) for v in packed[1])
+    return "".join(f"{a}~{text}/" for a, text in spelled.items())
 
 
-def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...], speed: Speed | None) -> Shard:
-    """A block of a grid point's seeds as a shard; with a `speed`, trained in stacks its memory holds."""
+def _shard(
+    frame: _Frame, bases: list[dict], block: tuple[int, ...], speed: Speed | None, axis: str | None = None
+) -> Shard:
+    """A block of the seeds of one grid point, or of several that differ only on `axis` (one of the optimizer's
+    per-run numbers, `cells.PER_RUN`), as a shard; with a `speed`, trained in stacks its memory holds."""
+    packed = (axis, [b[axis] for b in bases]) if len(bases) > 1 else None
     shard = Shard(
         frame.name,
-        f"{prefix}seeds~{seed_text(block)}",
-        base,
+        f"{_prefix(frame, bases[0], packed)}seeds~{seed_text(block)}",
+        bases[0],
         block,
         frame.shifts,
         frame.severities,
@@ -181,6 +191,7 @@ def _shard(frame: _Frame, base: dict, prefix: str, block: tuple[int, ...], speed
         frame.weights,
         probabilities=frame.probabilities,
         planes=frame.planes,
+        points=tuple({axis: b[axis]} for b in bases) if packed else (),
     )
     if speed is None:
         return shard
@@ -196,52 +207,127 @@ def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
     return shard_size(base, *sets, threads, speed, on_gpu(frame.resources, speed.device))
 
 
+KEY_TEXT = 200  # the most characters of a packed axis's values in a key (a path's part holds 255)
+
+
+def _packing(frame: _Frame, speed: Speed | None, pack: bool) -> bool:
+    """Whether a study's grid points may share shards: it is sized by compute and its runs keep no weights,
+    start from none (`pack`) and train with chaosgrid's recipe."""
+    return pack and not frame.size and speed is not None and not frame.params.get("trainer")
+
+
+def _packed_axis(frame: _Frame) -> str | None:
+    """The axis along which grid points share shards: of the study's axes the optimizer holds per run, the
+    one with the most values (the first of equals)."""
+    axes = [a for a in frame.values_of if a in PER_RUN and len(frame.values_of[a]) > 1]
+    return max(axes, key=lambda a: len(frame.values_of[a]), default=None)
+
+
+def _key_points(key: str) -> tuple[str | None, list[str], tuple[int, ...] | None]:
+    """The packed axis (or None), grid points (their key prefixes) and seeds a shard key names: one point, or
+    several where the values of a per-run axis are joined by commas."""
+    prefix, _, text = key.rpartition("seeds~")
+    parts = prefix.split("/")[:-1]
+    for i, part in enumerate(parts):
+        axis, _, values = part.partition("~")
+        if axis in PER_RUN and "," in values:
+            prefixes = [
+                "".join(f"{p}/" for p in [*parts[:i], f"{axis}~{v}", *parts[i + 1 :]])
+                for v in values.split(",")
+            ]
+            return axis, prefixes, parse_seed_text(text)
+    return None, [prefix], parse_seed_text(text)
+
+
+def key_runs(key: str) -> int:
+    """The runs a shard key names (its grid points times its seeds), 0 for what is not a shard key."""
+    _, prefixes, seeds = _key_points(key)
+    return len(prefixes) * len(seeds or ())
+
+
+def _packs(axis: str, bases: list[dict], per_shard: int) -> list[list[dict]]:
+    """Consecutive grid points, `per_shard` at most, whose values of `axis` fit a key."""
+    packs: list[list[dict]] = []
+    for base in bases:
+        text = ",".join(path_text(b[axis]) for b in [*packs[-1], base]) if packs else ""
+        if not packs or len(packs[-1]) >= per_shard or len(text) > KEY_TEXT:
+            packs.append([])
+        packs[-1].append(base)
+    return packs
+
+
 def expand_study(
-    name: str, study: dict, finished: Iterable[str] = (), speed: Speed | None = None
+    name: str, study: dict, finished: Iterable[str] = (), speed: Speed | None = None, pack: bool = False
 ) -> list[Shard]:
     """All shards of a study. List-valued parameters are axes (their product is the grid); scalars are fixed;
     `variants` name recipes that override scalars, one more axis (`variant`) whose values are their names.
+
     Each grid point's seeds are split into blocks (seed_blocks) of its `shard_size`, or where the study sets
-    none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed), keeping the
-    `finished` shard keys whose seeds are still wanted.
+    none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed). The `finished`
+    shard keys whose runs are all still wanted are kept as they are, larger first, whatever made them. With
+    `pack` (a study sized by compute whose runs keep no weights and start from none), grid points that differ
+    only on one of the optimizer's per-run numbers share shards where a point's seeds are fewer than a shard
+    holds: `weight_decay~0,0.001,0.002/seeds~0-7`, trained as one stack (`cells.PER_RUN`).
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
     frame = _frame(name, study)
-    done_at: dict[str, list[tuple[int, ...]]] = {}  # grid point (key prefix) -> its finished shards' seeds
-    for key in finished:
-        prefix, _, text = key.rpartition("seeds~")
-        if (done := parse_seed_text(text)) is not None:
-            done_at.setdefault(prefix, []).append(done)
-    shards = []
+    packing = _packing(frame, speed, pack)
+    axis = _packed_axis(frame) if packing else None
+    points = {}  # key prefix -> grid point, in grid order
     for values in itertools.product(*frame.values_of.values()):
         base = _base(frame, values)
-        prefix = _prefix(frame, base)
-        for block in seed_blocks(frame.seeds, _size(frame, base, speed), done_at.get(prefix, ())):
-            shards.append(_shard(frame, base, prefix, block, speed))
-    return shards
+        points[_prefix(frame, base)] = base
+    left = {prefix: set(frame.seeds) for prefix in points}
+    shards = []
+    named = [(key, *_key_points(key)) for key in finished]
+    for key, packed, prefixes, done in sorted(
+        (n for n in named if n[3] and (packing or n[1] is None)), key=lambda n: (-len(n[2]) * len(n[3]), n[0])
+    ):
+        if all(p in left and set(done) <= left[p] for p in prefixes):
+            for p in prefixes:
+                left[p] -= set(done)
+            shards.append(_shard(frame, [points[p] for p in prefixes], done, speed, packed))
+    waiting: dict[tuple, list[dict]] = {}  # (the other axes' values, seed block) -> points, in grid order
+    for prefix, base in points.items():
+        size = _size(frame, base, speed)
+        for block in seed_blocks(sorted(left[prefix]), size):
+            if axis is None or len(block) * 2 > size:
+                shards.append(_shard(frame, [base], block, speed))
+            else:
+                waiting.setdefault((_prefix(frame, {**base, axis: None}), block, size), []).append(base)
+    for (_, block, size), bases in waiting.items():
+        shards += [
+            _shard(frame, pack, block, speed, axis) for pack in _packs(axis, bases, size // len(block))
+        ]
+    order = {prefix: i for i, prefix in enumerate(points)}
+    return sorted(shards, key=lambda s: (order[_key_points(s.key)[1][0]], s.seed_indices))
 
 
-def shard_of(name: str, study: dict, key: str, speed: Speed | None = None) -> Shard:
+def shard_of(name: str, study: dict, key: str, speed: Speed | None = None, pack: bool = False) -> Shard:
     """The shard `key` names, built from the key alone (its axis values and seeds), not from the whole grid:
     what a job's own Snakemake needs, at a cost that does not grow with the study. KeyError for a key that
     names no grid point of the study or seeds it does not want."""
     frame = _frame(name, study)
-    prefix, _, text = key.rpartition("seeds~")
-    texts = dict(part.split("~", 1) for part in prefix.split("/") if part)
-    if list(texts) != list(frame.values_of):
-        raise KeyError(key)
-    values = []
-    for axis, candidates in frame.values_of.items():
-        spelled = {path_text(coerce(axis, v) if axis in CELL_DEFAULTS else v): v for v in candidates}
-        if texts[axis] not in spelled:
+    packed, prefixes, block = _key_points(key)
+    bases = []
+    for prefix in prefixes:
+        texts = dict(part.split("~", 1) for part in prefix.split("/") if part)
+        if list(texts) != list(frame.values_of):
             raise KeyError(key)
-        values.append(spelled[texts[axis]])
-    base = _base(frame, tuple(values))
-    block = parse_seed_text(text)
-    if _prefix(frame, base) != prefix or block is None or not set(block) <= set(frame.seeds):
+        values = []
+        for axis, candidates in frame.values_of.items():
+            spelled = {path_text(coerce(axis, v) if axis in CELL_DEFAULTS else v): v for v in candidates}
+            if texts[axis] not in spelled:
+                raise KeyError(key)
+            values.append(spelled[texts[axis]])
+        bases.append(_base(frame, tuple(values)))
+    if block is None or not set(block) <= set(frame.seeds) or (packed and not _packing(frame, speed, pack)):
         raise KeyError(key)
-    return _shard(frame, base, prefix, block, speed)
+    shard = _shard(frame, bases, block, speed, packed)
+    if shard.key != key:
+        raise KeyError(key)
+    return shard
 
 
 def expand_curves(studies: dict, shards: Shards) -> dict[tuple[str, str], CurveJob]:
@@ -343,7 +429,7 @@ class Shards(Mapping):
     def study(self, name: str) -> dict[str, Shard]:
         """A study's shards by key, expanded once."""
         if name not in self._expanded:
-            shards = expand_study(name, self.studies[name], self.finished(name), self.speed)
+            shards = expand_study(name, self.studies[name], self.finished(name), self.speed, self.packs(name))
             self._expanded[name] = {s.key: s for shard in shards for s in self._finished(shard)}
         return self._expanded[name]
 
@@ -351,7 +437,7 @@ class Shards(Mapping):
         name, key = item
         if name in self._expanded or name not in self.studies:
             return self.study(name)[key]
-        (shard,) = self._finished(shard_of(name, self.studies[name], key, self.speed))
+        (shard,) = self._finished(shard_of(name, self.studies[name], key, self.speed, self.packs(name)))
         return shard
 
     def __iter__(self):
@@ -359,6 +445,11 @@ class Shards(Mapping):
 
     def __len__(self) -> int:
         return sum(len(self.study(name)) for name in self.studies)
+
+    def packs(self, name: str) -> bool:
+        """Whether the study's grid points may share shards (`expand_study`): its runs keep no weights and
+        start from none."""
+        return name not in self.keeping and declared(self.studies[name], "init_from") == {""}
 
     def _finished(self, shard: Shard) -> list[Shard]:
         """The shard with its weights kept where needed and its start resolved (several, where it splits)."""

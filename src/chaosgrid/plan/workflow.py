@@ -192,7 +192,7 @@ class Plan:
                 )
                 said.append(("info", line))
             else:
-                runs = sum(len(shard.seed_indices) for shard in shards)
+                runs = sum(shard.runs for shard in shards)
                 said.append(("info", f"{name}: {runs} runs in {len(shards)} shards"))
             if name not in self.weight_studies and shards:
                 said += [
@@ -214,12 +214,12 @@ class Plan:
             found = shard_memory(shard, "vmap", on_gpu=True)
             if per_run is None or found is None:
                 return None  # the user's own model or data: no table knows their size
-            total += per_run * len(shard.seed_indices)
+            total += per_run * shard.runs
             largest = max(largest, (found["mb"] / 1e3, shard.key, found["together"]))
         gpu = config["gpu"]
         hours = total / (gpu["tflops"] * 1e12) / 3600
         gb, key, together = largest
-        runs = len(self.shards[name, key].seed_indices)
+        runs = self.shards[name, key].runs
         held = (
             "its run"
             if runs == 1
@@ -270,7 +270,7 @@ def shard_memory(
     trained = shard.training()
     return memory_mb(
         shard.base,
-        len(shard.seed_indices),
+        shard.runs,
         trained.shifts,
         trained.severities,
         shard.checkpoints,
