@@ -3,6 +3,7 @@
     python benchmarks/runs_per_hour.py                 # CPU-sized: cnn width 8 on digits, 2 epochs
     python benchmarks/runs_per_hour.py --model fast --dataset synthetic50k --width 64 --epochs 10 \\
         --ks 1,4,16,64 --naive-max 2                   # GPU, real sizes
+    python benchmarks/runs_per_hour.py --ks '' --points 12   # only: 12 grid points x 8 seeds, one job vs 12
     python benchmarks/runs_per_hour.py --smoke         # seconds; what CI runs
 
 For each K (runs in one shard), side by side in this one invocation:
@@ -14,7 +15,11 @@ For each K (runs in one shard), side by side in this one invocation:
 - process per run: one `chaosgrid train-shard` process per run (the naive pipeline), timed on
   min(K, --naive-max) runs and scaled, since every such process costs the same.
 The shard job's overhead (interpreter, imports, data, shifted sets, writing) is its wall time minus its
-runs' own training+evaluation time, shown as a fraction of the job. Results: results/benchmarks/runs_per_hour.csv.
+runs' own training+evaluation time, shown as a fraction of the job.
+
+With `--points P`: P grid points that differ only in lr, `--point-seeds` seeds each, trained as one stack in one
+shard job (how planning packs them: chaosgrid.optimizers holds lr per run) against P shard jobs of one point
+each (how they ran before). Results: results/benchmarks/runs_per_hour.csv (the points case: its rows' `case`).
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ SHIFTS, SEVERITIES = ["gaussian_noise", "contrast", "pixelate", "jpeg"], [1, 3, 
 
 
 def shard_job(
-    base: dict, seeds: list[int], threads: int, folder: Path, prepared: dict | None
+    base: dict, seeds: list[int], threads: int, folder: Path, prepared: dict | None, points: list[dict] = ()
 ) -> tuple[float, float]:
-    """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process."""
-    spec = json.dumps({"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES})
+    """(wall seconds, seconds inside runs) of one `chaosgrid train-shard` process (of several grid points'
+    runs with `points`)."""
+    spec = {"base": base, "seeds": seeds, "shifts": SHIFTS, "severities": SEVERITIES, "points": list(points)}
+    spec = json.dumps({k: v for k, v in spec.items() if v})
     runs = folder / f"runs-{seeds[0]}-{len(seeds)}.parquet"
     extra = prepared_options(prepared) if prepared else []
     start = time.perf_counter()
@@ -61,6 +68,21 @@ def in_process(engine_name: str, base: dict, seeds: list[int], dataset, sets) ->
     return time.perf_counter() - start
 
 
+def grid_points(
+    base: dict, points: int, seeds: int, threads: int, folder: Path, prepared: dict, device: str
+) -> dict:
+    """`points` grid points of `seeds` runs, lr 0.05-0.1: one shard job for all (one stack) vs one job each."""
+    lrs = [round(0.05 * (1 + i / points), 6) for i in range(points)]
+    together, _ = shard_job(base, list(range(seeds)), threads, folder, prepared, [{"lr": lr} for lr in lrs])
+    apart = sum(shard_job({**base, "lr": lr}, list(range(seeds)), threads, folder, prepared)[0] for lr in lrs)
+    runs = points * seeds
+    print(f"{points} grid points x {seeds} seeds: one job {3600 * runs / together:.0f} runs/hour ({together:.1f} s), "
+          f"{points} jobs {3600 * runs / apart:.0f} ({apart:.1f} s): {apart / together:.2f}x")  # fmt: skip
+    return {"case": f"{points} points x {seeds} seeds", "k": runs, "device": device,
+            "points_one_job_runs_per_hour": 3600 * runs / together,
+            "points_separate_jobs_runs_per_hour": 3600 * runs / apart}  # fmt: skip
+
+
 @click.command()
 @click.option("--model", default="cnn", show_default=True)
 @click.option("--dataset", "dataset_name", default="digits", show_default=True)
@@ -72,11 +94,20 @@ def in_process(engine_name: str, base: dict, seeds: list[int], dataset, sets) ->
     "--naive-max", default=4, show_default=True, help="Process-per-run timed on at most this many runs."
 )
 @click.option("--threads", default=1, show_default=True)
+@click.option(
+    "--points",
+    default=12,
+    show_default=True,
+    help="Grid points (lr values) in one job vs one job each; 0: none.",
+)
+@click.option("--point-seeds", default=8, show_default=True, help="Seeds of each of those grid points.")
 @click.option("--smoke", is_flag=True, help="Tiny sizes: checks the benchmark runs, in seconds.")
 @click.option("--out", default="results/benchmarks/runs_per_hour.csv", show_default=True)
-def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads, smoke, out) -> None:
+def main(
+    model, dataset_name, width, epochs, batch_size, ks, naive_max, threads, points, point_seeds, smoke, out
+) -> None:
     if smoke:
-        width, epochs, ks, naive_max = 4, 0.2, "2", 1
+        width, epochs, ks, naive_max, points, point_seeds = 4, 0.2, "2", 1, 2, 2
     torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base = {"dataset": dataset_name, "model": model, "width": width, "epochs": epochs, "batch_size": batch_size,
@@ -96,7 +127,7 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
         pairs = evalsets.eval_pairs(SHIFTS, SEVERITIES)
         prepared = shifts.prepare_inputs(dataset.to("cpu"), pairs, Path(tmp) / "prepared")
         print(f"inputs prepared once: {time.perf_counter() - start:.1f} s")
-        for k in (int(v) for v in ks.split(",")):
+        for k in (int(v) for v in ks.split(",") if v):
             seeds = list(range(k))
             job_wall, job_runs = shard_job(base, seeds, threads, Path(tmp), prepared)
             own_wall, own_runs = shard_job(base, seeds, threads, Path(tmp), None)
@@ -119,6 +150,8 @@ def main(model, dataset_name, width, epochs, batch_size, ks, naive_max, threads,
                   f"{per_hour['vmap']:>13.0f} {per_hour['process_per_run']:>13.0f} "
                   f"{per_hour['shard_job'] / per_hour['process_per_run']:>9.1f}x {100 * overhead:>8.1f}% "
                   f"{100 * own_overhead:>13.1f}%")  # fmt: skip
+        if points:
+            rows.append(grid_points(base, points, point_seeds, threads, Path(tmp), prepared, name))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out, index=False)
 

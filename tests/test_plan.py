@@ -106,14 +106,14 @@ def test_shards_follow_compute_and_a_job_builds_its_own_shard_from_its_key(tmp_p
         "dear": {"dataset": "synthetic", "model": "resnet18", "width": 16, "epochs": 10, "seeds": 16},
     }
     made = plan(tmp_path, **studies)
-    assert [k for s, k in made.shards if s == "cheap"] == ["lr~0.1,0.2/seeds~0-99"]  # lr: one stack
+    assert [k for s, k in made.shards if s == "cheap"] == ["lr~0.1+0.2/seeds~0-99"]  # lr: one stack
     assert [k for s, k in made.shards if s == "dear"] == ["seeds~0-7", "seeds~8-15"]
     job = Plan.of({**SETTINGS, "studies": studies}, results=tmp_path / "results", whole=False)
     assert job.shards["dear", "seeds~8-15"] == made.shards["dear", "seeds~8-15"]
     assert "dear" not in job.shards._expanded and "cheap" not in job.shards._expanded
-    assert job.shards["cheap", "lr~0.1,0.2/seeds~0-99"] == made.shards["cheap", "lr~0.1,0.2/seeds~0-99"]
+    assert job.shards["cheap", "lr~0.1+0.2/seeds~0-99"] == made.shards["cheap", "lr~0.1+0.2/seeds~0-99"]
     assert list(job.shards.study("cheap")) and "dear" not in job.shards._expanded
-    for missing in ("lr~0.3/seeds~0-99", "lr~0.1,0.3/seeds~0-99"):  # no such grid point
+    for missing in ("lr~0.3/seeds~0-99", "lr~0.1+0.3/seeds~0-99"):  # no such grid point
         with pytest.raises(KeyError):
             job.shards["cheap", missing]
 
@@ -137,12 +137,13 @@ def test_grid_points_that_differ_in_optimizer_numbers_share_shards_and_keep_ever
     grid = {"lr": [0.1, 0.2], "weight_decay": [0, 1e-4, 5e-4], "seeds": 8}
     made = plan(tmp_path, s=grid)
     keys = [k for _, k in made.shards]
-    assert keys == [f"lr~{lr}/weight_decay~0,0.0001,0.0005/seeds~0-7" for lr in (0.1, 0.2)]
+    assert keys == [f"lr~{lr}/weight_decay~0+0.0001+0.0005/seeds~0-7" for lr in (0.1, 0.2)]
     shard = made.shards["s", keys[1]]
     assert shard.runs == 24 and [c["weight_decay"] for c in shard.cells()][7:9] == [0, 1e-4]
     assert cell_ids(made, "s") == cell_ids(plan(tmp_path / "apart", s={**grid, "shard_size": 8}), "s")
     assert '"points": [{"weight_decay": 0.0}' in shard.to_json() and key_runs(shard.key) == 24
     assert Shard.from_json(shard.to_json()).cells() == shard.cells()
+    assert key_runs("lr~1e+20+0.1/seeds~0-1") == 4 and key_runs("lr~1e+20/seeds~0-1") == 2  # "+" of exponents
 
     finish(tmp_path, "s", keys[:1])  # the other shard's result deleted: it re-runs as it was
     assert [k for _, k in plan(tmp_path, s=grid).shards] == keys
@@ -150,7 +151,7 @@ def test_grid_points_that_differ_in_optimizer_numbers_share_shards_and_keep_ever
     grown = plan(tmp_path, s={**grid, "weight_decay": [0, 1e-4, 5e-4, 1e-3], "seeds": 12})
     new = [k for _, k in grown.shards if k not in keys]
     assert new == [f"lr~{lr}/weight_decay~{part}" for lr in (0.1, 0.2)
-                   for part in ("0,0.0001,0.0005/seeds~8-11", "0.001/seeds~0-11")]  # fmt: skip
+                   for part in ("0+0.0001+0.0005/seeds~8-11", "0.001/seeds~0-11")]  # fmt: skip
     assert sum(grown.shards["s", k].runs for k in new) == 2 * (3 * 4 + 12)  # what is new, nothing twice
     kept = plan(tmp_path, s={**grid, "weights": True})
     assert all("," not in k for _, k in kept.shards)  # a study whose weights are kept: a point per shard

@@ -112,7 +112,7 @@ class LogHandler(LogHandlerBase):
 
 
 def shard_runs(key: str) -> int:
-    """The runs of a shard, from its key: its grid points ("weight_decay~0,0.001/") times its seeds
+    """The runs of a shard, from its key: its grid points ("weight_decay~0+0.001/") times its seeds
     ("seeds~0-7" or "seeds~0,2-3")."""
     from chaosgrid.plan.studies import key_runs
 

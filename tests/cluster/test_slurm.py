@@ -84,17 +84,22 @@ def test_grid_through_slurm_matches_local_run_retries_a_failed_job_and_reruns_no
 
 
 def test_jobs_follow_compute_and_bundle_into_few_submissions(tmp_path, cluster_env):
-    """4 lr x 16 seeds of tiny runs, no shard_size: planning sizes shards by compute (one per grid point, not
-    two blocks of 8), and `groups` bundles them two to a SLURM job: 2 submissions for 64 runs, where blocks of
-    8 each submitted alone made 8. Every sbatch call is counted."""
-    study = tiny_study(seeds=16, lr=[0.02, 0.05, 0.1, 0.2])
+    """2 widths x 2 lr x 16 seeds of tiny runs, no shard_size: planning sizes shards by compute and packs each
+    width's two learning rates into one shard of 32 runs, trained as one stack (width~4/lr~0.05+0.1/...: a key that a
+    job's own Snakemake, started by SLURM with --target-jobs, reads back), and `groups` bundles the 2 shards
+    into one SLURM job: 1 submission for 64 runs, where blocks of 8 each submitted alone made 8. Every sbatch
+    call is counted."""
+    study = tiny_study(seeds=16, width=[4, 6])
     del study["shard_size"]
     config = write_config(tmp_path, tiny=study)
     bundled = ["--groups", "train_shard=shards", "--group-components", "shards=2"]
     done = snakemake_slurm(tmp_path / "work", config, cluster_env, *bundled)
     output = done.stdout + done.stderr
-    assert "tiny: 64 runs in 4 shards" in output
+    assert "tiny: 64 runs in 2 shards" in output
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", output)
-    assert len(submitted) == 2 + 2 + 7  # digits and its jpeg set, 2 bundles of 2 shards, the study's tables
+    assert len(submitted) == 2 + 1 + 7  # digits and its jpeg set, 1 bundle of 2 shards, the study's tables
+    shards = sorted(p.name for p in (tmp_path / "work/results/tiny/runs").rglob("*.parquet"))
+    assert shards == ["seeds~0-15.parquet"] * 2
+    assert (tmp_path / "work/results/tiny/runs/width~4/lr~0.05+0.1/seeds~0-15.parquet").exists()
     runs = pd.read_parquet(tmp_path / "work/results/tiny/tables/runs.parquet", columns=["cell_id"])
     assert len(runs) == 64

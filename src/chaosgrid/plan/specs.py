@@ -139,6 +139,8 @@ class Shard:
             raise GridError(
                 f"shard spec's 'points' is a list of grid points' {', '.join(PER_RUN)}, got {points!r}"
             )
+        if points and (spec.get("weights") or spec.get("init_key")):
+            raise GridError("a shard spec with 'points' keeps no weights and starts from none")
         base = validate_cell(spec["base"])
         base = {k: v for k, v in base.items() if k not in SEED_KEYS}
         shifts, severities = tuple(spec.get("shifts", ())), tuple(int(s) for s in spec.get("severities", ()))

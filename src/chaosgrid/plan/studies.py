@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -167,10 +168,10 @@ def _base(frame: _Frame, values: tuple) -> dict:
 
 def _prefix(frame: _Frame, base: dict, packed: tuple[str, list] | None = None) -> str:
     """A grid point's part of its shard keys: each axis and its value ("lr~0.05/width~16/"); with `packed`,
-    (axis, values) of several points, that axis's values joined by commas ("weight_decay~0,0.001/")."""
+    (axis, values) of several points, that axis's values joined by "+" ("weight_decay~0+0.001/")."""
     spelled = {a: path_text(base[a]) for a in frame.values_of}
     if packed:
-        spelled[packed[0]] = ",".join(path_text(v) for v in packed[1])
+        spelled[packed[0]] = "+".join(path_text(v) for v in packed[1])
     return "".join(f"{a}~{text}/" for a, text in spelled.items())
 
 
@@ -208,6 +209,9 @@ def _size(frame: _Frame, base: dict, speed: Speed | None) -> int:
 
 
 KEY_TEXT = 200  # the most characters of a packed axis's values in a key (a path's part holds 255)
+# The "+" between packed values (not a comma: Snakemake's --target-jobs splits wildcards on commas), never the
+# sign of an exponent ("1e+20").
+JOINED = re.compile(r"(?<!e)\+")
 
 
 def _packing(frame: _Frame, speed: Speed | None, pack: bool) -> bool:
@@ -225,16 +229,13 @@ def _packed_axis(frame: _Frame) -> str | None:
 
 def _key_points(key: str) -> tuple[str | None, list[str], tuple[int, ...] | None]:
     """The packed axis (or None), grid points (their key prefixes) and seeds a shard key names: one point, or
-    several where the values of a per-run axis are joined by commas."""
+    several where the values of a per-run axis are joined by "+"."""
     prefix, _, text = key.rpartition("seeds~")
     parts = prefix.split("/")[:-1]
     for i, part in enumerate(parts):
         axis, _, values = part.partition("~")
-        if axis in PER_RUN and "," in values:
-            prefixes = [
-                "".join(f"{p}/" for p in [*parts[:i], f"{axis}~{v}", *parts[i + 1 :]])
-                for v in values.split(",")
-            ]
+        if axis in PER_RUN and len(texts := JOINED.split(values)) > 1:
+            prefixes = ["".join(f"{p}/" for p in [*parts[:i], f"{axis}~{v}", *parts[i + 1 :]]) for v in texts]
             return axis, prefixes, parse_seed_text(text)
     return None, [prefix], parse_seed_text(text)
 
@@ -249,7 +250,7 @@ def _packs(axis: str, bases: list[dict], per_shard: int) -> list[list[dict]]:
     """Consecutive grid points, `per_shard` at most, whose values of `axis` fit a key."""
     packs: list[list[dict]] = []
     for base in bases:
-        text = ",".join(path_text(b[axis]) for b in [*packs[-1], base]) if packs else ""
+        text = "+".join(path_text(b[axis]) for b in [*packs[-1], base]) if packs else ""
         if not packs or len(packs[-1]) >= per_shard or len(text) > KEY_TEXT:
             packs.append([])
         packs[-1].append(base)
@@ -267,7 +268,7 @@ def expand_study(
     shard keys whose runs are all still wanted are kept as they are, larger first, whatever made them. With
     `pack` (a study sized by compute whose runs keep no weights and start from none), grid points that differ
     only on one of the optimizer's per-run numbers share shards where a point's seeds are fewer than a shard
-    holds: `weight_decay~0,0.001,0.002/seeds~0-7`, trained as one stack (`cells.PER_RUN`).
+    holds: `weight_decay~0+0.001,0.002/seeds~0-7`, trained as one stack (`cells.PER_RUN`).
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
