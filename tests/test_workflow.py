@@ -623,7 +623,8 @@ def test_numbers_written_as_yaml_1_1_reads_them_as_text_are_numbers(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("studies:\n  wd:\n    lr: 1e-3\n    weight_decay: [0, 5e-4, 5e-3]\n    seeds: 2\n")
     done = snakemake(tmp_path, config, "-n")
-    assert planned_jobs(done.stdout)["train_shard"] == 3
+    assert planned_jobs(done.stdout)["train_shard"] == 1  # the three weight decays: one shard, one stack
+    assert "wd: 6 runs in 1 shards" in done.stdout
     config.write_text("studies:\n  wd:\n    lr: -1e-3\n")
     done = snakemake(tmp_path, config, "-n", check=False)
     assert done.returncode != 0 and "parameter 'lr' is out of range: -0.001" in done.stdout + done.stderr

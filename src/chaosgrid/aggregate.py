@@ -31,12 +31,17 @@ EVAL_COLUMNS = ["cell_id", "shift", "severity", "acc"]
 
 
 def read_columns(
-    files: list[str | Path], columns: list[str] | None = None, probes: bool | None = None, final: bool = True
+    files: list[str | Path],
+    columns: list[str] | None = None,
+    probes: bool | None = None,
+    final: bool = True,
+    cells: list[str] | None = None,
 ) -> pa.Table:
     """One table from many parquet files, streamed through a pyarrow dataset with column projection.
 
     For prediction files: probes=False keeps only test sets' rows, True only probe sets' rows, None all;
-    final=True keeps only each run's final checkpoint (False: every checkpoint).
+    final=True keeps only each run's final checkpoint (False: every checkpoint); `cells`, only those runs'
+    rows (a shard of several grid points holds others').
     """
     try:
         dataset = ds.dataset([str(f) for f in files], format="parquet")
@@ -48,6 +53,8 @@ def read_columns(
         filters.append(is_probe if probes else ~is_probe)
     if final and "final" in dataset.schema.names:
         filters.append(ds.field("final"))
+    if cells is not None:
+        filters.append(ds.field("cell_id").isin(cells))
     row_filter = functools.reduce(operator.and_, filters) if filters else None
     try:
         return dataset.to_table(columns=columns, filter=row_filter)
@@ -154,7 +161,11 @@ def grid_point_matrices(
             raise FileNotFoundError(f"no predictions file for shard {min(missing)!r}")
         files = [by_key[key] for key in sorted(set(point["shard"]))]
         table = read_columns(
-            files, ["cell_id", "step", "shift", "severity", *columns], probes, final=at_step is None
+            files,
+            ["cell_id", "step", "shift", "severity", *columns],
+            probes,
+            final=at_step is None,
+            cells=point["cell_id"].tolist(),
         ).to_pandas()
         if at_step is not None:
             table = table[table["step"] == table["cell_id"].map(at_step)]

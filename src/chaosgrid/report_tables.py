@@ -56,7 +56,7 @@ def study_overview(name: str, study: dict, finished: list[str] | tuple = ()) -> 
     """What a study runs, as (item, value) rows: runs, jobs, seeds, each axis with its values, the parameters
     it fixes, the evaluation sets and the variants, counted from the same grid expansion the workflow plans
     (`finished`: the keys of its shards done, which a study that grew keeps)."""
-    shards = expand_study(name, study, finished)
+    shards = expand_study(name, study, finished, pack=True)  # finished shards as they were made
     runs = sum(s.runs for s in shards)
     seeds = study.get("seeds", 1)
     sizes = sorted({s.runs for s in shards}) or [0]

@@ -266,9 +266,9 @@ def expand_study(
     Each grid point's seeds are split into blocks (seed_blocks) of its `shard_size`, or where the study sets
     none, of the size `speed` gives its compute (plan.sizing; SHARD_SIZE without a speed). The `finished`
     shard keys whose runs are all still wanted are kept as they are, larger first, whatever made them. With
-    `pack` (a study sized by compute whose runs keep no weights and start from none), grid points that differ
-    only on one of the optimizer's per-run numbers share shards where a point's seeds are fewer than a shard
-    holds: `weight_decay~0+0.001,0.002/seeds~0-7`, trained as one stack (`cells.PER_RUN`).
+    `pack` (a study whose runs keep no weights and start from none), grid points that differ only on one of
+    the optimizer's per-run numbers share shards where a point's seeds are fewer than a shard sized by
+    compute holds (`weight_decay~0+0.001+0.002/seeds~0-7`), trained as one stack (`cells.PER_RUN`).
 
     Axes appear in a shard's key in CELL_DEFAULTS order, so keys never depend on the YAML's key order.
     """
@@ -283,7 +283,7 @@ def expand_study(
     shards = []
     named = [(key, *_key_points(key)) for key in finished]
     for key, packed, prefixes, done in sorted(
-        (n for n in named if n[3] and (packing or n[1] is None)), key=lambda n: (-len(n[2]) * len(n[3]), n[0])
+        (n for n in named if n[3] and (pack or n[1] is None)), key=lambda n: (-len(n[2]) * len(n[3]), n[0])
     ):
         if all(p in left and set(done) <= left[p] for p in prefixes):
             for p in prefixes:
