@@ -112,7 +112,7 @@ def main(sizes, shard_size, grid, smoke, out) -> None:
             shards = shards_of(config)
             outputs = shard_outputs(work, shards)
             n_shards = len(shards)
-            runs_total = sum(len(s.seed_indices) for s in shards)
+            runs_total = sum(s.runs for s in shards)
             job = ["--mode", "remote", "--target-jobs", f"train_shard:study=scale,shard={shards[-1].key}"]
             for state in ("scratch", "one job", "half", "all"):
                 if state == "one job":
