@@ -38,6 +38,8 @@ def test_bad_parameters_fail_before_training(tmp_path, base, named):
     ('{"base": {}, "seeds": []}', "'seeds'"), ('{"base": {}, "seeds": [-1]}', "'seeds'"),
     ('{"base": {}, "seeds": [0], "shfits": ["jpeg"]}', "unknown key 'shfits'"),
     ('{"base": {}, "seeds": [0], "shifts": "jpeg"}', "'shifts' is a list"), ("[1, 2", "Expecting"),
+    ('{"base": {}, "seeds": [0], "points": [{"width": 4}]}', "'points' is a list of grid points' lr, momentum"),
+    ('{"base": {}, "seeds": [0], "points": [{"lr": 0.1}], "weights": true}', "'points' keeps no weights"),
 ])  # fmt: skip
 def test_a_malformed_spec_is_one_clear_error_naming_the_key(tmp_path, spec, named):
     """Specs written by hand: each mistake is named before torch loads, never a traceback."""

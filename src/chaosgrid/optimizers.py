@@ -66,7 +66,7 @@ class Optimizer:
         beta1, beta2 = ADAM_BETAS
         first = self.state.setdefault("exp_avg", [torch.zeros_like(p) for p in self.params])
         second = self.state.setdefault("exp_avg_sq", [torch.zeros_like(p) for p in self.params])
-        correction1, correction2 = 1 - beta1**self.steps, (1 - beta2**self.steps) ** 0.5
+        correction1, root_correction2 = 1 - beta1**self.steps, (1 - beta2**self.steps) ** 0.5
         step_size = self._per_param(lr / correction1)
         if self.kind == "adamw":
             shrink = self._per_param(1 - lr * self.decay_rates.to(lr.device))  # decoupled weight decay
@@ -78,7 +78,7 @@ class Optimizer:
                 g = g + self.weight_decay[i] * p
             first[i] = beta1 * first[i] + (1 - beta1) * g
             second[i] = beta2 * second[i] + (1 - beta2) * (g * g)
-            p.sub_(step_size[i] * (first[i] / (second[i].sqrt() / correction2 + ADAM_EPS)))
+            p.sub_(step_size[i] * (first[i] / (second[i].sqrt() / root_correction2 + ADAM_EPS)))
 
     def state_dict(self) -> dict:
         """The step count and every state tensor: what a resumed fit continues from (tensors and plain values,

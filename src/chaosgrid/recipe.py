@@ -250,7 +250,7 @@ class Rates:
         index = {point: i for i, point in enumerate(points)}
         self.point_of = torch.tensor([index[_point(c)] for c in cells], device=device)
         self.schedules = [(c["lr"], schedules.schedule(c, total)) for c in points.values()]
-        self.snapshots = self.schedules[0][1].snapshots  # the same for every point: they differ in lr alone
+        self.snapshots = self.schedules[0][1].snapshots  # the same for every point (cycles, not the lr)
         self.device = device
 
     def at(self, step: int) -> torch.Tensor:
