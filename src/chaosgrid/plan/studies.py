@@ -299,7 +299,7 @@ def expand_study(
                 waiting.setdefault((_prefix(frame, {**base, axis: None}), block, size), []).append(base)
     for (_, block, size), bases in waiting.items():
         shards += [
-            _shard(frame, pack, block, speed, axis) for pack in _packs(axis, bases, size // len(block))
+            _shard(frame, group, block, speed, axis) for group in _packs(axis, bases, size // len(block))
         ]
     order = {prefix: i for i, prefix in enumerate(points)}
     return sorted(shards, key=lambda s: (order[_key_points(s.key)[1][0]], s.seed_indices))
@@ -323,8 +323,8 @@ def shard_of(name: str, study: dict, key: str, speed: Speed | None = None, pack:
                 raise KeyError(key)
             values.append(spelled[texts[axis]])
         bases.append(_base(frame, tuple(values)))
-    if block is None or not set(block) <= set(frame.seeds) or (packed and not _packing(frame, speed, pack)):
-        raise KeyError(key)
+    if block is None or not set(block) <= set(frame.seeds) or (packed and not pack):
+        raise KeyError(key)  # a packed key: of a study that may pack (it planned it, or finished it earlier)
     shard = _shard(frame, bases, block, speed, packed)
     if shard.key != key:
         raise KeyError(key)
