@@ -42,9 +42,10 @@ FIT_WIDTHS = (2, 3, 4)
 # dominates tiny nets); 32x32 images, 0.23 at K=8 and 0.17 at K=32 (the batched convolutions lose).
 CPU_VMAP_MAX_PIXELS = 16 * 16
 # Measured with benchmarks/memory.py (CPU, torch 2.14): a shard job of two width-4 cnns on digits peaks at
-# 841 MB (`import torch` alone: 624 MB); 8 cnns or mlps of 6-17M parameters under vmap take ~5 copies of
-# their parameters (weights, the modules they were stacked from, gradients, momentum, an update's temporaries).
-PROCESS_MB = 850
+# 704 MB (`import torch` alone: 507 MB; 841 MB while torch.optim's first step imported torch._dynamo); 8 cnns
+# or mlps of 6-17M parameters under vmap take ~5 copies of their parameters (weights, the modules they were
+# stacked from, gradients, momentum, an update's temporaries).
+PROCESS_MB = 720
 PARAMETER_COPIES = {"sgd": 5, "adam": 6, "adamw": 6, "sam": 6}  # Adam: two moments; SAM: its ascent step
 # A gradient penalty holds four more per micro-batch (the weights saved, the gradient, the shifted point's
 # gradient, their sum): a rehearsal of full_batch.yaml's fb_reg_10_copies measured 2,012 MB against 1,716

@@ -6,7 +6,8 @@ holds all K runs, so grid points that differ only in lr, momentum or weight deca
 and its first step imports torch._dynamo (1-1.7 s of every job on a CPU, for nothing a job uses). The updates
 are torch.optim's single-tensor formulas (`tests/test_recipe.py` checks them against it), each written as
 separate elementwise operations and never a fused multiply-add, so a run's numbers come out the same whichever
-runs share its stack (`chaosgrid.engine`'s `per_run` broadcasts them).
+runs share its stack (`chaosgrid.engine`'s `per_run` broadcasts them); in place where torch.optim is, so a
+step holds no more copies of a parameter than torch.optim's.
 """
 
 from __future__ import annotations
@@ -51,16 +52,19 @@ class Optimizer:
     def _sgd(self, lr: list[torch.Tensor]) -> None:
         buffers = self.state.setdefault("momentum_buffer", [None] * len(self.params))
         for i, p in enumerate(self.params):
-            g = p.grad
+            step, own = p.grad, False  # `own`: a temporary of this step's, which may be overwritten
             if self.decays:
-                g = g + self.weight_decay[i] * p
+                step, own = (self.weight_decay[i] * p).add_(step), True  # g + wd·p
             if self.uses_momentum:
                 if buffers[i] is None:
-                    buffers[i] = g.clone()
+                    buffers[i] = step.clone()
                 else:
-                    buffers[i] = self.momentum[i] * buffers[i] + g
-                g = g + self.momentum[i] * buffers[i] if self.nesterov else buffers[i]
-            p.sub_(lr[i] * g)
+                    buffers[i].mul_(self.momentum[i]).add_(step)
+                if self.nesterov:
+                    step, own = (self.momentum[i] * buffers[i]).add_(step), True
+                else:
+                    step, own = buffers[i], False
+            p.sub_(step.mul_(lr[i]) if own else step * lr[i])
 
     def _adam(self, lr: torch.Tensor) -> None:
         beta1, beta2 = ADAM_BETAS
@@ -75,10 +79,11 @@ class Optimizer:
             if self.kind == "adamw":
                 p.mul_(shrink[i])
             elif self.decays:
-                g = g + self.weight_decay[i] * p
-            first[i] = beta1 * first[i] + (1 - beta1) * g
-            second[i] = beta2 * second[i] + (1 - beta2) * (g * g)
-            p.sub_(step_size[i] * (first[i] / (second[i].sqrt() / root_correction2 + ADAM_EPS)))
+                g = (self.weight_decay[i] * p).add_(g)
+            first[i].mul_(beta1).add_((1 - beta1) * g)
+            second[i].mul_(beta2).add_((g * g).mul_(1 - beta2))
+            denominator = second[i].sqrt().div_(root_correction2).add_(ADAM_EPS)
+            p.sub_(torch.div(first[i], denominator, out=denominator).mul_(step_size[i]))
 
     def state_dict(self) -> dict:
         """The step count and every state tensor: what a resumed fit continues from (tensors and plain values,
