@@ -153,12 +153,17 @@ def test_grid_points_that_differ_in_optimizer_numbers_share_shards_and_keep_ever
     assert new == [f"lr~{lr}/weight_decay~{part}" for lr in (0.1, 0.2)
                    for part in ("0+0.0001+0.0005/seeds~8-11", "0.001/seeds~0-11")]  # fmt: skip
     assert sum(grown.shards["s", k].runs for k in new) == 2 * (3 * 4 + 12)  # what is new, nothing twice
-    resized = {**grid, "shard_size": 8}  # packs no more, keeps the finished ones; a job still reads their keys
+    resized = {
+        **grid,
+        "shard_size": 8,
+    }  # packs no more, keeps the finished ones; a job still reads their keys
     assert [k for _, k in plan(tmp_path, s=resized).shards] == keys
     job = Plan.of({**SETTINGS, "studies": {"s": resized}}, results=tmp_path / "results", whole=False)
     assert job.shards["s", keys[0]].runs == 24
     kept = plan(tmp_path, s={**grid, "weights": True})
-    assert all("+" not in k for _, k in kept.shards) and len(kept.shards) == 6  # a study whose weights are kept: a point per shard
+    assert (
+        all("+" not in k for _, k in kept.shards) and len(kept.shards) == 6
+    )  # a study whose weights are kept: a point per shard
 
 
 def test_a_gpu_shard_whose_runs_do_not_fit_together_trains_them_in_stacks(tmp_path):
