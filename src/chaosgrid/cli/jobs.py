@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import resource
 import signal
 import sys
 import time
@@ -215,7 +216,10 @@ def train_shard(
         + ", ".join(f"{name} {sec:.2f}" for name, sec in phases.items())
         + f"; overhead {overhead:.2f} s = {100 * overhead / total:.1f}% of {total:.2f} s"
     )
-    if torch_device.type == "cuda":  # what `chaosgrid rehearse` checks planning's GPU estimate against
+    # what `chaosgrid rehearse` checks planning's memory estimate against (the true peak: Snakemake's
+    # benchmark samples, and misses a short job's)
+    click.echo(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB resident")
+    if torch_device.type == "cuda":
         click.echo(f"peak GPU memory {torch.cuda.max_memory_reserved(torch_device) / 1e6:.0f} MB reserved")
 
 

@@ -154,8 +154,8 @@ def standin_examples(config: dict, steps: int = STEPS) -> tuple[int, int]:
 
 def measured(plan: Plan, results: Path, engine: str, examples: tuple[int, int] | None) -> list[Measured]:
     """Each training job the rehearsal ran, as planning estimated it and as it ran: its peak memory (on a CPU
-    the resident peak Snakemake's `benchmark:` recorded, max_rss; on a GPU the peak its log reports, plus
-    the CUDA context) and its throughput (the FLOPs of its runs over their seconds), so the estimates that
+    the resident peak its log reports, getrusage's, else the max_rss Snakemake's `benchmark:` sampled, which
+    misses a short job's peak; on a GPU the peak its log reports, plus the CUDA context) and its throughput (the FLOPs of its runs over their seconds), so the estimates that
     size jobs and GPU-hours are checked, not guessed."""
     found = []
     for (study, key), shard in plan.shards.items():
@@ -169,8 +169,11 @@ def measured(plan: Plan, results: Path, engine: str, examples: tuple[int, int] |
         seconds = re.search(r"^phases \(s\): .*\bruns ([\d.]+)", text, re.MULTILINE)
         if not (estimate and per_run and seconds):
             continue
+        resident = re.search(r"^peak memory (\d+) MB", text, re.MULTILINE)
         if gpu:
             peak = float(gpu[1]) + CUDA_CONTEXT_MB
+        elif resident:
+            peak = float(resident[1])
         else:
             with table.open() as f:
                 peak = float(next(csv.DictReader(f, delimiter="\t"))["max_rss"])
